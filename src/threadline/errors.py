@@ -1,0 +1,169 @@
+"""The one exception tree of threadline.
+
+```
+ThreadlineError
+├── UserError                  misuse: bad arguments, bad items, missing configuration
+│   ├── ModelNotConfiguredError   no way to resolve a model (says the ways to fix it)
+│   └── MissingDependencyError    an optional extra is not installed (names the extra)
+├── RunError                   a run could not complete
+│   ├── MaxTurnsExceeded          the agent loop ran past ``max_turns``
+│   ├── ModelBehaviorError        the model produced something unusable
+│   ├── ToolError                 a tool raised and the tool is set to propagate errors
+│   └── ModelError                the model endpoint failed (HTTP status, network, timeout)
+│       ├── ModelAuthenticationError   401/403: the key is missing or wrong
+│       ├── ModelRateLimitError        429 after the client's retries
+│       ├── ModelTimeoutError          no answer within the timeout
+│       └── ModelConnectionError       the endpoint could not be reached
+└── SessionError               the session store failed or holds bad data
+    ├── SessionBusyError          another run holds the session's writer lease
+    ├── CorruptItemError          a stored row cannot be decoded
+    └── SchemaVersionError        the store was written by a newer threadline
+```
+
+Every message says what happened and what to do about it, in one line.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CorruptItemError",
+    "MaxTurnsExceeded",
+    "MissingDependencyError",
+    "ModelAuthenticationError",
+    "ModelBehaviorError",
+    "ModelConnectionError",
+    "ModelError",
+    "ModelNotConfiguredError",
+    "ModelRateLimitError",
+    "ModelTimeoutError",
+    "RunError",
+    "SchemaVersionError",
+    "SessionBusyError",
+    "SessionError",
+    "ThreadlineError",
+    "ToolError",
+    "UserError",
+]
+
+
+class ThreadlineError(Exception):
+    """Base class of every error threadline raises on purpose."""
+
+
+class UserError(ThreadlineError):
+    """The library was used in a way it does not support; the message says how to fix it."""
+
+
+class ModelNotConfiguredError(UserError):
+    """No model could be resolved for an agent."""
+
+
+class MissingDependencyError(UserError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, feature: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the optional package {package!r}: "
+            f"install it with pip install 'threadline[{extra}]'"
+        )
+
+
+class RunError(ThreadlineError):
+    """A run could not complete."""
+
+
+class MaxTurnsExceeded(RunError):
+    """The agent loop used more model calls than ``max_turns`` allows."""
+
+    def __init__(self, max_turns: int) -> None:
+        self.max_turns = max_turns
+        super().__init__(
+            f"the run exceeded max_turns={max_turns}: raise max_turns "
+            "(Runner.run(..., max_turns=N)) or check why the agent keeps calling tools"
+        )
+
+
+class ModelBehaviorError(RunError):
+    """The model returned something the run cannot use (unknown tool, invalid final output)."""
+
+
+class ToolArgumentsError(ModelBehaviorError):
+    """The model called a tool with arguments that do not match its schema.
+
+    The runner shows the message to the model as the tool's output so that it can call again.
+    """
+
+    def __init__(self, tool_name: str, message: str) -> None:
+        self.tool_name = tool_name
+        self.message = message
+        problem = " ".join(message.split())
+        super().__init__(
+            f"tool {tool_name!r} was called with invalid arguments: {problem}; "
+            "call it again with arguments that match its parameters schema"
+        )
+
+
+class ToolError(RunError):
+    """A tool raised and was configured to propagate the exception."""
+
+    def __init__(self, tool_name: str, message: str) -> None:
+        self.tool_name = tool_name
+        super().__init__(f"tool {tool_name!r} failed: {message}")
+
+
+class ModelError(RunError):
+    """The model endpoint failed. ``status_code`` is set for HTTP errors, ``url`` when known."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, url: str | None = None):
+        self.status_code = status_code
+        self.url = url
+        super().__init__(message)
+
+
+class ModelAuthenticationError(ModelError):
+    """The endpoint refused the credentials (HTTP 401 or 403)."""
+
+
+class ModelRateLimitError(ModelError):
+    """The endpoint kept answering HTTP 429 after the client's retries."""
+
+
+class ModelTimeoutError(ModelError):
+    """The endpoint did not answer within the timeout."""
+
+
+class ModelConnectionError(ModelError):
+    """The endpoint could not be reached."""
+
+
+class SessionError(ThreadlineError):
+    """The session store failed or holds data that cannot be read."""
+
+
+class SessionBusyError(SessionError):
+    """Another run holds this session's writer lease and the caller chose not to wait."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(
+            f"session {session_id!r} is busy: another run is writing to it; wait for it to "
+            "finish or run with SessionSettings(wait_for_lease=True)"
+        )
+
+
+class CorruptItemError(SessionError):
+    """A stored item cannot be decoded; the history is not silently shortened."""
+
+    def __init__(self, session_id: str, position: int | str, reason: str) -> None:
+        self.session_id = session_id
+        self.position = position
+        super().__init__(
+            f"session {session_id!r}: stored item at position {position} is corrupt ({reason}); "
+            "export the session to inspect it, or remove the item"
+        )
+
+
+class SchemaVersionError(SessionError):
+    """The store was created by a newer version of threadline than this one."""

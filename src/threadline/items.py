@@ -1,0 +1,234 @@
+"""Conversation items in the OpenAI Responses input-item format.
+
+A conversation is a list of JSON objects such as::
+
+    {"role": "user", "content": "Hello"}
+    {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Hi"}]}
+    {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{}"}
+    {"type": "function_call_output", "call_id": "c1", "output": "sunny"}
+
+This module builds, validates and repairs such lists. It imports nothing from the rest of
+threadline but :mod:`threadline.errors`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .errors import UserError
+
+__all__ = [
+    "Item",
+    "ItemHelpers",
+    "assistant_message",
+    "function_call",
+    "function_call_output",
+    "input_to_items",
+    "is_user_message",
+    "message_text",
+    "repair_orphans",
+    "user_message",
+    "validate_item",
+    "validate_items",
+]
+
+Item = dict[str, Any]
+"""One Responses input item: a JSON object."""
+
+MESSAGE_ROLES = frozenset({"user", "assistant", "system", "developer"})
+
+# Item types of the Responses API that carry no role. Any other ``*_call`` /
+# ``*_call_output`` type is accepted too, so newer tool kinds pass through unchanged.
+KNOWN_TYPES = frozenset(
+    {
+        "message",
+        "function_call",
+        "function_call_output",
+        "reasoning",
+        "item_reference",
+        "compaction",
+        "mcp_list_tools",
+        "mcp_approval_request",
+        "mcp_approval_response",
+    }
+)
+
+_REQUIRED_STR_FIELDS: dict[str, tuple[str, ...]] = {
+    "function_call": ("call_id", "name", "arguments"),
+    "function_call_output": ("call_id",),
+}
+
+
+def user_message(text: str) -> Item:
+    """A user turn: ``{"role": "user", "content": text}``."""
+    return {"role": "user", "content": text}
+
+
+def assistant_message(text: str, *, item_id: str | None = None) -> Item:
+    """An assistant output message with one ``output_text`` part."""
+    item: Item = {
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+        "status": "completed",
+    }
+    if item_id is not None:
+        item["id"] = item_id
+    return item
+
+
+def function_call(call_id: str, name: str, arguments: str) -> Item:
+    """A model's request to call the function tool ``name`` with JSON ``arguments``."""
+    return {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments}
+
+
+def function_call_output(call_id: str, output: str) -> Item:
+    """The result of the function call ``call_id``."""
+    return {"type": "function_call_output", "call_id": call_id, "output": output}
+
+
+def _problem(item: object) -> str | None:
+    """Why ``item`` is not a valid input item, or ``None`` when it is."""
+    if not isinstance(item, Mapping):
+        return f"expected a dict, got {type(item).__name__}"
+    item_type = item.get("type")
+    role = item.get("role")
+    if item_type is None or item_type == "message":
+        if role is None:
+            return "has neither a 'type' nor a 'role'"
+        if role not in MESSAGE_ROLES:
+            return f"has unknown role {role!r} (expected one of {sorted(MESSAGE_ROLES)})"
+        content = item.get("content")
+        if not isinstance(content, (str, list)):
+            return "a message needs 'content' as a string or a list of parts"
+        return None
+    if not isinstance(item_type, str):
+        return f"'type' must be a string, got {type(item_type).__name__}"
+    if not (
+        item_type in KNOWN_TYPES
+        or item_type.endswith("_call")
+        or item_type.endswith("_call_output")
+    ):
+        return f"has unknown type {item_type!r}"
+    for field in _REQUIRED_STR_FIELDS.get(item_type, ()):
+        if not isinstance(item.get(field), str):
+            return f"a {item_type} item needs a string {field!r}"
+    if item_type == "function_call_output" and not isinstance(item.get("output"), (str, list)):
+        return "a function_call_output item needs 'output' as a string or a list"
+    return None
+
+
+def validate_item(item: object, index: int = 0) -> Item:
+    """Return ``item`` if it is a valid input item, else raise :class:`UserError`."""
+    problem = _problem(item)
+    if problem is not None:
+        raise UserError(f"item {index} {problem}: {_preview(item)}")
+    assert isinstance(item, dict)
+    return item
+
+
+def validate_items(items: object) -> list[Item]:
+    """Validate a batch: every item a JSON-serialisable dict of a known type or role.
+
+    Raises :class:`UserError` naming the first bad item's index; nothing is returned partially.
+    """
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+        raise UserError(f"items must be a list of dicts, got {type(items).__name__}")
+    checked = []
+    for index, item in enumerate(items):
+        checked.append(validate_item(item, index))
+    return checked
+
+
+def encode_item(item: Item, index: int = 0) -> str:
+    """Serialise one validated item to compact JSON, or raise :class:`UserError`."""
+    try:
+        return json.dumps(item, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"item {index} is not JSON-serialisable ({exc}): {_preview(item)}") from exc
+
+
+def _preview(item: object, limit: int = 80) -> str:
+    text = repr(item)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def input_to_items(value: str | Sequence[Item]) -> list[Item]:
+    """Turn a run's input (a string or a list of items) into a validated list of items."""
+    if isinstance(value, str):
+        return [user_message(value)]
+    return [dict(item) for item in validate_items(value)]
+
+
+def is_user_message(item: Mapping[str, Any]) -> bool:
+    """True for a user message (the start of a turn)."""
+    return item.get("role") == "user" and item.get("type", "message") == "message"
+
+
+def message_text(item: Mapping[str, Any]) -> str:
+    """The concatenated text of a message item (``""`` for other items)."""
+    if item.get("type", "message") != "message":
+        return ""
+    content = item.get("content")
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    parts = []
+    for part in content:
+        if isinstance(part, Mapping) and part.get("type") in ("output_text", "input_text", "text"):
+            text = part.get("text")
+            if isinstance(text, str):
+                parts.append(text)
+        elif isinstance(part, Mapping) and part.get("type") == "refusal":
+            refusal = part.get("refusal")
+            if isinstance(refusal, str):
+                parts.append(refusal)
+    return "".join(parts)
+
+
+def repair_orphans(items: Sequence[Item]) -> list[Item]:
+    """Drop function calls without an output and outputs without a call.
+
+    Any model rejects a history holding either, so a window or an imported history is passed
+    through here before it is sent. Order is kept.
+    """
+    calls = {
+        item["call_id"]
+        for item in items
+        if item.get("type") == "function_call" and isinstance(item.get("call_id"), str)
+    }
+    outputs = {
+        item["call_id"]
+        for item in items
+        if item.get("type") == "function_call_output" and isinstance(item.get("call_id"), str)
+    }
+    paired = calls & outputs
+    return [
+        item
+        for item in items
+        if item.get("type") not in ("function_call", "function_call_output")
+        or item.get("call_id") in paired
+    ]
+
+
+class ItemHelpers:
+    """Helpers over items, named as in the OpenAI Agents SDK so code ports unchanged."""
+
+    @staticmethod
+    def text_message_output(item: Any) -> str:
+        """The text of a message run item or a raw message item."""
+        raw = getattr(item, "raw_item", item)
+        return message_text(raw) if isinstance(raw, Mapping) else ""
+
+    @staticmethod
+    def text_message_outputs(items: Iterable[Any]) -> str:
+        """The concatenated text of every message among ``items``."""
+        return "".join(ItemHelpers.text_message_output(item) for item in items)
+
+    @staticmethod
+    def input_to_new_input_list(value: str | Sequence[Item]) -> list[Item]:
+        """A run input as a fresh list of items."""
+        return input_to_items(value)

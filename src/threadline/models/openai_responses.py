@@ -1,0 +1,161 @@
+"""A model spoken to through OpenAI's Responses API (``client.responses.create``).
+
+Threadline's items already are Responses input items, so the history is sent as is and the
+response's output items come back as plain dicts that can be stored and sent again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, cast
+
+from threadline.errors import ModelError, UserError
+from threadline.items import Item
+from threadline.models._errors import openai_errors
+from threadline.models.base import (
+    ModelRequest,
+    ModelResponse,
+    ModelStreamEvent,
+    ResponseCompleted,
+    TextDelta,
+)
+from threadline.models.settings import ModelSettings
+from threadline.usage import Usage
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI, AsyncStream
+    from openai.types.responses import Response, ResponseStreamEvent
+
+__all__ = ["OpenAIResponsesModel"]
+
+# Settings of the chat-completions API that the Responses API has no parameter for.
+_UNSUPPORTED = ("stop", "seed", "frequency_penalty", "presence_penalty")
+
+
+class OpenAIResponsesModel:
+    """A :class:`~threadline.models.base.Model` backed by ``client.responses.create``.
+
+    ``model`` is the model name; ``openai_client`` is an ``AsyncOpenAI`` the caller owns.
+    Errors of the client surface as :class:`~threadline.errors.ModelError` subclasses.
+    """
+
+    def __init__(self, model: str, openai_client: AsyncOpenAI) -> None:
+        self.model = model
+        self.openai_client = openai_client
+
+    def __repr__(self) -> str:
+        return f"OpenAIResponsesModel(model={self.model!r})"
+
+    def _request_kwargs(self, request: ModelRequest) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"model": self.model, "input": [dict(i) for i in request.input]}
+        if request.instructions:
+            kwargs["instructions"] = request.instructions
+        if request.tools:
+            kwargs["tools"] = [
+                {
+                    "type": "function",
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": tool.parameters,
+                    "strict": tool.strict,
+                }
+                for tool in request.tools
+            ]
+        if request.output_schema is not None:
+            schema = request.output_schema
+            kwargs["text"] = {
+                "format": {
+                    "type": "json_schema",
+                    "name": schema.name,
+                    "schema": schema.json_schema,
+                    "strict": schema.strict,
+                }
+            }
+        kwargs.update(_settings_kwargs(request.settings, has_tools=bool(request.tools)))
+        return kwargs
+
+    async def get_response(self, request: ModelRequest) -> ModelResponse:
+        """Send one Responses request and return its output items."""
+        kwargs = self._request_kwargs(request)
+        with openai_errors(self.openai_client):
+            response = cast("Response", await self.openai_client.responses.create(**kwargs))
+        return self._convert(response)
+
+    async def stream_response(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
+        """Stream one Responses request: text deltas, then the complete response."""
+        kwargs = self._request_kwargs(request)
+        kwargs["stream"] = True
+        final: Response | None = None
+        with openai_errors(self.openai_client):
+            stream = cast(
+                "AsyncStream[ResponseStreamEvent]",
+                await self.openai_client.responses.create(**kwargs),
+            )
+            async with stream:
+                async for event in stream:
+                    if event.type == "response.output_text.delta":
+                        yield TextDelta(delta=event.delta, item_id=event.item_id)
+                    elif event.type in ("response.completed", "response.incomplete"):
+                        final = event.response
+                    elif event.type == "response.failed":
+                        raise self._failure(event.response.error, event.response.id)
+                    elif event.type == "error":
+                        raise ModelError(
+                            f"model {self.model!r} reported an error while streaming: "
+                            f"{event.message}"
+                        )
+        if final is None:
+            raise ModelError(
+                f"the response stream of model {self.model!r} ended before response.completed; "
+                "retry the request"
+            )
+        yield ResponseCompleted(response=self._convert(final))
+
+    def _convert(self, response: Response) -> ModelResponse:
+        if response.status == "failed":
+            raise self._failure(response.error, response.id)
+        output: list[Item] = [
+            cast(Item, item.to_dict(mode="json", exclude_none=True)) for item in response.output
+        ]
+        usage = Usage(requests=1)
+        if response.usage is not None:
+            usage = Usage(
+                requests=1,
+                input_tokens=response.usage.input_tokens,
+                output_tokens=response.usage.output_tokens,
+                total_tokens=response.usage.total_tokens,
+            )
+        return ModelResponse(output=output, usage=usage, response_id=response.id, raw=response)
+
+    def _failure(self, error: Any, response_id: str) -> ModelError:
+        message = getattr(error, "message", None) or "no reason given"
+        return ModelError(f"model {self.model!r} failed response {response_id!r}: {message}")
+
+
+def _settings_kwargs(settings: ModelSettings, *, has_tools: bool) -> dict[str, Any]:
+    for name in _UNSUPPORTED:
+        if getattr(settings, name) is not None:
+            raise UserError(
+                f"ModelSettings.{name} is not supported by the OpenAI Responses API; remove it, "
+                "or use chat completions (OpenAIChatCompletionsModel, or "
+                "OpenAIProvider(use_responses=False))"
+            )
+    kwargs: dict[str, Any] = {}
+    if settings.temperature is not None:
+        kwargs["temperature"] = settings.temperature
+    if settings.top_p is not None:
+        kwargs["top_p"] = settings.top_p
+    if settings.max_tokens is not None:
+        kwargs["max_output_tokens"] = settings.max_tokens
+    if settings.tool_choice is not None:
+        choice = settings.tool_choice
+        kwargs["tool_choice"] = (
+            choice
+            if choice in ("auto", "required", "none")
+            else {"type": "function", "name": choice}
+        )
+    if settings.parallel_tool_calls is not None and has_tools:
+        kwargs["parallel_tool_calls"] = settings.parallel_tool_calls
+    if settings.extra_body:
+        kwargs["extra_body"] = dict(settings.extra_body)
+    return kwargs

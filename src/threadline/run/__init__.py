@@ -1,0 +1,38 @@
+"""Running agents: the Runner, its configuration, results, events and hooks."""
+
+from ..context import RunContextWrapper, ToolContext
+from .config import DEFAULT_MAX_TURNS, RunConfig
+from .events import AgentUpdatedStreamEvent, RawResponsesStreamEvent, RunItemStreamEvent
+from .hooks import RunHooks
+from .result import RunResult, RunResultStreaming
+from .run_items import (
+    HandoffCallItem,
+    HandoffOutputItem,
+    MessageOutputItem,
+    ReasoningItem,
+    RunItem,
+    ToolCallItem,
+    ToolCallOutputItem,
+)
+from .runner import Runner
+
+__all__ = [
+    "DEFAULT_MAX_TURNS",
+    "AgentUpdatedStreamEvent",
+    "HandoffCallItem",
+    "HandoffOutputItem",
+    "MessageOutputItem",
+    "RawResponsesStreamEvent",
+    "ReasoningItem",
+    "RunConfig",
+    "RunContextWrapper",
+    "RunHooks",
+    "RunItem",
+    "RunItemStreamEvent",
+    "RunResult",
+    "RunResultStreaming",
+    "Runner",
+    "ToolCallItem",
+    "ToolCallOutputItem",
+    "ToolContext",
+]

@@ -1,0 +1,268 @@
+"""The turn loop: call the model, carry out what it asked for, persist, repeat.
+
+Decisions are made by the pure functions of :mod:`threadline.run.steps`; this module performs
+the effects (model calls, tools, persistence, events) in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..context import RunContextWrapper
+from ..errors import MaxTurnsExceeded, ModelBehaviorError
+from ..items import Item, function_call_output, input_to_items
+from ..models.base import Model, ModelRequest, ModelResponse, ResponseCompleted
+from ..tracing import span
+from .config import RunConfig
+from .events import (
+    AgentUpdatedStreamEvent,
+    RunItemStreamEvent,
+    StreamEvent,
+    raw_event_for,
+)
+from .hooks import RunHooks
+from .model_resolution import resolve_model
+from .persistence import SessionMemory, session_memory
+from .result import RunResult
+from .run_items import HandoffOutputItem, RunItem, ToolCallOutputItem, run_item_for
+from .steps import StepPlan, plan_step, tool_specs
+from .tool_exec import run_tools
+
+if TYPE_CHECKING:
+    from ..agent import Agent
+
+__all__ = ["run_agent"]
+
+Emit = Callable[[StreamEvent], None]
+
+_ITEM_EVENTS = {
+    "message_output_item": "message_output_created",
+    "tool_call_item": "tool_called",
+    "tool_call_output_item": "tool_output",
+    "handoff_call_item": "handoff_requested",
+    "handoff_output_item": "handoff_occured",
+    "reasoning_item": "reasoning_item_created",
+}
+
+
+@dataclass
+class _Run:
+    """The mutable state of one run."""
+
+    agent: Agent[Any]
+    context: RunContextWrapper[Any]
+    config: RunConfig
+    hooks: RunHooks[Any]
+    max_turns: int
+    emit: Emit | None
+    memory: SessionMemory | None = None
+    model_input: list[Item] = field(default_factory=list)
+    new_items: list[RunItem] = field(default_factory=list)
+    responses: list[ModelResponse] = field(default_factory=list)
+
+    def record(self, item: RunItem) -> None:
+        self.new_items.append(item)
+        if self.emit is not None and item.type in _ITEM_EVENTS:
+            self.emit(RunItemStreamEvent(name=_ITEM_EVENTS[item.type], item=item))  # type: ignore[arg-type]
+
+
+async def run_agent(
+    starting_agent: Agent[Any],
+    input: str | list[Item],
+    *,
+    context: Any,
+    max_turns: int,
+    hooks: RunHooks[Any],
+    config: RunConfig,
+    session: Any,
+    emit: Emit | None = None,
+    context_wrapper: RunContextWrapper[Any] | None = None,
+) -> RunResult:
+    """Run ``starting_agent`` until it produces a final output; see :class:`Runner`."""
+    new_input = input_to_items(input)
+    run = _Run(
+        agent=starting_agent,
+        context=context_wrapper or RunContextWrapper(context),
+        config=config,
+        hooks=hooks,
+        max_turns=max_turns,
+        emit=emit,
+    )
+    with span(
+        "run", config.workflow_name, disabled=config.tracing_disabled, agent=starting_agent.name
+    ) as run_span:
+        async with session_memory(session, config) as memory:
+            run.memory = memory
+            run.model_input = await memory.start(new_input) if memory else list(new_input)
+            final_output = await _turns(run)
+        if run_span is not None:
+            run_span.attributes["usage"] = vars(run.context.usage).copy()
+    return RunResult(
+        input=input,
+        new_items=run.new_items,
+        final_output=final_output,
+        last_agent=run.agent,
+        raw_responses=run.responses,
+        context_wrapper=run.context,
+    )
+
+
+async def _turns(run: _Run) -> Any:
+    await _enter_agent(run, run.agent)
+    for _turn in range(run.max_turns):
+        response = await _call_model(run)
+        plan = plan_step(run.agent, response)
+        step_items = list(response.output)
+        for raw in response.output:
+            run.record(run_item_for(run.agent, raw, _handoff_names(run.agent)))
+        results = await run_tools(
+            plan.tool_calls,
+            run.agent,
+            run.context,
+            run.hooks,
+            _nested_runner(run),
+            run.config.tracing_disabled,
+        )
+        for result in results:
+            step_items.append(result.item)
+            run.record(
+                ToolCallOutputItem(agent=run.agent, raw_item=result.item, output=result.value)
+            )
+        step_items += _handoff_outputs(run, plan)
+        run.model_input += step_items
+        if run.memory is not None:
+            await run.memory.save(step_items)
+        if plan.handoff is not None:
+            await _take_handoff(run, plan)
+            continue
+        if run.agent.tool_use_behavior == "stop_on_first_tool" and results:
+            return await _finish(run, results[0].value)
+        if plan.has_calls:
+            continue
+        return await _finish(run, _final_output(run.agent, plan))
+    raise MaxTurnsExceeded(run.max_turns)
+
+
+def _final_output(agent: Agent[Any], plan: StepPlan) -> Any:
+    schema = agent.output_schema
+    if schema is None:
+        return plan.final_text if plan.final_text is not None else ""
+    if plan.final_text is None:
+        raise ModelBehaviorError(
+            f"agent {agent.name!r} expects structured output but the model returned no message"
+        )
+    return schema.validate_json(plan.final_text)
+
+
+async def _finish(run: _Run, output: Any) -> Any:
+    await run.hooks.on_agent_end(run.context, run.agent, output)
+    return output
+
+
+async def _enter_agent(run: _Run, agent: Agent[Any]) -> None:
+    run.agent = agent
+    if run.emit is not None:
+        run.emit(AgentUpdatedStreamEvent(new_agent=agent))
+    await run.hooks.on_agent_start(run.context, agent)
+
+
+def _handoff_names(agent: Agent[Any]) -> frozenset[str]:
+    return frozenset(h.tool_name for h in agent.get_handoffs())
+
+
+def _handoff_outputs(run: _Run, plan: StepPlan) -> list[Item]:
+    outputs = list(plan.extra_handoff_outputs)
+    if plan.handoff is not None and plan.handoff_call is not None:
+        target = plan.handoff.agent
+        item = function_call_output(
+            plan.handoff_call["call_id"], f'{{"assistant": "{target.name}"}}'
+        )
+        outputs.insert(0, item)
+        run.record(
+            HandoffOutputItem(
+                agent=run.agent, raw_item=item, source_agent=run.agent, target_agent=target
+            )
+        )
+    return outputs
+
+
+async def _take_handoff(run: _Run, plan: StepPlan) -> None:
+    assert plan.handoff is not None
+    source, target = run.agent, plan.handoff.agent
+    with span(
+        "handoff",
+        f"{source.name} -> {target.name}",
+        disabled=run.config.tracing_disabled,
+        from_agent=source.name,
+        to_agent=target.name,
+    ):
+        if plan.handoff.on_handoff is not None:
+            outcome = plan.handoff.on_handoff(run.context)
+            if inspect.isawaitable(outcome):
+                await outcome
+        await run.hooks.on_handoff(run.context, source, target)
+    await _enter_agent(run, target)
+
+
+async def _call_model(run: _Run) -> ModelResponse:
+    agent = run.agent
+    model = resolve_model(agent, run.config)
+    schema = agent.output_schema
+    tools = tool_specs(agent)
+    settings = agent.model_settings.resolve(run.config.model_settings)
+    if not tools and settings.tool_choice is not None:
+        settings = dataclasses.replace(settings, tool_choice=None)  # endpoints reject it
+    request = ModelRequest(
+        instructions=await agent.get_instructions(run.context),
+        input=list(run.model_input),
+        settings=settings,
+        tools=tools,
+        output_schema=schema.output_schema if schema is not None else None,
+    )
+    with span(
+        "model",
+        getattr(model, "model", type(model).__name__),
+        disabled=run.config.tracing_disabled,
+        agent=agent.name,
+    ) as model_span:
+        response = await (
+            _stream(model, request, run.emit) if run.emit else model.get_response(request)
+        )
+        if model_span is not None:
+            model_span.attributes["usage"] = vars(response.usage).copy()
+    run.context.usage.add(response.usage)
+    run.responses.append(response)
+    return response
+
+
+async def _stream(model: Model, request: ModelRequest, emit: Emit) -> ModelResponse:
+    sequence = 0
+    async for event in model.stream_response(request):
+        if isinstance(event, ResponseCompleted):
+            return event.response
+        emit(raw_event_for(event, sequence))
+        sequence += 1
+    raise ModelBehaviorError("the model's stream ended without a completed response")
+
+
+def _nested_runner(run: _Run) -> Callable[[Any, str], Any]:
+    async def nested(agent: Agent[Any], text: str) -> RunResult:
+        wrapper = RunContextWrapper(run.context.context)
+        result = await run_agent(
+            agent,
+            text,
+            context=run.context.context,
+            max_turns=run.max_turns,
+            hooks=run.hooks,
+            config=run.config,
+            session=None,
+            context_wrapper=wrapper,
+        )
+        run.context.usage.add(wrapper.usage)
+        return result
+
+    return nested

@@ -1,0 +1,99 @@
+"""The session side of a run: lease, load history, persist input and each completed step.
+
+DESIGN §7: the user input is written first, then each completed step (model output plus the
+outputs of the calls it made) as one batch, so stored history never holds a function call
+without its output. A cancelled or failed run loses at most the step in flight.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from ..errors import UserError
+from ..items import Item, repair_orphans
+from ..sessions.base import SessionSettings
+from ..sessions.lease import writer_lease
+from .config import RunConfig, SessionInputCallback
+
+__all__ = ["SessionMemory", "check_session", "session_memory"]
+
+_REQUIRED = ("get_items", "add_items", "pop_item", "clear_session")
+
+
+def check_session(session: object) -> None:
+    """Raise :class:`UserError` unless ``session`` has the session contract's members."""
+    missing = [name for name in _REQUIRED if not callable(getattr(session, name, None))]
+    session_id = getattr(session, "session_id", None)
+    if missing or not isinstance(session_id, str):
+        what = ", ".join(missing + ([] if isinstance(session_id, str) else ["session_id"]))
+        raise UserError(
+            f"session must implement the Session protocol; {type(session).__name__} lacks {what}"
+        )
+
+
+class SessionMemory:
+    """Reads history for a run and writes what the run adds."""
+
+    def __init__(
+        self,
+        session: Any,
+        settings: SessionSettings,
+        input_callback: SessionInputCallback | None,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.input_callback = input_callback
+
+    async def load_history(self) -> list[Item]:
+        """The stored window this run sends, repaired so that it is valid to send."""
+        limit, max_tokens = self.settings.limit, self.settings.max_tokens
+        get_window = getattr(self.session, "get_window", None)
+        if callable(get_window):
+            history = await get_window(max_items=limit, max_tokens=max_tokens)
+        else:
+            history = await self.session.get_items(limit)
+        return repair_orphans(list(history))
+
+    async def start(self, new_items: list[Item]) -> list[Item]:
+        """Load history, merge the new input into it, persist the new input.
+
+        Returns the items to send to the model.
+        """
+        history = await self.load_history()
+        if self.input_callback is not None:
+            merged = self.input_callback(history, list(new_items))
+            if inspect.isawaitable(merged):
+                merged = await merged
+            if not isinstance(merged, list):
+                raise UserError(
+                    "session_input_callback must return a list of items, "
+                    f"got {type(merged).__name__}"
+                )
+            combined: list[Item] = merged
+        else:
+            combined = history + new_items
+        await self.save(new_items)
+        return combined
+
+    async def save(self, items: list[Item]) -> None:
+        """Append one completed step (or the input) as one atomic batch."""
+        if items:
+            await self.session.add_items(list(items))
+
+
+@asynccontextmanager
+async def session_memory(session: Any, config: RunConfig) -> AsyncIterator[SessionMemory | None]:
+    """Hold the session's writer lease for the whole run; yields ``None`` without a session."""
+    if session is None:
+        yield None
+        return
+    check_session(session)
+    own = getattr(session, "session_settings", None)
+    settings = (own if isinstance(own, SessionSettings) else SessionSettings()).resolve(
+        config.session_settings
+    )
+    async with writer_lease(session, wait=settings.wait_for_lease, timeout=settings.lease_timeout):
+        yield SessionMemory(session, settings, config.session_input_callback)

@@ -1,0 +1,153 @@
+"""``Runner``: the entry points of a run (async, sync and streamed)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UserError
+from ..items import Item, input_to_items
+from .config import DEFAULT_MAX_TURNS, RunConfig
+from .hooks import RunHooks
+from .loop import run_agent
+from .result import RunResult, RunResultStreaming
+
+if TYPE_CHECKING:
+    from ..agent import Agent
+
+__all__ = ["Runner"]
+
+_loops = threading.local()
+
+
+def _check(agent: object, input: object, max_turns: object) -> None:
+    from ..agent import Agent
+
+    if not isinstance(agent, Agent):
+        raise UserError(f"the starting agent must be an Agent, got {type(agent).__name__}")
+    if not isinstance(input, (str, list)):
+        raise UserError(f"input must be a string or a list of items, got {type(input).__name__}")
+    if isinstance(input, list):
+        input_to_items(input)  # validates, naming the bad item
+    if not isinstance(max_turns, int) or isinstance(max_turns, bool) or max_turns < 1:
+        raise UserError(f"max_turns must be a positive integer, got {max_turns!r}")
+
+
+class Runner:
+    """Runs agents. Every entry point takes the same arguments.
+
+    ``context`` is any object, reachable from tools, dynamic instructions and hooks through
+    the ``RunContextWrapper``. ``session`` gives the run memory: its history is loaded and
+    sent before ``input``, and the input and each completed step are stored. Without a
+    session, a run remembers nothing.
+    """
+
+    @classmethod
+    async def run(
+        cls,
+        starting_agent: Agent[Any],
+        input: str | list[Item],
+        *,
+        context: Any = None,
+        max_turns: int = DEFAULT_MAX_TURNS,
+        hooks: RunHooks[Any] | None = None,
+        run_config: RunConfig | None = None,
+        session: Any = None,
+    ) -> RunResult:
+        """Run the agent loop until a final output; return the :class:`RunResult`."""
+        _check(starting_agent, input, max_turns)
+        return await run_agent(
+            starting_agent,
+            input,
+            context=context,
+            max_turns=max_turns,
+            hooks=hooks or RunHooks(),
+            config=run_config or RunConfig(),
+            session=session,
+        )
+
+    @classmethod
+    def run_sync(
+        cls,
+        starting_agent: Agent[Any],
+        input: str | list[Item],
+        *,
+        context: Any = None,
+        max_turns: int = DEFAULT_MAX_TURNS,
+        hooks: RunHooks[Any] | None = None,
+        run_config: RunConfig | None = None,
+        session: Any = None,
+    ) -> RunResult:
+        """:meth:`run` for synchronous code. Not callable from inside a running event loop.
+
+        Runs on one event loop per thread, kept between calls, so clients and connection
+        pools created by one call stay usable in the next.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise UserError(
+                "Runner.run_sync() cannot be called while an event loop is running "
+                "(e.g. in async code or Jupyter); use 'await Runner.run(...)' instead"
+            )
+        loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = asyncio.new_event_loop()
+            _loops.loop = loop
+        coro = cls.run(
+            starting_agent,
+            input,
+            context=context,
+            max_turns=max_turns,
+            hooks=hooks,
+            run_config=run_config,
+            session=session,
+        )
+        task = loop.create_task(coro)
+        try:
+            return loop.run_until_complete(task)
+        except KeyboardInterrupt:
+            task.cancel()
+            loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+            raise
+
+    @classmethod
+    def run_streamed(
+        cls,
+        starting_agent: Agent[Any],
+        input: str | list[Item],
+        *,
+        context: Any = None,
+        max_turns: int = DEFAULT_MAX_TURNS,
+        hooks: RunHooks[Any] | None = None,
+        run_config: RunConfig | None = None,
+        session: Any = None,
+    ) -> RunResultStreaming:
+        """Start a streamed run; iterate ``stream_events()`` on the result.
+
+        Text arrives as raw response events as it is generated, completed items as run item
+        events. Sessions are read and written exactly as in :meth:`run`.
+        """
+        _check(starting_agent, input, max_turns)
+
+        async def start(streaming: RunResultStreaming) -> RunResult:
+            def emit(event: Any) -> None:
+                if event.type == "agent_updated_stream_event":
+                    streaming.current_agent = event.new_agent
+                streaming.emit(event)
+
+            return await run_agent(
+                starting_agent,
+                input,
+                context=context,
+                max_turns=max_turns,
+                hooks=hooks or RunHooks(),
+                config=run_config or RunConfig(),
+                session=session,
+                emit=emit,
+            )
+
+        return RunResultStreaming(input=input, current_agent=starting_agent, _start=start)
