@@ -8,6 +8,7 @@ ThreadlineError
 ├── RunError                   a run could not complete
 │   ├── MaxTurnsExceeded          the agent loop ran past ``max_turns``
 │   ├── ModelBehaviorError        the model produced something unusable
+│   │   └── ToolArgumentsError       a tool was called with arguments that fail its schema
 │   ├── ToolError                 a tool raised and the tool is set to propagate errors
 │   └── ModelError                the model endpoint failed (HTTP status, network, timeout)
 │       ├── ModelAuthenticationError   401/403: the key is missing or wrong
@@ -41,6 +42,7 @@ __all__ = [
     "SessionBusyError",
     "SessionError",
     "ThreadlineError",
+    "ToolArgumentsError",
     "ToolError",
     "UserError",
 ]

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..context import RunContextWrapper, ToolContext
 
-__all__ = ["FunctionTool", "ToolErrorFunction", "Tool", "default_tool_error_function"]
+__all__ = ["FunctionTool", "Tool", "ToolErrorFunction", "default_tool_error_function"]
 
 ToolErrorFunction = Callable[[RunContextWrapper[Any], Exception], "str | Awaitable[str]"]
 

@@ -1,0 +1,138 @@
+"""A stand-in for the local server child process, run as a script by the tests.
+
+It speaks the same protocol as ``threadline.models._local_server`` (one JSON settings line on
+stdin, one reply line on stdout, serve until stdin closes) without loading any model.
+``argv[1]`` picks the behaviour:
+
+* ``ok``: serve ``/health`` and ``/v1/chat/completions`` (plain and streamed). The reply
+  text is ``" Hello there.\\n"`` (whitespace on purpose); every request body is appended to
+  the file ``argv[2]`` as one JSON line. Requests without the right bearer key get 401.
+* ``slow``: like ``ok`` after a 0.6 s "load".
+* ``error``: reply with an error and exit 1.
+* ``exit``: exit 3 without a reply.
+* ``hang``: never reply.
+
+It writes its pid to ``<argv[2]>.pid`` (so tests can check it is gone) and the settings it
+was sent to ``<argv[2]>.settings``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+PREFIX = "threadline-local-server "
+REPLY = " Hello there.\n"
+
+
+def _completion(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": REPLY},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+    }
+
+
+def _chunk(content: str | None, finish: str | None = None) -> dict[str, Any]:
+    delta = {} if content is None else {"content": content}
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": "fake",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def main() -> int:
+    mode = sys.argv[1]
+    record = sys.argv[2] if len(sys.argv) > 2 else None
+    if record:
+        with open(record + ".pid", "w") as f:
+            f.write(str(os.getpid()))
+    settings = json.loads(sys.stdin.readline())
+    if record:
+        with open(record + ".settings", "w") as f:
+            json.dump(settings, f)
+    out = sys.stdout
+    if mode == "error":
+        out.write(PREFIX + json.dumps({"error": "RuntimeError: cannot load the model"}) + "\n")
+        out.flush()
+        return 1
+    if mode == "exit":
+        return 3
+    if mode == "hang":
+        time.sleep(3600)
+        return 0
+    if mode == "slow":
+        time.sleep(0.6)
+    key = settings["api_key"]
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, payload: Any) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path == "/health":
+                self._send(200, {"status": "ok"})
+            else:
+                self._send(404, {"error": {"message": "not found"}})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length))
+            if self.headers.get("Authorization") != f"Bearer {key}":
+                self._send(401, {"error": {"message": "Invalid API Key", "code": 401}})
+                return
+            if record:
+                with open(record, "a") as f:
+                    f.write(json.dumps(body) + "\n")
+            if not body.get("stream"):
+                self._send(200, _completion(body))
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for piece in (" ", " Hel", "lo", " there", ".\n", ""):
+                self.wfile.write(f"data: {json.dumps(_chunk(piece))}\n\n".encode())
+            self.wfile.write(f"data: {json.dumps(_chunk(None, 'stop'))}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.close_connection = True
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    out.write(
+        PREFIX + json.dumps({"address": f"http://127.0.0.1:{port}", "pid": os.getpid()}) + "\n"
+    )
+    out.flush()
+    while sys.stdin.read(4096):
+        pass
+    server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
