@@ -8,7 +8,7 @@ VENV="${THREADLINE_VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev,local]'
 echo "== ruff"
 "$VENV/bin/ruff" check src tests examples bench
 "$VENV/bin/ruff" format --check src tests examples bench

@@ -65,6 +65,9 @@ _EXPORTS: dict[str, str] = {
     "RunResult": ".run",
     "RunResultStreaming": ".run",
     "Runner": ".run",
+    "set_default_openai_api": ".run.model_resolution",
+    "set_default_openai_client": ".run.model_resolution",
+    "set_default_openai_key": ".run.model_resolution",
     "ToolCallItem": ".run",
     "ToolCallOutputItem": ".run",
     "InMemorySession": ".sessions",
@@ -135,6 +138,9 @@ __all__ = [
     "add_trace_processor",
     "function_tool",
     "handoff",
+    "set_default_openai_api",
+    "set_default_openai_client",
+    "set_default_openai_key",
     "set_trace_processors",
     "set_tracing_disabled",
 ]
@@ -186,6 +192,11 @@ if TYPE_CHECKING:
         RunResultStreaming,
         ToolCallItem,
         ToolCallOutputItem,
+    )
+    from .run.model_resolution import (
+        set_default_openai_api,
+        set_default_openai_client,
+        set_default_openai_key,
     )
     from .sessions import InMemorySession, Session, SessionSettings, SQLiteSession, SQLiteStore
     from .tools.base import FunctionTool, Tool

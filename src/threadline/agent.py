@@ -104,7 +104,7 @@ class Agent(Generic[TContext]):
         if cached is None or cached.output_type is not self.output_type:
             cached = AgentOutputSchema(self.output_type)
             self.__dict__["_output_schema"] = cached
-        return cached  # type: ignore[no-any-return]
+        return cached
 
     def get_handoffs(self) -> list[Handoff]:
         """This agent's handoffs, each as a :class:`Handoff`."""

@@ -54,12 +54,15 @@ class AgentOutputSchema:
                 "model, a dataclass, a TypedDict or a plain JSON type"
             ) from exc
         if self._wrapped:
+            defs = schema.pop("$defs", None)
             schema = {
                 "type": "object",
                 "properties": {_WRAPPER_KEY: schema},
                 "required": [_WRAPPER_KEY],
                 "additionalProperties": False,
             }
+            if defs:
+                schema["$defs"] = defs  # references are "#/$defs/...": keep them at the root
         if self.strict:
             schema = ensure_strict_json_schema(schema)
         name = getattr(self.output_type, "__name__", "final_output")

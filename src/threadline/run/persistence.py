@@ -91,9 +91,7 @@ async def session_memory(session: Any, config: RunConfig) -> AsyncIterator[Sessi
         yield None
         return
     check_session(session)
-    own = getattr(session, "session_settings", None)
-    settings = (own if isinstance(own, SessionSettings) else SessionSettings()).resolve(
-        config.session_settings
-    )
-    async with writer_lease(session, wait=settings.wait_for_lease, timeout=settings.lease_timeout):
+    own = getattr(session, "session_settings", None)  # ours, or any object with these fields
+    settings = SessionSettings().resolve(own).resolve(config.session_settings)
+    async with writer_lease(session, wait=settings.effective_wait, timeout=settings.lease_timeout):
         yield SessionMemory(session, settings, config.session_input_callback)

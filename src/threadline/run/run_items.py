@@ -43,7 +43,7 @@ class RunItem:
 class MessageOutputItem(RunItem):
     """An assistant message."""
 
-    type: Literal["message_output_item"] = "message_output_item"  # type: ignore[assignment]
+    type: Literal["message_output_item"] = "message_output_item"
 
     @property
     def text(self) -> str:
@@ -55,7 +55,7 @@ class MessageOutputItem(RunItem):
 class ToolCallItem(RunItem):
     """A model's call of a function tool."""
 
-    type: Literal["tool_call_item"] = "tool_call_item"  # type: ignore[assignment]
+    type: Literal["tool_call_item"] = "tool_call_item"
 
 
 @dataclass
@@ -63,14 +63,14 @@ class ToolCallOutputItem(RunItem):
     """A tool's result; ``output`` is the Python value before it was turned into text."""
 
     output: Any = None
-    type: Literal["tool_call_output_item"] = "tool_call_output_item"  # type: ignore[assignment]
+    type: Literal["tool_call_output_item"] = "tool_call_output_item"
 
 
 @dataclass
 class HandoffCallItem(RunItem):
     """A model's call of a handoff tool."""
 
-    type: Literal["handoff_call_item"] = "handoff_call_item"  # type: ignore[assignment]
+    type: Literal["handoff_call_item"] = "handoff_call_item"
 
 
 @dataclass
@@ -79,14 +79,14 @@ class HandoffOutputItem(RunItem):
 
     source_agent: Agent[Any] | None = None
     target_agent: Agent[Any] | None = None
-    type: Literal["handoff_output_item"] = "handoff_output_item"  # type: ignore[assignment]
+    type: Literal["handoff_output_item"] = "handoff_output_item"
 
 
 @dataclass
 class ReasoningItem(RunItem):
     """A reasoning item returned by a reasoning model."""
 
-    type: Literal["reasoning_item"] = "reasoning_item"  # type: ignore[assignment]
+    type: Literal["reasoning_item"] = "reasoning_item"
 
 
 def run_item_for(agent: Agent[Any], raw: Item, handoff_names: frozenset[str]) -> RunItem:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..context import RunContextWrapper, ToolContext
 from ..errors import ToolArgumentsError, ToolError
 from ..items import Item, function_call_output
+from ..tools.function_tool import tool_output_to_str
 from ..tracing import span
 from .hooks import RunHooks
 from .steps import PlannedCall
@@ -18,7 +18,7 @@ from .steps import PlannedCall
 if TYPE_CHECKING:
     from ..agent import Agent
 
-__all__ = ["ToolResult", "run_tools", "stringify_output"]
+__all__ = ["ToolResult", "run_tools"]
 
 NestedRun = Callable[[Any, str], Awaitable[Any]]
 
@@ -31,21 +31,6 @@ class ToolResult:
     def __init__(self, item: Item, value: Any) -> None:
         self.item = item
         self.value = value
-
-
-def stringify_output(value: Any) -> str:
-    """A tool's return value as the text the model sees."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        value = dump(mode="json")
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(value)
 
 
 async def _run_one(
@@ -74,7 +59,7 @@ async def _run_one(
         try:
             value = await tool.on_invoke_tool(tool_context, call.get("arguments", "") or "")
         except ToolArgumentsError as exc:
-            value = f"Error: {exc}. Call the tool again with arguments matching its schema."
+            value = f"Error: {exc}"
         except Exception as exc:
             if tool.failure_error_function is None:
                 raise ToolError(tool.name, f"{type(exc).__name__}: {exc}") from exc
@@ -82,7 +67,7 @@ async def _run_one(
             value = await message if inspect.isawaitable(message) else message
             if sp is not None:
                 sp.error = f"{type(exc).__name__}: {exc}"
-        text = stringify_output(value)
+        text = tool_output_to_str(value)
         if sp is not None:
             sp.attributes["output"] = text[:1000]
         await hooks.on_tool_end(context, agent, tool, text)

@@ -1,0 +1,227 @@
+"""``threadline chat``: a REPL that remembers, streams replies and manages its sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..agent import Agent
+from ..errors import ThreadlineError
+from ..items import Item
+from ..run import RunConfig, Runner
+from ..sessions import SQLiteSession, SQLiteStore
+from ._render import print_history, print_table
+
+__all__ = ["HELP", "ChatApp", "run_repl"]
+
+HELP = """\
+Commands:
+  /history        show this session's stored items
+  /undo           remove the last turn (your message and the reply)
+  /clear          remove every item of this session
+  /fork NAME      copy this session to NAME and switch to the copy
+  /switch ID      continue another session (created when new)
+  /sessions       list the sessions in the database
+  /export FILE    write this session's items to FILE as JSON lines
+  /help           show this help
+  exit, quit      leave (Ctrl-D too); Ctrl-C cancels a reply in flight"""
+
+
+class ChatApp:
+    """The state of a chat: the agent, the store and the current session."""
+
+    def __init__(
+        self,
+        *,
+        agent: Agent[Any],
+        store: SQLiteStore,
+        session_id: str,
+        out: TextIO,
+        err: TextIO,
+        run_config: RunConfig | None = None,
+        interactive: bool = False,
+    ) -> None:
+        self.agent = agent
+        self.store = store
+        self.session: SQLiteSession = store.session(session_id)
+        self.out = out
+        self.err = err
+        self.run_config = run_config or RunConfig()
+        self.interactive = interactive
+
+    async def turn(self, text: str) -> None:
+        """Send ``text``; stream the reply to ``out``."""
+        result = Runner.run_streamed(
+            self.agent, text, session=self.session, run_config=self.run_config
+        )
+        wrote = False
+        async for event in result.stream_events():
+            if event.type == "raw_response_event":
+                delta = getattr(event.data, "delta", None)
+                if isinstance(delta, str):
+                    self.out.write(delta)
+                    self.out.flush()
+                    wrote = True
+            elif (
+                event.type == "run_item_stream_event"
+                and event.name == "tool_called"
+                and self.interactive
+            ):
+                print(f"· calling {event.item.raw_item.get('name')}", file=self.err)
+        if not wrote and isinstance(result.final_output, str):
+            self.out.write(result.final_output)
+        elif not wrote:
+            self.out.write(json.dumps(result.final_output, default=str))
+        self.out.write("\n")
+        self.out.flush()
+
+    async def command(self, line: str) -> None:
+        """Carry out one slash command."""
+        name, _, argument = line[1:].strip().partition(" ")
+        argument = argument.strip()
+        handler = self._commands().get(name)
+        if handler is None:
+            print(f"unknown command /{name}; /help lists the commands", file=self.err)
+            return
+        await handler(argument)
+
+    def _commands(self) -> dict[str, Callable[[str], Awaitable[None]]]:
+        return {
+            "help": self._help,
+            "history": self._history,
+            "undo": self._undo,
+            "clear": self._clear,
+            "fork": self._fork,
+            "switch": self._switch,
+            "sessions": self._sessions,
+            "export": self._export,
+        }
+
+    async def _help(self, _: str) -> None:
+        print(HELP, file=self.out)
+
+    async def _history(self, _: str) -> None:
+        print_history(await self.session.get_items(), self.out)
+
+    async def _undo(self, _: str) -> None:
+        removed = await self.session.pop_turn()
+        print(f"removed the last turn ({len(removed)} items)", file=self.out)
+
+    async def _clear(self, _: str) -> None:
+        await self.session.clear_session()
+        print(f"cleared session {self.session.session_id}", file=self.out)
+
+    async def _fork(self, name: str) -> None:
+        if not name:
+            print("usage: /fork NAME", file=self.err)
+            return
+        self.session = await self.session.fork(name)
+        print(f"forked to {name}; now in session {name}", file=self.out)
+
+    async def _switch(self, session_id: str) -> None:
+        if not session_id:
+            print("usage: /switch ID", file=self.err)
+            return
+        self.session = self.store.session(session_id)
+        print(f"now in session {session_id}", file=self.out)
+
+    async def _sessions(self, _: str) -> None:
+        infos = await self.store.list_sessions()
+        rows = [
+            (
+                ("* " if i.session_id == self.session.session_id else "  ") + i.session_id,
+                i.item_count,
+                i.updated_at.strftime("%Y-%m-%d %H:%M"),
+            )
+            for i in infos
+        ]
+        print_table(["session", "items", "updated (UTC)"], rows, self.out)
+
+    async def _export(self, path: str) -> None:
+        if not path:
+            print("usage: /export FILE", file=self.err)
+            return
+        items = await self.session.get_items()
+        await asyncio.to_thread(_write_jsonl, path, items)
+        print(f"wrote {len(items)} items to {path}", file=self.out)
+
+
+def _write_jsonl(path: str, items: list[Item]) -> None:
+    with Path(path).expanduser().open("w", encoding="utf-8") as handle:
+        for item in items:
+            handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+
+
+def _read_line(prompt: str, stdin: TextIO, interactive: bool) -> str:
+    if interactive:
+        return input(prompt)
+    line = stdin.readline()
+    if not line:
+        raise EOFError
+    return line
+
+
+def _run_cancellable(loop: asyncio.AbstractEventLoop, coro: Awaitable[None]) -> bool:
+    """Run ``coro``; Ctrl-C cancels it. Returns False when it was cancelled."""
+    task = asyncio.ensure_future(coro, loop=loop)
+    installed = False
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGINT, task.cancel)
+        installed = True
+    try:
+        loop.run_until_complete(task)
+        return True
+    except asyncio.CancelledError:
+        return False
+    except KeyboardInterrupt:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            loop.run_until_complete(task)
+        return False
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+def run_repl(app: ChatApp, stdin: TextIO | None = None) -> int:
+    """Read lines until exit/quit/end of input; each line is a turn or a slash command."""
+    stdin = stdin or sys.stdin
+    loop = asyncio.new_event_loop()
+    try:
+        if app.interactive:
+            print(
+                f"session {app.session.session_id} · /help for commands · exit to leave",
+                file=app.err,
+            )
+        while True:
+            try:
+                line = _read_line("you> ", stdin, app.interactive)
+            except EOFError:
+                if app.interactive:
+                    print(file=app.out)
+                break
+            except KeyboardInterrupt:
+                print(file=app.out)
+                continue
+            text = line.strip()
+            if not text:
+                continue
+            if text in ("exit", "quit"):
+                break
+            coro = app.command(text) if text.startswith("/") else app.turn(text)
+            try:
+                finished = _run_cancellable(loop, coro)
+            except ThreadlineError as exc:
+                print(f"error: {exc}", file=app.err)
+                continue
+            if not finished:
+                print("\n[cancelled]", file=app.err)
+        return 0
+    finally:
+        loop.close()

@@ -1,0 +1,71 @@
+"""``threadline chat`` and ``threadline db``: argument handling around the REPL and the store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..agent import Agent
+from ..errors import UserError
+from ..models.base import Model
+from ..sessions import SQLiteStore
+from ._paths import default_db_path, new_session_id
+from .chat import ChatApp, run_repl
+
+__all__ = ["chat_command", "db_command", "model_from_args", "open_store"]
+
+
+def open_store(db: str | None) -> SQLiteStore:
+    """The store at ``db`` (default: the user data dir), its folder created if needed."""
+    path = Path(db).expanduser() if db else default_db_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SQLiteStore.shared(path)
+
+
+def model_from_args(args: argparse.Namespace) -> str | Model | None:
+    """An explicit endpoint from ``--base-url`` / ``--api-key-env``, else the ``--model`` name
+    (or ``None``) for the default resolution."""
+    if args.base_url is None and args.api_key_env is None:
+        return args.model  # type: ignore[no-any-return]
+    from ..models.openai_provider import OpenAIProvider
+
+    key_var = args.api_key_env or "OPENAI_API_KEY"
+    api_key = os.environ.get(key_var)
+    if not api_key:
+        if args.api_key_env is not None:
+            raise UserError(f"the environment variable {key_var} (from --api-key-env) is not set")
+        api_key = "unused"  # many self-hosted endpoints need no key
+    provider = OpenAIProvider(api_key=api_key, base_url=args.base_url)
+    return provider.get_model(args.model)
+
+
+def chat_command(args: argparse.Namespace) -> int:
+    """Start the REPL on the chosen session."""
+    model: Any = model_from_args(args)
+    agent = Agent(name="Assistant", instructions=args.instructions, model=model)
+    store = open_store(args.db)
+    session_id = args.session or new_session_id()
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if args.session is None:
+        print(f"new session: {session_id}", file=sys.stderr)
+    app = ChatApp(
+        agent=agent,
+        store=store,
+        session_id=session_id,
+        out=sys.stdout,
+        err=sys.stderr,
+        interactive=interactive,
+    )
+    return run_repl(app)
+
+
+def db_command(args: argparse.Namespace) -> int:
+    """``db migrate``: create or upgrade the schema of the database."""
+    store = open_store(args.db)
+    asyncio.run(store.setup())
+    print(f"database ready: {store.db_path}")
+    return 0

@@ -1,0 +1,78 @@
+"""``threadline demo``: the Golden Gate conversation, offline, so memory is visible.
+
+Three questions on the bundled local model and a SQLite file; the second and third only make
+sense with the earlier turns, which the session supplies. Then the stored history is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..agent import Agent
+from ..errors import MissingDependencyError
+from ..run import Runner
+from ..sessions import SQLiteSession
+from ._render import print_history
+
+__all__ = ["QUESTIONS", "demo_command", "run_demo"]
+
+QUESTIONS = (
+    "What city is the Golden Gate Bridge in?",
+    "What state is it in?",
+    "What's the population?",
+)
+
+
+class _Progress:
+    """Shows the model loading on one line (a TTY) or as plain lines (a pipe)."""
+
+    def __init__(self, err: TextIO) -> None:
+        self.err = err
+        self.tty = err.isatty()
+        self.last = ""
+
+    def __call__(self, status: Any) -> None:
+        message = f"local model: {status.message} ({status.elapsed:.1f}s)"
+        if self.tty:
+            self.err.write("\r" + message.ljust(70))
+            if status.stage == "ready":
+                self.err.write("\n")
+            self.err.flush()
+        elif status.stage != self.last:
+            print(f"local model: {status.message}", file=self.err)
+        self.last = status.stage
+
+
+async def run_demo(model: Any, db_path: Path, out: TextIO) -> None:
+    """Ask the three questions on ``model`` with a session in ``db_path``; print it all."""
+    agent = Agent(name="Assistant", instructions="Reply very concisely.", model=model)
+    session = SQLiteSession("golden-gate-demo", db_path)
+    await session.clear_session()  # a fresh conversation each time the demo runs
+    for question in QUESTIONS:
+        started = time.perf_counter()
+        result = await Runner.run(agent, question, session=session)
+        elapsed = time.perf_counter() - started
+        print(f"You:       {question}", file=out)
+        print(f"Assistant: {result.final_output}   ({elapsed:.1f}s)\n", file=out)
+    print(f"Stored in {db_path} as session {session.session_id!r}:", file=out)
+    print_history(await session.get_items(), out)
+    client = getattr(model, "openai_client", None)
+    if client is not None:
+        await client.close()  # its connections belong to this event loop
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """Start the local model (with progress), then run the demo."""
+    from ..models import local
+
+    if not local.is_available():
+        raise MissingDependencyError("xllamacpp", "local", "threadline demo (the local model)")
+    print("threadline demo: an offline conversation that remembers.\n", file=sys.stderr)
+    model = local.local_model(start=True, progress=_Progress(sys.stderr))
+    asyncio.run(run_demo(model, Path(args.db), sys.stdout))
+    return 0

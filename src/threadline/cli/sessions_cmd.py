@@ -1,0 +1,154 @@
+"""``threadline sessions …``: inspect and move stored conversations."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..items import Item, message_text
+from ..sessions import SQLiteStore
+from ._render import describe_item, print_history, print_table
+from .commands import open_store
+
+__all__ = ["sessions_command"]
+
+
+def sessions_command(args: argparse.Namespace) -> int:
+    """Dispatch ``sessions ACTION``."""
+    store = open_store(args.db)
+    action = {
+        "ls": _ls,
+        "show": _show,
+        "search": _search,
+        "export": _export,
+        "import": _import,
+        "fork": _fork,
+        "rm": _rm,
+        "stats": _stats,
+    }[args.action]
+    return asyncio.run(action(store, args))
+
+
+def _emit_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+async def _known(store: SQLiteStore, session_id: str) -> None:
+    if not any(i.session_id == session_id for i in await store.list_sessions()):
+        raise UserError(f"no session {session_id!r} in {store.db_path}; 'sessions ls' lists them")
+
+
+async def _ls(store: SQLiteStore, args: argparse.Namespace) -> int:
+    infos = await store.list_sessions()
+    if args.json:
+        _emit_json(
+            [
+                {
+                    "session_id": i.session_id,
+                    "items": i.item_count,
+                    "created_at": i.created_at.isoformat(),
+                    "updated_at": i.updated_at.isoformat(),
+                }
+                for i in infos
+            ]
+        )
+        return 0
+    rows = [(i.session_id, i.item_count, i.updated_at.strftime("%Y-%m-%d %H:%M")) for i in infos]
+    print_table(["session", "items", "updated (UTC)"], rows, sys.stdout)
+    return 0
+
+
+async def _show(store: SQLiteStore, args: argparse.Namespace) -> int:
+    await _known(store, args.session_id)
+    items = await store.session(args.session_id).get_items()
+    if args.json:
+        _emit_json(items)
+    else:
+        print_history(items, sys.stdout)
+    return 0
+
+
+def _matches(item: Item, needle: str) -> bool:
+    text = message_text(item) or json.dumps(item, ensure_ascii=False)
+    return needle in text.casefold()
+
+
+async def _search(store: SQLiteStore, args: argparse.Namespace) -> int:
+    needle = args.text.casefold()
+    hits: list[tuple[str, int, Item]] = []
+    for info in await store.list_sessions():
+        items = await store.session(info.session_id).get_items()
+        hits += [(info.session_id, n, it) for n, it in enumerate(items, 1) if _matches(it, needle)]
+    if args.json:
+        _emit_json([{"session_id": s, "position": n, "item": it} for s, n, it in hits])
+    else:
+        rows = [(s, n, describe_item(it, 80)) for s, n, it in hits]
+        print_table(["session", "#", "item"], rows, sys.stdout)
+    return 0 if hits else 1
+
+
+async def _export(store: SQLiteStore, args: argparse.Namespace) -> int:
+    await _known(store, args.session_id)
+    for item in await store.session(args.session_id).get_items():
+        print(json.dumps(item, ensure_ascii=False))
+    return 0
+
+
+def _read_jsonl(path: Path) -> list[Item]:
+    if not path.is_file():
+        raise UserError(f"no such file: {path}")
+    items: list[Item] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            items.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{number} is not valid JSON ({exc.msg})") from exc
+    return items
+
+
+async def _import(store: SQLiteStore, args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    items = await asyncio.to_thread(_read_jsonl, path)
+    session_id = args.session or path.stem
+    await store.session(session_id).add_items(items)  # validated before anything is written
+    print(f"imported {len(items)} items into session {session_id}")
+    return 0
+
+
+async def _fork(store: SQLiteStore, args: argparse.Namespace) -> int:
+    await _known(store, args.session_id)
+    await store.session(args.session_id).fork(args.new_session_id)
+    print(f"forked {args.session_id} to {args.new_session_id}")
+    return 0
+
+
+async def _rm(store: SQLiteStore, args: argparse.Namespace) -> int:
+    await _known(store, args.session_id)
+    await store.delete_session(args.session_id)
+    print(f"deleted session {args.session_id}")
+    return 0
+
+
+async def _stats(store: SQLiteStore, args: argparse.Namespace) -> int:
+    infos = await store.list_sessions()
+    path = Path(store.db_path)
+    size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
+    stats = {
+        "database": store.db_path,
+        "sessions": len(infos),
+        "items": sum(i.item_count for i in infos),
+        "bytes_on_disk": size,
+    }
+    if args.json:
+        _emit_json(stats)
+    else:
+        for key, value in stats.items():
+            print(f"{key}: {value}")
+    return 0

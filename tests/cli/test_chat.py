@@ -1,0 +1,155 @@
+"""``threadline chat`` through ``main(argv)``, against the scripted server (piped stdin)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from threadline.cli import main
+from threadline.testing import ScriptedServer, error, reply
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    with ScriptedServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "chat.db"
+
+
+def chat(
+    monkeypatch: pytest.MonkeyPatch, server: ScriptedServer, db: Path, stdin: str, *extra: str
+) -> int:
+    monkeypatch.setenv("TEST_KEY", "secret")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    argv = ["chat", "--db", str(db), "--base-url", server.base_url, "--api-key-env", "TEST_KEY"]
+    return main([*argv, "--model", "m", *extra])
+
+
+def test_chat_streams_and_remembers_across_restarts(
+    monkeypatch: pytest.MonkeyPatch,
+    server: ScriptedServer,
+    db: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server.add(reply("San Francisco."), reply("California."))
+    assert (
+        chat(
+            monkeypatch, server, db, "What city is the Golden Gate Bridge in?\n", "--session", "s1"
+        )
+        == 0
+    )
+    assert chat(monkeypatch, server, db, "What state is it in?\nexit\n", "--session", "s1") == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == ["San Francisco.", "California."]  # no prompt decoration when piped
+    second = server.requests[1].body["messages"]
+    assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
+    assert server.requests[0].headers["authorization"] == "Bearer secret"
+    assert server.requests[0].body["stream"] is True
+
+
+def test_new_session_id_is_printed(
+    monkeypatch: pytest.MonkeyPatch,
+    server: ScriptedServer,
+    db: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server.add(reply("hi"))
+    assert chat(monkeypatch, server, db, "hello\n") == 0
+    assert "new session: chat-" in capsys.readouterr().err
+
+
+def test_an_error_is_one_line_and_the_repl_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+    server: ScriptedServer,
+    db: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server.add(error(401, "Incorrect API key provided"), reply("Recovered."))
+    assert chat(monkeypatch, server, db, "first\nsecond\n", "--session", "e") == 0
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Incorrect API key" in errors[0]
+    assert "Traceback" not in captured.err
+    assert captured.out.strip() == "Recovered."
+
+
+def test_slash_commands(
+    monkeypatch: pytest.MonkeyPatch,
+    server: ScriptedServer,
+    db: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server.add(reply("one"), reply("two"), reply("three"))
+    export = tmp_path / "out.jsonl"
+    script = "\n".join(
+        [
+            "first",
+            "second",
+            "/history",
+            "/undo",
+            "/history",
+            "/fork branch",
+            "third",
+            "/sessions",
+            f"/export {export}",
+            "/switch main",
+            "/clear",
+            "/history",
+            "/help",
+            "/nope",
+            "quit",
+            "never sent",
+        ]
+    )
+    assert chat(monkeypatch, server, db, script + "\n", "--session", "main") == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "   4. assistant: two" in out
+    assert "removed the last turn (2 items)" in out
+    assert "forked to branch" in out
+    assert "* branch" in out and "  main" in out
+    assert "wrote 4 items" in out
+    assert "cleared session main" in out
+    assert "(no items)" in out
+    assert "/fork NAME" in out  # help
+    assert "unknown command /nope" in captured.err
+    exported = [json.loads(line) for line in export.read_text().splitlines()]
+    assert [i.get("role") for i in exported] == ["user", "assistant", "user", "assistant"]
+    assert exported[2]["content"] == "third"
+    assert len(server.requests) == 3  # "never sent" came after quit
+
+
+def test_missing_api_key_variable_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hi\n"))
+    code = main(["chat", "--db", str(db), "--api-key-env", "NOT_SET_ANYWHERE"])
+    assert code == 1
+    assert capsys.readouterr().err.strip() == (
+        "threadline: error: the environment variable NOT_SET_ANYWHERE (from --api-key-env) is not set"
+    )
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("chat", "sessions", "demo", "db"):
+        assert command in out
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "usage: threadline" in capsys.readouterr().out

@@ -1,0 +1,120 @@
+"""``threadline sessions …`` and ``threadline db migrate`` through ``main(argv)``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from threadline import SQLiteStore
+from threadline.cli import main
+from threadline.items import assistant_message
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "s.db"
+
+    async def fill() -> None:
+        store = SQLiteStore(path)
+        await store.session("alpha").add_items(
+            [{"role": "user", "content": "Golden Gate?"}, assistant_message("San Francisco.")]
+        )
+        await store.session("beta").add_items([{"role": "user", "content": "Hello there"}])
+        store.close()
+
+    asyncio.run(fill())
+    return path
+
+
+def run(db: Path, *argv: str) -> int:
+    return main(["sessions", "--db", str(db), *argv])
+
+
+def test_ls_table_and_json(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(db, "ls") == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["session", "items", "updated", "(UTC)"]
+    assert any(line.startswith("alpha") and " 2 " in line for line in table)
+    assert run(db, "--json", "ls") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {(s["session_id"], s["items"]) for s in listed} == {("alpha", 2), ("beta", 1)}
+
+
+def test_show(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(db, "show", "alpha") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "   1. user: Golden Gate?",
+        "   2. assistant: San Francisco.",
+    ]
+    assert run(db, "--json", "show", "alpha") == 0
+    assert json.loads(capsys.readouterr().out)[1]["content"][0]["text"] == "San Francisco."
+
+
+def test_unknown_session_is_one_clear_error(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(db, "show", "nope") == 1
+    assert "no session 'nope'" in capsys.readouterr().err
+
+
+def test_search(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(db, "--json", "search", "francisco") == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert [(h["session_id"], h["position"]) for h in hits] == [("alpha", 2)]
+    assert run(db, "search", "nothing-like-this") == 1
+
+
+def test_export_then_import_round_trips(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(db, "export", "alpha") == 0
+    exported = capsys.readouterr().out
+    file = tmp_path / "copy.jsonl"
+    file.write_text(exported)
+    assert run(db, "import", str(file)) == 0
+    assert "imported 2 items into session copy" in capsys.readouterr().out
+    assert run(db, "--json", "show", "copy") == 0
+    assert json.loads(capsys.readouterr().out) == [json.loads(x) for x in exported.splitlines()]
+
+
+def test_import_rejects_bad_lines_and_writes_nothing(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad_json = tmp_path / "bad.jsonl"
+    bad_json.write_text('{"role": "user", "content": "ok"}\n{oops\n')
+    assert run(db, "import", str(bad_json)) == 1
+    assert "bad.jsonl:2 is not valid JSON" in capsys.readouterr().err
+    bad_item = tmp_path / "bad2.jsonl"
+    bad_item.write_text('{"role": "user", "content": "ok"}\n{"content": "no role"}\n')
+    assert run(db, "import", str(bad_item)) == 1
+    assert "item 1" in capsys.readouterr().err
+    assert run(db, "--json", "ls") == 0
+    assert {s["session_id"] for s in json.loads(capsys.readouterr().out)} == {"alpha", "beta"}
+
+
+def test_fork(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(db, "fork", "alpha", "alpha-2") == 0
+    capsys.readouterr()
+    assert run(db, "--json", "show", "alpha-2") == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+
+
+def test_rm(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(db, "rm", "beta") == 0
+    assert "deleted session beta" in capsys.readouterr().out
+    assert run(db, "--json", "ls") == 0
+    assert [s["session_id"] for s in json.loads(capsys.readouterr().out)] == ["alpha"]
+
+
+def test_stats(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(db, "--json", "stats") == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["sessions"] == 2 and stats["items"] == 3 and stats["bytes_on_disk"] > 0
+
+
+def test_db_migrate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "nested" / "new.db"
+    assert main(["db", "migrate", "--db", str(path)]) == 0
+    assert path.exists()
+    assert "database ready" in capsys.readouterr().out

@@ -1,0 +1,305 @@
+"""Runs with sessions: history in, input first, each step as one batch (DESIGN §7)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from threadline import (
+    Agent,
+    InMemorySession,
+    RunConfig,
+    Runner,
+    SessionBusyError,
+    SessionSettings,
+    SQLiteSession,
+    UserError,
+    function_tool,
+)
+from threadline.items import Item
+from threadline.testing import ScriptedModel, call
+
+SessionFactory = Callable[[str], Any]
+
+
+@pytest.fixture(params=["memory", "sqlite-memory", "sqlite-file"])
+def make_session(request: pytest.FixtureRequest, tmp_path: Path) -> SessionFactory:
+    if request.param == "memory":
+        return lambda sid: InMemorySession(sid)
+    if request.param == "sqlite-memory":
+        return lambda sid: SQLiteSession(sid)
+    return lambda sid: SQLiteSession(sid, tmp_path / "conversations.db")
+
+
+class RecordingSession:
+    """A duck-typed session (no threadline base class) that records each write batch."""
+
+    def __init__(self, session_id: str = "rec") -> None:
+        self.session_id = session_id
+        self.items: list[Item] = []
+        self.batches: list[list[Item]] = []
+
+    async def get_items(self, limit: int | None = None) -> list[Item]:
+        return list(self.items if limit is None else self.items[-limit:] if limit else [])
+
+    async def add_items(self, items: list[Item]) -> None:
+        self.batches.append(list(items))
+        self.items.extend(items)
+
+    async def pop_item(self) -> Item | None:
+        return self.items.pop() if self.items else None
+
+    async def clear_session(self) -> None:
+        self.items.clear()
+
+
+def roles(items: list[Item]) -> list[str]:
+    return [i.get("role") or i["type"] for i in items]
+
+
+async def test_second_turn_carries_the_first(make_session: SessionFactory) -> None:
+    model = ScriptedModel(["San Francisco.", "California."])
+    agent = Agent(name="Assistant", instructions="Reply very concisely.", model=model)
+    session = make_session("conversation_123")
+    r1 = await Runner.run(agent, "What city is the Golden Gate Bridge in?", session=session)
+    r2 = await Runner.run(agent, "What state is it in?", session=session)
+    assert (r1.final_output, r2.final_output) == ("San Francisco.", "California.")
+    sent = model.requests[1].input
+    assert roles(sent) == ["user", "assistant", "user"]
+    assert sent[0]["content"] == "What city is the Golden Gate Bridge in?"
+    stored = await session.get_items()
+    assert roles(stored) == ["user", "assistant", "user", "assistant"]
+    assert (await session.get_items(limit=1))[0]["content"][0]["text"] == "California."
+
+
+def test_run_sync_with_a_session(make_session: SessionFactory) -> None:
+    model = ScriptedModel(["one", "two"])
+    agent = Agent(name="A", model=model)
+    session = make_session("sync")
+    Runner.run_sync(agent, "first", session=session)
+    Runner.run_sync(agent, "second", session=session)
+    assert roles(model.requests[1].input) == ["user", "assistant", "user"]
+
+
+async def test_no_session_means_no_memory() -> None:
+    model = ScriptedModel(["a", "b"])
+    agent = Agent(name="A", model=model)
+    await Runner.run(agent, "first")
+    await Runner.run(agent, "second")
+    assert model.requests[1].input == [{"role": "user", "content": "second"}]
+
+
+async def test_input_first_then_each_step_as_one_batch() -> None:
+    @function_tool
+    def weather(city: str) -> str:
+        """Weather."""
+        return "sunny"
+
+    model = ScriptedModel([[call("weather", {"city": "Oslo"}, call_id="c1")], "Sunny."])
+    session = RecordingSession()
+    await Runner.run(Agent(name="A", model=model, tools=[weather]), "Weather?", session=session)
+    assert [roles(b) for b in session.batches] == [
+        ["user"],
+        ["function_call", "function_call_output"],
+        ["assistant"],
+    ]
+
+
+async def test_a_failed_run_leaves_a_history_valid_to_send(make_session: SessionFactory) -> None:
+    @function_tool
+    def lookup() -> str:
+        """Look up."""
+        return "data"
+
+    model = ScriptedModel([[call("lookup", {}, call_id="c1")], RuntimeError("model died")])
+    session = make_session("failing")
+    with pytest.raises(RuntimeError, match="model died"):
+        await Runner.run(Agent(name="A", model=model, tools=[lookup]), "go", session=session)
+    assert roles(await session.get_items()) == ["user", "function_call", "function_call_output"]
+
+
+async def test_a_cancelled_run_loses_only_the_step_in_flight(make_session: SessionFactory) -> None:
+    entered = asyncio.Event()
+
+    @function_tool
+    async def slow() -> str:
+        """Never finishes in time."""
+        entered.set()
+        await asyncio.sleep(30)
+        return "late"
+
+    model = ScriptedModel([[call("slow", {}, call_id="c1")]])
+    session = make_session("cancelled")
+    task = asyncio.create_task(
+        Runner.run(Agent(name="A", model=model, tools=[slow]), "go", session=session)
+    )
+    await asyncio.wait_for(entered.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert roles(await session.get_items()) == ["user"]  # no call without its output
+
+
+async def test_list_input_is_appended_to_history(make_session: SessionFactory) -> None:
+    model = ScriptedModel(["ok", "ok"])
+    agent = Agent(name="A", model=model)
+    session = make_session("lists")
+    await Runner.run(agent, "hello", session=session)
+    extra = [{"role": "user", "content": "part 1"}, {"role": "user", "content": "part 2"}]
+    await Runner.run(agent, extra, session=session)
+    assert [i.get("content") for i in model.requests[1].input][-2:] == ["part 1", "part 2"]
+    assert len(await session.get_items()) == 5
+
+
+async def test_session_limit_and_run_override(make_session: SessionFactory) -> None:
+    model = ScriptedModel(["a1", "a2", "a3", "a4"])
+    agent = Agent(name="A", model=model)
+    session = make_session("limited")
+    session.session_settings = SessionSettings(limit=2)
+    await Runner.run(agent, "u1", session=session)
+    await Runner.run(agent, "u2", session=session)
+    assert roles(model.requests[1].input) == ["user", "assistant", "user"]
+    await Runner.run(agent, "u3", session=session)
+    assert next(i.get("content") for i in model.requests[2].input) == "u2"
+    assert len(model.requests[2].input) == 3
+    await Runner.run(
+        agent,
+        "u4",
+        session=session,
+        run_config=RunConfig(session_settings=SessionSettings(limit=6)),
+    )
+    assert len(model.requests[3].input) == 7
+
+
+async def test_session_input_callback(make_session: SessionFactory) -> None:
+    seen: list[tuple[int, int]] = []
+
+    def only_last_turn(history: list[Item], new: list[Item]) -> list[Item]:
+        seen.append((len(history), len(new)))
+        return history[-2:] + new
+
+    model = ScriptedModel(["a1", "a2", "a3"])
+    agent = Agent(name="A", model=model)
+    session = make_session("callback")
+    config = RunConfig(session_input_callback=only_last_turn)
+    for text in ("u1", "u2", "u3"):
+        await Runner.run(agent, text, session=session, run_config=config)
+    assert seen == [(0, 1), (2, 1), (4, 1)]
+    assert next(i.get("content") for i in model.requests[2].input) == "u2"
+    assert len(await session.get_items()) == 6  # the callback shapes what is sent, not what is kept
+
+
+async def test_async_session_input_callback_must_return_a_list() -> None:
+    async def bad(history: list[Item], new: list[Item]) -> Any:
+        return "nope"
+
+    with pytest.raises(UserError, match="must return a list"):
+        await Runner.run(
+            Agent(name="A", model=ScriptedModel()),
+            "x",
+            session=InMemorySession("s"),
+            run_config=RunConfig(session_input_callback=bad),
+        )
+
+
+async def test_streamed_runs_persist_like_plain_runs(make_session: SessionFactory) -> None:
+    @function_tool
+    def weather() -> str:
+        """Weather."""
+        return "sunny"
+
+    model = ScriptedModel([[call("weather", {}, call_id="c1")], "Sunny."])
+    session = make_session("streamed")
+    result = Runner.run_streamed(
+        Agent(name="A", model=model, tools=[weather]), "?", session=session
+    )
+    async for _ in result.stream_events():
+        pass
+    assert roles(await session.get_items()) == [
+        "user",
+        "function_call",
+        "function_call_output",
+        "assistant",
+    ]
+
+
+async def test_two_concurrent_runs_never_interleave(make_session: SessionFactory) -> None:
+    async def slow_reply(request: Any) -> Any:
+        return "reply"
+
+    gate = asyncio.Event()
+
+    @function_tool
+    async def pause() -> str:
+        """Wait for the gate."""
+        await gate.wait()
+        return "ok"
+
+    model = ScriptedModel(
+        [[call("pause", {}, call_id="c1")], "first done", "second done"],
+    )
+    agent = Agent(name="A", model=model, tools=[pause])
+    session = make_session("shared")
+    first = asyncio.create_task(Runner.run(agent, "first", session=session))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(Runner.run(agent, "second", session=session))
+    await asyncio.sleep(0.05)
+    assert not second.done()
+    gate.set()
+    await asyncio.gather(first, second)
+    contents = [i.get("content") for i in await session.get_items() if i.get("role") == "user"]
+    kinds = roles(await session.get_items())
+    assert contents == ["first", "second"]
+    assert kinds == [
+        "user",
+        "function_call",
+        "function_call_output",
+        "assistant",
+        "user",
+        "assistant",
+    ]
+
+
+async def test_busy_session_can_fail_fast(make_session: SessionFactory) -> None:
+    gate = asyncio.Event()
+
+    @function_tool
+    async def pause() -> str:
+        """Wait for the gate."""
+        await gate.wait()
+        return "ok"
+
+    model = ScriptedModel([[call("pause", {})], "done"])
+    agent = Agent(name="A", model=model, tools=[pause])
+    session = make_session("busy")
+    first = asyncio.create_task(Runner.run(agent, "first", session=session))
+    await asyncio.sleep(0.05)
+    no_wait = RunConfig(session_settings=SessionSettings(wait_for_lease=False))
+    with pytest.raises(SessionBusyError, match="busy"):
+        await Runner.run(agent, "second", session=session, run_config=no_wait)
+    gate.set()
+    await first
+    assert [i.get("content") for i in await session.get_items() if i.get("role") == "user"] == [
+        "first"
+    ]
+
+
+async def test_orphans_in_stored_history_are_not_sent() -> None:
+    session = RecordingSession()
+    session.items = [
+        {"role": "user", "content": "hi"},
+        {"type": "function_call", "call_id": "lost", "name": "x", "arguments": "{}"},
+        {"role": "assistant", "content": "hello"},
+    ]
+    model = ScriptedModel(["ok"])
+    await Runner.run(Agent(name="A", model=model), "again", session=session)
+    assert roles(model.requests[0].input) == ["user", "assistant", "user"]
+
+
+async def test_a_non_session_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="Session protocol"):
+        await Runner.run(Agent(name="A", model=ScriptedModel()), "x", session=object())
