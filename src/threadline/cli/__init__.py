@@ -21,13 +21,16 @@ def build_parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="chat in the terminal; the conversation is stored")
     chat.add_argument("--session", metavar="ID", help="session to continue (default: a new one)")
     chat.add_argument("--db", metavar="PATH", help="SQLite file (default: the user data dir)")
-    chat.add_argument("--model", metavar="NAME", help="model name (default: see docs)")
+    chat.add_argument("--model", metavar="NAME", help="model name (default: OPENAI_* settings, else the local model)")
     chat.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint URL")
     chat.add_argument(
         "--api-key-env", metavar="VAR", help="environment variable holding the API key"
     )
     chat.add_argument(
-        "--instructions", metavar="TEXT", default="You are a helpful assistant. Reply concisely."
+        "--instructions",
+        metavar="TEXT",
+        default="You are a helpful assistant. Reply concisely.",
+        help="the assistant's instructions",
     )
 
     sessions = commands.add_parser("sessions", help="list, show, search, export, import sessions")
@@ -44,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     fork = actions.add_parser("fork", help="copy a session under a new id")
     fork.add_argument("session_id")
     fork.add_argument("new_session_id")
-    actions.add_parser("rm", help="delete a session's items").add_argument("session_id")
+    actions.add_parser("rm", help="delete a session").add_argument("session_id")
     actions.add_parser("stats", help="sessions, items and file size")
 
     demo = commands.add_parser(
