@@ -153,3 +153,45 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "usage: threadline" in capsys.readouterr().out
+
+
+def test_ctrl_c_cancels_the_reply_in_flight_and_keeps_history_valid(
+    monkeypatch: pytest.MonkeyPatch,
+    server: ScriptedServer,
+    db: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+    import signal
+    import threading
+
+    server.add(reply("too late", delay=2.0), reply("Second answer."))
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        code = chat(monkeypatch, server, db, "first\nsecond\n/history\n", "--session", "c")
+    finally:
+        timer.cancel()
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "[cancelled]" in captured.err
+    assert "too late" not in captured.out
+    assert "Second answer." in captured.out
+    # the cancelled turn left its question and nothing half-written; the next turn saw it
+    assert "   1. user: first" in captured.out
+    assert "   2. user: second" in captured.out
+    assert "   3. assistant: Second answer." in captured.out
+
+
+def test_no_model_configured_fails_before_the_repl(
+    monkeypatch: pytest.MonkeyPatch, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from threadline.run import model_resolution
+
+    monkeypatch.setattr(model_resolution, "_providers", {})
+    monkeypatch.setattr(model_resolution, "_local_provider", lambda: None)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hi\n"))
+    assert main(["chat", "--db", str(db)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "OPENAI_API_KEY" in err[0] and "threadline[local]" in err[0]

@@ -21,7 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="chat in the terminal; the conversation is stored")
     chat.add_argument("--session", metavar="ID", help="session to continue (default: a new one)")
     chat.add_argument("--db", metavar="PATH", help="SQLite file (default: the user data dir)")
-    chat.add_argument("--model", metavar="NAME", help="model name (default: OPENAI_* settings, else the local model)")
+    chat.add_argument(
+        "--model",
+        metavar="NAME",
+        help="model name (default: OPENAI_* settings, else the local model)",
+    )
     chat.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint URL")
     chat.add_argument(
         "--api-key-env", metavar="VAR", help="environment variable holding the API key"

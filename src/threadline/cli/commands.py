@@ -14,6 +14,7 @@ from ..errors import UserError
 from ..models.base import Model
 from ..sessions import SQLiteStore
 from ._paths import default_db_path, new_session_id
+from ._progress import LoadProgress
 from .chat import ChatApp, run_repl
 
 __all__ = ["chat_command", "db_command", "model_from_args", "open_store"]
@@ -43,9 +44,24 @@ def model_from_args(args: argparse.Namespace) -> str | Model | None:
     return provider.get_model(args.model)
 
 
+def _resolve_for_chat(model: str | Model | None) -> Model:
+    """Resolve the model now, so a missing configuration fails before the REPL starts and
+    the local model shows its loading progress instead of stalling the first reply."""
+    if model is not None and not isinstance(model, str):
+        return model
+    from ..models import local
+    from ..run.model_resolution import default_provider
+
+    provider = default_provider()
+    if isinstance(provider, local.LocalModelProvider):
+        provider.get_model(model)  # refuses names the local model cannot serve
+        return local.local_model(start=True, progress=LoadProgress(sys.stderr))
+    return provider.get_model(model)
+
+
 def chat_command(args: argparse.Namespace) -> int:
     """Start the REPL on the chosen session."""
-    model: Any = model_from_args(args)
+    model: Any = _resolve_for_chat(model_from_args(args))
     agent = Agent(name="Assistant", instructions=args.instructions, model=model)
     store = open_store(args.db)
     session_id = args.session or new_session_id()

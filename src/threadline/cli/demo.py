@@ -17,6 +17,7 @@ from ..agent import Agent
 from ..errors import MissingDependencyError
 from ..run import Runner
 from ..sessions import SQLiteSession
+from ._progress import LoadProgress
 from ._render import print_history
 
 __all__ = ["QUESTIONS", "demo_command", "run_demo"]
@@ -26,26 +27,6 @@ QUESTIONS = (
     "What state is it in?",
     "What's the population?",
 )
-
-
-class _Progress:
-    """Shows the model loading on one line (a TTY) or as plain lines (a pipe)."""
-
-    def __init__(self, err: TextIO) -> None:
-        self.err = err
-        self.tty = err.isatty()
-        self.last = ""
-
-    def __call__(self, status: Any) -> None:
-        message = f"local model: {status.message} ({status.elapsed:.1f}s)"
-        if self.tty:
-            self.err.write("\r" + message.ljust(70))
-            if status.stage == "ready":
-                self.err.write("\n")
-            self.err.flush()
-        elif status.stage != self.last:
-            print(f"local model: {status.message}", file=self.err)
-        self.last = status.stage
 
 
 async def run_demo(model: Any, db_path: Path, out: TextIO) -> None:
@@ -73,6 +54,6 @@ def demo_command(args: argparse.Namespace) -> int:
     if not local.is_available():
         raise MissingDependencyError("xllamacpp", "local", "threadline demo (the local model)")
     print("threadline demo: an offline conversation that remembers.\n", file=sys.stderr)
-    model = local.local_model(start=True, progress=_Progress(sys.stderr))
+    model = local.local_model(start=True, progress=LoadProgress(sys.stderr))
     asyncio.run(run_demo(model, Path(args.db), sys.stdout))
     return 0
