@@ -37,7 +37,11 @@ def test_quick_start(
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     server.add(reply("San Francisco."), reply("California."), reply("About 808,000."))
     exec(compile(PYTHON_BLOCKS[0], "README quick start", "exec"), {"__name__": "__main__"})
-    assert capsys.readouterr().out.splitlines() == ["San Francisco.", "California.", "About 808,000."]
+    assert capsys.readouterr().out.splitlines() == [
+        "San Francisco.",
+        "California.",
+        "About 808,000.",
+    ]
     assert len(server.requests[2].body["messages"]) == 6  # system + two turns + the question
 
 

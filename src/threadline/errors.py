@@ -147,12 +147,17 @@ class SessionError(ThreadlineError):
 class SessionBusyError(SessionError):
     """Another run holds this session's writer lease and the caller chose not to wait."""
 
-    def __init__(self, session_id: str) -> None:
+    def __init__(self, session_id: str, waited: float | None = None) -> None:
         self.session_id = session_id
-        super().__init__(
-            f"session {session_id!r} is busy: another run is writing to it; wait for it to "
-            "finish or run with SessionSettings(wait_for_lease=True)"
-        )
+        self.waited = waited
+        if waited is None:
+            hint = "wait for it to finish or run with SessionSettings(wait_for_lease=True)"
+        else:
+            hint = (
+                f"gave up after waiting {waited:g}s; raise SessionSettings(lease_timeout=...) "
+                "or set it to None to wait as long as it takes"
+            )
+        super().__init__(f"session {session_id!r} is busy: another run is writing to it; {hint}")
 
 
 class CorruptItemError(SessionError):

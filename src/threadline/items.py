@@ -23,6 +23,7 @@ __all__ = [
     "Item",
     "ItemHelpers",
     "assistant_message",
+    "encode_item",
     "function_call",
     "function_call_output",
     "input_to_items",
@@ -91,7 +92,7 @@ def function_call_output(call_id: str, output: str) -> Item:
 
 def _problem(item: object) -> str | None:
     """Why ``item`` is not a valid input item, or ``None`` when it is."""
-    if not isinstance(item, Mapping):
+    if not isinstance(item, dict):
         return f"expected a dict, got {type(item).__name__}"
     item_type = item.get("type")
     role = item.get("role")

@@ -62,7 +62,7 @@ def _resolve_for_chat(model: str | Model | None) -> Model:
 def chat_command(args: argparse.Namespace) -> int:
     """Start the REPL on the chosen session."""
     model: Any = _resolve_for_chat(model_from_args(args))
-    agent = Agent(name="Assistant", instructions=args.instructions, model=model)
+    agent: Agent[None] = Agent(name="Assistant", instructions=args.instructions, model=model)
     store = open_store(args.db)
     session_id = args.session or new_session_id()
     interactive = sys.stdin.isatty() and sys.stdout.isatty()

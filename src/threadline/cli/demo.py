@@ -31,7 +31,7 @@ QUESTIONS = (
 
 async def run_demo(model: Any, db_path: Path, out: TextIO) -> None:
     """Ask the three questions on ``model`` with a session in ``db_path``; print it all."""
-    agent = Agent(name="Assistant", instructions="Reply very concisely.", model=model)
+    agent: Agent[None] = Agent(name="Assistant", instructions="Reply very concisely.", model=model)
     session = SQLiteSession("golden-gate-demo", db_path)
     await session.clear_session()  # a fresh conversation each time the demo runs
     for question in QUESTIONS:

@@ -1,0 +1,196 @@
+"""Validation, encoding and decoding of stored items, shared by every backend.
+
+An item is checked and serialised to compact JSON *before* a backend opens its write
+transaction, so a bad batch is refused with nothing written. Alongside the JSON text each
+item carries the facts a window read needs without decoding it: a kind (user message,
+function call, function call output, other), the call id, and an estimated token count.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from ..errors import CorruptItemError, UserError
+from ..items import Item, encode_item, is_user_message, validate_items
+
+__all__ = [
+    "KIND_CALL",
+    "KIND_OTHER",
+    "KIND_OUTPUT",
+    "KIND_USER",
+    "EncodedItem",
+    "check_count",
+    "check_session_id",
+    "decode_item",
+    "decode_joined",
+    "decode_problem",
+    "encode_items",
+    "estimate_tokens",
+    "gc_paused",
+    "share_common_values",
+]
+
+KIND_OTHER = 0
+KIND_USER = 1
+KIND_CALL = 2
+KIND_OUTPUT = 3
+
+_CHARS_PER_TOKEN = 4
+
+
+class EncodedItem(NamedTuple):
+    """One validated item ready to store: its JSON text and the facts a window needs."""
+
+    data: str
+    kind: int
+    call_id: str | None
+    tokens: int
+
+
+def estimate_tokens(data: str | Item) -> int:
+    """A cheap token estimate for one item: about one token per four characters of JSON.
+
+    It is computed once, when the item is written, and stored with it; every backend must use
+    this function so that ``get_window(max_tokens=...)`` selects the same items everywhere.
+    """
+    text = data if isinstance(data, str) else encode_item(data)
+    return max(1, -(-len(text) // _CHARS_PER_TOKEN))
+
+
+def _kind(item: Item) -> tuple[int, str | None]:
+    item_type = item.get("type")
+    if item_type == "function_call":
+        return KIND_CALL, item["call_id"]
+    if item_type == "function_call_output":
+        return KIND_OUTPUT, item["call_id"]
+    if is_user_message(item):
+        return KIND_USER, None
+    return KIND_OTHER, None
+
+
+def encode_items(items: object) -> list[EncodedItem]:
+    """Validate and serialise a batch, or raise :class:`UserError` naming the first bad item."""
+    # Tuples and other sequences are fine too; a lone dict or a string is a mistake.
+    if not isinstance(items, list) and (
+        isinstance(items, (str, bytes, dict)) or not isinstance(items, Sequence)
+    ):
+        raise UserError(f"items must be a list of dicts, got {type(items).__name__}")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise UserError(f"item {index} must be a dict, got {type(item).__name__}: {item!r:.80}")
+    checked = validate_items(items)
+    encoded = []
+    for index, item in enumerate(checked):
+        data = encode_item(item, index)
+        kind, call_id = _kind(item)
+        encoded.append(EncodedItem(data, kind, call_id, estimate_tokens(data)))
+    return encoded
+
+
+def check_session_id(session_id: object) -> str:
+    """Return ``session_id`` if it is a non-empty string, else raise :class:`UserError`."""
+    if not isinstance(session_id, str):
+        raise UserError(f"session_id must be a non-empty string, got {type(session_id).__name__}")
+    if not session_id:
+        raise UserError("session_id must be a non-empty string, got ''")
+    return session_id
+
+
+def check_count(value: object, name: str) -> int | None:
+    """Return ``value`` if it is ``None`` or an integer >= 0, else raise :class:`UserError`."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"{name} must be None or an integer >= 0, got {value!r}")
+    if value < 0:
+        raise UserError(f"{name} must be None or an integer >= 0, got {value}")
+    return value
+
+
+def decode_problem(data: object) -> tuple[Item | None, str]:
+    """Decode one stored row: ``(item, "")``, or ``(None, why it is corrupt)``."""
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, f"not UTF-8 text: {exc}"
+    if not isinstance(data, str):
+        return None, f"stored as {type(data).__name__}, not text"
+    try:
+        item = json.loads(data)
+    except ValueError as exc:
+        return None, f"invalid JSON: {exc}"
+    if not isinstance(item, dict):
+        return None, f"a JSON {type(item).__name__}, not an object"
+    return item, ""
+
+
+def decode_item(data: object, session_id: str, position: int | str) -> Item:
+    """Decode one stored row, or raise :class:`CorruptItemError` naming where it sits."""
+    item, problem = decode_problem(data)
+    if item is None:
+        raise CorruptItemError(session_id, position, problem)
+    return item
+
+
+def decode_joined(joined: str, count: int) -> list[Any] | None:
+    """Decode ``count`` JSON texts joined with commas in one ``json.loads`` call.
+
+    One call lets the decoder share one string object per distinct key across the whole
+    chunk, which saves both time and memory. Returns ``None`` when the text does not decode to
+    exactly ``count`` objects; the caller then decodes row by row to name the corrupt one.
+    """
+    try:
+        values = json.loads("[" + joined + "]")
+    except ValueError:
+        return None
+    if not isinstance(values, list) or len(values) != count:
+        return None
+    for value in values:
+        if not isinstance(value, dict):
+            return None
+    return values
+
+
+def share_common_values(items: list[Any], memo: dict[str, str]) -> None:
+    """Make equal ``type``/``role``/``status`` strings one object across many decoded items.
+
+    The JSON decoder already shares key strings within one call but allocates every value
+    anew; in a long history the same few values ("message", "assistant", "output_text", ...)
+    repeat on every item, so sharing them cuts the memory a full read needs by a sixth or so.
+    """
+    share = memo.setdefault
+    for item in items:
+        for key in ("type", "role", "status"):
+            value = item.get(key)
+            if value.__class__ is str:
+                item[key] = share(value, value)
+        content = item.get("content")
+        if content.__class__ is list:
+            for part in content:
+                if part.__class__ is dict:
+                    value = part.get("type")
+                    if value.__class__ is str:
+                        part["type"] = share(value, value)
+
+
+@contextmanager
+def gc_paused(enabled: bool = True) -> Iterator[None]:
+    """Pause the cyclic garbage collector while decoding a large history.
+
+    Decoding creates many container objects at once, which makes the collector run over and
+    over for nothing (decoded JSON holds no reference cycles). Only re-enables it if it was
+    enabled on entry.
+    """
+    if not enabled or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -1,0 +1,474 @@
+"""The threads and connections behind a SQLite store.
+
+Blocking SQLite calls never run on an event loop:
+
+* **Writes** go to one writer thread per store, which owns the only write connection. It takes
+  every job waiting in its queue and runs them in one ``BEGIN IMMEDIATE`` transaction (each job
+  in its own savepoint, so one failing job does not undo the others) and commits once: many
+  sessions writing at the same time share one fsync (group commit). A job's caller hears back
+  only after the commit.
+* **Reads** of a file database run on a small pool of reader threads, each with its own
+  connection, each read inside one transaction so it sees one consistent snapshot (WAL lets
+  readers and the writer proceed together). A ``:memory:`` database has a single connection,
+  so there the writer thread runs the reads too.
+* ``database is locked`` from another process is retried with back-off (on top of SQLite's
+  own busy timeout) until ``lock_timeout``; only then does a :class:`SessionError` surface.
+* Heartbeats (used by the writer lease) run on the writer thread at their interval.
+
+Jobs are plain functions of a connection; they never begin or end transactions themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+from ..errors import SessionError, ThreadlineError
+from ._sqlite_schema import migrate
+
+__all__ = ["SQLiteEngine"]
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], Any]
+
+logger = logging.getLogger("threadline.sessions")
+
+_MAX_GROUP = 256
+_IDLE_EXIT = 30.0  # seconds without work after which the writer thread leaves
+_STOP = object()
+_FORK_GRAVEYARD: list[sqlite3.Connection] = []  # a parent's connections, inherited by a fork
+_WAKE = object()
+
+
+class _Pending:
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Job) -> None:
+        self.fn = fn
+        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+
+class _Heartbeat:
+    __slots__ = ("due", "fn", "interval")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], bool], interval: float) -> None:
+        self.fn = fn
+        self.interval = interval
+        self.due = time.monotonic() + interval
+
+
+def _is_busy(exc: BaseException) -> bool:
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+    message = str(exc)
+    return "database is locked" in message or "database table is locked" in message
+
+
+class SQLiteEngine:
+    """Owns the connections and threads of one SQLite database file (or ``:memory:``)."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        synchronous: str,
+        busy_timeout: float,
+        lock_timeout: float,
+        readers: int,
+    ) -> None:
+        self.path = path
+        self.memory = path == ":memory:"
+        self.synchronous = synchronous
+        self.busy_timeout = busy_timeout
+        self.lock_timeout = lock_timeout
+        self.readers = readers
+        self._state_lock = threading.Lock()
+        self._closed = False
+        self._ready = False
+        self._reset_threads()
+
+    def _reset_threads(self) -> None:
+        # Also used in a child process after fork: the parent's threads do not exist there and
+        # its connections must not be used or closed there, so they are kept out of reach.
+        inherited: sqlite3.Connection | None = getattr(self, "_write_conn", None)
+        if inherited is not None:
+            _FORK_GRAVEYARD.append(inherited)
+        _FORK_GRAVEYARD.extend(getattr(self, "_reader_conns", ()))
+        self._pid = os.getpid()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._write_conn: sqlite3.Connection | None = None
+        self._reader_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._local = threading.local()
+        self._heartbeats: dict[Hashable, _Heartbeat] = {}
+
+    @property
+    def where(self) -> str:
+        """How error messages name this database."""
+        return "':memory:'" if self.memory else repr(self.path)
+
+    # ----------------------------------------------------------------- public interface
+
+    def submit_write(self, fn: Job) -> concurrent.futures.Future[Any]:
+        """Queue ``fn`` for the writer thread; the future resolves after the commit."""
+        job = _Pending(fn)
+        with self._state_lock:
+            self._check_open()
+            self._ensure_writer()
+            self._queue.put(job)
+        return job.future
+
+    def _ensure_writer(self) -> None:
+        # Called with _state_lock held.
+        if self._writer is None:
+            self._writer = threading.Thread(
+                target=self._writer_main, name="threadline-sqlite-writer", daemon=True
+            )
+            self._writer.start()
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in a write transaction on the writer thread and return its result."""
+        result: T = await asyncio.wrap_future(self.submit_write(fn))
+        if not self._ready:
+            self._ready = True
+        return result
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T], *, snapshot: bool = True) -> T:
+        """Run ``fn`` off the event loop and return its result.
+
+        With ``snapshot`` (the default) ``fn`` runs in one read transaction; without it each
+        statement is its own, which saves two round trips for a single-statement read.
+        """
+        if self.memory:
+            return await self.write(fn)
+        if not self._ready:
+            await self.write(_noop)  # opens the file and applies migrations first
+        loop = asyncio.get_running_loop()
+        with self._state_lock:
+            self._check_open()
+            if self._reader_pool is None:
+                self._reader_pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self.readers, thread_name_prefix="threadline-sqlite-reader"
+                )
+            pool = self._reader_pool
+        result: T = await loop.run_in_executor(pool, self._run_read, fn, snapshot)
+        return result
+
+    def add_heartbeat(
+        self, key: Hashable, interval: float, fn: Callable[[sqlite3.Connection], bool]
+    ) -> None:
+        """Run ``fn`` on the writer thread every ``interval`` seconds until removed.
+
+        When ``fn`` returns ``False`` the heartbeat stops and a warning is logged.
+        """
+        with self._state_lock:
+            self._check_open()
+            self._heartbeats[key] = _Heartbeat(fn, interval)
+            self._ensure_writer()
+            self._queue.put(_WAKE)
+
+    def remove_heartbeat(self, key: Hashable) -> None:
+        """Stop the heartbeat registered under ``key`` (no error if there is none)."""
+        with self._state_lock:
+            self._heartbeats.pop(key, None)
+
+    def close(self) -> None:
+        """Finish queued writes, stop the threads and close every connection."""
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+            forked = self._pid != os.getpid()
+            writer, pool = self._writer, self._reader_pool
+            self._heartbeats.clear()
+        if forked:
+            return
+        if writer is not None:
+            self._queue.put(_STOP)
+            if writer is not threading.current_thread():
+                writer.join()
+        elif self._write_conn is not None:  # the writer thread had left while idle
+            self._write_conn.close()
+            self._write_conn = None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        for conn in self._reader_conns:
+            conn.close()
+        self._reader_conns.clear()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    # ----------------------------------------------------------------- connections
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionError(
+                f"the session store {self.where} is closed: open a new SQLiteStore or SQLiteSession"
+            )
+        if self._pid != os.getpid():
+            self._reset_threads()
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.memory and not os.path.exists(self.path):
+            try:  # create the file ourselves so that it is private (0600) from the start
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise SessionError(
+                    f"cannot create the session store {self.where}: {exc.strerror}; "
+                    "check that the directory exists and is writable"
+                ) from None
+            else:
+                os.close(fd)
+        return sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = self._connect()
+        try:
+            self._retry_busy(lambda: self._configure_writer(conn))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _configure_writer(self, conn: sqlite3.Connection) -> None:
+        if not self.memory:
+            (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            if str(mode).lower() != "wal":
+                raise SessionError(
+                    f"the session store {self.where} could not switch to WAL mode "
+                    f"(journal_mode is {mode}); is it on a network file system?"
+                )
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        migrate(conn, self.where)
+
+    def _reader_conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._state_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    def _retry_busy(self, attempt: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.001
+        while True:
+            try:
+                return attempt()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _wrap(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, sqlite3.Error):
+            if _is_busy(exc):
+                wrapped = SessionError(
+                    f"the session store {self.where} stayed locked by another process for "
+                    f"{self.lock_timeout:g} s: retry later or raise lock_timeout"
+                )
+            else:
+                wrapped = SessionError(
+                    f"the session store {self.where} failed: {exc}; check the file, its "
+                    "permissions and the free disk space"
+                )
+            wrapped.__cause__ = exc
+            return wrapped
+        return exc
+
+    # ----------------------------------------------------------------- reads
+
+    def _run_read(self, fn: Callable[[sqlite3.Connection], T], snapshot: bool) -> T:
+        try:
+            conn = self._reader_conn()
+            if not snapshot:
+                return self._retry_busy(lambda: fn(conn))
+            return self._retry_busy(lambda: self._read_once(conn, fn))
+        except ThreadlineError:
+            raise
+        except sqlite3.Error as exc:
+            raise self._wrap(exc) from exc
+
+    @staticmethod
+    def _read_once(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn.execute("BEGIN")
+        try:
+            result = fn(conn)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    # ----------------------------------------------------------------- the writer thread
+
+    def _writer_main(self) -> None:
+        # The thread leaves after a while without work (and starts again on the next write),
+        # so an unused store holds no thread and can be garbage collected. The connection
+        # stays open: for ``:memory:`` it *is* the database.
+        stopped = False
+        try:
+            while not stopped:
+                timeout = self._next_heartbeat_in()
+                try:
+                    first = self._queue.get(timeout=_IDLE_EXIT if timeout is None else timeout)
+                except queue.Empty:
+                    if timeout is None and self._leave_if_idle():
+                        return
+                    first = _WAKE
+                batch = [first]
+                while len(batch) < _MAX_GROUP:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stopped = any(entry is _STOP for entry in batch)
+                self._run_group([entry for entry in batch if isinstance(entry, _Pending)])
+        finally:
+            if stopped:
+                if self._write_conn is not None:
+                    self._write_conn.close()
+                    self._write_conn = None
+                self._fail_leftovers()
+            else:  # leaving while idle, or dying: the next write starts a new thread
+                with self._state_lock:
+                    if self._writer is threading.current_thread():
+                        self._writer = None
+
+    def _leave_if_idle(self) -> bool:
+        with self._state_lock:
+            if self._heartbeats or not self._queue.empty():
+                return False
+            self._writer = None
+            return True
+
+    def _fail_leftovers(self) -> None:
+        while True:
+            try:
+                entry = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(entry, _Pending) and entry.future.set_running_or_notify_cancel():
+                entry.future.set_exception(
+                    SessionError(f"the session store {self.where} was closed before this write")
+                )
+
+    def _next_heartbeat_in(self) -> float | None:
+        with self._state_lock:
+            if not self._heartbeats:
+                return None
+            soonest = min(beat.due for beat in self._heartbeats.values())
+        return max(0.0, soonest - time.monotonic())
+
+    def _due_heartbeats(self) -> list[tuple[Hashable, _Heartbeat]]:
+        now = time.monotonic()
+        with self._state_lock:
+            due = [(key, beat) for key, beat in self._heartbeats.items() if beat.due <= now]
+            for _, beat in due:
+                beat.due = now + beat.interval
+        return due
+
+    def _run_group(self, jobs: list[_Pending]) -> None:
+        live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+        beats = self._due_heartbeats()
+        if not live and not beats:
+            return
+        try:
+            if self._write_conn is None:
+                self._write_conn = self._open_writer()
+            conn = self._write_conn
+            outcomes = self._retry_busy(lambda: self._attempt(conn, live, beats))
+        except BaseException as exc:
+            error = self._wrap(exc)
+            for job in live:
+                job.future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for job, ok, value in outcomes:
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+
+    def _attempt(
+        self,
+        conn: sqlite3.Connection,
+        jobs: list[_Pending],
+        beats: list[tuple[Hashable, _Heartbeat]],
+    ) -> list[tuple[_Pending, bool, Any]]:
+        outcomes: list[tuple[_Pending, bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for key, beat in beats:
+                if not self._in_savepoint(conn, beat.fn, False):
+                    logger.warning("threadline: a heartbeat in %s stopped: %s", self.where, key)
+                    self.remove_heartbeat(key)
+            alone = len(jobs) == 1 and not beats
+            for job in jobs:
+                if alone:
+                    try:
+                        outcomes.append((job, True, job.fn(conn)))
+                    except Exception as exc:
+                        if _is_busy(exc):
+                            raise
+                        conn.execute("ROLLBACK")
+                        return [(job, False, self._wrap(exc))]
+                else:
+                    try:
+                        outcomes.append((job, True, self._in_savepoint(conn, job.fn, None)))
+                    except Exception as exc:
+                        if _is_busy(exc):
+                            raise
+                        outcomes.append((job, False, self._wrap(exc)))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    @staticmethod
+    def _in_savepoint(conn: sqlite3.Connection, fn: Job, failed: Any) -> Any:
+        """Run ``fn`` in a savepoint; on error undo it and raise (or return ``failed``)."""
+        conn.execute("SAVEPOINT job")
+        try:
+            result = fn(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            if failed is None or _is_busy(exc):
+                raise
+            return failed
+        conn.execute("RELEASE job")
+        return result
+
+
+def _noop(conn: sqlite3.Connection) -> None:
+    return None

@@ -1,0 +1,80 @@
+"""Choosing a history window: the newest items within a budget, cut at a safe place.
+
+Pure functions over ``(kind, call_id, tokens)`` rows, shared by every backend so that all of
+them select exactly the same window. A backend streams its rows newest first into
+:func:`collect` (which stops reading as soon as the budget is spent, so the cost follows the
+window size and not the history length), then asks :func:`safe_start` where the window may
+begin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ._codec import KIND_CALL, KIND_OUTPUT, KIND_USER
+
+__all__ = ["collect", "safe_start", "window_size"]
+
+Meta = tuple[int, "str | None"]
+
+
+def collect(
+    rows_newest_first: Iterable[tuple[int, str | None, int]],
+    max_items: int | None,
+    max_tokens: int | None,
+) -> tuple[list[Meta], bool]:
+    """Take rows newest first while they fit the budget.
+
+    Returns the taken ``(kind, call_id)`` pairs, oldest first, and whether an older row was
+    left out (``True`` when the budget cut the history).
+    """
+    taken: list[Meta] = []
+    total = 0
+    for kind, call_id, tokens in rows_newest_first:
+        if max_items is not None and len(taken) >= max_items:
+            taken.reverse()
+            return taken, True
+        if max_tokens is not None and total + tokens > max_tokens:
+            taken.reverse()
+            return taken, True
+        total += tokens
+        taken.append((kind, call_id))
+    taken.reverse()
+    return taken, False
+
+
+def safe_start(metas: Sequence[Meta], cut: bool) -> int:
+    """Index in ``metas`` (oldest first) where a window cut out of a longer history may start.
+
+    When nothing was cut the whole history is the window. Otherwise the window starts at its
+    first user message when it holds one (it never starts inside a turn), and it never holds a
+    function call output whose call fell outside it (a call and its output stay together).
+    """
+    if not cut:
+        return 0
+    start = 0
+    while True:
+        for index in range(start, len(metas)):
+            if metas[index][0] == KIND_USER:
+                start = index
+                break
+        calls = {call_id for kind, call_id in metas[start:] if kind == KIND_CALL}
+        orphan = -1
+        for index in range(len(metas) - 1, start - 1, -1):
+            kind, call_id = metas[index]
+            if kind == KIND_OUTPUT and call_id not in calls:
+                orphan = index
+                break
+        if orphan < 0:
+            return start
+        start = orphan + 1
+
+
+def window_size(
+    rows_newest_first: Iterable[tuple[int, str | None, int]],
+    max_items: int | None,
+    max_tokens: int | None,
+) -> int:
+    """How many of the newest items make up the window for this budget."""
+    metas, cut = collect(rows_newest_first, max_items, max_tokens)
+    return len(metas) - safe_start(metas, cut)

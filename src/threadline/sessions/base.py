@@ -1,0 +1,214 @@
+"""The session contract: what every conversation store provides.
+
+:class:`Session` is the minimal, duck-typed contract, the same shape as the OpenAI Agents
+SDK's, so a store written for either library works with both. :class:`ThreadlineSession`
+adds what threadline's own backends implement: budgeted windows, undo of a turn, atomic
+replacement, forks and the writer lease. :class:`SessionSettings` holds a session's defaults
+for reading history and for the lease; a run may override them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..errors import UserError
+from ..items import Item
+from ._codec import estimate_tokens
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = [
+    "CAPABILITIES",
+    "DEFAULT_LEASE_TTL",
+    "Session",
+    "SessionInfo",
+    "SessionSettings",
+    "ThreadlineSession",
+    "capabilities_of",
+    "estimate_tokens",
+]
+
+DEFAULT_LEASE_TTL = 30.0
+"""Seconds a writer lease stays valid without a heartbeat (the holder renews it while alive)."""
+
+CAPABILITIES = frozenset({"window", "pop_turn", "replace", "fork", "lease"})
+"""Names of the optional capabilities a backend may implement beyond :class:`Session`."""
+
+_CAPABILITY_METHODS = {
+    "window": "get_window",
+    "pop_turn": "pop_turn",
+    "replace": "replace_items",
+    "fork": "fork",
+    "lease": "lease",
+}
+
+
+@runtime_checkable
+class Session(Protocol):
+    """A conversation history: an ordered list of items under one ``session_id``.
+
+    Any object with these members works with the runner, including the OpenAI Agents SDK's
+    sessions.
+    """
+
+    session_id: str
+
+    async def get_items(self, limit: int | None = None) -> list[Item]:
+        """The newest ``limit`` items (all when ``None``), oldest first."""
+        ...
+
+    async def add_items(self, items: list[Item]) -> None:
+        """Append ``items`` atomically (all or nothing), keeping their order."""
+        ...
+
+    async def pop_item(self) -> Item | None:
+        """Remove and return the newest item, or ``None`` when the session is empty."""
+        ...
+
+    async def clear_session(self) -> None:
+        """Remove every item of this session."""
+        ...
+
+
+@runtime_checkable
+class ThreadlineSession(Session, Protocol):
+    """A :class:`Session` with the extensions every threadline backend implements."""
+
+    session_settings: SessionSettings | None
+
+    async def get_window(
+        self, max_items: int | None = None, max_tokens: int | None = None
+    ) -> list[Item]:
+        """The newest items within the budget, oldest first.
+
+        A window never splits a function call from its output and never starts inside a
+        turn: when it holds a user message it starts at one. Token counts come from
+        :func:`estimate_tokens`. With no budget this is the whole history.
+        """
+        ...
+
+    async def pop_turn(self) -> list[Item]:
+        """Undo the last user turn: remove and return the newest user message and all after it.
+
+        Returns ``[]`` (and removes nothing) when the session holds no user message.
+        """
+        ...
+
+    async def replace_items(self, items: list[Item]) -> None:
+        """Replace the whole history with ``items`` atomically (used by compaction)."""
+        ...
+
+    async def fork(self, new_session_id: str, at: int | None = None) -> Self:
+        """A new session holding a copy of the first ``at`` items (all when ``None``)."""
+        ...
+
+    def lease(
+        self, *, wait: bool = True, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        """The writer lease: while held, no other run writes to this session.
+
+        ``wait=False`` raises :class:`~threadline.errors.SessionBusyError` at once when
+        another holder has it; ``timeout`` bounds the wait in seconds (``None``: forever).
+        """
+        ...
+
+
+def capabilities_of(session: object) -> frozenset[str]:
+    """The optional capabilities (see :data:`CAPABILITIES`) that ``session`` implements."""
+    return frozenset(
+        name
+        for name, method in _CAPABILITY_METHODS.items()
+        if callable(getattr(session, method, None))
+    )
+
+
+def _check_optional_number(name: str, value: object, *, positive: bool = False) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"SessionSettings.{name} must be a number or None, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise UserError(f"SessionSettings.{name} must be {bound}, got {value!r}")
+
+
+@dataclass
+class SessionSettings:
+    """How a session's history is read and how its writer lease behaves.
+
+    ``None`` means "not set": ``resolve`` overlays only the fields another settings object
+    sets, so a run's settings change just what they name.
+
+    * ``limit`` — load at most this many of the newest items before a run (``None``: all).
+    * ``max_tokens`` — load at most this many estimated tokens of history (``None``: no cap).
+    * ``wait_for_lease`` — when another run holds the session, wait (``True``, the default
+      when unset) or raise :class:`~threadline.errors.SessionBusyError` at once (``False``).
+    * ``lease_timeout`` — the longest wait for the lease in seconds (``None``: no bound).
+    * ``lease_ttl`` — seconds a lease survives without a heartbeat, after which a holder that
+      died is taken over (``None``: 30 s).
+    """
+
+    limit: int | None = None
+    max_tokens: int | None = None
+    wait_for_lease: bool | None = None
+    lease_timeout: float | None = None
+    lease_ttl: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("limit", "max_tokens"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise UserError(f"SessionSettings.{name} must be an integer or None, got {value!r}")
+            _check_optional_number(name, value)
+        if self.wait_for_lease is not None and not isinstance(self.wait_for_lease, bool):
+            raise UserError(
+                f"SessionSettings.wait_for_lease must be True, False or None, "
+                f"got {self.wait_for_lease!r}"
+            )
+        _check_optional_number("lease_timeout", self.lease_timeout)
+        _check_optional_number("lease_ttl", self.lease_ttl, positive=True)
+
+    @property
+    def effective_wait(self) -> bool:
+        """Whether to wait for a busy lease: ``wait_for_lease``, or ``True`` when unset."""
+        return True if self.wait_for_lease is None else self.wait_for_lease
+
+    @property
+    def effective_ttl(self) -> float:
+        """The lease time-to-live in seconds: ``lease_ttl``, or 30 s when unset."""
+        return DEFAULT_LEASE_TTL if self.lease_ttl is None else float(self.lease_ttl)
+
+    def resolve(
+        self, override: SessionSettings | Mapping[str, Any] | Any | None
+    ) -> SessionSettings:
+        """A new settings object: ``override``'s non-``None`` fields over this one's.
+
+        ``override`` may be a :class:`SessionSettings`, a dict, or any object with the same
+        attribute names (such as the OpenAI Agents SDK's ``SessionSettings``).
+        """
+        if override is None:
+            return self
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in values:
+            if isinstance(override, Mapping):
+                value = override.get(name)
+            else:
+                value = getattr(override, name, None)
+            if value is not None:
+                values[name] = value
+        return SessionSettings(**values)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One stored session as listed by a store: its id, size and timestamps (UTC)."""
+
+    session_id: str
+    item_count: int
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,254 @@
+"""The session conformance suite: every backend, ours or yours, passes the same tests.
+
+Subclass :class:`SessionConformance` in a test module (name the subclass ``Test...``) and
+override the ``make_session`` fixture with a factory that returns a new session handle for
+an id (or an awaitable of one). Handles made by one factory should share one store, so that
+the isolation tests mean something::
+
+    import pytest
+    from threadline.sessions.testing import SessionConformance
+
+    class TestMyBackend(SessionConformance):
+        @pytest.fixture
+        def make_session(self, tmp_path):
+            store = MyStore(tmp_path)
+            yield store.session
+            store.close()
+
+The core tests check the :class:`~threadline.sessions.Session` contract. Tests of optional
+capabilities (``window``, ``pop_turn``, ``replace``, ``fork``, ``lease``) run when the
+session has the method, or only for the names in ``capabilities`` when the subclass sets it.
+Needs ``pytest``, ``pytest-asyncio`` and ``hypothesis``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from ..errors import UserError
+from ..items import Item, function_call, function_call_output, user_message
+from ._reference import check_window, reference_pop_turn, reference_window
+from ._testing_harness import SessionFactory, asyncio_test, sample_history
+from ._testing_optional import OptionalCapabilityTests
+from ._testing_stateful import run_stateful
+
+__all__ = [
+    "SessionConformance",
+    "SessionFactory",
+    "check_window",
+    "reference_pop_turn",
+    "reference_window",
+    "sample_history",
+]
+
+TRICKY_IDS = [
+    "it's",
+    'say "hi"',
+    "'; DROP TABLE threadline_items; --",
+    "100%_match",
+    "a/b\\c",
+    "用户🙂-Ωmega",
+    "  spaced  ",
+    "x" * 5000,
+]
+
+BAD_ITEMS: list[tuple[object, str]] = [
+    (42, "dict"),
+    ("hello", "dict"),
+    (None, "dict"),
+    ({"role": "wizard", "content": "x"}, "role"),
+    ({"content": "no role or type"}, "type"),
+    ({"type": "mystery_item"}, "type"),
+    ({"role": "user", "content": {1, 2}}, "content"),
+    ({"type": "function_call_output", "call_id": "c", "output": [object()]}, "serialis"),
+    ({"role": "user", "content": [{"type": "input_text", "text": float("nan")}]}, "serialis"),
+]
+
+
+class SessionConformance(OptionalCapabilityTests):
+    """Base class of the conformance tests; see the module docstring."""
+
+    # ------------------------------------------------------------------ the core contract
+
+    @asyncio_test
+    async def test_new_session_is_empty(self, make_session: SessionFactory) -> None:
+        session = await self.new(make_session, "empty")
+        assert await session.get_items() == []
+        assert await session.get_items(limit=3) == []
+        assert await session.pop_item() is None
+        await session.clear_session()
+        assert await session.get_items() == []
+
+    @asyncio_test
+    async def test_items_come_back_in_write_order(self, make_session: SessionFactory) -> None:
+        session = await self.new(make_session, "order")
+        history = sample_history()
+        await session.add_items(history[:3])
+        await session.add_items(history[3:4])
+        await session.add_items(history[4:])
+        assert await session.get_items() == history
+        assert session.session_id == "order"
+
+    @asyncio_test
+    async def test_limit_returns_newest_oldest_first(self, make_session: SessionFactory) -> None:
+        session = await self.new(make_session, "limit")
+        history = sample_history()
+        await session.add_items(history)
+        assert await session.get_items(limit=None) == history
+        assert await session.get_items(limit=0) == []
+        assert await session.get_items(limit=1) == history[-1:]
+        assert await session.get_items(limit=4) == history[-4:]
+        assert await session.get_items(limit=len(history)) == history
+        assert await session.get_items(limit=len(history) + 50) == history
+
+    @asyncio_test
+    async def test_negative_limit_is_a_user_error(self, make_session: SessionFactory) -> None:
+        session = await self.new(make_session, "negative")
+        with pytest.raises(UserError, match="limit"):
+            await session.get_items(limit=-1)
+
+    @asyncio_test
+    async def test_pop_item_takes_newest_first(self, make_session: SessionFactory) -> None:
+        session = await self.new(make_session, "pop")
+        history = sample_history()[:3]
+        await session.add_items(history)
+        assert await session.pop_item() == history[2]
+        assert await session.pop_item() == history[1]
+        assert await session.get_items() == history[:1]
+        assert await session.pop_item() == history[0]
+        assert await session.pop_item() is None
+        await session.add_items(history[1:2])
+        assert await session.get_items() == history[1:2]
+
+    @asyncio_test
+    async def test_clear_session_empties_it(self, make_session: SessionFactory) -> None:
+        session = await self.new(make_session, "clear")
+        await session.add_items(sample_history())
+        await session.clear_session()
+        assert await session.get_items() == []
+        await session.add_items([user_message("again")])
+        assert await session.get_items() == [user_message("again")]
+
+    @asyncio_test
+    async def test_sessions_are_isolated(self, make_session: SessionFactory) -> None:
+        first = await self.new(make_session, "alpha")
+        second = await self.new(make_session, "Alpha")
+        await first.add_items([user_message("one")])
+        await second.add_items([user_message("two"), user_message("three")])
+        await first.pop_item()
+        assert await first.get_items() == []
+        assert await second.get_items() == [user_message("two"), user_message("three")]
+        await second.clear_session()
+        await first.add_items([user_message("four")])
+        assert await first.get_items() == [user_message("four")]
+        assert await second.get_items() == []
+
+    @pytest.mark.parametrize("session_id", TRICKY_IDS, ids=range(len(TRICKY_IDS)))
+    @asyncio_test
+    async def test_session_ids_are_data(
+        self, make_session: SessionFactory, session_id: str
+    ) -> None:
+        tricky = await self.new(make_session, session_id)
+        plain = await self.new(make_session, "plain")
+        await plain.add_items([user_message("plain")])
+        await tricky.add_items([user_message(session_id)])
+        assert await tricky.get_items() == [user_message(session_id)]
+        assert await plain.get_items() == [user_message("plain")]
+        await tricky.clear_session()
+        assert await plain.get_items() == [user_message("plain")]
+
+    @pytest.mark.parametrize("session_id", ["", 7, None])
+    @asyncio_test
+    async def test_bad_session_id_is_a_user_error(
+        self, make_session: SessionFactory, session_id: Any
+    ) -> None:
+        with pytest.raises(UserError, match="session_id"):
+            await self.new(make_session, session_id)
+
+    @asyncio_test
+    async def test_items_round_trip_unchanged(self, make_session: SessionFactory) -> None:
+        session = await self.new(make_session, "round-trip")
+        items: list[Item] = [
+            user_message('héllo wörld — 你好 — 🙂🚀 — \u0000 nul and \\ backslash "quotes"'),
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "x" * 300_000, "annotations": []}],
+                "z_last": 1,
+                "a_first": {"nested": [1, 2.5, -3, 10**30, True, False, None, [], {}]},
+            },
+            function_call("c-1", "lookup", json.dumps({"q": "ünïcode", "n": [1, {"k": None}]})),
+            function_call_output("c-1", ""),
+        ]
+        await session.add_items(items)
+        got = await session.get_items()
+        assert got == items
+        assert [list(item) for item in got] == [list(item) for item in items]  # key order
+
+    @asyncio_test
+    async def test_items_are_stored_by_value(self, make_session: SessionFactory) -> None:
+        session = await self.new(make_session, "copies")
+        item: Item = {"role": "user", "content": [{"type": "input_text", "text": "original"}]}
+        await session.add_items([item])
+        item["content"][0]["text"] = "changed after add"
+        got = await session.get_items()
+        got[0]["content"][0]["text"] = "changed after get"
+        assert (await session.get_items())[0]["content"][0]["text"] == "original"
+
+    @pytest.mark.parametrize("bad, problem", BAD_ITEMS, ids=range(len(BAD_ITEMS)))
+    @asyncio_test
+    async def test_bad_batch_writes_nothing(
+        self, make_session: SessionFactory, bad: object, problem: str
+    ) -> None:
+        session = await self.new(make_session, "atomic")
+        await session.add_items([user_message("kept")])
+        with pytest.raises(UserError, match=rf"item 1\b.*{problem}"):
+            await session.add_items([user_message("not kept"), bad, user_message("nor this")])
+        assert await session.get_items() == [user_message("kept")]
+
+    @pytest.mark.parametrize("batch", [{"role": "user", "content": "x"}, "text", 5])
+    @asyncio_test
+    async def test_batch_must_be_a_list(self, make_session: SessionFactory, batch: Any) -> None:
+        session = await self.new(make_session, "not-a-list")
+        with pytest.raises(UserError, match="list"):
+            await session.add_items(batch)
+        assert await session.get_items() == []
+
+    @asyncio_test
+    async def test_empty_batch_changes_nothing(self, make_session: SessionFactory) -> None:
+        session = await self.new(make_session, "empty-batch")
+        await session.add_items([])
+        assert await session.get_items() == []
+
+    @asyncio_test
+    async def test_concurrent_batches_stay_whole(self, make_session: SessionFactory) -> None:
+        session = await self.new(make_session, "concurrent")
+
+        async def writer(number: int) -> None:
+            await session.add_items([user_message(f"{number}:{part}") for part in range(4)])
+
+        await asyncio.gather(*(writer(number) for number in range(25)))
+        texts = [item["content"] for item in await session.get_items()]
+        assert len(texts) == 100
+        for start in range(0, 100, 4):
+            owner = texts[start].split(":")[0]
+            assert texts[start : start + 4] == [f"{owner}:{part}" for part in range(4)]
+
+    @asyncio_test
+    async def test_long_history(self, make_session: SessionFactory) -> None:
+        session = await self.new(make_session, "long")
+        history = [user_message(f"message {number}") for number in range(2600)]
+        for start in range(0, len(history), 500):
+            await session.add_items(history[start : start + 500])
+        assert await session.get_items() == history
+        assert await session.get_items(limit=2300) == history[-2300:]
+        assert await session.get_items(limit=7) == history[-7:]
+
+    # ------------------------------------------------------------------ against a plain list
+
+    def test_behaves_like_a_list(self, make_session: SessionFactory) -> None:
+        run_stateful(self, make_session, self.stateful_examples)

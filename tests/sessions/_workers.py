@@ -1,0 +1,55 @@
+"""Functions run in child processes by the multi-process SQLite tests (spawned, not forked)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from threadline.items import assistant_message, user_message
+from threadline.sessions import SessionSettings, SQLiteSession, writer_lease
+
+
+def add_batches(db_path: str, session_id: str, worker: int, batches: int) -> int:
+    """Append ``batches`` two-item batches tagged with the worker and batch number."""
+
+    async def main() -> None:
+        session = SQLiteSession(session_id, db_path)
+        for number in range(batches):
+            tag = f"{worker}:{number}"
+            await session.add_items([user_message(tag), assistant_message(tag)])
+        session.close()
+
+    asyncio.run(main())
+    return worker
+
+
+def leased_turns(db_path: str, session_id: str, worker: int, turns: int) -> int:
+    """Write ``turns`` turns as two separate writes, each turn inside the writer lease."""
+
+    async def main() -> None:
+        session = SQLiteSession(session_id, db_path, session_settings=SessionSettings(lease_ttl=5))
+        for number in range(turns):
+            tag = f"{worker}:{number}"
+            async with writer_lease(session):
+                await session.add_items([user_message(tag)])
+                await asyncio.sleep(0)
+                await session.add_items([assistant_message(tag)])
+        session.close()
+
+    asyncio.run(main())
+    return worker
+
+
+def hold_lease_and_die(db_path: str, session_id: str, ttl: float, ready: str) -> None:
+    """Take the lease, signal readiness by creating the file ``ready``, then die holding it."""
+
+    async def main() -> None:
+        session = SQLiteSession(
+            session_id, db_path, session_settings=SessionSettings(lease_ttl=ttl)
+        )
+        async with session.lease():
+            Path(ready).touch()  # noqa: ASYNC240
+            os._exit(0)  # no clean-up: the lease row stays behind, as after a crash
+
+    asyncio.run(main())

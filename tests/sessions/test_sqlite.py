@@ -1,0 +1,275 @@
+"""SQLite-specific behaviour: the file, the schema, corrupt rows, stores and handles, scans."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from threadline.errors import (
+    CorruptItemError,
+    SchemaVersionError,
+    SessionError,
+    UserError,
+)
+from threadline.sessions import SQLiteSession, SQLiteStore
+from threadline.sessions._sqlite_schema import SCHEMA_VERSION
+
+from ._helpers import history, raw
+
+# ---------------------------------------------------------------------- the file
+
+
+async def test_new_file_is_private_and_in_wal_mode(store: SQLiteStore, db: Path) -> None:
+    await store.session("s").add_items(history(3))
+    assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(f"{db}-wal").st_mode) == 0o600
+    with raw(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("mode, level", [("FULL", 2), ("normal", 1)])
+async def test_synchronous_setting(db: Path, mode: str, level: int) -> None:
+    store = SQLiteStore(db, synchronous=mode)
+    try:
+        got = await store._engine.write(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+        assert got == level
+    finally:
+        store.close()
+
+
+async def test_reopening_keeps_history_and_schema(db: Path) -> None:
+    first = SQLiteStore(db)
+    await first.session("s").add_items(history(4))
+    first.close()
+    second = SQLiteStore(db)
+    try:
+        assert await second.session("s").get_items() == history(4)
+    finally:
+        second.close()
+
+
+async def test_newer_schema_is_refused(db: Path) -> None:
+    with raw(db) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    store = SQLiteStore(db)
+    try:
+        session = store.session("s")
+        with pytest.raises(SchemaVersionError, match="upgrade threadline"):
+            await session.add_items(history(1))
+        with pytest.raises(SchemaVersionError):
+            await session.get_items()
+    finally:
+        store.close()
+    with raw(db) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+async def test_not_a_database_is_a_session_error(db: Path) -> None:
+    with open(db, "wb") as file:  # noqa: ASYNC230
+        file.write(b"this is not a database file at all" * 100)
+    store = SQLiteStore(db)
+    try:
+        with pytest.raises(SessionError, match="failed"):
+            await store.session("s").get_items()
+    finally:
+        store.close()
+
+
+async def test_missing_directory_is_a_session_error(tmp_path: Path) -> None:
+    session = SQLiteSession("s", tmp_path / "nowhere" / "x.db")
+    try:
+        with pytest.raises(SessionError, match="directory"):
+            await session.add_items(history(1))
+    finally:
+        session.close()
+
+
+# ---------------------------------------------------------------------- corrupt rows
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        ("not json", "invalid JSON"),
+        ("[1, 2]", "not an object"),
+        ('"text"', "not an object"),
+        ("1,2", "invalid JSON"),
+        ('{"a": 1},{"b": 2}', "invalid JSON"),
+        (b"\xff\xfe", "UTF-8"),
+    ],
+)
+async def test_corrupt_row_is_reported_not_skipped(
+    store: SQLiteStore, db: Path, data: object, reason: str
+) -> None:
+    session = store.session("victim")
+    await session.add_items(history(5))
+    with raw(db) as conn:
+        conn.execute("UPDATE threadline_items SET data = ? WHERE seq = 1", (data,))
+    for read in (
+        session.get_items(),
+        session.get_items(limit=4),
+        session.get_window(max_items=4),
+    ):
+        with pytest.raises(CorruptItemError, match=reason) as caught:
+            await read
+        assert caught.value.session_id == "victim"
+        assert caught.value.position == 1
+    assert await session.get_items(limit=3) == history(5)[2:]
+
+
+async def test_corrupt_row_in_a_long_history(store: SQLiteStore, db: Path) -> None:
+    session = store.session("long")
+    await session.add_items(history(2500))
+    with raw(db) as conn:
+        conn.execute("UPDATE threadline_items SET data = '{' WHERE seq = 1234")
+    with pytest.raises(CorruptItemError, match=r"'long'.*position 1234"):
+        await session.get_items()
+
+
+async def test_pop_leaves_a_corrupt_row_in_place(store: SQLiteStore, db: Path) -> None:
+    session = store.session("pop")
+    await session.add_items(history(2))
+    with raw(db) as conn:
+        conn.execute("UPDATE threadline_items SET data = 'oops' WHERE seq = 1")
+    with pytest.raises(CorruptItemError):
+        await session.pop_item()
+    with raw(db) as conn:
+        assert conn.execute("SELECT count(*) FROM threadline_items").fetchone()[0] == 2
+
+
+# ---------------------------------------------------------------------- stores and handles
+
+
+async def test_handles_on_one_file_share_one_store(db: Path, tmp_path: Path) -> None:
+    os.chdir(tmp_path)
+    first = SQLiteSession("a", db)
+    second = SQLiteSession("b", "sessions.db")
+    faster = SQLiteSession("c", db, synchronous="NORMAL")
+    try:
+        assert first.store is second.store
+        assert faster.store is not first.store
+        await first.add_items(history(1))
+        assert await SQLiteSession("a", db, store=first.store).get_items() == history(1)
+    finally:
+        for session in (first, second, faster):
+            session.close()
+    assert first.store.closed
+    again = SQLiteSession("a", db)
+    try:
+        assert again.store is not first.store
+        assert await again.get_items() == history(1)
+    finally:
+        again.close()
+
+
+async def test_memory_sessions_are_private() -> None:
+    first, second = SQLiteSession("same"), SQLiteSession("same")
+    try:
+        await first.add_items(history(2))
+        assert await second.get_items() == []
+        assert first.db_path == ":memory:"
+    finally:
+        first.close()
+        second.close()
+
+
+async def test_closed_store_raises(db: Path) -> None:
+    store = SQLiteStore(db)
+    session = store.session("s")
+    await session.add_items(history(1))
+    await store.aclose()
+    with pytest.raises(SessionError, match="closed"):
+        await session.add_items(history(1))
+    with pytest.raises(SessionError, match="closed"):
+        await session.get_items()
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"synchronous": "SOMETIMES"}, "synchronous"),
+        ({"readers": 0}, "readers"),
+        ({"busy_timeout": 0}, "busy_timeout"),
+        ({"lock_timeout": -1}, "lock_timeout"),
+        ({"db_path": ""}, "db_path"),
+    ],
+)
+def test_bad_store_arguments(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(UserError, match=field):
+        SQLiteStore(**kwargs)
+
+
+def test_bad_session_arguments(store: SQLiteStore, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="does not match"):
+        SQLiteSession("s", tmp_path / "other.db", store=store)
+    with pytest.raises(UserError, match="SQLiteStore"):
+        SQLiteSession("s", store="nope")  # type: ignore[arg-type]
+    with pytest.raises(UserError, match="private"):
+        SQLiteStore.shared(":memory:")
+
+
+async def test_list_sessions(store: SQLiteStore) -> None:
+    await store.session("one").add_items(history(1))
+    await store.session("two").add_items(history(3))
+    await store.session("three").add_items(history(2))
+    await store.session("one").add_items(history(1))
+    await store.session("three").clear_session()
+    listed = await store.list_sessions()
+    assert [(info.session_id, info.item_count) for info in listed] == [("one", 2), ("two", 3)]
+    assert await store.delete_session("two") is True
+    assert await store.delete_session("two") is False
+    assert await store.session("two").get_items() == []
+    assert [info.session_id for info in await store.list_sessions()] == ["one"]
+    assert listed[0].updated_at >= listed[0].created_at
+    with pytest.raises(UserError, match="session_id"):
+        await store.delete_session("")
+    assert listed[0].created_at.tzinfo is not None
+
+
+async def test_fork_into_a_non_empty_session_is_refused(store: SQLiteStore) -> None:
+    source, target = store.session("source"), store.session("target")
+    await source.add_items(history(3))
+    await target.add_items(history(1))
+    with pytest.raises(UserError, match="already holds 1 items"):
+        await source.fork("target")
+    assert await target.get_items() == history(1)
+    await target.clear_session()
+    child = await source.fork("target", at=2)
+    assert child.store is store
+    assert await target.get_items() == history(2)
+
+
+# ---------------------------------------------------------------------- reads are range scans
+
+
+def test_reads_are_primary_key_range_scans(db: Path) -> None:
+    from threadline.sessions import _sqlite_ops as ops
+
+    async def create() -> None:
+        store = SQLiteStore(db)
+        await store.setup()
+        store.close()
+
+    asyncio.run(create())
+    plans = []
+    with raw(db) as conn:
+        for sql, params in [
+            (ops._NEWEST_BY_ID, ("s", 20)),
+            (ops._NEWEST_CHUNK, (1, 10, 20)),
+            (
+                "SELECT kind, call_id, tokens FROM threadline_items WHERE sid = ? ORDER BY seq DESC",
+                (1,),
+            ),
+        ]:
+            plan = " | ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+            plans.append(plan)
+    for plan in plans:
+        assert "SEARCH threadline_items USING PRIMARY KEY (sid=?" in plan, plan
+        assert "SCAN threadline_items" not in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
