@@ -105,3 +105,17 @@ def test_async_openai_is_still_importable_from_threadline() -> None:
     from openai import AsyncOpenAI
 
     assert threadline.AsyncOpenAI is AsyncOpenAI
+
+
+def test_architecture_doc_names_every_module() -> None:
+    from pathlib import Path
+
+    root = Path(threadline.__file__).parent
+    doc = (root.parent.parent / "docs" / "architecture.md").read_text()
+    missing = [
+        str(path.relative_to(root.parent))
+        for path in sorted(root.rglob("*.py"))
+        if path.name != "__init__.py" or path.parent == root
+        if str(path.relative_to(root.parent)) not in doc and f"`{path.name}`" not in doc
+    ]
+    assert missing == []
