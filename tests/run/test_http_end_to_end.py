@@ -22,6 +22,7 @@ from threadline import (
     OpenAIResponsesModel,
     RunConfig,
     Runner,
+    UserError,
     function_tool,
 )
 from threadline.run import model_resolution
@@ -224,3 +225,46 @@ def test_structured_output_request_shape(server: ScriptedServer) -> None:
     assert result.final_output == City(name="San Francisco")
     fmt = server.requests[0].body["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
+
+
+def responses_model(server: ScriptedServer) -> OpenAIResponsesModel:
+    client = AsyncOpenAI(api_key="k", base_url=server.base_url, max_retries=0)
+    return OpenAIResponsesModel(model="test-model", openai_client=client)
+
+
+async def test_previous_response_id_sends_only_new_items(server: ScriptedServer) -> None:
+    server.add(tool_calls(("get_weather", {"city": "Rome"})), reply("Sunny."))
+    agent = Agent(name="A", model=responses_model(server), tools=[get_weather])
+    result = await Runner.run(agent, "Rome?", previous_response_id="resp_earlier")
+    assert result.final_output == "Sunny."
+    first, second = (r.body for r in server.requests)
+    assert first["previous_response_id"] == "resp_earlier"
+    assert first["input"] == [{"role": "user", "content": "Rome?"}]
+    assert second["previous_response_id"] == result.raw_responses[0].response_id
+    assert [i["type"] for i in second["input"]] == ["function_call_output"]
+    assert result.last_response_id == result.raw_responses[1].response_id
+
+
+async def test_conversation_id_sends_only_new_items(server: ScriptedServer) -> None:
+    server.add(tool_calls(("get_weather", {"city": "Rome"})), reply("Sunny."))
+    agent = Agent(name="A", model=responses_model(server), tools=[get_weather])
+    await Runner.run(agent, "Rome?", conversation_id="conv_1")
+    first, second = (r.body for r in server.requests)
+    assert first["conversation"] == second["conversation"] == "conv_1"
+    assert "previous_response_id" not in second
+    assert [i["type"] for i in second["input"]] == ["function_call_output"]
+
+
+async def test_server_state_needs_the_responses_api(server: ScriptedServer) -> None:
+    with pytest.raises(UserError, match="Responses API"):
+        await Runner.run(Agent(name="A", model=chat_model(server)), "hi", previous_response_id="r")
+    assert server.requests == []
+
+
+async def test_session_and_server_state_do_not_mix() -> None:
+    from threadline import InMemorySession
+
+    with pytest.raises(UserError, match="cannot be combined"):
+        await Runner.run(
+            Agent(name="A", model="m"), "hi", session=InMemorySession("s"), conversation_id="c"
+        )

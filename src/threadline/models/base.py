@@ -57,6 +57,10 @@ class ModelRequest:
     settings: ModelSettings = field(default_factory=ModelSettings)
     tools: Sequence[ToolSpec] = ()
     output_schema: OutputSchema | None = None
+    previous_response_id: str | None = None
+    """Server-side state (Responses API): continue after this response; ``input`` is new items only."""
+    conversation_id: str | None = None
+    """Server-side state (Responses API): a stored conversation; ``input`` is new items only."""
 
 
 @dataclass

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from threadline.errors import ModelBehaviorError
+from threadline.errors import ModelBehaviorError, UserError
 from threadline.models._chat_convert import (
     ChatToolCall,
     chat_settings,
@@ -58,6 +58,12 @@ class OpenAIChatCompletionsModel:
         return f"OpenAIChatCompletionsModel(model={self.model!r})"
 
     def _request_kwargs(self, request: ModelRequest) -> dict[str, Any]:
+        if request.previous_response_id is not None or request.conversation_id is not None:
+            raise UserError(
+                "previous_response_id and conversation_id keep history on the server and need "
+                "the Responses API (OpenAIResponsesModel); chat completions cannot use them — "
+                "use a session instead"
+            )
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": items_to_messages(request.input, request.instructions),

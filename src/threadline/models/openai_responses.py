@@ -71,6 +71,10 @@ class OpenAIResponsesModel:
                     "strict": schema.strict,
                 }
             }
+        if request.previous_response_id is not None:
+            kwargs["previous_response_id"] = request.previous_response_id
+        if request.conversation_id is not None:
+            kwargs["conversation"] = request.conversation_id
         kwargs.update(_settings_kwargs(request.settings, has_tools=bool(request.tools)))
         return kwargs
 

@@ -60,6 +60,10 @@ class _Run:
     max_turns: int
     emit: Emit | None
     memory: SessionMemory | None = None
+    previous_response_id: str | None = None
+    conversation_id: str | None = None
+    sent: int = 0
+    """With server-side state, how many of ``model_input`` the server already holds."""
     model_input: list[Item] = field(default_factory=list)
     new_items: list[RunItem] = field(default_factory=list)
     responses: list[ModelResponse] = field(default_factory=list)
@@ -81,6 +85,8 @@ async def run_agent(
     session: Any,
     emit: Emit | None = None,
     context_wrapper: RunContextWrapper[Any] | None = None,
+    previous_response_id: str | None = None,
+    conversation_id: str | None = None,
 ) -> RunResult:
     """Run ``starting_agent`` until it produces a final output; see :class:`Runner`."""
     new_input = input_to_items(input)
@@ -91,6 +97,8 @@ async def run_agent(
         hooks=hooks,
         max_turns=max_turns,
         emit=emit,
+        previous_response_id=previous_response_id,
+        conversation_id=conversation_id,
     )
     with span(
         "run", config.workflow_name, disabled=config.tracing_disabled, agent=starting_agent.name
@@ -133,6 +141,11 @@ async def _turns(run: _Run) -> Any:
                 ToolCallOutputItem(agent=run.agent, raw_item=result.item, output=result.value)
             )
         step_items += _handoff_outputs(run, plan)
+        if _server_state(run):
+            # the server stored the input it was sent and its own output; only the rest is new
+            run.sent = len(run.model_input) + len(response.output)
+            if run.previous_response_id is not None:
+                run.previous_response_id = response.response_id
         run.model_input += step_items
         if run.memory is not None:
             await run.memory.save(step_items)
@@ -145,6 +158,10 @@ async def _turns(run: _Run) -> Any:
             continue
         return await _finish(run, _final_output(run.agent, plan))
     raise MaxTurnsExceeded(run.max_turns)
+
+
+def _server_state(run: _Run) -> bool:
+    return run.previous_response_id is not None or run.conversation_id is not None
 
 
 def _final_output(agent: Agent[Any], plan: StepPlan) -> Any:
@@ -218,7 +235,9 @@ async def _call_model(run: _Run) -> ModelResponse:
         settings = dataclasses.replace(settings, tool_choice=None)  # endpoints reject it
     request = ModelRequest(
         instructions=await agent.get_instructions(run.context),
-        input=list(run.model_input),
+        input=run.model_input[run.sent :],
+        previous_response_id=run.previous_response_id,
+        conversation_id=run.conversation_id,
         settings=settings,
         tools=tools,
         output_schema=schema.output_schema if schema is not None else None,

@@ -21,7 +21,14 @@ __all__ = ["Runner"]
 _loops = threading.local()
 
 
-def _check(agent: object, input: object, max_turns: object) -> None:
+def _check(
+    agent: object,
+    input: object,
+    max_turns: object,
+    session: object,
+    previous_response_id: object,
+    conversation_id: object,
+) -> None:
     from ..agent import Agent
 
     if not isinstance(agent, Agent):
@@ -32,6 +39,11 @@ def _check(agent: object, input: object, max_turns: object) -> None:
         input_to_items(input)  # validates, naming the bad item
     if not isinstance(max_turns, int) or isinstance(max_turns, bool) or max_turns < 1:
         raise UserError(f"max_turns must be a positive integer, got {max_turns!r}")
+    if session is not None and (previous_response_id is not None or conversation_id is not None):
+        raise UserError(
+            "a session cannot be combined with previous_response_id or conversation_id: "
+            "either threadline keeps the history (session) or the server does, not both"
+        )
 
 
 class Runner:
@@ -54,9 +66,15 @@ class Runner:
         hooks: RunHooks[Any] | None = None,
         run_config: RunConfig | None = None,
         session: Any = None,
+        previous_response_id: str | None = None,
+        conversation_id: str | None = None,
     ) -> RunResult:
-        """Run the agent loop until a final output; return the :class:`RunResult`."""
-        _check(starting_agent, input, max_turns)
+        """Run the agent loop until a final output; return the :class:`RunResult`.
+
+        ``previous_response_id`` / ``conversation_id`` keep the history on the server instead
+        (Responses API only); they cannot be combined with a ``session``.
+        """
+        _check(starting_agent, input, max_turns, session, previous_response_id, conversation_id)
         return await run_agent(
             starting_agent,
             input,
@@ -65,6 +83,8 @@ class Runner:
             hooks=hooks or RunHooks(),
             config=run_config or RunConfig(),
             session=session,
+            previous_response_id=previous_response_id,
+            conversation_id=conversation_id,
         )
 
     @classmethod
@@ -78,6 +98,8 @@ class Runner:
         hooks: RunHooks[Any] | None = None,
         run_config: RunConfig | None = None,
         session: Any = None,
+        previous_response_id: str | None = None,
+        conversation_id: str | None = None,
     ) -> RunResult:
         """:meth:`run` for synchronous code. Not callable from inside a running event loop.
 
@@ -105,6 +127,8 @@ class Runner:
             hooks=hooks,
             run_config=run_config,
             session=session,
+            previous_response_id=previous_response_id,
+            conversation_id=conversation_id,
         )
         task = loop.create_task(coro)
         try:
@@ -125,13 +149,15 @@ class Runner:
         hooks: RunHooks[Any] | None = None,
         run_config: RunConfig | None = None,
         session: Any = None,
+        previous_response_id: str | None = None,
+        conversation_id: str | None = None,
     ) -> RunResultStreaming:
         """Start a streamed run; iterate ``stream_events()`` on the result.
 
         Text arrives as raw response events as it is generated, completed items as run item
         events. Sessions are read and written exactly as in :meth:`run`.
         """
-        _check(starting_agent, input, max_turns)
+        _check(starting_agent, input, max_turns, session, previous_response_id, conversation_id)
 
         async def start(streaming: RunResultStreaming) -> RunResult:
             def emit(event: Any) -> None:
@@ -148,6 +174,8 @@ class Runner:
                 config=run_config or RunConfig(),
                 session=session,
                 emit=emit,
+                previous_response_id=previous_response_id,
+                conversation_id=conversation_id,
             )
 
         return RunResultStreaming(input=input, current_agent=starting_agent, _start=start)
