@@ -10,8 +10,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev,local]'
 echo "== ruff"
-"$VENV/bin/ruff" check src tests examples bench
-"$VENV/bin/ruff" format --check src tests examples bench
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
 echo "== mypy (strict, src/)"
 "$VENV/bin/mypy"
 echo "== pytest"
