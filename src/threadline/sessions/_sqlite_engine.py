@@ -49,10 +49,11 @@ _WAKE = object()
 
 
 class _Pending:
-    __slots__ = ("fn", "future")
+    __slots__ = ("durable", "fn", "future")
 
-    def __init__(self, fn: Job) -> None:
+    def __init__(self, fn: Job, durable: bool = True) -> None:
         self.fn = fn
+        self.durable = durable
         self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
 
@@ -121,9 +122,16 @@ class SQLiteEngine:
 
     # ----------------------------------------------------------------- public interface
 
-    def submit_write(self, fn: Job) -> concurrent.futures.Future[Any]:
-        """Queue ``fn`` for the writer thread; the future resolves after the commit."""
-        job = _Pending(fn)
+    def submit_write(self, fn: Job, *, durable: bool = True) -> concurrent.futures.Future[Any]:
+        """Queue ``fn`` for the writer thread; the future resolves after the commit.
+
+        ``durable=False`` is for bookkeeping whose loss in a power cut harms nothing (lease
+        rows: a lost one expires by itself). When a commit carries only such writes, it is
+        made with ``synchronous=NORMAL`` (no fsync; WAL keeps it consistent, and the next
+        durable commit makes it durable too); any durable write in the group keeps the
+        configured level.
+        """
+        job = _Pending(fn, durable)
         with self._state_lock:
             self._check_open()
             self._ensure_writer()
@@ -261,6 +269,7 @@ class SQLiteEngine:
                     f"(journal_mode is {mode}); is it on a network file system?"
                 )
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        self._current_synchronous = self.synchronous
         migrate(conn, self.where)
 
     def _reader_conn(self) -> sqlite3.Connection:
@@ -424,6 +433,7 @@ class SQLiteEngine:
         beats: list[tuple[Hashable, _Heartbeat]],
     ) -> list[tuple[_Pending, bool, Any]]:
         outcomes: list[tuple[_Pending, bool, Any]] = []
+        self._set_synchronous(conn, any(job.durable for job in jobs))
         conn.execute("BEGIN IMMEDIATE")
         try:
             for key, beat in beats:
@@ -453,6 +463,15 @@ class SQLiteEngine:
                 conn.execute("ROLLBACK")
             raise
         return outcomes
+
+    def _set_synchronous(self, conn: sqlite3.Connection, durable: bool) -> None:
+        """Use the configured level for durable groups, at most NORMAL for bookkeeping."""
+        wanted = self.synchronous
+        if not durable and not self.memory and wanted in ("FULL", "EXTRA"):
+            wanted = "NORMAL"
+        if getattr(self, "_current_synchronous", None) != wanted:
+            conn.execute(f"PRAGMA synchronous={wanted}")
+            self._current_synchronous = wanted
 
     @staticmethod
     def _in_savepoint(conn: sqlite3.Connection, fn: Job, failed: Any) -> Any:

@@ -205,7 +205,7 @@ class SQLiteStore:
         attempt = functools.partial(ops.acquire_lease, session_id=session_id, owner=owner, ttl=ttl)
         delay = 0.005
         while True:
-            future = self._engine.submit_write(attempt)
+            future = self._engine.submit_write(attempt, durable=False)
             try:
                 acquired = await asyncio.shield(asyncio.wrap_future(future))
             except asyncio.CancelledError:
@@ -233,7 +233,8 @@ class SQLiteStore:
         if not future.cancelled() and future.exception() is None and future.result():
             with contextlib.suppress(SessionError):  # a closed store: the row expires by itself
                 self._engine.submit_write(
-                    functools.partial(ops.release_lease, session_id=session_id, owner=owner)
+                    functools.partial(ops.release_lease, session_id=session_id, owner=owner),
+                    durable=False,
                 )
 
     async def _release_lease(self, session_id: str, owner: str) -> None:
@@ -241,7 +242,8 @@ class SQLiteStore:
         if self._engine.closed:
             return  # the row expires after its ttl
         future = self._engine.submit_write(
-            functools.partial(ops.release_lease, session_id=session_id, owner=owner)
+            functools.partial(ops.release_lease, session_id=session_id, owner=owner),
+            durable=False,
         )
         await asyncio.shield(asyncio.wrap_future(future))
 
