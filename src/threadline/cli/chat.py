@@ -192,6 +192,9 @@ def _run_cancellable(loop: asyncio.AbstractEventLoop, coro: Awaitable[None]) -> 
 def run_repl(app: ChatApp, stdin: TextIO | None = None) -> int:
     """Read lines until exit/quit/end of input; each line is a turn or a slash command."""
     stdin = stdin or sys.stdin
+    if app.interactive:
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401  (line editing and history for input())
     loop = asyncio.new_event_loop()
     try:
         if app.interactive:
