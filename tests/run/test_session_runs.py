@@ -303,3 +303,28 @@ async def test_orphans_in_stored_history_are_not_sent() -> None:
 async def test_a_non_session_is_a_user_error() -> None:
     with pytest.raises(UserError, match="Session protocol"):
         await Runner.run(Agent(name="A", model=ScriptedModel()), "x", session=object())
+
+
+async def test_cancelling_a_streamed_run_keeps_history_valid(make_session: SessionFactory) -> None:
+    started = asyncio.Event()
+
+    @function_tool
+    async def slow() -> str:
+        """Takes too long."""
+        started.set()
+        await asyncio.sleep(30)
+        return "late"
+
+    model = ScriptedModel([[call("slow", {}, call_id="c1")]])
+    session = make_session("stream-cancel")
+    result = Runner.run_streamed(Agent(name="A", model=model, tools=[slow]), "go", session=session)
+    names = []
+    async for event in result.stream_events():
+        if event.type == "run_item_stream_event":
+            names.append(event.name)
+            if event.name == "tool_called":
+                await asyncio.wait_for(started.wait(), 5)
+                result.cancel()
+    assert names == ["tool_called"]
+    assert not result.is_complete
+    assert roles(await session.get_items()) == ["user"]

@@ -86,6 +86,7 @@ class RunResultStreaming:
     _queue: asyncio.Queue[Any] | None = field(default=None, repr=False)
     _task: asyncio.Task[RunResult] | None = field(default=None, repr=False)
     _result: RunResult | None = field(default=None, repr=False)
+    _cancel_requested: bool = field(default=False, repr=False)
 
     @property
     def last_agent(self) -> Agent[Any]:
@@ -120,6 +121,8 @@ class RunResultStreaming:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
+        if self._task.cancelled() and self._cancel_requested:
+            return  # cancel() was asked for: the stream just ends, is_complete stays False
         result = self._task.result()
         self._finish(result)
 
@@ -133,8 +136,9 @@ class RunResultStreaming:
         self.is_complete = True
 
     def cancel(self) -> None:
-        """Stop the run; ``stream_events()`` then ends."""
+        """Stop the run; ``stream_events()`` then ends without an error."""
         if self._task is not None and not self._task.done():
+            self._cancel_requested = True
             self._task.cancel()
 
     def to_input_list(self) -> list[Item]:
