@@ -68,10 +68,6 @@ def test_every_module_has_a_docstring() -> None:
 
     missing = []
     for info in pkgutil.walk_packages(package.__path__, "threadline."):
-        if info.name.startswith("threadline.models.local") or info.name.startswith(
-            "threadline.sessions.postgres"
-        ):
-            continue
         module = __import__(info.name, fromlist=["_"])
         if not (module.__doc__ or "").strip():
             missing.append(info.name)
