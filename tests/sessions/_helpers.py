@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from threadline.items import user_message
 
 
-def raw(db: Path) -> sqlite3.Connection:
-    """A plain connection to the test database, outside threadline."""
-    return sqlite3.connect(db, isolation_level=None)
+@contextmanager
+def raw(db: Path) -> Iterator[sqlite3.Connection]:
+    """A plain connection to the test database, outside threadline, closed on exit."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def history(count: int) -> list[dict[str, Any]]:

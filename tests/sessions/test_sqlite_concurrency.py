@@ -125,32 +125,30 @@ async def test_cancelled_writes_are_all_or_nothing(store: SQLiteStore) -> None:
 async def test_locked_database_is_waited_out(db: Path) -> None:
     store = SQLiteStore(db, busy_timeout=0.02, lock_timeout=10)
     await store.setup()
-    blocker = raw(db)
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
-        write = asyncio.ensure_future(store.session("s").add_items(history(1)))
-        await asyncio.sleep(0.3)
-        assert not write.done()
-        blocker.execute("COMMIT")
-        await write
-        assert await store.session("s").get_items() == history(1)
-    finally:
-        blocker.close()
-        store.close()
+    with raw(db) as blocker:
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            write = asyncio.ensure_future(store.session("s").add_items(history(1)))
+            await asyncio.sleep(0.3)
+            assert not write.done()
+            blocker.execute("COMMIT")
+            await write
+            assert await store.session("s").get_items() == history(1)
+        finally:
+            store.close()
 
 
 async def test_lock_held_too_long_is_a_clear_error(db: Path) -> None:
     store = SQLiteStore(db, busy_timeout=0.02, lock_timeout=0.2)
     await store.setup()
-    blocker = raw(db)
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
-        with pytest.raises(SessionError, match="locked by another process"):
-            await store.session("s").add_items(history(1))
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
-        store.close()
+    with raw(db) as blocker:
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(SessionError, match="locked by another process"):
+                await store.session("s").add_items(history(1))
+        finally:
+            blocker.execute("ROLLBACK")
+            store.close()
 
 
 def _spawn_all(target: Any, arguments: list[tuple[Any, ...]]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, settings
@@ -111,7 +111,8 @@ def run_stateful(suite: Any, make_session: Any, examples: int) -> None:
         def pop_turn(self) -> None:
             assert self.run(self.session.pop_turn()) == reference_pop_turn(self.model)
 
-    run_state_machine_as_test(
+    run_machine: Callable[..., None] = run_state_machine_as_test  # untyped in older releases
+    run_machine(
         SessionVersusList,
         settings=settings(
             max_examples=examples,

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -54,6 +55,14 @@ def _positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise UserError(f"{name} must be a number of seconds > 0, got {value!r}")
     return float(value)
+
+
+def _close_engine(engine: SQLiteEngine) -> None:
+    """Close ``engine`` when its store is collected, without joining a thread from itself."""
+    if threading.current_thread().name.startswith("threadline-sqlite"):
+        threading.Thread(target=engine.close, name="threadline-sqlite-closer", daemon=True).start()
+    else:
+        engine.close()
 
 
 class SQLiteStore:
@@ -98,6 +107,9 @@ class SQLiteStore:
         )
         self._users = 0
         self._registry_key: tuple[str, str] | None = None
+        # A store dropped without close() (SQLiteSession("id") is used that way) still closes
+        # its connections: no "unclosed database" warning, no connection left to the GC.
+        weakref.finalize(self, _close_engine, self._engine)
 
     @classmethod
     def shared(cls, db_path: str | Path, *, synchronous: str = "FULL") -> SQLiteStore:

@@ -18,7 +18,7 @@ the isolation tests mean something::
 The core tests check the :class:`~threadline.sessions.Session` contract. Tests of optional
 capabilities (``window``, ``pop_turn``, ``replace``, ``fork``, ``lease``) run when the
 session has the method, or only for the names in ``capabilities`` when the subclass sets it.
-Needs ``pytest``, ``pytest-asyncio`` and ``hypothesis``.
+Needs ``pytest``, ``pytest-asyncio`` and ``hypothesis``: ``pip install 'threadline[testing]'``.
 """
 
 from __future__ import annotations
@@ -27,9 +27,17 @@ import asyncio
 import json
 from typing import Any
 
-import pytest
+from ..errors import MissingDependencyError, UserError
 
-from ..errors import UserError
+try:
+    import hypothesis  # noqa: F401
+    import pytest
+    import pytest_asyncio  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise MissingDependencyError(
+        exc.name or "pytest", "testing", "threadline.sessions.testing"
+    ) from exc
+
 from ..items import Item, function_call, function_call_output, user_message
 from ._reference import check_window, reference_pop_turn, reference_window
 from ._testing_harness import SessionFactory, asyncio_test, sample_history
