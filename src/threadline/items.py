@@ -133,9 +133,11 @@ def validate_item(item: object, index: int = 0) -> Item:
 def validate_items(items: object) -> list[Item]:
     """Validate a batch: every item a JSON-serialisable dict of a known type or role.
 
-    Raises :class:`UserError` naming the first bad item's index; nothing is returned partially.
+    A batch is an ordered sequence (a list or a tuple): a set or a one-shot iterator would not
+    keep or show its order. Raises :class:`UserError` naming the first bad item's index;
+    nothing is returned partially.
     """
-    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
         raise UserError(f"items must be a list of dicts, got {type(items).__name__}")
     checked = []
     for index, item in enumerate(items):

@@ -118,3 +118,10 @@ def test_db_migrate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "migrate", "--db", str(path)]) == 0
     assert path.exists()
     assert "database ready" in capsys.readouterr().out
+
+
+def test_rm_of_an_unknown_session_is_one_clear_error(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(db, "rm", "nope") == 1
+    assert "no session 'nope'" in capsys.readouterr().err

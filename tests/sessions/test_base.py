@@ -136,3 +136,14 @@ def test_window_selection_matches_the_reference(
     rows = [(row.kind, row.call_id, row.tokens) for row in encode_items(history)]
     size = window_size(reversed(rows), max_items, max_tokens)
     assert size == len(reference_window(history, max_items, max_tokens))
+
+
+async def test_an_unordered_batch_is_refused() -> None:
+    from threadline.errors import UserError
+    from threadline.sessions import InMemorySession
+
+    session = InMemorySession("unordered")
+    batch = (item for item in [{"role": "user", "content": "a"}])
+    with pytest.raises(UserError, match="list of dicts, got generator"):
+        await session.add_items(batch)  # type: ignore[arg-type]
+    assert await session.get_items() == []

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ..items import Item, message_text
+from ..sessions import SessionInfo
 
-__all__ = ["describe_item", "print_history", "print_table"]
+__all__ = ["describe_item", "print_history", "print_sessions", "print_table", "write_jsonl"]
 
 
 def describe_item(item: Item, width: int = 100) -> str:
@@ -43,3 +44,22 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Text
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
         if number == 0:
             print("  ".join("-" * w for w in widths), file=out)
+
+
+def print_sessions(infos: Sequence[SessionInfo], out: TextIO, current: str | None = None) -> None:
+    """The sessions table; with ``current``, that session is marked with ``*``."""
+    rows = [
+        (
+            ("" if current is None else "* " if i.session_id == current else "  ") + i.session_id,
+            i.item_count,
+            i.updated_at.strftime("%Y-%m-%d %H:%M"),
+        )
+        for i in infos
+    ]
+    print_table(["session", "items", "updated (UTC)"], rows, out)
+
+
+def write_jsonl(items: Sequence[Item], out: TextIO) -> None:
+    """One item per line, as the JSON lines that ``sessions import`` reads back."""
+    for item in items:
+        out.write(json.dumps(item, ensure_ascii=False) + "\n")

@@ -16,7 +16,7 @@ from ..errors import ThreadlineError
 from ..items import Item
 from ..run import RunConfig, Runner
 from ..sessions import SQLiteSession, SQLiteStore
-from ._render import print_history, print_table
+from ._render import print_history, print_sessions, write_jsonl
 
 __all__ = ["HELP", "ChatApp", "run_repl"]
 
@@ -132,16 +132,7 @@ class ChatApp:
         print(f"now in session {session_id}", file=self.out)
 
     async def _sessions(self, _: str) -> None:
-        infos = await self.store.list_sessions()
-        rows = [
-            (
-                ("* " if i.session_id == self.session.session_id else "  ") + i.session_id,
-                i.item_count,
-                i.updated_at.strftime("%Y-%m-%d %H:%M"),
-            )
-            for i in infos
-        ]
-        print_table(["session", "items", "updated (UTC)"], rows, self.out)
+        print_sessions(await self.store.list_sessions(), self.out, self.session.session_id)
 
     async def _export(self, path: str) -> None:
         if not path:
@@ -154,8 +145,7 @@ class ChatApp:
 
 def _write_jsonl(path: str, items: list[Item]) -> None:
     with Path(path).expanduser().open("w", encoding="utf-8") as handle:
-        for item in items:
-            handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+        write_jsonl(items, handle)
 
 
 def _read_line(prompt: str, stdin: TextIO, interactive: bool) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import UserError
 from ..items import Item, message_text
 from ..sessions import SQLiteStore
-from ._render import describe_item, print_history, print_table
+from ._render import describe_item, print_history, print_sessions, print_table, write_jsonl
 from .commands import open_store
 
 __all__ = ["sessions_command"]
@@ -38,9 +38,13 @@ def _emit_json(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
 
 
+def _unknown(store: SQLiteStore, session_id: str) -> str:
+    return f"no session {session_id!r} in {store.db_path}; 'sessions ls' lists them"
+
+
 async def _known(store: SQLiteStore, session_id: str) -> None:
     if not any(i.session_id == session_id for i in await store.list_sessions()):
-        raise UserError(f"no session {session_id!r} in {store.db_path}; 'sessions ls' lists them")
+        raise UserError(_unknown(store, session_id))
 
 
 async def _ls(store: SQLiteStore, args: argparse.Namespace) -> int:
@@ -58,8 +62,7 @@ async def _ls(store: SQLiteStore, args: argparse.Namespace) -> int:
             ]
         )
         return 0
-    rows = [(i.session_id, i.item_count, i.updated_at.strftime("%Y-%m-%d %H:%M")) for i in infos]
-    print_table(["session", "items", "updated (UTC)"], rows, sys.stdout)
+    print_sessions(infos, sys.stdout)
     return 0
 
 
@@ -94,8 +97,7 @@ async def _search(store: SQLiteStore, args: argparse.Namespace) -> int:
 
 async def _export(store: SQLiteStore, args: argparse.Namespace) -> int:
     await _known(store, args.session_id)
-    for item in await store.session(args.session_id).get_items():
-        print(json.dumps(item, ensure_ascii=False))
+    write_jsonl(await store.session(args.session_id).get_items(), sys.stdout)
     return 0
 
 
@@ -130,8 +132,8 @@ async def _fork(store: SQLiteStore, args: argparse.Namespace) -> int:
 
 
 async def _rm(store: SQLiteStore, args: argparse.Namespace) -> int:
-    await _known(store, args.session_id)
-    await store.delete_session(args.session_id)
+    if not await store.delete_session(args.session_id):
+        raise UserError(_unknown(store, args.session_id))
     print(f"deleted session {args.session_id}")
     return 0
 

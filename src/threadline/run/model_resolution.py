@@ -53,10 +53,14 @@ def set_default_openai_key(key: str) -> None:
     _key = key
 
 
+def _is_openai_client(value: object) -> bool:
+    return hasattr(value, "chat") and hasattr(value, "base_url")
+
+
 def set_default_openai_client(client: Any) -> None:
     """Use this ``AsyncOpenAI`` client for runs that name no provider."""
     global _client
-    if not (hasattr(client, "chat") and hasattr(client, "base_url")):
+    if not _is_openai_client(client):
         raise UserError(
             f"set_default_openai_client() needs an AsyncOpenAI client, got {type(client).__name__}"
         )
@@ -77,32 +81,36 @@ def _local_provider() -> ModelProvider | None:
     return local.LocalModelProvider() if local.is_available() else None
 
 
-def default_provider() -> ModelProvider:
-    """The provider for runs that name none, chosen from the configuration at call time."""
-    from ..models.openai_provider import OpenAIProvider
-
+def _default_key() -> tuple[Any, ...]:
+    """What the default provider depends on right now; one provider is kept per key."""
     use_responses = None if _api is None else _api == "responses"
     if _client is not None:
-        key: tuple[Any, ...] = ("client", id(_client), use_responses)
-        factory: Any = lambda: OpenAIProvider(openai_client=_client, use_responses=use_responses)  # noqa: E731
-    else:
-        api_key = _key or os.environ.get("OPENAI_API_KEY")
-        base_url = os.environ.get("OPENAI_BASE_URL")
-        if api_key or base_url:
-            key = ("env", api_key, base_url, use_responses)
+        return ("client", _client, use_responses)
+    api_key = _key or os.environ.get("OPENAI_API_KEY")
+    base_url = os.environ.get("OPENAI_BASE_URL")
+    if api_key or base_url:
+        return ("env", api_key, base_url, use_responses)
+    return ("local",)
 
-            def factory() -> ModelProvider:
-                # A self-hosted endpoint given by URL alone often needs no key.
-                return OpenAIProvider(
-                    api_key=api_key or "unused", base_url=base_url, use_responses=use_responses
-                )
-        else:
-            key = ("local",)
-            factory = _local_provider
+
+def _make_provider(key: tuple[Any, ...]) -> ModelProvider | None:
+    from ..models.openai_provider import OpenAIProvider
+
+    if key[0] == "client":
+        return OpenAIProvider(openai_client=key[1], use_responses=key[2])
+    if key[0] == "env":
+        # A self-hosted endpoint given by URL alone often needs no key.
+        return OpenAIProvider(api_key=key[1] or "unused", base_url=key[2], use_responses=key[3])
+    return _local_provider()
+
+
+def default_provider() -> ModelProvider:
+    """The provider for runs that name none, chosen from the configuration at call time."""
+    key = _default_key()
     with _lock:
         provider = _providers.get(key)
         if provider is None:
-            provider = factory()
+            provider = _make_provider(key)
             if provider is None:
                 raise ModelNotConfiguredError(NOT_CONFIGURED)
             _providers[key] = provider
@@ -115,7 +123,7 @@ def resolve_provider(value: Any) -> ModelProvider:
         return default_provider()
     if isinstance(value, ModelProvider):
         return value
-    if hasattr(value, "chat") and hasattr(value, "base_url"):
+    if _is_openai_client(value):
         from ..models.openai_provider import OpenAIProvider
 
         return OpenAIProvider(openai_client=value)  # cheap: the client is the caller's

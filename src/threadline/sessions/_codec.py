@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -74,14 +74,6 @@ def _kind(item: Item) -> tuple[int, str | None]:
 
 def encode_items(items: object) -> list[EncodedItem]:
     """Validate and serialise a batch, or raise :class:`UserError` naming the first bad item."""
-    # Tuples and other sequences are fine too; a lone dict or a string is a mistake.
-    if not isinstance(items, list) and (
-        isinstance(items, (str, bytes, dict)) or not isinstance(items, Sequence)
-    ):
-        raise UserError(f"items must be a list of dicts, got {type(items).__name__}")
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise UserError(f"item {index} must be a dict, got {type(item).__name__}: {item!r:.80}")
     checked = validate_items(items)
     encoded = []
     for index, item in enumerate(checked):
