@@ -26,7 +26,7 @@ def _key(side: Any, count: int) -> dict[str, Any]:
     key: dict[str, Any] = {"format": ITEM_FORMAT, "side": side.name, "version": side.version}
     key["count"] = count
     if side.name.startswith("threadline"):
-        from threadline.sessions._sqlite_schema import SCHEMA_VERSION
+        from threadline.sessions.sqlite._schema import SCHEMA_VERSION
 
         key["schema"] = SCHEMA_VERSION
     return key

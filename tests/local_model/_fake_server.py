@@ -1,6 +1,6 @@
 """A stand-in for the local server child process, run as a script by the tests.
 
-It speaks the same protocol as ``threadline.models._local_server`` (one JSON settings line on
+It speaks the same protocol as ``threadline.models.local._server`` (one JSON settings line on
 stdin, one reply line on stdout, serve until stdin closes) without loading any model.
 ``argv[1]`` picks the behaviour:
 

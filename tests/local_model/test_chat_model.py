@@ -9,8 +9,8 @@ import pytest
 
 from threadline.errors import ModelNotConfiguredError, UserError
 from threadline.models import local
-from threadline.models._local_prompt import DEFAULT_MAX_TOKENS, STOP_SEQUENCES
 from threadline.models.base import ModelRequest, ResponseCompleted, TextDelta, ToolSpec
+from threadline.models.local._prompt import DEFAULT_MAX_TOKENS, STOP_SEQUENCES
 from threadline.models.openai_chat import OpenAIChatCompletionsModel
 from threadline.models.settings import ModelSettings
 

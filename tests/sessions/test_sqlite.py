@@ -17,7 +17,7 @@ from threadline.errors import (
     UserError,
 )
 from threadline.sessions import SQLiteSession, SQLiteStore
-from threadline.sessions._sqlite_schema import SCHEMA_VERSION
+from threadline.sessions.sqlite._schema import SCHEMA_VERSION
 
 from ._helpers import history, raw
 
@@ -249,7 +249,7 @@ async def test_fork_into_a_non_empty_session_is_refused(store: SQLiteStore) -> N
 
 
 def test_reads_are_primary_key_range_scans(db: Path) -> None:
-    from threadline.sessions import _sqlite_ops as ops
+    from threadline.sessions.sqlite import _ops as ops
 
     async def create() -> None:
         store = SQLiteStore(db)

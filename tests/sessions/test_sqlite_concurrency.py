@@ -284,7 +284,7 @@ async def test_cancelled_lease_attempt_leaves_no_row(store: SQLiteStore, db: Pat
 
 
 async def test_idle_writer_thread_leaves_and_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    from threadline.sessions import _sqlite_engine
+    from threadline.sessions.sqlite import _engine as _sqlite_engine
 
     monkeypatch.setattr(_sqlite_engine, "_IDLE_EXIT", 0.05)
     session = SQLiteSession("idle")  # a :memory: database lives in its one connection

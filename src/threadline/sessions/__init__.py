@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from ._codec import estimate_tokens
 from .base import (
     CAPABILITIES,
     DEFAULT_LEASE_TTL,
@@ -20,6 +19,7 @@ from .base import (
     ThreadlineSession,
     capabilities_of,
 )
+from .codec import estimate_tokens
 from .lease import writer_lease
 from .memory import InMemorySession
 from .sqlite import SQLiteSession, SQLiteStore

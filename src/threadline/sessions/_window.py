@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ._codec import KIND_CALL, KIND_OUTPUT, KIND_USER
+from .codec import KIND_CALL, KIND_OUTPUT, KIND_USER
 
 __all__ = ["collect", "safe_start", "window_size"]
 

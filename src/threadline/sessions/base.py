@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import UserError
 from ..items import Item
-from ._codec import estimate_tokens
+from .codec import estimate_tokens
 
 if TYPE_CHECKING:
     from typing_extensions import Self

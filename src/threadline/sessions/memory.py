@@ -14,9 +14,9 @@ from contextlib import asynccontextmanager
 
 from ..errors import UserError
 from ..items import Item
-from ._codec import KIND_USER, EncodedItem, check_count, check_session_id, encode_items, gc_paused
 from ._window import window_size
 from .base import SessionSettings
+from .codec import KIND_USER, EncodedItem, check_count, check_session_id, encode_items, gc_paused
 from .lease import check_timeout, local_lock
 
 __all__ = ["InMemorySession"]

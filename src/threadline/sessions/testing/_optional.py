@@ -10,11 +10,11 @@ import threading
 
 import pytest
 
-from ..errors import SessionBusyError, UserError
-from ..items import assistant_message, function_call, function_call_output, user_message
+from ...errors import SessionBusyError, UserError
+from ...items import assistant_message, function_call, function_call_output, user_message
+from ..lease import writer_lease
+from ._harness import ConformanceHarness, SessionFactory, asyncio_test, sample_history
 from ._reference import check_window, reference_pop_turn, reference_window
-from ._testing_harness import ConformanceHarness, SessionFactory, asyncio_test, sample_history
-from .lease import writer_lease
 
 __all__ = ["OptionalCapabilityTests"]
 

@@ -1,6 +1,6 @@
 """Starting, watching and stopping the local server's child process.
 
-The child (:mod:`threadline.models._local_server`) reads one JSON line of settings from its
+The child (:mod:`threadline.models.local._server`) reads one JSON line of settings from its
 stdin, loads the model, and answers with one protocol line on its stdout: its address or an
 error. It serves until its stdin closes, so closing that pipe (or this process dying) stops
 it. These helpers hold no state; :class:`~threadline.models.local.LocalModelServer` does.
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from threadline.errors import ModelError, ModelTimeoutError
-from threadline.models._local_files import ENV_START_TIMEOUT
-from threadline.models._local_server import PROTOCOL_PREFIX
+from threadline.models.local._files import ENV_START_TIMEOUT
+from threadline.models.local._server import PROTOCOL_PREFIX
 
 __all__ = [
     "open_log",

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from threadline.errors import ModelNotConfiguredError, UserError
 from threadline.items import Item
-from threadline.models._local_files import (
+from threadline.models.base import ModelRequest, ModelResponse, ModelStreamEvent, TextDelta
+from threadline.models.local._files import (
     ENV_MODEL,
     LocalConfig,
     cache_dir,
@@ -44,15 +45,14 @@ from threadline.models._local_files import (
     prepare_model_file,
     require_server_package,
 )
-from threadline.models._local_process import (
+from threadline.models.local._process import (
     spawn,
     stop_process,
     wait_until_healthy,
     wait_until_loaded,
     warm_up,
 )
-from threadline.models._local_prompt import chat_template, local_settings
-from threadline.models.base import ModelRequest, ModelResponse, ModelStreamEvent, TextDelta
+from threadline.models.local._prompt import chat_template, local_settings
 from threadline.models.openai_chat import OpenAIChatCompletionsModel
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class LocalModelServer:
     """
 
     # The child process to run; tests swap in a stand-in server.
-    _command: ClassVar[tuple[str, ...]] = (sys.executable, "-m", "threadline.models._local_server")
+    _command: ClassVar[tuple[str, ...]] = (sys.executable, "-m", "threadline.models.local._server")
     _shared: ClassVar[LocalModelServer | None] = None
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 

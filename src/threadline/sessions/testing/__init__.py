@@ -27,7 +27,7 @@ import asyncio
 import json
 from typing import Any
 
-from ..errors import MissingDependencyError, UserError
+from ...errors import MissingDependencyError, UserError
 
 try:
     import hypothesis  # noqa: F401
@@ -38,11 +38,11 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         exc.name or "pytest", "testing", "threadline.sessions.testing"
     ) from exc
 
-from ..items import Item, function_call, function_call_output, user_message
+from ...items import Item, function_call, function_call_output, user_message
+from ._harness import SessionFactory, asyncio_test, sample_history
+from ._optional import OptionalCapabilityTests
 from ._reference import check_window, reference_pop_turn, reference_window
-from ._testing_harness import SessionFactory, asyncio_test, sample_history
-from ._testing_optional import OptionalCapabilityTests
-from ._testing_stateful import run_stateful
+from ._stateful import run_stateful
 
 __all__ = [
     "SessionConformance",

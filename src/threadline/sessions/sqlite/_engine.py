@@ -31,8 +31,8 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from ..errors import SessionError, ThreadlineError
-from ._sqlite_schema import migrate
+from ...errors import SessionError, ThreadlineError
+from ._schema import migrate
 
 __all__ = ["SQLiteEngine"]
 

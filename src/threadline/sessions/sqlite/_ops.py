@@ -12,9 +12,10 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from ..errors import CorruptItemError, UserError
-from ..items import Item
-from ._codec import (
+from ...errors import CorruptItemError, UserError
+from ...items import Item
+from .._window import window_size
+from ..codec import (
     KIND_USER,
     EncodedItem,
     decode_joined,
@@ -22,7 +23,6 @@ from ._codec import (
     gc_paused,
     share_common_values,
 )
-from ._window import window_size
 
 __all__ = [
     "SINGLE_STATEMENT_LIMIT",

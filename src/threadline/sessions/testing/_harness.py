@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from ..items import Item, assistant_message, function_call, function_call_output, user_message
-from .base import capabilities_of
+from ...items import Item, assistant_message, function_call, function_call_output, user_message
+from ..base import capabilities_of
 
 __all__ = ["ConformanceHarness", "SessionFactory", "asyncio_test", "sample_history"]
 

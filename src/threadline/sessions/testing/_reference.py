@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..items import Item, is_user_message
-from ._codec import estimate_tokens
+from ...items import Item, is_user_message
+from ..codec import estimate_tokens
 
 __all__ = ["check_window", "reference_pop_turn", "reference_window"]
 

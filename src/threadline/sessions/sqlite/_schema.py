@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ..errors import SchemaVersionError
+from ...errors import SchemaVersionError
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate"]
 

@@ -25,13 +25,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import SessionBusyError, SessionError, UserError
-from ..items import Item
-from . import _sqlite_ops as ops
-from ._codec import check_count, check_session_id, encode_items
-from ._sqlite_engine import SQLiteEngine
-from .base import DEFAULT_LEASE_TTL, SessionInfo, SessionSettings
-from .lease import check_timeout, local_lock, remaining
+from ...errors import SessionBusyError, SessionError, UserError
+from ...items import Item
+from ..base import DEFAULT_LEASE_TTL, SessionInfo, SessionSettings
+from ..codec import check_count, check_session_id, encode_items
+from ..lease import check_timeout, local_lock, remaining
+from . import _ops as ops
+from ._engine import SQLiteEngine
 
 __all__ = ["SQLiteSession", "SQLiteStore"]
 

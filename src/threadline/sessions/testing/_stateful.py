@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
-from ..items import Item, assistant_message, function_call, function_call_output, user_message
+from ...items import Item, assistant_message, function_call, function_call_output, user_message
+from ..base import capabilities_of
 from ._reference import check_window, reference_pop_turn, reference_window
-from .base import capabilities_of
 
 __all__ = ["run_stateful"]
 
