@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     "RunContextWrapper": ".context",
     "ToolContext": ".context",
     "CorruptItemError": ".errors",
+    "LeaseLostError": ".errors",
     "MaxTurnsExceeded": ".errors",
     "MissingDependencyError": ".errors",
     "ModelAuthenticationError": ".errors",
@@ -71,6 +72,9 @@ _EXPORTS: dict[str, str] = {
     "ToolCallItem": ".run",
     "ToolCallOutputItem": ".run",
     "InMemorySession": ".sessions",
+    "InMemoryStore": ".sessions",
+    "SessionStore": ".sessions",
+    "open_store": ".sessions",
     "SQLiteSession": ".sessions",
     "SQLiteStore": ".sessions",
     "Session": ".sessions",
@@ -87,7 +91,9 @@ __all__ = [
     "HandoffCallItem",
     "HandoffOutputItem",
     "InMemorySession",
+    "InMemoryStore",
     "ItemHelpers",
+    "LeaseLostError",
     "MaxTurnsExceeded",
     "MessageOutputItem",
     "MissingDependencyError",
@@ -123,6 +129,7 @@ __all__ = [
     "SessionBusyError",
     "SessionError",
     "SessionSettings",
+    "SessionStore",
     "Span",
     "ThreadlineError",
     "Tool",
@@ -138,6 +145,7 @@ __all__ = [
     "add_trace_processor",
     "function_tool",
     "handoff",
+    "open_store",
     "set_default_openai_api",
     "set_default_openai_client",
     "set_default_openai_key",
@@ -152,6 +160,7 @@ if TYPE_CHECKING:
     from .context import RunContextWrapper, ToolContext
     from .errors import (
         CorruptItemError,
+        LeaseLostError,
         MaxTurnsExceeded,
         MissingDependencyError,
         ModelAuthenticationError,
@@ -198,7 +207,16 @@ if TYPE_CHECKING:
         set_default_openai_client,
         set_default_openai_key,
     )
-    from .sessions import InMemorySession, Session, SessionSettings, SQLiteSession, SQLiteStore
+    from .sessions import (
+        InMemorySession,
+        InMemoryStore,
+        Session,
+        SessionSettings,
+        SessionStore,
+        SQLiteSession,
+        SQLiteStore,
+        open_store,
+    )
     from .tools.base import FunctionTool, Tool
     from .tools.function_tool import function_tool
     from .tracing import (

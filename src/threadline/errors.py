@@ -17,6 +17,7 @@ ThreadlineError
 │       └── ModelConnectionError       the endpoint could not be reached
 └── SessionError               the session store failed or holds bad data
     ├── SessionBusyError          another run holds the session's writer lease
+    ├── LeaseLostError            a run's lease was taken over: its writes are refused
     ├── CorruptItemError          a stored row cannot be decoded
     └── SchemaVersionError        the store was written by a newer threadline
 ```
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 __all__ = [
     "CorruptItemError",
+    "LeaseLostError",
     "MaxTurnsExceeded",
     "MissingDependencyError",
     "ModelAuthenticationError",
@@ -145,19 +147,58 @@ class SessionError(ThreadlineError):
 
 
 class SessionBusyError(SessionError):
-    """Another run holds this session's writer lease and the caller chose not to wait."""
+    """Another run holds this session's writer lease and the caller chose not to wait.
 
-    def __init__(self, session_id: str, waited: float | None = None) -> None:
+    ``holder`` names the holder when the store knows it (``"pid 4242 on host-a"``) and
+    ``expires_in`` says in how many seconds its lease runs out unless the holder renews it.
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        waited: float | None = None,
+        *,
+        holder: str | None = None,
+        expires_in: float | None = None,
+    ) -> None:
         self.session_id = session_id
         self.waited = waited
+        self.holder = holder
+        self.expires_in = expires_in
+        who = "another run is writing to it"
+        if holder:
+            who = f"a run in {holder} is writing to it"
+        if expires_in is not None:
+            who += (
+                f" (its lease runs out in {max(expires_in, 0.0):.1f}s unless renewed; a holder "
+                "that died is taken over then)"
+            )
         if waited is None:
             hint = "wait for it to finish or run with SessionSettings(wait_for_lease=True)"
         else:
             hint = (
                 f"gave up after waiting {waited:g}s; raise SessionSettings(lease_timeout=...) "
-                "or set it to None to wait as long as it takes"
+                "or set it to math.inf to wait as long as it takes"
             )
-        super().__init__(f"session {session_id!r} is busy: another run is writing to it; {hint}")
+        super().__init__(f"session {session_id!r} is busy: {who}; {hint}")
+
+
+class LeaseLostError(SessionError):
+    """A run's writer lease was taken over by another run (the holder stalled past its ttl).
+
+    Every write made under a lease carries its fencing token; the store refuses a stale one
+    inside the write transaction, so the stalled run writes nothing more.
+    """
+
+    def __init__(self, session_id: str, detail: str = "") -> None:
+        self.session_id = session_id
+        extra = f" ({detail})" if detail else ""
+        super().__init__(
+            f"session {session_id!r}: this run lost its writer lease{extra}; another run took "
+            "the session over after the lease expired, so this write was refused and nothing "
+            "more of this run is stored; retry the turn, or raise SessionSettings(lease_ttl=...) "
+            "if the run stalls for long"
+        )
 
 
 class CorruptItemError(SessionError):

@@ -214,24 +214,6 @@ def test_bad_session_arguments(store: SQLiteStore, tmp_path: Path) -> None:
         SQLiteStore.shared(":memory:")
 
 
-async def test_list_sessions(store: SQLiteStore) -> None:
-    await store.session("one").add_items(history(1))
-    await store.session("two").add_items(history(3))
-    await store.session("three").add_items(history(2))
-    await store.session("one").add_items(history(1))
-    await store.session("three").clear_session()
-    listed = await store.list_sessions()
-    assert [(info.session_id, info.item_count) for info in listed] == [("one", 2), ("two", 3)]
-    assert await store.delete_session("two") is True
-    assert await store.delete_session("two") is False
-    assert await store.session("two").get_items() == []
-    assert [info.session_id for info in await store.list_sessions()] == ["one"]
-    assert listed[0].updated_at >= listed[0].created_at
-    with pytest.raises(UserError, match="session_id"):
-        await store.delete_session("")
-    assert listed[0].created_at.tzinfo is not None
-
-
 async def test_fork_into_a_non_empty_session_is_refused(store: SQLiteStore) -> None:
     source, target = store.session("source"), store.session("target")
     await source.add_items(history(3))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from ..items import Item, message_text
@@ -46,7 +46,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Text
             print("  ".join("-" * w for w in widths), file=out)
 
 
-def print_sessions(infos: Sequence[SessionInfo], out: TextIO, current: str | None = None) -> None:
+def print_sessions(infos: Iterable[SessionInfo], out: TextIO, current: str | None = None) -> None:
     """The sessions table; with ``current``, that session is marked with ``*``."""
     rows = [
         (

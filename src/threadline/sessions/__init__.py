@@ -1,15 +1,24 @@
 """Where conversation history lives.
 
-* :class:`Session` — the minimal contract (the OpenAI Agents SDK's shape);
-  :class:`ThreadlineSession` — the extensions every threadline backend implements.
+* :func:`open_store` — a store from a URL (``sqlite:///conversations.db``, ``memory://``);
+  :class:`SessionStore` is the store contract, :class:`Store` the implementation every
+  backend shares, ``store.session(id)`` a light :class:`StoreSession` handle.
+* :class:`Session` — the minimal session contract (the OpenAI Agents SDK's shape);
+  :class:`ThreadlineSession` — the extensions every threadline session implements.
 * :class:`SQLiteSession` / :class:`SQLiteStore` — the embedded default (a file or ``:memory:``).
-* :class:`InMemorySession` — the reference implementation.
-* :func:`writer_lease` — one writer per session, for any session object.
+* :class:`InMemorySession` / :class:`InMemoryStore` — the reference implementation.
+* :func:`writer_lease` — one writer per session, for any session object; stores' leases are
+  fenced (:class:`Lease`).
+* :class:`ItemCodec` / :class:`JsonCodec` — how a store seals items into stored payloads.
+* :class:`StoreBackend` — the row-level interface a new backend implements.
 * :mod:`threadline.sessions.testing` — the conformance suite every backend passes.
 """
 
 from __future__ import annotations
 
+from ._handle import StoreSession
+from ._search import search_terms
+from .backend import Fence, LeaseGrant, SearchHit, SessionPage, StoreBackend, StoreStats
 from .base import (
     CAPABILITIES,
     DEFAULT_LEASE_TTL,
@@ -19,22 +28,41 @@ from .base import (
     ThreadlineSession,
     capabilities_of,
 )
-from .codec import estimate_tokens
-from .lease import writer_lease
-from .memory import InMemorySession
+from .codec import ItemCodec, JsonCodec, estimate_tokens
+from .lease import Lease, writer_lease
+from .memory import InMemoryDatabase, InMemorySession, InMemoryStore
 from .sqlite import SQLiteSession, SQLiteStore
+from .store import STORE_CAPABILITIES, SessionStore, Store, open_store, store_schemes
 
 __all__ = [
     "CAPABILITIES",
     "DEFAULT_LEASE_TTL",
+    "STORE_CAPABILITIES",
+    "Fence",
+    "InMemoryDatabase",
     "InMemorySession",
+    "InMemoryStore",
+    "ItemCodec",
+    "JsonCodec",
+    "Lease",
+    "LeaseGrant",
     "SQLiteSession",
     "SQLiteStore",
+    "SearchHit",
     "Session",
     "SessionInfo",
+    "SessionPage",
     "SessionSettings",
+    "SessionStore",
+    "Store",
+    "StoreBackend",
+    "StoreSession",
+    "StoreStats",
     "ThreadlineSession",
     "capabilities_of",
     "estimate_tokens",
+    "open_store",
+    "search_terms",
+    "store_schemes",
     "writer_lease",
 ]

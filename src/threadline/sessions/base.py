@@ -9,10 +9,11 @@ for reading history and for the lease; a run may override them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import UserError
@@ -108,18 +109,29 @@ class ThreadlineSession(Session, Protocol):
         ...
 
     def lease(
-        self, *, wait: bool = True, timeout: float | None = None
-    ) -> AbstractAsyncContextManager[None]:
+        self, *, wait: bool = True, timeout: float | None = None, ttl: float | None = None
+    ) -> AbstractAsyncContextManager[Any]:
         """The writer lease: while held, no other run writes to this session.
 
         ``wait=False`` raises :class:`~threadline.errors.SessionBusyError` at once when
-        another holder has it; ``timeout`` bounds the wait in seconds (``None``: forever).
+        another holder has it; ``timeout`` bounds the wait in seconds (``None`` or
+        ``math.inf``: forever); ``ttl`` is how long the lease survives without a heartbeat
+        (``None``: the session's ``lease_ttl``, else 30 s). The lease is fenced: writes made
+        while it is held carry its token, and a holder whose lease was taken over gets
+        :class:`~threadline.errors.LeaseLostError` instead of writing.
         """
         ...
 
 
 def capabilities_of(session: object) -> frozenset[str]:
-    """The optional capabilities (see :data:`CAPABILITIES`) that ``session`` implements."""
+    """The optional capabilities (see :data:`CAPABILITIES`) that ``session`` implements.
+
+    A threadline session (or store) declares them in its ``capabilities`` attribute; for any
+    other object (an OpenAI Agents SDK session, say) they are read off the methods it has.
+    """
+    declared = getattr(session, "capabilities", None)
+    if isinstance(declared, frozenset):
+        return declared & CAPABILITIES
     return frozenset(
         name
         for name, method in _CAPABILITY_METHODS.items()
@@ -127,11 +139,16 @@ def capabilities_of(session: object) -> frozenset[str]:
     )
 
 
-def _check_optional_number(name: str, value: object, *, positive: bool = False) -> None:
+def _check_optional_number(
+    name: str, value: object, *, positive: bool = False, infinite: bool = False
+) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UserError(f"SessionSettings.{name} must be a number or None, got {value!r}")
+    if math.isnan(value) or (math.isinf(value) and not infinite):
+        allowed = "a finite number, math.inf (no bound) or None" if infinite else "finite"
+        raise UserError(f"SessionSettings.{name} must be {allowed}, got {value!r}")
     if value < 0 or (positive and value == 0):
         bound = "> 0" if positive else ">= 0"
         raise UserError(f"SessionSettings.{name} must be {bound}, got {value!r}")
@@ -148,7 +165,9 @@ class SessionSettings:
     * ``max_tokens`` — load at most this many estimated tokens of history (``None``: no cap).
     * ``wait_for_lease`` — when another run holds the session, wait (``True``, the default
       when unset) or raise :class:`~threadline.errors.SessionBusyError` at once (``False``).
-    * ``lease_timeout`` — the longest wait for the lease in seconds (``None``: no bound).
+    * ``lease_timeout`` — the longest wait for the lease in seconds; ``math.inf`` waits
+      without bound (``None``: not set, which also means no bound unless another settings
+      object sets it; a run's ``math.inf`` lifts a session's finite timeout).
     * ``lease_ttl`` — seconds a lease survives without a heartbeat, after which a holder that
       died is taken over (``None``: 30 s).
     """
@@ -170,13 +189,20 @@ class SessionSettings:
                 f"SessionSettings.wait_for_lease must be True, False or None, "
                 f"got {self.wait_for_lease!r}"
             )
-        _check_optional_number("lease_timeout", self.lease_timeout)
+        _check_optional_number("lease_timeout", self.lease_timeout, infinite=True)
         _check_optional_number("lease_ttl", self.lease_ttl, positive=True)
 
     @property
     def effective_wait(self) -> bool:
         """Whether to wait for a busy lease: ``wait_for_lease``, or ``True`` when unset."""
         return True if self.wait_for_lease is None else self.wait_for_lease
+
+    @property
+    def effective_timeout(self) -> float | None:
+        """The longest wait for the lease in seconds, or ``None`` for no bound."""
+        if self.lease_timeout is None or math.isinf(self.lease_timeout):
+            return None
+        return float(self.lease_timeout)
 
     @property
     def effective_ttl(self) -> float:
@@ -212,3 +238,15 @@ class SessionInfo:
     item_count: int
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def from_timestamps(
+        cls, session_id: str, item_count: int, created_at: float, updated_at: float
+    ) -> SessionInfo:
+        """Build one from Unix timestamps (seconds)."""
+        return cls(
+            session_id,
+            int(item_count),
+            datetime.fromtimestamp(created_at, timezone.utc),
+            datetime.fromtimestamp(updated_at, timezone.utc),
+        )

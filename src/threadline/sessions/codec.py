@@ -1,9 +1,15 @@
-"""Validation, encoding and decoding of stored items, shared by every backend.
+"""Item codecs: how a store turns items into stored payloads and back.
 
 An item is checked and serialised to compact JSON *before* a backend opens its write
-transaction, so a bad batch is refused with nothing written. Alongside the JSON text each
-item carries the facts a window read needs without decoding it: a kind (user message,
-function call, function call output, other), the call id, and an estimated token count.
+transaction, so a bad batch is refused with nothing written. Alongside the payload each item
+carries the facts a window read needs without decoding it: a kind (user message, function
+call, function call output, other), the call id, an estimated token count, and the text a
+search index may hold. These are derived from the plaintext item, once, at write time.
+
+The payload itself is the store's :class:`ItemCodec`'s business. :class:`JsonCodec` (the
+default) stores the compact JSON as it is, which lets a backend decode many rows in one
+``json.loads`` call; another codec (encryption at rest) seals each payload and opens it again
+on read, and may keep the search text out of the store.
 """
 
 from __future__ import annotations
@@ -12,10 +18,10 @@ import gc
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ..errors import CorruptItemError, UserError
-from ..items import Item, encode_item, is_user_message, validate_items
+from ..items import Item, encode_item, is_user_message, message_text, validate_items
 
 __all__ = [
     "KIND_CALL",
@@ -23,14 +29,18 @@ __all__ = [
     "KIND_OUTPUT",
     "KIND_USER",
     "EncodedItem",
+    "ItemCodec",
+    "JsonCodec",
     "check_count",
     "check_session_id",
     "decode_item",
     "decode_joined",
+    "decode_payload",
     "decode_problem",
     "encode_items",
     "estimate_tokens",
     "gc_paused",
+    "search_text",
     "share_common_values",
 ]
 
@@ -43,12 +53,86 @@ _CHARS_PER_TOKEN = 4
 
 
 class EncodedItem(NamedTuple):
-    """One validated item ready to store: its JSON text and the facts a window needs."""
+    """One validated item ready to store: its payload and the facts a window needs.
 
-    data: str
+    ``data`` is the item's compact JSON until a codec seals it; ``text`` is what a search
+    index may hold (``None``: nothing to index, or a codec that keeps text out of the store).
+    """
+
+    data: str | bytes
     kind: int
     call_id: str | None
     tokens: int
+    text: str | None = None
+
+
+@runtime_checkable
+class ItemCodec(Protocol):
+    """How a store seals an item's JSON into a stored payload and opens it again.
+
+    * ``name`` — a short identifier (``"json"``).
+    * ``plain_json`` — payloads *are* the items' JSON texts, so a backend may join many and
+      decode them at once; when ``False`` every payload goes through :meth:`open`.
+    * ``searchable`` — the store may keep each item's search text beside it; when ``False``
+      no text is stored and the store does not offer ``search``.
+
+    :meth:`seal` runs before the write transaction; :meth:`open` raises ``ValueError`` (with
+    the reason) for a payload it cannot open, which the store reports as a corrupt item.
+    """
+
+    name: str
+    plain_json: bool
+    searchable: bool
+
+    def seal(self, session_id: str, data: str) -> str | bytes:
+        """The payload to store for one item's compact JSON ``data``."""
+        ...
+
+    def open(self, session_id: str, payload: str | bytes) -> str:
+        """The compact JSON stored as ``payload`` (raise ``ValueError`` if it cannot be)."""
+        ...
+
+
+class JsonCodec:
+    """The default codec: the payload is the item's compact JSON, searchable as it is."""
+
+    name: str = "json"
+    plain_json: bool = True
+    searchable: bool = True
+
+    def seal(self, session_id: str, data: str) -> str:
+        """``data`` unchanged."""
+        return data
+
+    def open(self, session_id: str, payload: str | bytes) -> str:
+        """``payload`` as text (bytes must be UTF-8)."""
+        if isinstance(payload, (bytes, bytearray)):
+            return bytes(payload).decode("utf-8")
+        return payload
+
+    def __repr__(self) -> str:
+        return "JsonCodec()"
+
+
+def search_text(item: Item) -> str | None:
+    """The text of ``item`` a search index holds: a message's text, a tool call's name and
+    arguments, a tool output, a reasoning summary; ``None`` when there is nothing to index."""
+    item_type = item.get("type")
+    if item_type == "function_call":
+        text = f"{item.get('name', '')} {item.get('arguments', '')}"
+    elif item_type == "function_call_output":
+        output = item.get("output")
+        text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
+    elif item_type == "reasoning":
+        parts = item.get("summary")
+        text = " ".join(
+            part.get("text", "") if isinstance(part, dict) else str(part)
+            for part in (parts if isinstance(parts, list) else [])
+        )
+    else:
+        text = message_text(item)
+    text = text.strip()
+    return text or None
 
 
 def estimate_tokens(data: str | Item) -> int:
@@ -72,14 +156,24 @@ def _kind(item: Item) -> tuple[int, str | None]:
     return KIND_OTHER, None
 
 
-def encode_items(items: object) -> list[EncodedItem]:
-    """Validate and serialise a batch, or raise :class:`UserError` naming the first bad item."""
+def encode_items(
+    items: object, codec: ItemCodec | None = None, session_id: str = ""
+) -> list[EncodedItem]:
+    """Validate and serialise a batch, or raise :class:`UserError` naming the first bad item.
+
+    With a ``codec`` other than plain JSON each payload is sealed by it (for ``session_id``),
+    and the search text is dropped when the codec is not ``searchable``.
+    """
     checked = validate_items(items)
     encoded = []
+    plain = codec is None or codec.plain_json
+    keep_text = codec is None or codec.searchable
     for index, item in enumerate(checked):
         data = encode_item(item, index)
         kind, call_id = _kind(item)
-        encoded.append(EncodedItem(data, kind, call_id, estimate_tokens(data)))
+        text = search_text(item) if keep_text else None
+        payload: str | bytes = data if plain or codec is None else codec.seal(session_id, data)
+        encoded.append(EncodedItem(payload, kind, call_id, estimate_tokens(data), text))
     return encoded
 
 
@@ -119,6 +213,19 @@ def decode_problem(data: object) -> tuple[Item | None, str]:
     if not isinstance(item, dict):
         return None, f"a JSON {type(item).__name__}, not an object"
     return item, ""
+
+
+def decode_payload(codec: ItemCodec, session_id: str, payload: object) -> tuple[Item | None, str]:
+    """Open and decode one stored payload: ``(item, "")``, or ``(None, why it is corrupt)``."""
+    if codec.plain_json:
+        return decode_problem(payload)
+    if not isinstance(payload, (str, bytes, bytearray)):
+        return None, f"stored as {type(payload).__name__}, not a payload"
+    try:
+        data = codec.open(session_id, bytes(payload) if isinstance(payload, bytearray) else payload)
+    except ValueError as exc:
+        return None, f"the {codec.name} codec cannot open it: {exc}"
+    return decode_problem(data)
 
 
 def decode_item(data: object, session_id: str, position: int | str) -> Item:

@@ -4,6 +4,17 @@
 ``lease()`` (every threadline backend) supplies it; for any other session an in-process lock
 keyed by the session's type and id keeps two runs in this process apart.
 
+:func:`fenced_lease` is the one lease driver every threadline store uses, written over the
+backend's try/renew/release primitives (:class:`~threadline.sessions.backend.StoreBackend`):
+an in-process lock first (waiters in this process queue instead of polling the store), then
+the store's lease with a unique owner token, back-off while another holder has it, a shielded
+attempt whose success is undone if the caller is cancelled meanwhile, a heartbeat, and a
+shielded release. The lease is *fenced*: each acquisition gets a higher epoch, and while the
+lease is held every write the caller makes through a session handle of that store carries
+``Fence(owner, epoch)``, which the store checks inside the write transaction. A holder that
+stalled past its ttl (a paused process, a long blocking call) and was taken over therefore
+gets :class:`~threadline.errors.LeaseLostError` instead of writing into another run's turn.
+
 The in-process lock (:func:`local_lock`) is shared by every thread and event loop of the
 process: ``Runner.run_sync`` starts a fresh loop per call, so a loop-bound ``asyncio.Lock``
 would not do. Its bookkeeping sits behind a ``threading.Lock`` that is only held for a few
@@ -15,16 +26,38 @@ never leaks the lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import functools
+import inspect
+import logging
+import math
+import os
+import socket
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ..errors import SessionBusyError, UserError
+from ..errors import LeaseLostError, SessionBusyError, SessionError, UserError
+from .backend import Fence, LeaseGrant, StoreBackend
 
-__all__ = ["check_timeout", "local_lock", "remaining", "writer_lease"]
+__all__ = [
+    "Lease",
+    "check_fence",
+    "check_timeout",
+    "check_ttl",
+    "fenced_lease",
+    "held_lease",
+    "local_lock",
+    "remaining",
+    "writer_lease",
+]
+
+logger = logging.getLogger("threadline.sessions")
 
 
 class _Waiter:
@@ -123,12 +156,34 @@ async def local_lock(
 
 
 def check_timeout(timeout: object) -> float | None:
-    """Return ``timeout`` if it is ``None`` or a number >= 0, else raise :class:`UserError`."""
+    """``None`` for no bound (``None`` or ``math.inf``), else ``timeout`` as seconds >= 0.
+
+    Anything else (a negative number, NaN, a string) raises :class:`UserError`.
+    """
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-        raise UserError(f"lease timeout must be None or a number of seconds >= 0, got {timeout!r}")
-    return float(timeout)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or math.isnan(timeout)
+        or timeout < 0
+    ):
+        raise UserError(
+            f"lease timeout must be None, math.inf or a number of seconds >= 0, got {timeout!r}"
+        )
+    return None if math.isinf(timeout) else float(timeout)
+
+
+def check_ttl(ttl: object) -> float:
+    """Return ``ttl`` as a finite number of seconds > 0, else raise :class:`UserError`."""
+    if (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, (int, float))
+        or not math.isfinite(ttl)
+        or ttl <= 0
+    ):
+        raise UserError(f"lease ttl must be a finite number of seconds > 0, got {ttl!r}")
+    return float(ttl)
 
 
 def remaining(deadline: float | None) -> float | None:
@@ -138,17 +193,32 @@ def remaining(deadline: float | None) -> float | None:
     return max(0.0, deadline - time.monotonic())
 
 
+def _accepts_ttl(lease_method: Any) -> bool:
+    try:
+        parameters = inspect.signature(lease_method).parameters
+    except (TypeError, ValueError):
+        return False
+    return "ttl" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
 @asynccontextmanager
 async def writer_lease(
-    session: Any, *, wait: bool | None = None, timeout: float | None = None
+    session: Any,
+    *,
+    wait: bool | None = None,
+    timeout: float | None = None,
+    ttl: float | None = None,
 ) -> AsyncIterator[None]:
     """Hold ``session``'s writer lease around a block (the runner holds it for a whole run).
 
-    ``wait`` and ``timeout`` default to the session's ``session_settings``
-    (``wait_for_lease``, ``lease_timeout``), then to waiting without bound. Uses
-    ``session.lease(...)`` when the session has one; otherwise an in-process lock keyed by
-    ``(type(session), session.session_id)``. Busy and not waiting (or the timeout passed)
-    raises :class:`~threadline.errors.SessionBusyError`.
+    ``wait``, ``timeout`` and ``ttl`` default to the session's ``session_settings``
+    (``wait_for_lease``, ``lease_timeout``, ``lease_ttl``), then to waiting without bound
+    with a 30 s ttl; ``math.inf`` as ``timeout`` waits without bound whatever the settings
+    say. Uses ``session.lease(...)`` when the session has one; otherwise an in-process lock
+    keyed by ``(type(session), session.session_id)``. Busy and not waiting (or the timeout
+    passed) raises :class:`~threadline.errors.SessionBusyError`.
     """
     settings = getattr(session, "session_settings", None)
     if wait is None:
@@ -157,9 +227,15 @@ async def writer_lease(
     if timeout is None:
         timeout = getattr(settings, "lease_timeout", None)
     timeout = check_timeout(timeout)
+    if ttl is not None:
+        ttl = check_ttl(ttl)
     own_lease = getattr(session, "lease", None)
     if callable(own_lease):
-        async with own_lease(wait=wait, timeout=timeout):
+        if ttl is not None and _accepts_ttl(own_lease):
+            manager = own_lease(wait=wait, timeout=timeout, ttl=ttl)
+        else:
+            manager = own_lease(wait=wait, timeout=timeout)
+        async with manager:
             yield
         return
     session_id = getattr(session, "session_id", None)
@@ -170,3 +246,185 @@ async def writer_lease(
         )
     async with local_lock((type(session), session_id), session_id, wait=wait, timeout=timeout):
         yield
+
+
+# ---------------------------------------------------------------------- the fenced lease
+
+
+class Lease:
+    """A writer lease held through :func:`fenced_lease` (what ``session.lease()`` yields).
+
+    ``fence`` is its token; ``lost`` turns true once a heartbeat found the lease taken over,
+    after which every write through the store's sessions raises
+    :class:`~threadline.errors.LeaseLostError` at once (the store would refuse it anyway).
+    """
+
+    __slots__ = ("_renewing", "fence", "lost", "session_id", "ttl")
+
+    def __init__(self, session_id: str, fence: Fence, ttl: float) -> None:
+        self.session_id = session_id
+        self.fence = fence
+        self.ttl = ttl
+        self.lost = False
+        self._renewing = True
+
+    def __repr__(self) -> str:
+        state = "lost" if self.lost else "held"
+        return f"<Lease {self.session_id!r} epoch={self.fence.epoch} ttl={self.ttl:g}s {state}>"
+
+    @property
+    def epoch(self) -> int:
+        """The lease's epoch: higher than that of every earlier holder of the session."""
+        return self.fence.epoch
+
+    def suspend_renewal(self) -> None:
+        """Stop renewing the lease, as a paused or stalled holder would (a testing aid).
+
+        Once ``ttl`` passes without a renewal another store may take the session over;
+        every write this holder makes afterwards is refused.
+        """
+        self._renewing = False
+
+    def resume_renewal(self) -> None:
+        """Renew the lease again (it may already be lost)."""
+        self._renewing = True
+
+    def _should_renew(self) -> bool:
+        return self._renewing
+
+    def _mark_lost(self) -> None:
+        if not self.lost:
+            self.lost = True
+            logger.warning(
+                "threadline: session %r: the writer lease (epoch %d) was taken over by "
+                "another run; this run's further writes are refused",
+                self.session_id,
+                self.fence.epoch,
+            )
+
+
+_HELD: contextvars.ContextVar[tuple[tuple[object, str, Lease], ...]] = contextvars.ContextVar(
+    "threadline_held_leases", default=()
+)
+_background: set[asyncio.Future[Any]] = set()
+
+
+def held_lease(store: object, session_id: str) -> Lease | None:
+    """The lease on ``session_id`` of ``store`` that the current task holds, if any."""
+    for held_store, held_id, lease in _HELD.get():
+        if held_store is store and held_id == session_id:
+            return lease
+    return None
+
+
+def _new_owner() -> str:
+    return f"pid {os.getpid()} on {socket.gethostname()} ({uuid.uuid4().hex})"
+
+
+def _keep(future: asyncio.Future[Any]) -> None:
+    _background.add(future)
+    future.add_done_callback(_background.discard)
+
+
+def _undo_acquire(backend: StoreBackend, session_id: str, owner: str, task: Any) -> None:
+    """The caller was cancelled while its attempt ran: give back a lease it got anyway."""
+    if task.cancelled() or task.exception() is not None or not task.result().acquired:
+        return
+    fence = Fence(owner, task.result().epoch)
+    with contextlib.suppress(RuntimeError):  # no running loop: the lease expires after its ttl
+        _keep(asyncio.ensure_future(_release_quietly(backend, session_id, fence)))
+
+
+async def _release_quietly(backend: StoreBackend, session_id: str, fence: Fence) -> None:
+    try:
+        await backend.lease_release(session_id, fence)
+    except SessionError as exc:  # a closed or failing store: the lease expires by itself
+        logger.debug("threadline: releasing the lease of %r failed: %s", session_id, exc)
+
+
+async def _attempt(backend: StoreBackend, session_id: str, owner: str, ttl: float) -> LeaseGrant:
+    task = asyncio.ensure_future(backend.lease_acquire(session_id, owner, ttl))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(functools.partial(_undo_acquire, backend, session_id, owner))
+        raise
+
+
+async def _acquire_store(
+    backend: StoreBackend,
+    session_id: str,
+    owner: str,
+    ttl: float,
+    wait: bool,
+    deadline: float | None,
+) -> LeaseGrant:
+    started = time.monotonic()
+    delay = 0.005
+    while True:
+        grant = await _attempt(backend, session_id, owner, ttl)
+        if grant.acquired:
+            return grant
+        left = remaining(deadline)
+        if not wait or left == 0:
+            waited = None if not wait or deadline is None else time.monotonic() - started
+            raise SessionBusyError(
+                session_id, waited=waited, holder=grant.holder, expires_in=grant.expires_in
+            )
+        await asyncio.sleep(delay if left is None else min(delay, left))
+        delay = min(delay * 2, 0.1)
+
+
+@asynccontextmanager
+async def fenced_lease(
+    backend: StoreBackend,
+    store: object,
+    session_id: str,
+    *,
+    wait: bool = True,
+    timeout: float | None = None,
+    ttl: float,
+) -> AsyncIterator[Lease]:
+    """Hold the fenced writer lease on ``session_id`` of ``store`` (see the module docstring).
+
+    ``store`` identifies the store in this process (the in-process lock and the fence lookup
+    are keyed by it); ``backend`` supplies the primitives. Yields the :class:`Lease`.
+    """
+    timeout = check_timeout(timeout)
+    ttl = check_ttl(ttl)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    async with local_lock(
+        (fenced_lease, store, session_id), session_id, wait=wait, timeout=timeout
+    ):
+        owner = _new_owner()
+        grant = await _acquire_store(backend, session_id, owner, ttl, wait, deadline)
+        lease = Lease(session_id, Fence(owner, grant.epoch), ttl)
+        try:
+            stop = backend.lease_keepalive(
+                session_id, lease.fence, ttl, lease._should_renew, lease._mark_lost
+            )
+        except BaseException:
+            await _release_quietly(backend, session_id, lease.fence)
+            raise
+        token = _HELD.set((*_HELD.get(), (store, session_id, lease)))
+        try:
+            yield lease
+        finally:
+            try:
+                _HELD.reset(token)
+            except ValueError:  # finalised in another context: drop just this entry
+                _HELD.set(tuple(entry for entry in _HELD.get() if entry[2] is not lease))
+            stop()
+            if not lease.lost:
+                release = asyncio.ensure_future(_release_quietly(backend, session_id, lease.fence))
+                _keep(release)
+                await asyncio.shield(release)
+
+
+def check_fence(lease: Lease | None) -> Fence | None:
+    """The fence to send with a write, or :class:`LeaseLostError` if the lease is known lost."""
+    if lease is None:
+        return None
+    if lease.lost:
+        raise LeaseLostError(lease.session_id, f"epoch {lease.fence.epoch}")
+    return lease.fence

@@ -1,135 +1,372 @@
-"""InMemorySession: the reference implementation of the session contract.
+"""The in-memory store: the reference backend, and ``InMemorySession``.
 
-Each instance is its own store and lives as long as the object. Items are kept as the same
-compact JSON text a database would hold, so what comes back is always a fresh copy, exactly as
-a database-backed session returns it.
+:class:`InMemoryDatabase` holds sessions as lists of encoded rows (the same payloads a
+database would hold, so what comes back is always a fresh copy). :class:`InMemoryStore` is a
+store over one such database; two stores given the same database behave like two processes
+sharing a file (each has its own in-process lock, both respect the fenced lease).
+``InMemorySession(session_id)`` is a session with a private store of its own, as in the
+OpenAI Agents SDK. Everything is safe to share between threads and event loops.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from ..errors import UserError
+from ..errors import CorruptItemError, LeaseLostError, SessionError, UserError
 from ..items import Item
+from ._base_store import Store
+from ._handle import StoreSession
+from ._search import make_snippet, matches
 from ._window import window_size
-from .base import SessionSettings
-from .codec import KIND_USER, EncodedItem, check_count, check_session_id, encode_items, gc_paused
-from .lease import check_timeout, local_lock
+from .backend import Fence, LeaseGrant, SearchHit, StoreBackend, StoreStats
+from .base import SessionInfo, SessionSettings
+from .codec import KIND_USER, EncodedItem, ItemCodec, JsonCodec, decode_payload, gc_paused
 
-__all__ = ["InMemorySession"]
+__all__ = ["InMemoryBackend", "InMemoryDatabase", "InMemorySession", "InMemoryStore"]
 
 _GC_PAUSE_ABOVE = 2000
 
 
-def _decode(rows: list[EncodedItem]) -> list[Item]:
-    if not rows:
-        return []
-    with gc_paused(len(rows) > _GC_PAUSE_ABOVE):
-        items: list[Item] = json.loads("[" + ",".join(row.data for row in rows) + "]")
-    return items
+@dataclass
+class _Session:
+    rows: list[EncodedItem]
+    created_at: float
+    updated_at: float
+    tick: int
 
 
-class InMemorySession:
-    """A session kept in process memory; gone when the object is.
+@dataclass
+class _LeaseRow:
+    owner: str = ""
+    epoch: int = 0
+    expires_at: float = 0.0
 
-    Implements the whole :class:`~threadline.sessions.ThreadlineSession` contract and is
-    safe to share between threads and event loops.
-    """
 
-    def __init__(self, session_id: str, *, session_settings: SessionSettings | None = None):
-        self.session_id = check_session_id(session_id)
-        self.session_settings = session_settings
-        self._rows: list[EncodedItem] = []
-        self._lock = threading.Lock()
+@dataclass
+class InMemoryDatabase:
+    """The storage behind in-memory stores: sessions, rows and lease rows, under one lock."""
 
-    def __repr__(self) -> str:
-        return f"InMemorySession({self.session_id!r}, items={len(self._rows)})"
+    sessions: dict[str, _Session] = field(default_factory=dict)
+    leases: dict[str, _LeaseRow] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    ticks: Any = field(default_factory=lambda: itertools.count(1), repr=False)
 
-    async def get_items(self, limit: int | None = None) -> list[Item]:
-        """The newest ``limit`` items (all when ``None``), oldest first."""
-        limit = check_count(limit, "limit")
-        with self._lock:
-            if limit is None:
-                rows = list(self._rows)
-            else:
-                rows = self._rows[max(0, len(self._rows) - limit) :] if limit else []
-        return _decode(rows)
 
-    async def add_items(self, items: list[Item]) -> None:
-        """Append ``items`` atomically, keeping their order."""
-        encoded = encode_items(items)
-        if encoded:
-            with self._lock:
-                self._rows.extend(encoded)
+class InMemoryBackend(StoreBackend):
+    """Rows in an :class:`InMemoryDatabase`; every method is one step under its lock."""
 
-    async def pop_item(self) -> Item | None:
-        """Remove and return the newest item, or ``None`` when empty."""
-        with self._lock:
-            if not self._rows:
-                return None
-            row = self._rows.pop()
-        return _decode([row])[0]
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"window", "pop_turn", "replace", "fork", "lease", "search", "shared"}
+    )
 
-    async def clear_session(self) -> None:
-        """Remove every item."""
-        with self._lock:
-            self._rows.clear()
+    def __init__(self, database: InMemoryDatabase, codec: ItemCodec) -> None:
+        super().__init__(codec)
+        self.db = database
+        self._closed = False
 
-    async def get_window(
-        self, max_items: int | None = None, max_tokens: int | None = None
+    @property
+    def where(self) -> str:
+        return "in memory"
+
+    async def close(self) -> None:
+        self._closed = True
+
+    # ------------------------------------------------------------------ helpers
+
+    def _open(self) -> InMemoryDatabase:
+        if self._closed:
+            raise SessionError("the session store in memory is closed: open a new store")
+        return self.db
+
+    def _decode(self, session_id: str, rows: Sequence[EncodedItem], offset: int) -> list[Item]:
+        if not rows:
+            return []
+        codec = self.codec
+        if codec.plain_json and all(isinstance(row.data, str) for row in rows):
+            try:
+                with gc_paused(len(rows) > _GC_PAUSE_ABOVE):
+                    values = json.loads("[" + ",".join(str(row.data) for row in rows) + "]")
+            except ValueError:
+                values = None
+            if (
+                isinstance(values, list)
+                and len(values) == len(rows)
+                and all(isinstance(v, dict) for v in values)
+            ):
+                return values
+        items = []
+        for index, row in enumerate(rows):
+            item, problem = decode_payload(codec, session_id, row.data)
+            if item is None:
+                raise CorruptItemError(session_id, offset + index, problem)
+            items.append(item)
+        return items
+
+    def _touch(self, db: InMemoryDatabase, session_id: str, now: float) -> _Session:
+        found = db.sessions.get(session_id)
+        if found is None:
+            found = _Session([], now, now, next(db.ticks))
+            db.sessions[session_id] = found
+        else:
+            found.updated_at = now
+            found.tick = next(db.ticks)
+        return found
+
+    @staticmethod
+    def _check_fence(db: InMemoryDatabase, session_id: str, fence: Fence | None) -> None:
+        if fence is None:
+            return
+        row = db.leases.get(session_id)
+        if row is None or row.owner != fence.owner or row.epoch != fence.epoch:
+            raise LeaseLostError(session_id, f"epoch {fence.epoch} is no longer the lease")
+
+    # ------------------------------------------------------------------ one session's items
+
+    async def append(
+        self, session_id: str, rows: Sequence[EncodedItem], fence: Fence | None
+    ) -> None:
+        db = self._open()
+        with db.lock:
+            self._check_fence(db, session_id, fence)
+            self._touch(db, session_id, time.time()).rows.extend(rows)
+
+    async def read(self, session_id: str, limit: int | None) -> list[Item]:
+        db = self._open()
+        with db.lock:
+            found = db.sessions.get(session_id)
+            rows = [] if found is None else found.rows
+            start = 0 if limit is None else max(0, len(rows) - limit)
+            taken = rows[start:]
+        return self._decode(session_id, taken, start)
+
+    async def window(
+        self, session_id: str, max_items: int | None, max_tokens: int | None
     ) -> list[Item]:
-        """The newest items within the budget, oldest first, cut at a turn boundary."""
-        max_items = check_count(max_items, "max_items")
-        max_tokens = check_count(max_tokens, "max_tokens")
-        with self._lock:
+        db = self._open()
+        with db.lock:
+            found = db.sessions.get(session_id)
+            rows = [] if found is None else found.rows
             if max_items is None and max_tokens is None:
-                rows = list(self._rows)
+                size = len(rows)
             else:
                 size = window_size(
-                    ((r.kind, r.call_id, r.tokens) for r in reversed(self._rows)),
-                    max_items,
-                    max_tokens,
+                    ((r.kind, r.call_id, r.tokens) for r in reversed(rows)), max_items, max_tokens
                 )
-                rows = self._rows[len(self._rows) - size :] if size else []
-        return _decode(rows)
+            start = len(rows) - size
+            taken = rows[start:] if size else []
+        return self._decode(session_id, taken, start)
 
-    async def pop_turn(self) -> list[Item]:
-        """Remove and return the newest user message and everything after it."""
-        with self._lock:
-            for index in range(len(self._rows) - 1, -1, -1):
-                if self._rows[index].kind == KIND_USER:
-                    removed = self._rows[index:]
-                    del self._rows[index:]
+    async def pop(self, session_id: str, fence: Fence | None) -> Item | None:
+        db = self._open()
+        with db.lock:
+            self._check_fence(db, session_id, fence)
+            found = db.sessions.get(session_id)
+            if found is None or not found.rows:
+                return None
+            position = len(found.rows) - 1
+            item = self._decode(session_id, found.rows[-1:], position)[0]
+            found.rows.pop()
+            self._touch(db, session_id, time.time())
+            return item
+
+    async def pop_turn(self, session_id: str, fence: Fence | None) -> list[Item]:
+        db = self._open()
+        with db.lock:
+            self._check_fence(db, session_id, fence)
+            found = db.sessions.get(session_id)
+            if found is None:
+                return []
+            for index in range(len(found.rows) - 1, -1, -1):
+                if found.rows[index].kind == KIND_USER:
                     break
             else:
                 return []
-        return _decode(removed)
+            items = self._decode(session_id, found.rows[index:], index)
+            del found.rows[index:]
+            self._touch(db, session_id, time.time())
+            return items
 
-    async def replace_items(self, items: list[Item]) -> None:
-        """Replace the whole history with ``items`` atomically."""
-        encoded = encode_items(items)
-        with self._lock:
-            self._rows = encoded
+    async def replace(
+        self, session_id: str, rows: Sequence[EncodedItem], fence: Fence | None
+    ) -> None:
+        db = self._open()
+        with db.lock:
+            self._check_fence(db, session_id, fence)
+            self._touch(db, session_id, time.time()).rows = list(rows)
 
-    async def fork(self, new_session_id: str, at: int | None = None) -> InMemorySession:
-        """A new, independent session holding the first ``at`` items (all when ``None``)."""
-        new_session_id = check_session_id(new_session_id)
-        at = check_count(at, "at")
-        if new_session_id == self.session_id:
-            raise UserError(f"cannot fork session {self.session_id!r} into itself: pick a new id")
-        child = InMemorySession(new_session_id, session_settings=self.session_settings)
-        with self._lock:
-            child._rows = list(self._rows if at is None else self._rows[:at])
-        return child
+    async def clear(self, session_id: str, fence: Fence | None) -> None:
+        db = self._open()
+        with db.lock:
+            self._check_fence(db, session_id, fence)
+            if session_id in db.sessions:
+                self._touch(db, session_id, time.time()).rows = []
 
-    @asynccontextmanager
-    async def lease(
-        self, *, wait: bool = True, timeout: float | None = None
-    ) -> AsyncIterator[None]:
-        """Hold this session's writer lease (an in-process lock: the store is this object)."""
-        timeout = check_timeout(timeout)
-        async with local_lock(self, self.session_id, wait=wait, timeout=timeout):
-            yield
+    async def fork(self, session_id: str, new_session_id: str, at: int | None) -> None:
+        db = self._open()
+        with db.lock:
+            target = db.sessions.get(new_session_id)
+            if target is not None and target.rows:
+                raise UserError(
+                    f"cannot fork session {session_id!r} into {new_session_id!r}: that session "
+                    f"already holds {len(target.rows)} items; clear it first or pick a new id"
+                )
+            source = db.sessions.get(session_id)
+            rows = [] if source is None else source.rows if at is None else source.rows[:at]
+            if not rows:
+                return
+            self._touch(db, new_session_id, time.time()).rows = list(rows)
+
+    # ------------------------------------------------------------------ the store
+
+    async def delete(self, session_id: str) -> bool:
+        db = self._open()
+        with db.lock:
+            return db.sessions.pop(session_id, None) is not None
+
+    async def list_sessions(
+        self, limit: int | None, after: str | None
+    ) -> tuple[list[SessionInfo], str | None]:
+        db = self._open()
+        below = _tick_cursor(after)
+        with db.lock:
+            ordered = sorted(
+                (
+                    (found.tick, session_id, found)
+                    for session_id, found in db.sessions.items()
+                    if below is None or found.tick < below
+                ),
+                key=lambda entry: entry[0],
+                reverse=True,
+            )
+            page = ordered if limit is None else ordered[: limit + 1]
+            infos = [
+                SessionInfo.from_timestamps(
+                    session_id, len(found.rows), found.created_at, found.updated_at
+                )
+                for _, session_id, found in page[:limit]
+            ]
+        more = limit is not None and len(page) > limit
+        return infos, (f"t{page[limit - 1][0]}" if more and limit else None)
+
+    async def search(
+        self, terms: Sequence[str], limit: int, session_id: str | None
+    ) -> list[SearchHit]:
+        db = self._open()
+        with db.lock:
+            if session_id is None:
+                candidates = sorted(db.sessions.items(), key=lambda e: e[1].tick, reverse=True)
+            else:
+                found = db.sessions.get(session_id)
+                candidates = [] if found is None else [(session_id, found)]
+            hits: list[tuple[str, int, EncodedItem]] = []
+            for sid, found in candidates:
+                for position in range(len(found.rows) - 1, -1, -1):
+                    row = found.rows[position]
+                    if row.text is not None and matches(row.text, terms):
+                        hits.append((sid, position, row))
+                        if len(hits) >= limit:
+                            break
+                if len(hits) >= limit:
+                    break
+        return [
+            SearchHit(
+                sid,
+                position,
+                make_snippet(row.text or "", terms),
+                self._decode(sid, [row], position)[0],
+            )
+            for sid, position, row in hits
+        ]
+
+    async def stats(self) -> StoreStats:
+        db = self._open()
+        with db.lock:
+            items = sum(len(found.rows) for found in db.sessions.values())
+            return StoreStats(len(db.sessions), items, {"backend": "memory"})
+
+    # ------------------------------------------------------------------ lease primitives
+
+    async def lease_acquire(self, session_id: str, owner: str, ttl: float) -> LeaseGrant:
+        db = self._open()
+        now = time.time()
+        with db.lock:
+            row = db.leases.setdefault(session_id, _LeaseRow())
+            if row.owner and row.owner != owner and row.expires_at > now:
+                return LeaseGrant(False, row.epoch, _holder(row.owner), row.expires_at - now)
+            row.owner, row.epoch, row.expires_at = owner, row.epoch + 1, now + ttl
+            return LeaseGrant(True, row.epoch)
+
+    async def lease_renew(self, session_id: str, fence: Fence, ttl: float) -> bool:
+        db = self._open()
+        with db.lock:
+            row = db.leases.get(session_id)
+            if row is None or row.owner != fence.owner or row.epoch != fence.epoch:
+                return False
+            row.expires_at = time.time() + ttl
+            return True
+
+    async def lease_release(self, session_id: str, fence: Fence) -> None:
+        db = self._open()
+        with db.lock:
+            row = db.leases.get(session_id)
+            if row is not None and row.owner == fence.owner and row.epoch == fence.epoch:
+                row.owner, row.expires_at = "", 0.0
+
+
+def _holder(owner: str) -> str:
+    """The readable part of an owner token (``"pid 12 on host (uuid)"`` → ``"pid 12 on host"``)."""
+    return owner.split(" (", 1)[0]
+
+
+def _tick_cursor(after: str | None) -> int | None:
+    if after is None:
+        return None
+    if not after.startswith("t") or not after[1:].isdigit():
+        raise UserError(f"after={after!r} is not a cursor of this store: pass a page's next_cursor")
+    return int(after[1:])
+
+
+class InMemorySession(StoreSession):
+    """A session kept in process memory; gone when the object (and its store) is.
+
+    ``InMemorySession(session_id)`` has a private store of its own; ``InMemoryStore()``
+    hands out handles that share one. Implements the whole
+    :class:`~threadline.sessions.ThreadlineSession` contract.
+    """
+
+    def __init__(self, session_id: str, *, session_settings: SessionSettings | None = None):
+        super().__init__(InMemoryStore(), session_id, session_settings=session_settings)
+
+    def __repr__(self) -> str:
+        return f"InMemorySession({self.session_id!r})"
+
+
+class InMemoryStore(Store):
+    """A store in process memory (see the module docstring).
+
+    * ``database`` — an :class:`InMemoryDatabase` to share with other stores (default: new).
+    * ``codec`` — the item codec (default :class:`~threadline.sessions.JsonCodec`).
+    """
+
+    session_class: ClassVar[type[StoreSession]] = InMemorySession
+
+    def __init__(
+        self, database: InMemoryDatabase | None = None, *, codec: ItemCodec | None = None
+    ) -> None:
+        if database is not None and not isinstance(database, InMemoryDatabase):
+            raise UserError(f"database must be an InMemoryDatabase, got {type(database).__name__}")
+        self.database = database if database is not None else InMemoryDatabase()
+        super().__init__(InMemoryBackend(self.database, codec or JsonCodec()))
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> InMemoryStore:
+        """``memory://`` (nothing may follow the scheme)."""
+        if url.split("://", 1)[1] not in ("", "/"):
+            raise UserError(f"a memory:// store URL takes nothing after the scheme, got {url!r}")
+        return cls(**options)

@@ -58,11 +58,17 @@ class _Pending:
 
 
 class _Heartbeat:
-    __slots__ = ("due", "fn", "interval")
+    __slots__ = ("due", "fn", "interval", "on_stop")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], bool], interval: float) -> None:
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], bool],
+        interval: float,
+        on_stop: Callable[[], None] | None,
+    ) -> None:
         self.fn = fn
         self.interval = interval
+        self.on_stop = on_stop
         self.due = time.monotonic() + interval
 
 
@@ -175,15 +181,20 @@ class SQLiteEngine:
         return result
 
     def add_heartbeat(
-        self, key: Hashable, interval: float, fn: Callable[[sqlite3.Connection], bool]
+        self,
+        key: Hashable,
+        interval: float,
+        fn: Callable[[sqlite3.Connection], bool],
+        on_stop: Callable[[], None] | None = None,
     ) -> None:
         """Run ``fn`` on the writer thread every ``interval`` seconds until removed.
 
-        When ``fn`` returns ``False`` the heartbeat stops and a warning is logged.
+        When ``fn`` returns ``False`` (or raises) the heartbeat stops and ``on_stop`` is called
+        on the writer thread (without one, a warning is logged).
         """
         with self._state_lock:
             self._check_open()
-            self._heartbeats[key] = _Heartbeat(fn, interval)
+            self._heartbeats[key] = _Heartbeat(fn, interval, on_stop)
             self._ensure_writer()
             self._queue.put(_WAKE)
 
@@ -438,8 +449,11 @@ class SQLiteEngine:
         try:
             for key, beat in beats:
                 if not self._in_savepoint(conn, beat.fn, False):
-                    logger.warning("threadline: a heartbeat in %s stopped: %s", self.where, key)
                     self.remove_heartbeat(key)
+                    if beat.on_stop is not None:
+                        beat.on_stop()
+                    else:
+                        logger.warning("threadline: a heartbeat in %s stopped: %s", self.where, key)
             alone = len(jobs) == 1 and not beats
             for job in jobs:
                 if alone:

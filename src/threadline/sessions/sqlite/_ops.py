@@ -3,7 +3,11 @@
 Each function runs inside a transaction the engine opened (a write transaction for writers, a
 read snapshot for readers) and never commits itself. Session ids and items are only ever bound
 as parameters. Reads walk the ``(sid, seq)`` primary key backwards from the newest item, so
-their cost follows what they return, not the length of the history.
+their cost follows what they return, not the length of the history. Writes made under a lease
+check its fence first, in the same transaction (:func:`check_fence`).
+
+Search text lives in ``threadline_search_text`` under ``rid = sid << 32 | seq`` (so one
+session's rows are one ``rid`` range); triggers keep the FTS5 index in step with it.
 """
 
 from __future__ import annotations
@@ -12,14 +16,16 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from ...errors import CorruptItemError, UserError
+from ...errors import CorruptItemError, LeaseLostError, SessionError, UserError
 from ...items import Item
 from .._window import window_size
+from ..backend import Fence, LeaseGrant
 from ..codec import (
     KIND_USER,
     EncodedItem,
+    ItemCodec,
     decode_joined,
-    decode_problem,
+    decode_payload,
     gc_paused,
     share_common_values,
 )
@@ -28,7 +34,9 @@ __all__ = [
     "SINGLE_STATEMENT_LIMIT",
     "acquire_lease",
     "add",
+    "check_fence",
     "clear",
+    "delete",
     "fork",
     "list_sessions",
     "pop",
@@ -37,6 +45,8 @@ __all__ = [
     "release_lease",
     "renew_lease",
     "replace",
+    "search",
+    "stats",
     "window",
 ]
 
@@ -71,6 +81,25 @@ _INSERT = (
     "INSERT INTO threadline_items (sid, seq, kind, call_id, tokens, data) VALUES (?, ?, ?, ?, ?, ?)"
 )
 _TOP = 1 << 62  # above any seq
+_SEQ_BITS = 32
+_SEQ_LIMIT = 1 << _SEQ_BITS  # seq must stay below this: rid = sid << 32 | seq
+_INSERT_TEXT = "INSERT INTO threadline_search_text (rid, body) VALUES (?, ?)"
+
+
+def check_fence(conn: sqlite3.Connection, session_id: str, fence: Fence | None) -> None:
+    """Refuse (with :class:`LeaseLostError`) a write whose lease is no longer the session's."""
+    if fence is None:
+        return
+    row = conn.execute(
+        "SELECT owner, epoch FROM threadline_leases WHERE session_id = ?", (session_id,)
+    ).fetchone()
+    if row is None or row[0] != fence.owner or row[1] != fence.epoch:
+        newer = "" if row is None else f"; the session's lease is now at epoch {row[1]}"
+        raise LeaseLostError(session_id, f"this run held epoch {fence.epoch}{newer}")
+
+
+def _rid(sid: int, seq: int) -> int:
+    return (sid << _SEQ_BITS) | seq
 
 
 def _session(conn: sqlite3.Connection, session_id: str) -> tuple[int, int] | None:
@@ -99,7 +128,12 @@ def _position(conn: sqlite3.Connection, sid: int, seq: int) -> int:
 
 
 def _decode_rows(
-    conn: sqlite3.Connection, sid: int, session_id: str, below: int, count: int
+    conn: sqlite3.Connection,
+    codec: ItemCodec,
+    sid: int,
+    session_id: str,
+    below: int,
+    count: int,
 ) -> tuple[list[Item], int]:
     """Decode a chunk row by row (newest first), raising on the first corrupt row.
 
@@ -109,7 +143,7 @@ def _decode_rows(
     items = []
     lowest = below
     for seq, data in conn.execute(_NEWEST_ROWS, (sid, below, count)).fetchall():
-        item, problem = decode_problem(data)
+        item, problem = decode_payload(codec, session_id, data)
         if item is None:
             raise CorruptItemError(session_id, _position(conn, sid, seq), problem)
         items.append(item)
@@ -137,23 +171,34 @@ def _decode_chunk(count: int, joined: str | None) -> list[Item] | None:
 
 
 def _read_newest(
-    conn: sqlite3.Connection, sid: int, session_id: str, limit: int | None, total: int
+    conn: sqlite3.Connection,
+    codec: ItemCodec,
+    sid: int,
+    session_id: str,
+    limit: int | None,
+    total: int,
 ) -> list[Item]:
     """The newest ``limit`` items of ``sid`` (all when ``None``), oldest first, in chunks."""
     wanted = total if limit is None else min(limit, total)
     items: list[Item] = []
     memo: dict[str, str] = {}
     below = _TOP
+    plain = codec.plain_json
     with gc_paused(wanted > _GC_PAUSE_ABOVE):
         while limit is None or len(items) < limit:
             size = _CHUNK if limit is None else min(_CHUNK, limit - len(items))
-            count, lowest, joined = _fetch_chunk(conn, _NEWEST_CHUNK, (sid, below, size))
-            if not count:
-                break
-            values = _decode_chunk(count, joined)
+            if plain:
+                count, lowest, joined = _fetch_chunk(conn, _NEWEST_CHUNK, (sid, below, size))
+                if not count:
+                    break
+                values = _decode_chunk(count, joined)
+            else:
+                values = None
             if values is None:
-                values, lowest = _decode_rows(conn, sid, session_id, below, size)
+                values, lowest = _decode_rows(conn, codec, sid, session_id, below, size)
                 count = len(values)
+                if not count:
+                    break
             share_common_values(values, memo)
             items.extend(values)
             below = lowest
@@ -163,11 +208,13 @@ def _read_newest(
     return items
 
 
-def read_newest(conn: sqlite3.Connection, session_id: str, limit: int | None) -> list[Item]:
+def read_newest(
+    conn: sqlite3.Connection, codec: ItemCodec, session_id: str, limit: int | None
+) -> list[Item]:
     """``get_items(limit)``: the newest ``limit`` items, oldest first."""
     if limit == 0:
         return []
-    if limit is not None and limit <= _CHUNK:
+    if limit is not None and limit <= _CHUNK and codec.plain_json:
         # One statement, so it needs no explicit transaction: the common per-turn read.
         count, _, joined = _fetch_chunk(conn, _NEWEST_BY_ID, (session_id, limit))
         if not count:
@@ -177,17 +224,21 @@ def read_newest(conn: sqlite3.Connection, session_id: str, limit: int | None) ->
             found = _session(conn, session_id)
             if found is None:
                 return []
-            values, _ = _decode_rows(conn, found[0], session_id, _TOP, limit)
+            values, _ = _decode_rows(conn, codec, found[0], session_id, _TOP, limit)
         values.reverse()
         return values
     found = _session(conn, session_id)
     if found is None:
         return []
-    return _read_newest(conn, found[0], session_id, limit, found[1])
+    return _read_newest(conn, codec, found[0], session_id, limit, found[1])
 
 
 def window(
-    conn: sqlite3.Connection, session_id: str, max_items: int | None, max_tokens: int | None
+    conn: sqlite3.Connection,
+    codec: ItemCodec,
+    session_id: str,
+    max_items: int | None,
+    max_tokens: int | None,
 ) -> list[Item]:
     """``get_window``: choose the window from the small columns, then decode only it."""
     found = _session(conn, session_id)
@@ -195,7 +246,7 @@ def window(
         return []
     sid, total = found
     if max_items is None and max_tokens is None:
-        return _read_newest(conn, sid, session_id, None, total)
+        return _read_newest(conn, codec, sid, session_id, None, total)
     sql = "SELECT kind, call_id, tokens FROM threadline_items WHERE sid = ? ORDER BY seq DESC"
     params: tuple[int, ...] = (sid,)
     if max_items is not None:
@@ -208,11 +259,17 @@ def window(
         cursor.close()
     if size == 0:
         return []
-    return _read_newest(conn, sid, session_id, size, total)
+    return _read_newest(conn, codec, sid, session_id, size, total)
 
 
-def add(conn: sqlite3.Connection, session_id: str, rows: Sequence[EncodedItem]) -> None:
+def add(
+    conn: sqlite3.Connection,
+    session_id: str,
+    rows: Sequence[EncodedItem],
+    fence: Fence | None = None,
+) -> None:
     """Append ``rows``, numbering them after the current newest item."""
+    check_fence(conn, session_id, fence)
     now = time.time()
     found = conn.execute(
         "SELECT sid, (SELECT max(seq) FROM threadline_items AS i WHERE i.sid = s.sid) "
@@ -224,10 +281,18 @@ def add(conn: sqlite3.Connection, session_id: str, rows: Sequence[EncodedItem]) 
     else:
         sid, top = found
         seq = 0 if top is None else top + 1
+    if seq + len(rows) > _SEQ_LIMIT:
+        raise SessionError(
+            f"session {session_id!r} would pass {_SEQ_LIMIT - 1} items, the most one SQLite "
+            "session holds: fork the newest part into a new session"
+        )
     conn.executemany(
         _INSERT,
         [(sid, seq + i, row.kind, row.call_id, row.tokens, row.data) for i, row in enumerate(rows)],
     )
+    texts = [(_rid(sid, seq + i), row.text) for i, row in enumerate(rows) if row.text is not None]
+    if texts:
+        conn.executemany(_INSERT_TEXT, texts)
     conn.execute(
         "UPDATE threadline_sessions SET item_count = item_count + ?, updated_at = ? WHERE sid = ?",
         (len(rows), now, sid),
@@ -237,13 +302,20 @@ def add(conn: sqlite3.Connection, session_id: str, rows: Sequence[EncodedItem]) 
 def _remove_from(conn: sqlite3.Connection, sid: int, seq: int, count: int) -> None:
     conn.execute("DELETE FROM threadline_items WHERE sid = ? AND seq >= ?", (sid, seq))
     conn.execute(
+        "DELETE FROM threadline_search_text WHERE rid BETWEEN ? AND ?",
+        (_rid(sid, seq), _rid(sid, _SEQ_LIMIT - 1)),
+    )
+    conn.execute(
         "UPDATE threadline_sessions SET item_count = item_count - ?, updated_at = ? WHERE sid = ?",
         (count, time.time(), sid),
     )
 
 
-def pop(conn: sqlite3.Connection, session_id: str) -> Item | None:
+def pop(
+    conn: sqlite3.Connection, codec: ItemCodec, session_id: str, fence: Fence | None
+) -> Item | None:
     """Remove and return the newest item (a corrupt one is reported and left in place)."""
+    check_fence(conn, session_id, fence)
     found = _session(conn, session_id)
     if found is None:
         return None
@@ -256,15 +328,18 @@ def pop(conn: sqlite3.Connection, session_id: str) -> Item | None:
     if row is None:
         return None
     seq, data = row
-    item, problem = decode_problem(data)
+    item, problem = decode_payload(codec, session_id, data)
     if item is None:
         raise CorruptItemError(session_id, _position(conn, sid, seq), problem)
     _remove_from(conn, sid, seq, 1)
     return item
 
 
-def pop_turn(conn: sqlite3.Connection, session_id: str) -> list[Item]:
+def pop_turn(
+    conn: sqlite3.Connection, codec: ItemCodec, session_id: str, fence: Fence | None
+) -> list[Item]:
     """Remove and return the newest user message and everything after it."""
+    check_fence(conn, session_id, fence)
     found = _session(conn, session_id)
     if found is None:
         return []
@@ -279,26 +354,59 @@ def pop_turn(conn: sqlite3.Connection, session_id: str) -> list[Item]:
     (count,) = conn.execute(
         "SELECT count(*) FROM threadline_items WHERE sid = ? AND seq >= ?", (sid, start)
     ).fetchone()
-    items = _read_newest(conn, sid, session_id, count, total)
+    items = _read_newest(conn, codec, sid, session_id, count, total)
     _remove_from(conn, sid, start, count)
     return items
 
 
-def clear(conn: sqlite3.Connection, session_id: str) -> bool:
-    """Remove the session's items and its row; ``False`` when there was no such session."""
+def _remove_all(conn: sqlite3.Connection, sid: int) -> None:
+    conn.execute("DELETE FROM threadline_items WHERE sid = ?", (sid,))
+    conn.execute(
+        "DELETE FROM threadline_search_text WHERE rid BETWEEN ? AND ?",
+        (_rid(sid, 0), _rid(sid, _SEQ_LIMIT - 1)),
+    )
+
+
+def clear(conn: sqlite3.Connection, session_id: str, fence: Fence | None = None) -> None:
+    """Remove the session's items; the session row stays (with its creation time)."""
+    check_fence(conn, session_id, fence)
+    found = _session(conn, session_id)
+    if found is None:
+        return
+    _remove_all(conn, found[0])
+    conn.execute(
+        "UPDATE threadline_sessions SET item_count = 0, updated_at = ? WHERE sid = ?",
+        (time.time(), found[0]),
+    )
+
+
+def delete(conn: sqlite3.Connection, session_id: str) -> bool:
+    """Remove the session, its items and a free lease row; ``False`` when there was none."""
     found = _session(conn, session_id)
     if found is None:
         return False
-    conn.execute("DELETE FROM threadline_items WHERE sid = ?", (found[0],))
+    _remove_all(conn, found[0])
     conn.execute("DELETE FROM threadline_sessions WHERE sid = ?", (found[0],))
+    conn.execute(
+        "DELETE FROM threadline_leases WHERE session_id = ? AND (owner = '' OR expires_at < ?)",
+        (session_id, time.time()),
+    )
     return True
 
 
-def replace(conn: sqlite3.Connection, session_id: str, rows: Sequence[EncodedItem]) -> None:
-    """Replace the whole history with ``rows`` in one step."""
+def replace(
+    conn: sqlite3.Connection,
+    session_id: str,
+    rows: Sequence[EncodedItem],
+    fence: Fence | None = None,
+) -> None:
+    """Replace the whole history with ``rows`` in one step; the session row stays."""
+    check_fence(conn, session_id, fence)
     clear(conn, session_id)
     if rows:
         add(conn, session_id, rows)
+    elif _session(conn, session_id) is None:
+        _create_session(conn, session_id, time.time())
 
 
 def fork(conn: sqlite3.Connection, session_id: str, new_session_id: str, at: int | None) -> None:
@@ -317,9 +425,14 @@ def fork(conn: sqlite3.Connection, session_id: str, new_session_id: str, at: int
     sid = target[0] if target is not None else _create_session(conn, new_session_id, now)
     conn.execute(
         "INSERT INTO threadline_items (sid, seq, kind, call_id, tokens, data) "
-        "SELECT ?, row_number() OVER (ORDER BY seq) - 1, kind, call_id, tokens, data "
-        "FROM threadline_items WHERE sid = ? ORDER BY seq LIMIT ?",
+        "SELECT ?, seq, kind, call_id, tokens, data "
+        "FROM threadline_items WHERE sid = ? AND seq < ? ORDER BY seq",
         (sid, source[0], count),
+    )
+    conn.execute(
+        "INSERT INTO threadline_search_text (rid, body) "
+        "SELECT ? + (rid - ?), body FROM threadline_search_text WHERE rid BETWEEN ? AND ?",
+        (_rid(sid, 0), _rid(source[0], 0), _rid(source[0], 0), _rid(source[0], count - 1)),
     )
     conn.execute(
         "UPDATE threadline_sessions SET item_count = ?, updated_at = ? WHERE sid = ?",
@@ -327,43 +440,115 @@ def fork(conn: sqlite3.Connection, session_id: str, new_session_id: str, at: int
     )
 
 
-def list_sessions(conn: sqlite3.Connection) -> list[tuple[str, int, float, float]]:
-    """Every session: ``(session_id, item_count, created_at, updated_at)``, newest first."""
-    return [
-        (str(row[0]), int(row[1]), float(row[2]), float(row[3]))
-        for row in conn.execute(
-            "SELECT session_id, item_count, created_at, updated_at FROM threadline_sessions "
-            "ORDER BY updated_at DESC, session_id"
-        )
-    ]
+def list_sessions(
+    conn: sqlite3.Connection, limit: int | None, after: tuple[float, int] | None
+) -> tuple[list[tuple[str, int, float, float]], tuple[float, int] | None]:
+    """Sessions newest first from the ``(updated_at, sid)`` index, after a cursor.
+
+    Returns ``(session_id, item_count, created_at, updated_at)`` rows and the cursor of the
+    next page (``None`` when this was the last).
+    """
+    sql = "SELECT session_id, item_count, created_at, updated_at, sid FROM threadline_sessions"
+    params: list[object] = []
+    if after is not None:
+        sql += " WHERE updated_at <= ? AND (updated_at < ? OR sid < ?)"
+        params += [after[0], after[0], after[1]]
+    sql += " ORDER BY updated_at DESC, sid DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit + 1)
+    rows = conn.execute(sql, params).fetchall()
+    more = limit is not None and len(rows) > limit
+    if more:
+        rows = rows[:limit]
+    page = [(str(r[0]), int(r[1]), float(r[2]), float(r[3])) for r in rows]
+    cursor = (float(rows[-1][3]), int(rows[-1][4])) if more and rows else None
+    return page, cursor
 
 
-def acquire_lease(conn: sqlite3.Connection, session_id: str, owner: str, ttl: float) -> bool:
-    """Take the session's lease for ``owner`` unless a live holder has it."""
+def search(
+    conn: sqlite3.Connection,
+    codec: ItemCodec,
+    terms: Sequence[str],
+    limit: int,
+    session_id: str | None,
+) -> list[tuple[str, int, str, Item]]:
+    """FTS5 search: ``(session_id, position, snippet, item)`` of the best ``limit`` hits."""
+    query = " ".join('"' + term.replace('"', '""') + '"' for term in terms)
+    sql = (
+        "SELECT rowid, snippet(threadline_fts, 0, '**', '**', '…', 12) FROM threadline_fts "
+        "WHERE threadline_fts MATCH ?"
+    )
+    params: list[object] = [query]
+    if session_id is not None:
+        found = _session(conn, session_id)
+        if found is None:
+            return []
+        sql += " AND rowid BETWEEN ? AND ?"
+        params += [_rid(found[0], 0), _rid(found[0], _SEQ_LIMIT - 1)]
+    sql += " ORDER BY rank LIMIT ?"
+    params.append(limit)
+    hits = []
+    for rid, snippet in conn.execute(sql, params).fetchall():
+        sid, seq = rid >> _SEQ_BITS, rid & (_SEQ_LIMIT - 1)
+        row = conn.execute(
+            "SELECT s.session_id, CAST(i.data AS BLOB) FROM threadline_items AS i "
+            "JOIN threadline_sessions AS s ON s.sid = i.sid WHERE i.sid = ? AND i.seq = ?",
+            (sid, seq),
+        ).fetchone()
+        if row is None:  # pragma: no cover - the triggers keep text and items in step
+            continue
+        item, problem = decode_payload(codec, str(row[0]), row[1])
+        if item is None:
+            raise CorruptItemError(str(row[0]), seq, problem)
+        hits.append((str(row[0]), seq, " ".join(str(snippet).split()), item))
+    return hits
+
+
+def stats(conn: sqlite3.Connection) -> tuple[int, int]:
+    """``(sessions, items)`` in the database."""
+    sessions, items = conn.execute(
+        "SELECT count(*), coalesce(sum(item_count), 0) FROM threadline_sessions"
+    ).fetchone()
+    return int(sessions), int(items)
+
+
+def _holder(owner: str) -> str:
+    return owner.split(" (", 1)[0]
+
+
+def acquire_lease(conn: sqlite3.Connection, session_id: str, owner: str, ttl: float) -> LeaseGrant:
+    """Take the session's lease for ``owner`` unless a live holder has it; the epoch goes up."""
     now = time.time()
     row = conn.execute(
-        "SELECT owner, expires_at FROM threadline_leases WHERE session_id = ?", (session_id,)
+        "SELECT owner, expires_at, epoch FROM threadline_leases WHERE session_id = ?",
+        (session_id,),
     ).fetchone()
-    if row is not None and row[0] != owner and row[1] > now:
-        return False
+    if row is not None and row[0] and row[0] != owner and row[1] > now:
+        return LeaseGrant(False, int(row[2]), _holder(str(row[0])), float(row[1]) - now)
+    epoch = 1 if row is None else int(row[2]) + 1
     conn.execute(
-        "INSERT OR REPLACE INTO threadline_leases (session_id, owner, expires_at) VALUES (?, ?, ?)",
-        (session_id, owner, now + ttl),
+        "INSERT OR REPLACE INTO threadline_leases (session_id, owner, expires_at, epoch) "
+        "VALUES (?, ?, ?, ?)",
+        (session_id, owner, now + ttl, epoch),
     )
-    return True
+    return LeaseGrant(True, epoch)
 
 
-def renew_lease(conn: sqlite3.Connection, session_id: str, owner: str, ttl: float) -> bool:
-    """Push the lease's expiry out; ``False`` when ``owner`` no longer holds it."""
+def renew_lease(conn: sqlite3.Connection, session_id: str, fence: Fence, ttl: float) -> bool:
+    """Push the lease's expiry out; ``False`` when ``fence`` no longer holds it."""
     cursor = conn.execute(
-        "UPDATE threadline_leases SET expires_at = ? WHERE session_id = ? AND owner = ?",
-        (time.time() + ttl, session_id, owner),
+        "UPDATE threadline_leases SET expires_at = ? "
+        "WHERE session_id = ? AND owner = ? AND epoch = ?",
+        (time.time() + ttl, session_id, fence.owner, fence.epoch),
     )
     return cursor.rowcount == 1
 
 
-def release_lease(conn: sqlite3.Connection, session_id: str, owner: str) -> None:
-    """Give the lease up (only if ``owner`` still holds it)."""
+def release_lease(conn: sqlite3.Connection, session_id: str, fence: Fence) -> None:
+    """Give the lease up (only if ``fence`` still holds it); the row keeps its epoch."""
     conn.execute(
-        "DELETE FROM threadline_leases WHERE session_id = ? AND owner = ?", (session_id, owner)
+        "UPDATE threadline_leases SET owner = '', expires_at = 0 "
+        "WHERE session_id = ? AND owner = ? AND epoch = ?",
+        (session_id, fence.owner, fence.epoch),
     )

@@ -3,7 +3,7 @@
 ``MIGRATIONS`` is append-only: entry ``i`` takes a database from version ``i`` to ``i + 1``,
 and the version lives in ``PRAGMA user_version``. Never edit a released entry; add a new one.
 
-Layout (version 1):
+Layout (version 2):
 
 * ``threadline_sessions`` — one row per session: a small integer ``sid`` standing for the
   session id (which may be any string and is only ever bound as data), the item count and
@@ -12,18 +12,50 @@ Layout (version 1):
   so one session's history is one contiguous range of the B-tree. ``seq`` is assigned inside
   the write transaction; ``kind``, ``call_id`` and ``tokens`` let a window be chosen without
   decoding ``data`` (the item's compact JSON).
-* ``threadline_leases`` — the cross-process writer lease: holder token and expiry per session.
+* ``threadline_leases`` — the cross-process writer lease: holder token, expiry and the
+  fencing ``epoch`` per session (a released lease keeps its row, so epochs only go up).
+* ``threadline_search_text`` — each item's search text under ``rid = sid << 32 | seq``, the
+  external content of the FTS5 index ``threadline_fts``; triggers keep the index in step.
+* ``threadline_sessions_recent`` — the index ``list_sessions`` pages through, newest first.
+
+Version 2 added the lease epoch, the listing index and search (indexing existing items).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Callable
 
-from ...errors import SchemaVersionError
+from ...errors import SchemaVersionError, SessionError
+from ..codec import search_text
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate"]
 
-MIGRATIONS: list[tuple[str, ...]] = [
+Step = str | Callable[[sqlite3.Connection], None]
+
+
+def _index_existing_items(conn: sqlite3.Connection) -> None:
+    """Fill the search text of items written before version 2 (rows that are not JSON objects
+    are left out of the index; reading them still reports them as corrupt)."""
+    cursor = conn.execute("SELECT sid, seq, CAST(data AS BLOB) FROM threadline_items")
+    while True:
+        chunk = cursor.fetchmany(1000)
+        if not chunk:
+            return
+        texts = []
+        for sid, seq, data in chunk:
+            try:
+                item = json.loads(bytes(data).decode("utf-8"))
+            except ValueError:
+                continue
+            text = search_text(item) if isinstance(item, dict) else None
+            if text is not None:
+                texts.append(((sid << 32) | seq, text))
+        conn.executemany("INSERT INTO threadline_search_text (rid, body) VALUES (?, ?)", texts)
+
+
+MIGRATIONS: list[tuple[Step, ...]] = [
     (
         """
         CREATE TABLE threadline_sessions (
@@ -53,6 +85,31 @@ MIGRATIONS: list[tuple[str, ...]] = [
         ) WITHOUT ROWID
         """,
     ),
+    (
+        "ALTER TABLE threadline_leases ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX threadline_sessions_recent ON threadline_sessions (updated_at, sid)",
+        "CREATE TABLE threadline_search_text (rid INTEGER PRIMARY KEY, body TEXT NOT NULL)",
+        """
+        CREATE VIRTUAL TABLE threadline_fts USING fts5(
+            body,
+            content = 'threadline_search_text',
+            content_rowid = 'rid',
+            tokenize = 'unicode61 remove_diacritics 2'
+        )
+        """,
+        """
+        CREATE TRIGGER threadline_search_text_ai AFTER INSERT ON threadline_search_text BEGIN
+            INSERT INTO threadline_fts (rowid, body) VALUES (new.rid, new.body);
+        END
+        """,
+        """
+        CREATE TRIGGER threadline_search_text_ad AFTER DELETE ON threadline_search_text BEGIN
+            INSERT INTO threadline_fts (threadline_fts, rowid, body)
+            VALUES ('delete', old.rid, old.body);
+        END
+        """,
+        _index_existing_items,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -61,12 +118,14 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def migrate(conn: sqlite3.Connection, where: str) -> None:
     """Bring the database up to :data:`SCHEMA_VERSION` in one write transaction.
 
-    Raises :class:`SchemaVersionError` when the database is newer than this code. The caller
-    retries on ``database is locked``.
+    Raises :class:`SchemaVersionError` when the database is newer than this code, and
+    :class:`SessionError` when this SQLite lacks FTS5. The caller retries on
+    ``database is locked``.
     """
     (version,) = conn.execute("PRAGMA user_version").fetchone()
     if version == SCHEMA_VERSION:
         return
+    _require_fts5(conn, where)
     conn.execute("BEGIN IMMEDIATE")
     try:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
@@ -75,12 +134,26 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
                 f"the session store {where} has schema version {version}, but this threadline "
                 f"only knows up to version {SCHEMA_VERSION}: upgrade threadline to open it"
             )
-        for statements in MIGRATIONS[version:]:
-            for statement in statements:
-                conn.execute(statement)
+        for steps in MIGRATIONS[version:]:
+            for step in steps:
+                if callable(step):
+                    step(conn)
+                else:
+                    conn.execute(step)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _require_fts5(conn: sqlite3.Connection, where: str) -> None:
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.threadline_fts_probe USING fts5(x)")
+    except sqlite3.OperationalError as exc:
+        raise SessionError(
+            f"the session store {where} needs SQLite's FTS5 extension, which this Python's "
+            f"sqlite3 module lacks ({exc}); use a Python built with a standard SQLite"
+        ) from None
+    conn.execute("DROP TABLE temp.threadline_fts_probe")

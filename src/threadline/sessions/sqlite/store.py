@@ -1,4 +1,4 @@
-"""SQLiteSession and SQLiteStore: the embedded default session backend.
+"""SQLiteSession and SQLiteStore: the embedded default session store.
 
 A :class:`SQLiteStore` owns one database (a file, or ``:memory:``) and the threads and
 connections that reach it; :meth:`SQLiteStore.session` hands out light session handles that
@@ -12,25 +12,19 @@ See ``docs/sessions.md`` for the durability and locking guarantees.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import os
 import threading
-import time
-import uuid
+import urllib.parse
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from ...errors import SessionBusyError, SessionError, UserError
-from ...items import Item
-from ..base import DEFAULT_LEASE_TTL, SessionInfo, SessionSettings
-from ..codec import check_count, check_session_id, encode_items
-from ..lease import check_timeout, local_lock, remaining
-from . import _ops as ops
+from ...errors import UserError
+from .._base_store import Store
+from .._handle import StoreSession
+from ..base import SessionSettings
+from ..codec import ItemCodec, JsonCodec
+from ._backend import SQLiteBackend
 from ._engine import SQLiteEngine
 
 __all__ = ["SQLiteSession", "SQLiteStore"]
@@ -52,8 +46,10 @@ def _resolve_path(db_path: str | Path) -> str:
 
 
 def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise UserError(f"{name} must be a number of seconds > 0, got {value!r}")
+    if value == float("inf"):
+        raise UserError(f"{name} must be a finite number of seconds, got {value!r}")
     return float(value)
 
 
@@ -65,7 +61,92 @@ def _close_engine(engine: SQLiteEngine) -> None:
         engine.close()
 
 
-class SQLiteStore:
+_URL_OPTIONS = {"synchronous": str, "busy_timeout": float, "lock_timeout": float, "readers": int}
+
+
+def _url_options(query: str, url: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for name, values in urllib.parse.parse_qs(query, keep_blank_values=True).items():
+        kind = _URL_OPTIONS.get(name)
+        if kind is None:
+            known = ", ".join(sorted(_URL_OPTIONS))
+            raise UserError(f"unknown option {name!r} in the store URL {url!r}: use {known}")
+        try:
+            options[name] = kind(values[-1])
+        except ValueError:
+            raise UserError(
+                f"option {name}={values[-1]!r} in the store URL {url!r} is not a {kind.__name__}"
+            ) from None
+    return options
+
+
+class SQLiteSession(StoreSession):
+    """A conversation history stored in SQLite.
+
+    ``SQLiteSession("user_123", "conversations.db")`` keeps it in a file (many sessions per
+    file); ``SQLiteSession("conversation_123")`` in a private in-memory database. Pass
+    ``store=`` to use a :class:`SQLiteStore` you manage. Implements the whole
+    :class:`~threadline.sessions.ThreadlineSession` contract.
+    """
+
+    store: SQLiteStore
+
+    def __init__(
+        self,
+        session_id: str,
+        db_path: str | Path = ":memory:",
+        *,
+        session_settings: SessionSettings | None = None,
+        store: SQLiteStore | None = None,
+        synchronous: str = "FULL",
+    ) -> None:
+        owns = store is None
+        if store is not None:
+            if not isinstance(store, SQLiteStore):
+                raise UserError(f"store must be a SQLiteStore, got {type(store).__name__}")
+            if db_path != ":memory:" and _resolve_path(db_path) != store.db_path:
+                raise UserError(
+                    f"db_path {str(db_path)!r} does not match the store's {store.db_path!r}: "
+                    "pass one or the other"
+                )
+        elif _resolve_path(db_path) == ":memory:":
+            store = SQLiteStore(":memory:", synchronous=synchronous)
+            store._users = 1
+        else:
+            store = SQLiteStore._shared(db_path, synchronous)
+        try:
+            super().__init__(store, session_id, session_settings=session_settings)
+        except BaseException:
+            if owns:
+                store._release_user()
+            raise
+        self._owns_store = owns
+        self._closed = False
+        self.db_path = store.db_path
+
+    def _bound(self) -> None:
+        self._owns_store = False
+        self._closed = False
+        self.db_path = self.store.db_path
+
+    def __repr__(self) -> str:
+        return f"SQLiteSession({self.session_id!r}, {self.db_path!r})"
+
+    @property
+    def _engine(self) -> SQLiteEngine:
+        return self.store._engine
+
+    def close(self) -> None:
+        """Release this handle; the store closes with its last constructor-made handle.
+
+        Handles from :meth:`SQLiteStore.session` leave closing to the store's owner.
+        """
+        if self._owns_store and not self._closed:
+            self._closed = True
+            self.store._release_user()
+
+
+class SQLiteStore(Store):
     """One SQLite database of sessions, with the connections and threads that serve it.
 
     * ``db_path`` — a file (created ``0600`` when new) or ``":memory:"``.
@@ -75,11 +156,14 @@ class SQLiteStore:
     * ``busy_timeout`` — seconds SQLite itself waits on another process's lock per attempt.
     * ``lock_timeout`` — seconds a write keeps retrying a locked database before it fails.
     * ``readers`` — reader threads (each with one connection) for a file database.
+    * ``codec`` — the item codec (default :class:`~threadline.sessions.JsonCodec`).
 
-    The schema is created or migrated on first use. Close the store with :meth:`close` (or use
-    it as an ``async with`` block) when done; sessions of a closed store raise
-    :class:`~threadline.errors.SessionError`.
+    The schema is created or migrated on first use (or by :meth:`setup`). Close the store
+    with :meth:`close` or :meth:`aclose` (or use it as an ``async with`` block) when done;
+    sessions of a closed store raise :class:`~threadline.errors.SessionError`.
     """
+
+    session_class: ClassVar[type[StoreSession]] = SQLiteSession
 
     def __init__(
         self,
@@ -89,6 +173,7 @@ class SQLiteStore:
         busy_timeout: float = 5.0,
         lock_timeout: float = 60.0,
         readers: int = 4,
+        codec: ItemCodec | None = None,
     ) -> None:
         path = _resolve_path(db_path)
         mode = synchronous.upper() if isinstance(synchronous, str) else synchronous
@@ -98,6 +183,8 @@ class SQLiteStore:
             )
         if isinstance(readers, bool) or not isinstance(readers, int) or readers < 1:
             raise UserError(f"readers must be an integer >= 1, got {readers!r}")
+        if codec is not None and not isinstance(codec, ItemCodec):
+            raise UserError(f"codec must be an ItemCodec, got {type(codec).__name__}")
         self._engine = SQLiteEngine(
             path,
             synchronous=mode,
@@ -105,11 +192,27 @@ class SQLiteStore:
             lock_timeout=_positive("lock_timeout", lock_timeout),
             readers=readers,
         )
+        super().__init__(SQLiteBackend(self._engine, codec or JsonCodec()))
         self._users = 0
         self._registry_key: tuple[str, str] | None = None
         # A store dropped without close() (SQLiteSession("id") is used that way) still closes
         # its connections: no "unclosed database" warning, no connection left to the GC.
         weakref.finalize(self, _close_engine, self._engine)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> SQLiteStore:
+        """A store from a ``sqlite:`` URL (see :func:`~threadline.sessions.open_store`)."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise UserError(
+                f"a sqlite:// URL names a file, not a host: write sqlite:///relative.db or "
+                f"sqlite:////absolute/path.db, got {url!r}"
+            )
+        path = urllib.parse.unquote(parts.path)
+        path = path[1:] if path.startswith("/") else path
+        if not path:
+            raise UserError(f"the store URL {url!r} names no database file")
+        return cls(path, **{**_url_options(parts.query, url), **options})
 
     @classmethod
     def shared(cls, db_path: str | Path, *, synchronous: str = "FULL") -> SQLiteStore:
@@ -145,7 +248,7 @@ class SQLiteStore:
     @property
     def closed(self) -> bool:
         """Whether the store was closed."""
-        return self._engine.closed
+        return self._closed or self._engine.closed
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.db_path!r})"
@@ -154,51 +257,29 @@ class SQLiteStore:
         self, session_id: str, *, session_settings: SessionSettings | None = None
     ) -> SQLiteSession:
         """A session handle on this store (cheap: no connection of its own)."""
-        return SQLiteSession(session_id, store=self, session_settings=session_settings)
+        handle: SQLiteSession = super().session(session_id, session_settings=session_settings)
+        return handle
 
-    async def setup(self) -> None:
-        """Open the database now and bring its schema up to date (otherwise done on first use)."""
-        await self._engine.write(lambda conn: None)
-
-    async def list_sessions(self) -> list[SessionInfo]:
-        """Every session in the store with its item count, most recently updated first."""
-        rows = await self._engine.read(ops.list_sessions)
-        return [
-            SessionInfo(
-                session_id,
-                count,
-                datetime.fromtimestamp(created, timezone.utc),
-                datetime.fromtimestamp(updated, timezone.utc),
-            )
-            for session_id, count, created, updated in rows
-        ]
-
-    async def delete_session(self, session_id: str) -> bool:
-        """Remove a session and all its items; ``False`` when the store had no such session."""
-        session_id = check_session_id(session_id)
-        deleted: bool = await self._engine.write(
-            functools.partial(ops.clear, session_id=session_id)
-        )
-        return deleted
+    def _check_open(self) -> None:
+        if self._engine.closed:
+            self._closed = True
+        super()._check_open()
 
     def close(self) -> None:
         """Finish queued writes and close every connection (blocks until done)."""
         with _registry_lock:
             if self._registry_key is not None and _registry.get(self._registry_key) is self:
                 del _registry[self._registry_key]
+        self._closed = True
         self._engine.close()
 
     async def aclose(self) -> None:
         """:meth:`close` without blocking the event loop."""
+        self._closed = True
         await asyncio.to_thread(self.close)
 
     async def __aenter__(self) -> SQLiteStore:
         return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    # ----------------------------------------------------------------- used by SQLiteSession
 
     def _release_user(self) -> None:
         with _registry_lock:
@@ -208,194 +289,3 @@ class SQLiteStore:
             if self._registry_key is not None and _registry.get(self._registry_key) is self:
                 del _registry[self._registry_key]
         self._engine.close()
-
-    async def _acquire_lease(
-        self, session_id: str, ttl: float, wait: bool, deadline: float | None
-    ) -> str:
-        owner = f"{os.getpid()}:{uuid.uuid4().hex}"
-        started = time.monotonic()
-        attempt = functools.partial(ops.acquire_lease, session_id=session_id, owner=owner, ttl=ttl)
-        delay = 0.005
-        while True:
-            future = self._engine.submit_write(attempt, durable=False)
-            try:
-                acquired = await asyncio.shield(asyncio.wrap_future(future))
-            except asyncio.CancelledError:
-                # Unless it is dropped from the queue, the attempt may still succeed after we
-                # stop waiting: give the lease back if so.
-                future.cancel()
-                future.add_done_callback(functools.partial(self._undo_lease, session_id, owner))
-                raise
-            if acquired:
-                break
-            left = remaining(deadline)
-            if not wait or left == 0:
-                waited = None if not wait or deadline is None else time.monotonic() - started
-                raise SessionBusyError(session_id, waited=waited)
-            await asyncio.sleep(delay if left is None else min(delay, left))
-            delay = min(delay * 2, 0.1)
-        self._engine.add_heartbeat(
-            ("lease", session_id, owner),
-            ttl / 3,
-            functools.partial(ops.renew_lease, session_id=session_id, owner=owner, ttl=ttl),
-        )
-        return owner
-
-    def _undo_lease(self, session_id: str, owner: str, future: Any) -> None:
-        if not future.cancelled() and future.exception() is None and future.result():
-            with contextlib.suppress(SessionError):  # a closed store: the row expires by itself
-                self._engine.submit_write(
-                    functools.partial(ops.release_lease, session_id=session_id, owner=owner),
-                    durable=False,
-                )
-
-    async def _release_lease(self, session_id: str, owner: str) -> None:
-        self._engine.remove_heartbeat(("lease", session_id, owner))
-        if self._engine.closed:
-            return  # the row expires after its ttl
-        future = self._engine.submit_write(
-            functools.partial(ops.release_lease, session_id=session_id, owner=owner),
-            durable=False,
-        )
-        await asyncio.shield(asyncio.wrap_future(future))
-
-
-class SQLiteSession:
-    """A conversation history stored in SQLite.
-
-    ``SQLiteSession("user_123", "conversations.db")`` keeps it in a file (many sessions per
-    file); ``SQLiteSession("conversation_123")`` in a private in-memory database. Pass
-    ``store=`` to use a :class:`SQLiteStore` you manage. Implements the whole
-    :class:`~threadline.sessions.ThreadlineSession` contract.
-    """
-
-    def __init__(
-        self,
-        session_id: str,
-        db_path: str | Path = ":memory:",
-        *,
-        session_settings: SessionSettings | None = None,
-        store: SQLiteStore | None = None,
-        synchronous: str = "FULL",
-    ) -> None:
-        self.session_id = check_session_id(session_id)
-        self.session_settings = session_settings
-        self._owns_store = store is None
-        if store is not None:
-            if not isinstance(store, SQLiteStore):
-                raise UserError(f"store must be a SQLiteStore, got {type(store).__name__}")
-            if db_path != ":memory:" and _resolve_path(db_path) != store.db_path:
-                raise UserError(
-                    f"db_path {str(db_path)!r} does not match the store's {store.db_path!r}: "
-                    "pass one or the other"
-                )
-            self.store = store
-        elif _resolve_path(db_path) == ":memory:":
-            self.store = SQLiteStore(":memory:", synchronous=synchronous)
-            self.store._users = 1
-        else:
-            self.store = SQLiteStore._shared(db_path, synchronous)
-        self._closed = False
-        self.db_path = self.store.db_path
-
-    def __repr__(self) -> str:
-        return f"SQLiteSession({self.session_id!r}, {self.db_path!r})"
-
-    @property
-    def _engine(self) -> SQLiteEngine:
-        return self.store._engine
-
-    async def get_items(self, limit: int | None = None) -> list[Item]:
-        """The newest ``limit`` items (all when ``None``), oldest first."""
-        limit = check_count(limit, "limit")
-        return await self._engine.read(
-            functools.partial(ops.read_newest, session_id=self.session_id, limit=limit),
-            snapshot=limit is None or limit > ops.SINGLE_STATEMENT_LIMIT,
-        )
-
-    async def add_items(self, items: list[Item]) -> None:
-        """Append ``items`` atomically in one durable transaction, keeping their order."""
-        rows = encode_items(items)
-        if rows:
-            await self._engine.write(
-                functools.partial(ops.add, session_id=self.session_id, rows=rows)
-            )
-
-    async def pop_item(self) -> Item | None:
-        """Remove and return the newest item, or ``None`` when empty."""
-        return await self._engine.write(functools.partial(ops.pop, session_id=self.session_id))
-
-    async def clear_session(self) -> None:
-        """Remove every item of this session."""
-        await self._engine.write(functools.partial(ops.clear, session_id=self.session_id))
-
-    async def get_window(
-        self, max_items: int | None = None, max_tokens: int | None = None
-    ) -> list[Item]:
-        """The newest items within the budget, oldest first, cut at a turn boundary."""
-        max_items = check_count(max_items, "max_items")
-        max_tokens = check_count(max_tokens, "max_tokens")
-        return await self._engine.read(
-            functools.partial(
-                ops.window, session_id=self.session_id, max_items=max_items, max_tokens=max_tokens
-            )
-        )
-
-    async def pop_turn(self) -> list[Item]:
-        """Remove and return the newest user message and everything after it."""
-        return await self._engine.write(functools.partial(ops.pop_turn, session_id=self.session_id))
-
-    async def replace_items(self, items: list[Item]) -> None:
-        """Replace the whole history with ``items`` in one transaction."""
-        rows = encode_items(items)
-        await self._engine.write(
-            functools.partial(ops.replace, session_id=self.session_id, rows=rows)
-        )
-
-    async def fork(self, new_session_id: str, at: int | None = None) -> SQLiteSession:
-        """Copy the first ``at`` items (all when ``None``) into a new, empty session of this store."""
-        new_session_id = check_session_id(new_session_id)
-        at = check_count(at, "at")
-        if new_session_id == self.session_id:
-            raise UserError(f"cannot fork session {self.session_id!r} into itself: pick a new id")
-        await self._engine.write(
-            functools.partial(
-                ops.fork, session_id=self.session_id, new_session_id=new_session_id, at=at
-            )
-        )
-        return SQLiteSession(
-            new_session_id, store=self.store, session_settings=self.session_settings
-        )
-
-    @asynccontextmanager
-    async def lease(
-        self, *, wait: bool = True, timeout: float | None = None
-    ) -> AsyncIterator[None]:
-        """Hold the writer lease: an in-process lock plus a lease row other processes respect.
-
-        The row is renewed every third of ``session_settings.lease_ttl`` while held; if this
-        process dies, another takes the lease over once the row expires.
-        """
-        timeout = check_timeout(timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        settings = self.session_settings
-        ttl = settings.effective_ttl if settings is not None else DEFAULT_LEASE_TTL
-        key = (SQLiteStore, self.store, self.session_id)
-        async with local_lock(key, self.session_id, wait=wait, timeout=timeout):
-            if self.store.db_path == ":memory:":  # no other process can see this database
-                yield
-                return
-            owner = await self.store._acquire_lease(self.session_id, ttl, wait, deadline)
-            try:
-                yield
-            finally:
-                await self.store._release_lease(self.session_id, owner)
-
-    def close(self) -> None:
-        """Release this handle; the store closes with its last constructor-made handle.
-
-        Handles from :meth:`SQLiteStore.session` leave closing to the store's owner.
-        """
-        if self._owns_store and not self._closed:
-            self._closed = True
-            self.store._release_user()

@@ -1,0 +1,158 @@
+"""The store written once over a backend: the public store API, argument checks, life cycle.
+
+:class:`Store` implements :class:`~threadline.sessions.SessionStore` for any
+:class:`~threadline.sessions.backend.StoreBackend`; the SQLite and in-memory stores are
+subclasses that only add their constructors (and, for SQLite, file-specific helpers).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ..errors import SessionError, UserError
+from ._handle import StoreSession
+from ._search import search_terms
+from .backend import SearchHit, SessionPage, StoreBackend, StoreStats
+from .base import CAPABILITIES, SessionSettings
+from .codec import ItemCodec, check_count, check_session_id
+
+__all__ = ["STORE_CAPABILITIES", "Store"]
+
+STORE_CAPABILITIES = CAPABILITIES | {"search", "shared"}
+"""Optional capabilities a store may declare: the session ones (see
+:data:`~threadline.sessions.CAPABILITIES`), ``"search"`` (:meth:`Store.search`) and
+``"shared"`` (several store objects, processes or hosts may open the same storage; its lease
+then excludes writers everywhere, not only in this store object)."""
+
+
+class Store:
+    """A session store over one backend (see :class:`~threadline.sessions.SessionStore`).
+
+    ``store.session(session_id)`` hands out light handles; the store owns the connections,
+    the codec, schema, listing and search. Close it with :meth:`aclose` (or ``async with``).
+    """
+
+    session_class: ClassVar[type[StoreSession]] = StoreSession
+    """The handle class :meth:`session` returns (a :class:`StoreSession` subclass)."""
+
+    def __init__(self, backend: StoreBackend) -> None:
+        if not isinstance(backend, StoreBackend):
+            raise UserError(f"backend must be a StoreBackend, got {type(backend).__name__}")
+        self._backend = backend
+        self._closed = False
+
+    @property
+    def codec(self) -> ItemCodec:
+        """The item codec: how items are sealed into stored payloads."""
+        return self._backend.codec
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What this store offers beyond the required contract (see :data:`STORE_CAPABILITIES`).
+
+        Declared by the backend; ``"search"`` is left out when the codec keeps text out of
+        the store.
+        """
+        declared = self._backend.capabilities & STORE_CAPABILITIES
+        if not self.codec.searchable:
+            declared -= {"search"}
+        return declared
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._backend.where})"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionError(
+                f"the session store {self._backend.where} is closed: open a new store"
+            )
+
+    # ------------------------------------------------------------------ sessions
+
+    def session(self, session_id: str, *, session_settings: SessionSettings | None = None) -> Any:
+        """A handle on the session ``session_id`` (cheap: it holds no connection)."""
+        self._check_open()
+        return self.session_class._bind(self, session_id, session_settings)
+
+    async def setup(self) -> None:
+        """Create or upgrade the storage's schema now (otherwise done on first use)."""
+        self._check_open()
+        await self._backend.setup()
+
+    async def list_sessions(
+        self, limit: int | None = None, after: str | None = None
+    ) -> SessionPage:
+        """Sessions, most recently updated first, ``limit`` at a time (``None``: all).
+
+        Pass the page's ``next_cursor`` as ``after`` to get the next page. A cleared session
+        is still listed (with no items); a deleted one is not.
+        """
+        limit = check_count(limit, "limit")
+        if after is not None and (not isinstance(after, str) or not after):
+            raise UserError(
+                f"after must be a cursor from a previous page (a string), got {after!r}"
+            )
+        self._check_open()
+        if limit == 0:
+            return SessionPage([], None)
+        infos, cursor = await self._backend.list_sessions(limit, after)
+        return SessionPage(infos, cursor)
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Remove a session and its items; ``False`` when the store had no such session."""
+        session_id = check_session_id(session_id)
+        self._check_open()
+        return await self._backend.delete(session_id)
+
+    async def search(
+        self, text: str, *, limit: int = 20, session_id: str | None = None
+    ) -> list[SearchHit]:
+        """Stored items whose text holds every word of ``text``, best match first.
+
+        Words match whole and ignore case and accents (see :func:`search_terms`); ``limit``
+        caps the hits; ``session_id`` searches one session only. A store without the
+        ``"search"`` capability raises :class:`~threadline.errors.UserError`.
+        """
+        if not isinstance(text, str):
+            raise UserError(f"search text must be a string, got {type(text).__name__}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise UserError(f"limit must be an integer >= 1, got {limit!r}")
+        if session_id is not None:
+            session_id = check_session_id(session_id)
+        self._check_open()
+        if "search" not in self.capabilities:
+            why = (
+                f"its {self.codec.name} codec keeps item text out of the store"
+                if not self.codec.searchable
+                else "its backend has no search index"
+            )
+            raise UserError(f"the session store {self._backend.where} cannot search: {why}")
+        terms = search_terms(text)
+        if not terms:
+            raise UserError(f"nothing to search for in {text!r}: give at least one word")
+        return await self._backend.search(terms, limit, session_id)
+
+    async def stats(self) -> StoreStats:
+        """How many sessions and items the store holds (and backend-specific details)."""
+        self._check_open()
+        return await self._backend.stats()
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def aclose(self) -> None:
+        """Finish pending writes and release every connection; later calls raise."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._backend.close()
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -1,0 +1,166 @@
+"""The one session handle: the whole session contract over a store's backend.
+
+Every threadline store hands out :class:`StoreSession` handles (or a subclass that only adds
+a constructor, such as ``SQLiteSession``). The handle checks arguments, encodes items with the
+store's codec before any transaction, finds the fence of the lease the current task holds,
+and calls the backend; it holds no connection of its own, so it is cheap to make.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import UserError
+from ..items import Item
+from .base import DEFAULT_LEASE_TTL, SessionSettings
+from .codec import check_count, check_session_id, encode_items
+from .lease import Lease, check_fence, check_ttl, fenced_lease, held_lease
+
+if TYPE_CHECKING:
+    from ._base_store import Store
+
+__all__ = ["StoreSession"]
+
+H = TypeVar("H", bound="StoreSession")
+
+
+class StoreSession:
+    """A conversation history in a store: ``store.session(session_id)``.
+
+    Implements the whole :class:`~threadline.sessions.ThreadlineSession` contract:
+    ``get_items`` / ``add_items`` / ``pop_item`` / ``clear_session``, ``get_window``,
+    ``pop_turn``, ``replace_items``, ``fork`` and the fenced writer ``lease``. Handles on one
+    store share its connections; any number of them may exist for one session id.
+    """
+
+    store: Store
+    session_id: str
+    session_settings: SessionSettings | None
+
+    def __init__(
+        self, store: Store, session_id: str, *, session_settings: SessionSettings | None = None
+    ) -> None:
+        self._attach(store, session_id, session_settings)
+
+    def _attach(
+        self, store: Store, session_id: str, session_settings: SessionSettings | None
+    ) -> None:
+        if session_settings is not None and not isinstance(session_settings, SessionSettings):
+            raise UserError(
+                f"session_settings must be a SessionSettings or None, "
+                f"got {type(session_settings).__name__}"
+            )
+        self.session_id = check_session_id(session_id)
+        self.session_settings = session_settings
+        self.store = store
+
+    @classmethod
+    def _bind(
+        cls: type[H], store: Store, session_id: str, session_settings: SessionSettings | None
+    ) -> H:
+        """A handle of this class on ``store`` without running a subclass's constructor."""
+        handle = cls.__new__(cls)
+        StoreSession._attach(handle, store, session_id, session_settings)
+        handle._bound()
+        return handle
+
+    def _bound(self) -> None:
+        """Hook for subclasses: set up attributes of a handle made by :meth:`_bind`."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.session_id!r}, store={self.store!r})"
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """The optional capabilities this handle's store declares."""
+        return self.store.capabilities
+
+    def _fence(self) -> Any:
+        return check_fence(held_lease(self.store, self.session_id))
+
+    # ------------------------------------------------------------------ the Session contract
+
+    async def get_items(self, limit: int | None = None) -> list[Item]:
+        """The newest ``limit`` items (all when ``None``), oldest first."""
+        limit = check_count(limit, "limit")
+        if limit == 0:
+            self.store._check_open()
+            return []
+        return await self.store._backend.read(self.session_id, limit)
+
+    async def add_items(self, items: list[Item]) -> None:
+        """Append ``items`` atomically, keeping their order (nothing is written if one is bad)."""
+        store = self.store
+        rows = encode_items(items, store.codec, self.session_id)
+        fence = self._fence()
+        store._check_open()
+        if rows:
+            await store._backend.append(self.session_id, rows, fence)
+
+    async def pop_item(self) -> Item | None:
+        """Remove and return the newest item, or ``None`` when the session is empty."""
+        fence = self._fence()
+        return await self.store._backend.pop(self.session_id, fence)
+
+    async def clear_session(self) -> None:
+        """Remove every item; the session itself stays (``delete_session`` removes it)."""
+        fence = self._fence()
+        await self.store._backend.clear(self.session_id, fence)
+
+    # ------------------------------------------------------------------ threadline extensions
+
+    async def get_window(
+        self, max_items: int | None = None, max_tokens: int | None = None
+    ) -> list[Item]:
+        """The newest items within the budget, oldest first, cut at a turn boundary."""
+        max_items = check_count(max_items, "max_items")
+        max_tokens = check_count(max_tokens, "max_tokens")
+        if max_items == 0 or max_tokens == 0:
+            self.store._check_open()
+            return []
+        return await self.store._backend.window(self.session_id, max_items, max_tokens)
+
+    async def pop_turn(self) -> list[Item]:
+        """Remove and return the newest user message and everything after it."""
+        fence = self._fence()
+        return await self.store._backend.pop_turn(self.session_id, fence)
+
+    async def replace_items(self, items: list[Item]) -> None:
+        """Replace the whole history with ``items`` atomically."""
+        store = self.store
+        rows = encode_items(items, store.codec, self.session_id)
+        fence = self._fence()
+        await store._backend.replace(self.session_id, rows, fence)
+
+    async def fork(self: H, new_session_id: str, at: int | None = None) -> H:
+        """A new session of this store holding a copy of the first ``at`` items (all when
+        ``None``); ``new_session_id`` must hold no items yet."""
+        new_session_id = check_session_id(new_session_id)
+        at = check_count(at, "at")
+        if new_session_id == self.session_id:
+            raise UserError(f"cannot fork session {self.session_id!r} into itself: pick a new id")
+        await self.store._backend.fork(self.session_id, new_session_id, at)
+        return type(self)._bind(self.store, new_session_id, self.session_settings)
+
+    @asynccontextmanager
+    async def lease(
+        self, *, wait: bool = True, timeout: float | None = None, ttl: float | None = None
+    ) -> AsyncIterator[Lease]:
+        """Hold this session's fenced writer lease (see :func:`~threadline.sessions.writer_lease`).
+
+        ``ttl`` defaults to ``session_settings.lease_ttl``, else 30 s. Yields the
+        :class:`~threadline.sessions.Lease`; while it is held, writes through any handle of
+        this store on this session carry its fence.
+        """
+        if ttl is None:
+            settings = self.session_settings
+            ttl = settings.effective_ttl if settings is not None else DEFAULT_LEASE_TTL
+        ttl = check_ttl(ttl)
+        store = self.store
+        store._check_open()
+        async with fenced_lease(
+            store._backend, store, self.session_id, wait=wait, timeout=timeout, ttl=ttl
+        ) as held:
+            yield held

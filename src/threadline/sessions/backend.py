@@ -1,0 +1,282 @@
+"""The backend interface: what a store implements so that one session handle serves it.
+
+A backend supplies rows and transactions, nothing else. The session handle
+(:class:`~threadline.sessions.StoreSession`) validates arguments, encodes items with the
+store's codec and finds the fencing token of the lease the caller holds; the lease driver
+(:mod:`threadline.sessions.lease`) does the waiting, back-off, cancellation safety and
+heartbeat. A backend only has to make each method below one atomic step on its storage.
+
+Every write that changes a session's items takes ``fence``: ``None`` for a write made outside
+a lease, or the :class:`Fence` of the lease the caller holds. With a fence the backend must,
+*inside the same transaction as the write*, check that the fence is still the session's
+current lease (same owner and epoch) and otherwise raise
+:class:`~threadline.errors.LeaseLostError` and write nothing.
+
+Positions: a session's items are numbered 0, 1, 2, ... in write order; items only ever leave
+from the end (``pop``, ``pop_turn``) or all at once (``clear``, ``replace``, ``delete``), so an
+item's sequence number is its position.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..items import Item
+from .base import SessionInfo
+from .codec import EncodedItem, ItemCodec
+
+__all__ = [
+    "Fence",
+    "LeaseGrant",
+    "SearchHit",
+    "SessionPage",
+    "StoreBackend",
+    "StoreStats",
+]
+
+logger = logging.getLogger("threadline.sessions")
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The fencing token of one lease: its holder's unique ``owner`` token and the ``epoch``.
+
+    A session's epoch increases with every acquisition, so a newer holder always has a higher
+    epoch than any holder before it.
+    """
+
+    owner: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class LeaseGrant:
+    """The answer to one lease attempt.
+
+    ``acquired`` with the new ``epoch``; or not, with what the store knows of the current
+    holder (``holder``, a readable description, and ``expires_in`` seconds).
+    """
+
+    acquired: bool
+    epoch: int = 0
+    holder: str | None = None
+    expires_in: float | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One stored item that matched a search.
+
+    ``position`` is the item's index in its session (0 is the oldest); ``snippet`` is a short
+    extract of its text with the matched words between ``**`` markers; ``item`` is the item.
+    """
+
+    session_id: str
+    position: int
+    snippet: str
+    item: Item
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    """One page of :meth:`SessionStore.list_sessions`, newest first.
+
+    Iterate it (or index it) like a list of :class:`SessionInfo`. ``next_cursor`` is what to
+    pass as ``after`` for the next page; ``None`` on the last page.
+    """
+
+    sessions: list[SessionInfo]
+    next_cursor: str | None = None
+
+    @property
+    def has_more(self) -> bool:
+        """Whether another page follows."""
+        return self.next_cursor is not None
+
+    def __iter__(self) -> Iterator[SessionInfo]:
+        return iter(self.sessions)
+
+    def __len__(self) -> int:
+        return len(self.sessions)
+
+    def __getitem__(self, index: int) -> SessionInfo:
+        return self.sessions[index]
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """What a store holds: session and item counts, plus backend-specific ``details``."""
+
+    sessions: int
+    items: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class StoreBackend(abc.ABC):
+    """Rows and transactions of one store; see the module docstring for the rules.
+
+    ``capabilities`` declares what the backend offers beyond the required methods (names from
+    :data:`~threadline.sessions.STORE_CAPABILITIES`); ``where`` names the storage in error
+    messages. ``codec`` is the store's item codec: reads decode payloads with it.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, codec: ItemCodec) -> None:
+        self.codec = codec
+
+    @property
+    def where(self) -> str:
+        """How error messages name this storage."""
+        return type(self).__name__
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def setup(self) -> None:  # noqa: B027 - optional: a backend may have nothing to do
+        """Create or migrate the storage (called by :meth:`SessionStore.setup`)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections; later calls raise :class:`~threadline.errors.SessionError`."""
+
+    # ------------------------------------------------------------------ one session's items
+
+    @abc.abstractmethod
+    async def append(
+        self, session_id: str, rows: Sequence[EncodedItem], fence: Fence | None
+    ) -> None:
+        """Append ``rows`` (never empty) after the newest item, atomically, creating the
+        session if needed."""
+
+    @abc.abstractmethod
+    async def read(self, session_id: str, limit: int | None) -> list[Item]:
+        """The newest ``limit`` items (all when ``None``; ``limit`` > 0), oldest first."""
+
+    @abc.abstractmethod
+    async def window(
+        self, session_id: str, max_items: int | None, max_tokens: int | None
+    ) -> list[Item]:
+        """The window for these budgets (see :mod:`threadline.sessions._window`)."""
+
+    @abc.abstractmethod
+    async def pop(self, session_id: str, fence: Fence | None) -> Item | None:
+        """Remove and return the newest item (a corrupt one is reported and kept)."""
+
+    @abc.abstractmethod
+    async def pop_turn(self, session_id: str, fence: Fence | None) -> list[Item]:
+        """Remove and return the newest user message and everything after it."""
+
+    @abc.abstractmethod
+    async def replace(
+        self, session_id: str, rows: Sequence[EncodedItem], fence: Fence | None
+    ) -> None:
+        """Replace every item with ``rows`` (possibly none) atomically; the session stays."""
+
+    @abc.abstractmethod
+    async def clear(self, session_id: str, fence: Fence | None) -> None:
+        """Remove every item; the session itself stays (with its creation time)."""
+
+    @abc.abstractmethod
+    async def fork(self, session_id: str, new_session_id: str, at: int | None) -> None:
+        """Copy the first ``at`` items (all when ``None``) into ``new_session_id``, which must
+        hold no items (else :class:`~threadline.errors.UserError`)."""
+
+    # ------------------------------------------------------------------ the store
+
+    @abc.abstractmethod
+    async def delete(self, session_id: str) -> bool:
+        """Remove the session and its items; ``False`` when there was no such session."""
+
+    @abc.abstractmethod
+    async def list_sessions(
+        self, limit: int | None, after: str | None
+    ) -> tuple[list[SessionInfo], str | None]:
+        """Sessions, most recently updated first, and the cursor of the next page.
+
+        ``after`` is a cursor this backend returned before (the caller checked it is a
+        string); a cursor the backend cannot read is a :class:`~threadline.errors.UserError`.
+        """
+
+    async def search(
+        self, terms: Sequence[str], limit: int, session_id: str | None
+    ) -> list[SearchHit]:
+        """Items whose text holds every one of ``terms`` (lower-case words), best first.
+
+        Only called when ``"search"`` is in :attr:`capabilities`.
+        """
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    async def stats(self) -> StoreStats:
+        """Counts of sessions and items."""
+
+    # ------------------------------------------------------------------ lease primitives
+
+    @abc.abstractmethod
+    async def lease_acquire(self, session_id: str, owner: str, ttl: float) -> LeaseGrant:
+        """Take the session's lease for ``owner`` for ``ttl`` seconds, unless a live holder
+        has it. On success the session's epoch goes up by one and is returned."""
+
+    @abc.abstractmethod
+    async def lease_renew(self, session_id: str, fence: Fence, ttl: float) -> bool:
+        """Extend the lease by ``ttl`` from now; ``False`` when ``fence`` no longer holds it."""
+
+    @abc.abstractmethod
+    async def lease_release(self, session_id: str, fence: Fence) -> None:
+        """Give the lease up if ``fence`` still holds it (the epoch is kept)."""
+
+    def lease_keepalive(
+        self,
+        session_id: str,
+        fence: Fence,
+        ttl: float,
+        should_renew: Callable[[], bool],
+        on_lost: Callable[[], None],
+    ) -> Callable[[], None]:
+        """Renew the lease every ``ttl / 3`` seconds until the returned function is called.
+
+        Skips a renewal while ``should_renew()`` is false; calls ``on_lost()`` once when a
+        renewal finds the lease gone. The default is a task on the running event loop; a
+        backend may use its own thread instead (SQLite does, so a busy loop cannot starve it).
+        """
+        return _keepalive_task(self, session_id, fence, ttl, should_renew, on_lost)
+
+
+def _keepalive_task(
+    backend: StoreBackend,
+    session_id: str,
+    fence: Fence,
+    ttl: float,
+    should_renew: Callable[[], bool],
+    on_lost: Callable[[], None],
+) -> Callable[[], None]:
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(ttl / 3)
+            if not should_renew():
+                continue
+            try:
+                kept = await backend.lease_renew(session_id, fence, ttl)
+            except Exception as exc:  # a transient failure: the next beat tries again
+                logger.warning(
+                    "threadline: renewing the lease of session %r in %s failed: %s",
+                    session_id,
+                    backend.where,
+                    exc,
+                )
+                continue
+            if not kept:
+                on_lost()
+                return
+
+    task = asyncio.ensure_future(beat())
+
+    def stop() -> None:
+        task.cancel()
+
+    return stop

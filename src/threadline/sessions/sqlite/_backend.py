@@ -1,0 +1,207 @@
+"""The SQLite backend: each backend method is one job on the engine's threads.
+
+Writes go to the writer thread (group commit, one savepoint each), reads to the reader
+threads; the SQL is in :mod:`._ops`. Lease bookkeeping commits without an fsync
+(``durable=False``), and the lease heartbeat runs on the writer thread, so a busy event loop
+cannot starve it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from ...errors import UserError
+from ...items import Item
+from ..backend import Fence, LeaseGrant, SearchHit, StoreBackend, StoreStats
+from ..base import SessionInfo
+from ..codec import EncodedItem, ItemCodec
+from . import _ops as ops
+from ._engine import SQLiteEngine
+
+__all__ = ["SQLiteBackend"]
+
+
+class SQLiteBackend(StoreBackend):
+    """Rows and transactions of one SQLite database (see :class:`SQLiteEngine`)."""
+
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"window", "pop_turn", "replace", "fork", "lease", "search", "shared"}
+    )
+
+    def __init__(self, engine: SQLiteEngine, codec: ItemCodec) -> None:
+        super().__init__(codec)
+        self.engine = engine
+
+    @property
+    def where(self) -> str:
+        return self.engine.where
+
+    async def setup(self) -> None:
+        await self.engine.write(_noop)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.engine.close)
+
+    # ------------------------------------------------------------------ one session's items
+
+    async def append(
+        self, session_id: str, rows: Sequence[EncodedItem], fence: Fence | None
+    ) -> None:
+        await self.engine.write(
+            functools.partial(ops.add, session_id=session_id, rows=rows, fence=fence)
+        )
+
+    async def read(self, session_id: str, limit: int | None) -> list[Item]:
+        return await self.engine.read(
+            functools.partial(
+                ops.read_newest, codec=self.codec, session_id=session_id, limit=limit
+            ),
+            snapshot=limit is None
+            or limit > ops.SINGLE_STATEMENT_LIMIT
+            or not self.codec.plain_json,
+        )
+
+    async def window(
+        self, session_id: str, max_items: int | None, max_tokens: int | None
+    ) -> list[Item]:
+        return await self.engine.read(
+            functools.partial(
+                ops.window,
+                codec=self.codec,
+                session_id=session_id,
+                max_items=max_items,
+                max_tokens=max_tokens,
+            )
+        )
+
+    async def pop(self, session_id: str, fence: Fence | None) -> Item | None:
+        return await self.engine.write(
+            functools.partial(ops.pop, codec=self.codec, session_id=session_id, fence=fence)
+        )
+
+    async def pop_turn(self, session_id: str, fence: Fence | None) -> list[Item]:
+        return await self.engine.write(
+            functools.partial(ops.pop_turn, codec=self.codec, session_id=session_id, fence=fence)
+        )
+
+    async def replace(
+        self, session_id: str, rows: Sequence[EncodedItem], fence: Fence | None
+    ) -> None:
+        await self.engine.write(
+            functools.partial(ops.replace, session_id=session_id, rows=rows, fence=fence)
+        )
+
+    async def clear(self, session_id: str, fence: Fence | None) -> None:
+        await self.engine.write(functools.partial(ops.clear, session_id=session_id, fence=fence))
+
+    async def fork(self, session_id: str, new_session_id: str, at: int | None) -> None:
+        await self.engine.write(
+            functools.partial(ops.fork, session_id=session_id, new_session_id=new_session_id, at=at)
+        )
+
+    # ------------------------------------------------------------------ the store
+
+    async def delete(self, session_id: str) -> bool:
+        deleted: bool = await self.engine.write(
+            functools.partial(ops.delete, session_id=session_id)
+        )
+        return deleted
+
+    async def list_sessions(
+        self, limit: int | None, after: str | None
+    ) -> tuple[list[SessionInfo], str | None]:
+        position = None if after is None else _parse_cursor(after)
+        rows, cursor = await self.engine.read(
+            functools.partial(ops.list_sessions, limit=limit, after=position)
+        )
+        infos = [SessionInfo.from_timestamps(*row) for row in rows]
+        return infos, None if cursor is None else f"{cursor[0]!r}:{cursor[1]}"
+
+    async def search(
+        self, terms: Sequence[str], limit: int, session_id: str | None
+    ) -> list[SearchHit]:
+        hits = await self.engine.read(
+            functools.partial(
+                ops.search, codec=self.codec, terms=terms, limit=limit, session_id=session_id
+            )
+        )
+        return [SearchHit(*hit) for hit in hits]
+
+    async def stats(self) -> StoreStats:
+        sessions, items = await self.engine.read(ops.stats)
+        details: dict[str, Any] = {"backend": "sqlite", "database": self.engine.path}
+        if not self.engine.memory:
+            details["bytes_on_disk"] = await asyncio.to_thread(_size_on_disk, self.engine.path)
+        return StoreStats(sessions, items, details)
+
+    # ------------------------------------------------------------------ lease primitives
+
+    async def lease_acquire(self, session_id: str, owner: str, ttl: float) -> LeaseGrant:
+        future = self.engine.submit_write(
+            functools.partial(ops.acquire_lease, session_id=session_id, owner=owner, ttl=ttl),
+            durable=False,
+        )
+        grant: LeaseGrant = await asyncio.wrap_future(future)
+        return grant
+
+    async def lease_renew(self, session_id: str, fence: Fence, ttl: float) -> bool:
+        future = self.engine.submit_write(
+            functools.partial(ops.renew_lease, session_id=session_id, fence=fence, ttl=ttl),
+            durable=False,
+        )
+        kept: bool = await asyncio.wrap_future(future)
+        return kept
+
+    async def lease_release(self, session_id: str, fence: Fence) -> None:
+        if self.engine.closed:
+            return  # the lease expires after its ttl
+        future = self.engine.submit_write(
+            functools.partial(ops.release_lease, session_id=session_id, fence=fence),
+            durable=False,
+        )
+        await asyncio.wrap_future(future)
+
+    def lease_keepalive(
+        self,
+        session_id: str,
+        fence: Fence,
+        ttl: float,
+        should_renew: Callable[[], bool],
+        on_lost: Callable[[], None],
+    ) -> Callable[[], None]:
+        key = ("lease", session_id, fence.owner)
+
+        def beat(conn: Any) -> bool:
+            if not should_renew():
+                return True
+            return ops.renew_lease(conn, session_id=session_id, fence=fence, ttl=ttl)
+
+        self.engine.add_heartbeat(key, ttl / 3, beat, on_lost)
+        return functools.partial(self.engine.remove_heartbeat, key)
+
+
+def _noop(conn: Any) -> None:
+    return None
+
+
+def _parse_cursor(after: str) -> tuple[float, int]:
+    stamp, _, sid = after.rpartition(":")
+    try:
+        return float(stamp), int(sid)
+    except ValueError:
+        raise UserError(
+            f"after={after!r} is not a cursor of this store: pass a page's next_cursor"
+        ) from None
+
+
+def _size_on_disk(path: str) -> int:
+    total = 0
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            total += os.stat(path + suffix).st_size
+    return total
