@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from ..items import Item
 from .base import SessionInfo
@@ -125,7 +125,7 @@ class StoreBackend(abc.ABC):
     messages. ``codec`` is the store's item codec: reads decode payloads with it.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset()
+    capabilities: frozenset[str] = frozenset()
 
     def __init__(self, codec: ItemCodec) -> None:
         self.codec = codec

@@ -61,9 +61,7 @@ class InMemoryDatabase:
 class InMemoryBackend(StoreBackend):
     """Rows in an :class:`InMemoryDatabase`; every method is one step under its lock."""
 
-    capabilities: ClassVar[frozenset[str]] = frozenset(
-        {"window", "pop_turn", "replace", "fork", "lease", "search", "shared"}
-    )
+    capabilities = frozenset({"window", "pop_turn", "replace", "fork", "lease", "search", "shared"})
 
     def __init__(self, database: InMemoryDatabase, codec: ItemCodec) -> None:
         super().__init__(codec)

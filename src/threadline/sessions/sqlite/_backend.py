@@ -13,7 +13,7 @@ import contextlib
 import functools
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from ...errors import UserError
 from ...items import Item
@@ -29,13 +29,13 @@ __all__ = ["SQLiteBackend"]
 class SQLiteBackend(StoreBackend):
     """Rows and transactions of one SQLite database (see :class:`SQLiteEngine`)."""
 
-    capabilities: ClassVar[frozenset[str]] = frozenset(
-        {"window", "pop_turn", "replace", "fork", "lease", "search", "shared"}
-    )
-
     def __init__(self, engine: SQLiteEngine, codec: ItemCodec) -> None:
         super().__init__(codec)
         self.engine = engine
+        offered = {"window", "pop_turn", "replace", "fork", "lease", "search"}
+        if not engine.memory:
+            offered.add("shared")  # a file: other stores and processes may open it too
+        self.capabilities = frozenset(offered)
 
     @property
     def where(self) -> str:

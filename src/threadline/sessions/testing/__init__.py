@@ -1,30 +1,40 @@
-"""The session conformance suite: every backend, ours or yours, passes the same tests.
+"""The conformance suites: every backend, ours or yours, passes the same tests.
 
-Subclass :class:`SessionConformance` in a test module (name the subclass ``Test...``) and
-override the ``make_session`` fixture with a factory that returns a new session handle for
-an id (or an awaitable of one). Handles made by one factory should share one store, so that
-the isolation tests mean something::
+**A store** (anything :func:`~threadline.sessions.open_store` could return): subclass
+:class:`StoreConformance` (name the subclass ``Test...``) and override the ``make_store``
+fixture with a factory that opens a new store object on this test's storage (called again
+for tests that need a second store on the same storage, as a second process would have);
+the suite closes every store it opened. Give each test fresh storage (a new file, database,
+schema or key prefix). Override the class-scoped ``store_lifespan`` fixture for work done once
+per test class (create a database, start a server), and the ``corrupt_item`` /
+``make_schema_newer`` methods so the tests of bad data run::
 
     import pytest
-    from threadline.sessions.testing import SessionConformance
+    from threadline.sessions.testing import StoreConformance
 
-    class TestMyBackend(SessionConformance):
+    class TestMyStore(StoreConformance):
         @pytest.fixture
-        def make_session(self, tmp_path):
-            store = MyStore(tmp_path)
-            yield store.session
-            store.close()
+        def make_store(self, store_lifespan, tmp_path):
+            return lambda: MyStore(tmp_path / "db")
 
-The core tests check the :class:`~threadline.sessions.Session` contract. Tests of optional
-capabilities (``window``, ``pop_turn``, ``replace``, ``fork``, ``lease``) run when the
-session has the method, or only for the names in ``capabilities`` when the subclass sets it.
-Needs ``pytest``, ``pytest-asyncio`` and ``hypothesis``: ``pip install 'threadline[testing]'``.
+**A session object without a store** (a duck-typed ``Session``): subclass
+:class:`SessionConformance` and override ``make_session`` with a factory of handles by id (or
+of awaitables of them); handles from one factory should share storage.
+
+Nothing in the suites moves a session between event loops or threads: every call of a test
+runs on that test's loop, so a backend whose connections belong to the loop that opened them
+(asyncpg, ``redis.asyncio``) passes. Tests of optional capabilities run for what the store
+(or session) declares in ``capabilities``, or for the names in the subclass's
+``capabilities`` when it sets it. Needs ``pytest``, ``pytest-asyncio`` and ``hypothesis``:
+``pip install 'threadline[testing]'``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from ...errors import MissingDependencyError, UserError
@@ -32,7 +42,7 @@ from ...errors import MissingDependencyError, UserError
 try:
     import hypothesis  # noqa: F401
     import pytest
-    import pytest_asyncio  # noqa: F401
+    import pytest_asyncio
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise MissingDependencyError(
         exc.name or "pytest", "testing", "threadline.sessions.testing"
@@ -43,10 +53,14 @@ from ._harness import SessionFactory, asyncio_test, sample_history
 from ._optional import OptionalCapabilityTests
 from ._reference import check_window, reference_pop_turn, reference_window
 from ._stateful import run_stateful
+from ._store import StoreOpener, StoreTests
 
 __all__ = [
     "SessionConformance",
     "SessionFactory",
+    "StoreConformance",
+    "StoreFactory",
+    "StoreOpener",
     "check_window",
     "reference_pop_turn",
     "reference_window",
@@ -258,5 +272,62 @@ class SessionConformance(OptionalCapabilityTests):
 
     # ------------------------------------------------------------------ against a plain list
 
-    def test_behaves_like_a_list(self, make_session: SessionFactory) -> None:
-        run_stateful(self, make_session, self.stateful_examples)
+    @asyncio_test
+    async def test_behaves_like_a_list(self, make_session: SessionFactory) -> None:
+        await run_stateful(self, make_session, self.stateful_examples)
+
+
+StoreFactory = Callable[[], Any]
+"""Opens a new store object on this test's storage (or returns an awaitable of one)."""
+
+
+class StoreConformance(SessionConformance, StoreTests):
+    """The session tests on handles of a store, plus the store-level tests.
+
+    Override ``make_store`` (and optionally ``store_lifespan``, ``corrupt_item`` and
+    ``make_schema_newer``); see the module docstring.
+    """
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def store_lifespan(cls) -> Iterator[Any]:
+        """Override: set up once per test class (a server, a database); yield what
+        ``make_store`` needs."""
+        yield None
+
+    @pytest.fixture
+    def make_store(self, store_lifespan: Any) -> StoreFactory:
+        """Override: a factory that opens a new store on this test's storage."""
+        raise NotImplementedError("override the make_store fixture in your test class")
+
+    @pytest_asyncio.fixture
+    async def stores(self, make_store: StoreFactory) -> AsyncIterator[StoreOpener]:
+        """Opens stores from ``make_store`` on this test's loop; closes them after the test."""
+        opened: list[Any] = []
+
+        async def open_one() -> Any:
+            store = make_store()
+            if inspect.isawaitable(store):
+                store = await store
+            opened.append(store)
+            return store
+
+        yield open_one
+        for store in reversed(opened):
+            await store.aclose()
+
+    @pytest_asyncio.fixture
+    async def store(self, stores: StoreOpener) -> Any:
+        """The test's first store."""
+        return await stores()
+
+    @pytest.fixture
+    def make_session(self, store: Any) -> SessionFactory:
+        """Handles of the test's first store."""
+        return store.session  # type: ignore[no-any-return]
+
+    def require(self, session: Any, capability: str) -> None:
+        """Skip the current test unless the store offers ``capability``."""
+        offered = self.capabilities if self.capabilities is not None else session.capabilities
+        if capability not in offered:
+            pytest.skip(f"the store does not offer {capability!r}")

@@ -6,7 +6,6 @@ Each test skips itself when the backend does not offer the capability it checks.
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import pytest
 
@@ -227,28 +226,4 @@ class OptionalCapabilityTests(ConformanceHarness):
             with pytest.raises(asyncio.CancelledError):
                 await waiter
         async with session.lease(wait=False):
-            pass
-
-    @asyncio_test
-    async def test_lease_excludes_other_threads(self, make_session: SessionFactory) -> None:
-        session = await self.new(make_session, "lease-thread")
-        self.require(session, "lease")
-        held, finish = threading.Event(), threading.Event()
-
-        async def hold() -> None:
-            async with session.lease():
-                held.set()
-                await asyncio.to_thread(finish.wait)
-
-        thread = threading.Thread(target=lambda: asyncio.run(hold()))
-        thread.start()
-        try:
-            assert await asyncio.to_thread(held.wait, 10)
-            with pytest.raises(SessionBusyError):
-                async with session.lease(wait=False):
-                    pass
-        finally:
-            finish.set()
-            await asyncio.to_thread(thread.join)
-        async with session.lease(timeout=5):
             pass

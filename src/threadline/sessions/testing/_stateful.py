@@ -3,6 +3,10 @@
 Hypothesis drives random sequences of ``add_items`` / ``get_items(limit)`` / ``pop_item`` /
 ``clear_session`` (plus ``get_window`` and ``pop_turn`` when the backend has them) against a
 session and a list side by side; every read must agree with the list.
+
+Hypothesis is synchronous, so the machine runs in a worker thread and hands every session call
+back to the test's own event loop: a backend whose connections belong to the loop that first
+used them (asyncpg pools, ``redis.asyncio`` clients) sees one loop throughout.
 """
 
 from __future__ import annotations
@@ -50,26 +54,26 @@ _budgets = st.none() | st.integers(min_value=0, max_value=14)
 _token_budgets = st.none() | st.integers(min_value=0, max_value=160)
 
 
-def run_stateful(suite: Any, make_session: Any, examples: int) -> None:
-    """Run the list-comparison state machine against sessions from ``make_session``."""
+async def run_stateful(suite: Any, make_session: Any, examples: int) -> None:
+    """Run the list-comparison state machine against sessions from ``make_session``.
+
+    Awaited on the test's event loop; every session call runs on that loop.
+    """
+    loop = asyncio.get_running_loop()
 
     class SessionVersusList(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self.loop = asyncio.new_event_loop()
             self.session = self.run(suite.new(make_session, f"stateful-{uuid.uuid4().hex}"))
             offered = suite.capabilities
             self.offered = offered if offered is not None else capabilities_of(self.session)
             self.model: list[Item] = []
 
         def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-            return self.loop.run_until_complete(coroutine)
+            return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
 
         def teardown(self) -> None:
-            try:
-                self.run(self.session.clear_session())
-            finally:
-                self.loop.close()
+            self.run(self.session.clear_session())
 
         @rule(batch=_batches)
         def add(self, batch: list[Item]) -> None:
@@ -112,7 +116,8 @@ def run_stateful(suite: Any, make_session: Any, examples: int) -> None:
             assert self.run(self.session.pop_turn()) == reference_pop_turn(self.model)
 
     run_machine: Callable[..., None] = run_state_machine_as_test  # untyped in older releases
-    run_machine(
+    await asyncio.to_thread(
+        run_machine,
         SessionVersusList,
         settings=settings(
             max_examples=examples,

@@ -1,0 +1,477 @@
+"""Store-level conformance tests: listing, deletion, search, stats, life cycle, fenced leases.
+
+They run on stores opened by the suite's ``stores`` fixture, so a test may open a second
+store on the same storage (as a second process would) when the backend declares ``"shared"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from ...errors import CorruptItemError, LeaseLostError, SessionBusyError, SessionError, UserError
+from ...items import assistant_message, function_call, function_call_output, user_message
+from ..base import SessionSettings
+from ._harness import ConformanceHarness, asyncio_test, sample_history
+
+__all__ = ["StoreOpener", "StoreTests"]
+
+StoreOpener = Callable[[], Awaitable[Any]]
+"""Opens another store on this test's storage (the suite closes it after the test)."""
+
+LEASE_TTL = 0.4
+"""The short lease ttl of the lease tests, in seconds."""
+
+
+class StoreTests(ConformanceHarness):
+    """The store-level tests (see the module docstring)."""
+
+    # ------------------------------------------------------------------ hooks for a backend
+
+    async def corrupt_item(self, store: Any, session_id: str, position: int) -> None:
+        """Override: make the stored item at ``position`` undecodable (bypassing the store)."""
+        pytest.skip("the test class does not implement corrupt_item()")
+
+    async def make_schema_newer(self, store: Any) -> None:
+        """Override: mark the storage as written by a newer schema than this code knows."""
+        pytest.skip("the test class does not implement make_schema_newer()")
+
+    def require_store(self, store: Any, capability: str) -> None:
+        """Skip the current test unless ``store`` declares ``capability``."""
+        if capability not in store.capabilities:
+            pytest.skip(f"the store does not offer {capability!r}")
+
+    # ------------------------------------------------------------------ listing
+
+    @asyncio_test
+    async def test_list_sessions_newest_first(self, store: Any) -> None:
+        assert list(await store.list_sessions()) == []
+        for session_id, count in [("one", 1), ("two", 3), ("three", 2)]:
+            await store.session(session_id).add_items(sample_history()[:count])
+        await store.session("one").add_items([user_message("again")])
+        page = await store.list_sessions()
+        assert [(i.session_id, i.item_count) for i in page] == [
+            ("one", 2),
+            ("three", 2),
+            ("two", 3),
+        ]
+        assert not page.has_more and page.next_cursor is None
+        first = page[0]
+        assert first.created_at.tzinfo is not None
+        assert first.updated_at >= first.created_at
+        assert abs(first.updated_at.timestamp() - time.time()) < 300
+
+    @asyncio_test
+    async def test_list_sessions_pages_by_cursor(self, store: Any) -> None:
+        ids = [f"page-{number}" for number in range(7)]
+        for session_id in ids:
+            await store.session(session_id).add_items([user_message(session_id)])
+        seen: list[str] = []
+        cursor = None
+        sizes = []
+        while True:
+            page = await store.list_sessions(limit=3, after=cursor)
+            sizes.append(len(page))
+            seen += [info.session_id for info in page]
+            if not page.has_more:
+                break
+            cursor = page.next_cursor
+        assert sizes == [3, 3, 1]
+        assert seen == list(reversed(ids))
+        assert len(await store.list_sessions(limit=0)) == 0
+        assert [i.session_id for i in await store.list_sessions(limit=50)] == seen
+
+    @pytest.mark.parametrize("after", ["not a cursor", "x:y:z", "-"])
+    @asyncio_test
+    async def test_list_sessions_refuses_a_foreign_cursor(self, store: Any, after: str) -> None:
+        await store.session("s").add_items([user_message("x")])
+        with pytest.raises(UserError, match="cursor"):
+            await store.list_sessions(limit=1, after=after)
+
+    @pytest.mark.parametrize("limit", [-1, 1.5, "3", True])
+    @asyncio_test
+    async def test_list_sessions_refuses_a_bad_limit(self, store: Any, limit: Any) -> None:
+        with pytest.raises(UserError, match="limit"):
+            await store.list_sessions(limit=limit)
+
+    @asyncio_test
+    async def test_listed_ids_are_exact(self, store: Any) -> None:
+        tricky = ["it's", "用户🙂", "  spaced  ", "a/b\\c", "'; DROP TABLE x; --"]
+        for session_id in tricky:
+            await store.session(session_id).add_items([user_message("x")])
+        assert sorted(i.session_id for i in await store.list_sessions()) == sorted(tricky)
+
+    # ------------------------------------------------------------------ clear, replace, delete
+
+    @asyncio_test
+    async def test_clear_keeps_the_session(self, store: Any) -> None:
+        session = store.session("kept")
+        await session.add_items(sample_history())
+        created = (await store.list_sessions())[0].created_at
+        await asyncio.sleep(0.01)
+        await session.clear_session()
+        listed = await store.list_sessions()
+        assert [(i.session_id, i.item_count) for i in listed] == [("kept", 0)]
+        assert listed[0].created_at == created
+        assert listed[0].updated_at > created
+        assert await session.get_items() == []
+        await session.add_items([user_message("again")])
+        assert await session.get_items() == [user_message("again")]
+        await store.session("never-written").clear_session()
+        assert [i.session_id for i in await store.list_sessions()] == ["kept"]
+
+    @asyncio_test
+    async def test_replace_keeps_the_session(self, store: Any) -> None:
+        self.require_store(store, "replace")
+        session = store.session("replaced")
+        await session.add_items(sample_history())
+        created = (await store.list_sessions())[0].created_at
+        await session.replace_items([user_message("summary")])
+        await session.replace_items([])
+        listed = await store.list_sessions()
+        assert [(i.session_id, i.item_count) for i in listed] == [("replaced", 0)]
+        assert listed[0].created_at == created
+
+    @asyncio_test
+    async def test_delete_session(self, store: Any) -> None:
+        await store.session("doomed").add_items(sample_history())
+        await store.session("other").add_items([user_message("stays")])
+        assert await store.delete_session("doomed") is True
+        assert await store.delete_session("doomed") is False
+        assert await store.delete_session("never-was") is False
+        assert [i.session_id for i in await store.list_sessions()] == ["other"]
+        assert await store.session("doomed").get_items() == []
+        assert await store.session("other").get_items() == [user_message("stays")]
+        await store.session("doomed").add_items([user_message("reborn")])
+        assert await store.session("doomed").get_items() == [user_message("reborn")]
+        with pytest.raises(UserError, match="session_id"):
+            await store.delete_session("")
+
+    @asyncio_test
+    async def test_stats_count_sessions_and_items(self, store: Any) -> None:
+        empty = await store.stats()
+        assert (empty.sessions, empty.items) == (0, 0)
+        await store.session("a").add_items(sample_history())
+        await store.session("b").add_items(sample_history()[:3])
+        await store.session("c").add_items([user_message("x")])
+        await store.session("c").clear_session()
+        stats = await store.stats()
+        assert (stats.sessions, stats.items) == (3, 13)
+        assert isinstance(stats.details, dict)
+
+    # ------------------------------------------------------------------ search
+
+    async def _search_corpus(self, store: Any) -> None:
+        await store.session("trip").add_items(
+            [
+                user_message("What city is the Golden Gate Bridge in?"),
+                assistant_message("San Francisco."),
+                user_message("Is the bridge painted GOLD?"),
+                assistant_message("No: it is International Orange."),
+            ]
+        )
+        await store.session("cafe").add_items(
+            [
+                user_message("Où est le café?"),
+                function_call("call_9", "find_place", '{"query": "golden bakery"}'),
+                function_call_output("call_9", "Golden Crust Bakery, 2 blocks away"),
+                assistant_message("There is a bakery two blocks away."),
+            ]
+        )
+
+    @asyncio_test
+    async def test_search_finds_every_word_across_sessions(self, store: Any) -> None:
+        self.require_store(store, "search")
+        await self._search_corpus(store)
+        hits = await store.search("golden gate")
+        assert [(h.session_id, h.position) for h in hits] == [("trip", 0)]
+        hit = hits[0]
+        assert hit.item == user_message("What city is the Golden Gate Bridge in?")
+        assert "**Golden**" in hit.snippet and "**Gate**" in hit.snippet
+        golden = await store.search("golden", limit=10)
+        assert sorted((h.session_id, h.position) for h in golden) == [
+            ("cafe", 1),
+            ("cafe", 2),
+            ("trip", 0),
+        ]
+        assert await store.search("nowhere-to-be-found") == []
+
+    @asyncio_test
+    async def test_search_matches_whole_words_ignoring_case_and_accents(self, store: Any) -> None:
+        self.require_store(store, "search")
+        await self._search_corpus(store)
+        assert [(h.session_id, h.position) for h in await store.search("CAFE")] == [("cafe", 0)]
+        assert [(h.session_id, h.position) for h in await store.search("café")] == [("cafe", 0)]
+        assert [(h.session_id, h.position) for h in await store.search("gold")] == [("trip", 2)]
+        assert await store.search("franc") == []
+
+    @asyncio_test
+    async def test_search_limit_and_one_session(self, store: Any) -> None:
+        self.require_store(store, "search")
+        await self._search_corpus(store)
+        assert len(await store.search("golden", limit=1)) == 1
+        only = await store.search("golden", session_id="cafe", limit=10)
+        assert sorted(h.position for h in only) == [1, 2]
+        assert {h.session_id for h in only} == {"cafe"}
+        assert await store.search("golden", session_id="no-such-session") == []
+        with pytest.raises(UserError, match="limit"):
+            await store.search("golden", limit=0)
+
+    @pytest.mark.parametrize(
+        "query", ['"golden', "golden*", "golden AND", "NEAR(golden)", "-golden", "col:golden"]
+    )
+    @asyncio_test
+    async def test_search_text_is_words_not_syntax(self, store: Any, query: str) -> None:
+        self.require_store(store, "search")
+        await self._search_corpus(store)
+        hits = await store.search(query, limit=10)
+        expected = {("cafe", 1), ("cafe", 2), ("trip", 0)}
+        if query in ("golden AND", "NEAR(golden)", "col:golden"):
+            expected = set()  # every word must match, "and" / "near" / "col" included
+        assert {(h.session_id, h.position) for h in hits} == expected
+
+    @pytest.mark.parametrize("query", ["", "   ", "?!", 7])
+    @asyncio_test
+    async def test_search_without_words_is_a_user_error(self, store: Any, query: Any) -> None:
+        self.require_store(store, "search")
+        with pytest.raises(UserError):
+            await store.search(query)
+
+    @asyncio_test
+    async def test_search_forgets_removed_items(self, store: Any) -> None:
+        self.require_store(store, "search")
+        session = store.session("forget")
+        await session.add_items([user_message("alpha one"), user_message("beta two")])
+        await session.add_items([user_message("gamma three")])
+        await session.pop_item()
+        assert await store.search("gamma") == []
+        assert len(await store.search("beta")) == 1
+        if "pop_turn" in store.capabilities:
+            await session.pop_turn()
+            assert await store.search("beta") == []
+        await session.clear_session()
+        assert await store.search("alpha") == []
+        await session.add_items([user_message("delta four")])
+        if "replace" in store.capabilities:
+            await session.replace_items([user_message("epsilon five")])
+            assert await store.search("delta") == []
+            assert [h.position for h in await store.search("epsilon")] == [0]
+        await store.delete_session("forget")
+        assert await store.search("epsilon") == []
+
+    @asyncio_test
+    async def test_search_sees_forks(self, store: Any) -> None:
+        self.require_store(store, "search")
+        self.require_store(store, "fork")
+        session = store.session("origin")
+        await session.add_items([user_message("shared words"), user_message("later words")])
+        await session.fork("branch", at=1)
+        hits = await store.search("shared", limit=10)
+        assert sorted((h.session_id, h.position) for h in hits) == [("branch", 0), ("origin", 0)]
+        assert [(h.session_id, h.position) for h in await store.search("later")] == [("origin", 1)]
+
+    # ------------------------------------------------------------------ life cycle, bad data
+
+    @asyncio_test
+    async def test_closed_store_raises(self, stores: StoreOpener) -> None:
+        store = await stores()
+        session = store.session("s")
+        await session.add_items([user_message("x")])
+        await store.aclose()
+        await store.aclose()  # closing twice is fine
+        with pytest.raises(SessionError, match="closed"):
+            await session.get_items()
+        with pytest.raises(SessionError, match="closed"):
+            await session.add_items([user_message("y")])
+        with pytest.raises(SessionError, match="closed"):
+            await store.list_sessions()
+        with pytest.raises(SessionError, match="closed"):
+            store.session("t")
+
+    @asyncio_test
+    async def test_corrupt_item_is_reported_not_skipped(self, store: Any) -> None:
+        session = store.session("victim")
+        history = sample_history()
+        await session.add_items(history)
+        await self.corrupt_item(store, "victim", 2)
+        reads = [session.get_items(), session.get_items(limit=9)]
+        if "window" in store.capabilities:
+            reads.append(session.get_window(max_items=9))
+        for read in reads:
+            with pytest.raises(CorruptItemError) as caught:
+                await read
+            assert caught.value.session_id == "victim"
+            assert caught.value.position == 2
+        assert await session.get_items(limit=7) == history[3:]
+
+    @asyncio_test
+    async def test_newer_schema_is_refused(self, stores: StoreOpener) -> None:
+        first = await stores()
+        await first.setup()
+        await self.make_schema_newer(first)
+        second = await stores()
+        with pytest.raises(SessionError, match=r"newer|upgrade"):
+            await second.setup()
+        with pytest.raises(SessionError, match=r"newer|upgrade"):
+            await second.session("s").add_items([user_message("x")])
+
+    # ------------------------------------------------------------------ the fenced lease
+
+    def _leased(self, store: Any, session_id: str) -> Any:
+        return store.session(session_id, session_settings=SessionSettings(lease_ttl=LEASE_TTL))
+
+    @asyncio_test
+    async def test_epochs_increase_with_every_holder(self, store: Any) -> None:
+        self.require_store(store, "lease")
+        session = self._leased(store, "epochs")
+        epochs = []
+        for _ in range(3):
+            async with session.lease() as lease:
+                epochs.append(lease.epoch)
+        assert epochs == sorted(set(epochs)) and len(epochs) == 3
+
+    @asyncio_test
+    async def test_lease_excludes_other_stores(self, stores: StoreOpener) -> None:
+        first, second = await stores(), await stores()
+        self.require_store(first, "shared")
+        mine, theirs = self._leased(first, "shared"), self._leased(second, "shared")
+        async with mine.lease():
+            with pytest.raises(SessionBusyError) as caught:
+                async with theirs.lease(wait=False):
+                    pass
+            assert caught.value.expires_in is not None
+            await asyncio.sleep(LEASE_TTL * 1.5)  # renewals keep a live holder's lease
+            with pytest.raises(SessionBusyError):
+                async with theirs.lease(timeout=0.05):
+                    pass
+            await mine.add_items([user_message("still mine")])
+        async with theirs.lease(timeout=5):
+            await theirs.add_items([user_message("now theirs")])
+        assert await mine.get_items() == [user_message("still mine"), user_message("now theirs")]
+
+    @asyncio_test
+    async def test_waiter_in_another_store_gets_the_lease_on_release(
+        self, stores: StoreOpener
+    ) -> None:
+        first, second = await stores(), await stores()
+        self.require_store(first, "shared")
+        mine, theirs = self._leased(first, "handover"), self._leased(second, "handover")
+        order: list[str] = []
+
+        async def wait_for_it() -> None:
+            async with theirs.lease(timeout=5):
+                order.append("theirs")
+
+        async with mine.lease():
+            waiter = asyncio.ensure_future(wait_for_it())
+            await asyncio.sleep(0.1)
+            order.append("mine")
+        await waiter
+        assert order == ["mine", "theirs"]
+
+    @asyncio_test
+    async def test_dead_holder_is_taken_over(self, stores: StoreOpener) -> None:
+        first, second = await stores(), await stores()
+        self.require_store(first, "shared")
+        dead, alive = self._leased(first, "takeover"), self._leased(second, "takeover")
+        async with dead.lease() as stalled:
+            stalled.suspend_renewal()  # as a holder that died would
+            started = time.monotonic()
+            async with alive.lease(timeout=10) as taken:
+                waited = time.monotonic() - started
+                assert taken.epoch > stalled.epoch
+            assert LEASE_TTL * 0.5 < waited < LEASE_TTL + 5
+
+    @asyncio_test
+    async def test_stalled_holder_is_fenced_off(self, stores: StoreOpener) -> None:
+        """Pause the holder past its ttl, let another take over and write, then resume it."""
+        first, second = await stores(), await stores()
+        self.require_store(first, "shared")
+        stale, fresh = self._leased(first, "fenced"), self._leased(second, "fenced")
+        await stale.add_items([user_message("before")])
+        async with stale.lease() as paused:
+            await stale.add_items([user_message("stale turn starts")])
+            paused.suspend_renewal()
+            async with fresh.lease(timeout=10):
+                await fresh.add_items([user_message("fresh turn"), assistant_message("fresh")])
+            paused.resume_renewal()
+            with pytest.raises(LeaseLostError, match="lost its writer lease"):
+                await stale.add_items([assistant_message("stale step")])
+            writes: list[Callable[[], Awaitable[Any]]] = [
+                stale.pop_item,
+                stale.clear_session,
+            ]
+            if "pop_turn" in first.capabilities:
+                writes.append(stale.pop_turn)
+            if "replace" in first.capabilities:
+                writes.append(lambda: stale.replace_items([user_message("overwrite")]))
+            for write in writes:
+                with pytest.raises(LeaseLostError):
+                    await write()
+        expected = [
+            user_message("before"),
+            user_message("stale turn starts"),
+            user_message("fresh turn"),
+            assistant_message("fresh"),
+        ]
+        assert await fresh.get_items() == expected
+        async with fresh.lease(wait=False):  # the stale holder's exit released nothing of ours
+            pass
+
+    @asyncio_test
+    async def test_stale_release_leaves_the_new_holder_alone(self, stores: StoreOpener) -> None:
+        first, second = await stores(), await stores()
+        self.require_store(first, "shared")
+        stale, fresh = self._leased(first, "release"), self._leased(second, "release")
+        async with stale.lease() as paused:
+            paused.suspend_renewal()
+            entered = asyncio.Event()
+            finish = asyncio.Event()
+
+            async def hold() -> None:
+                async with fresh.lease(timeout=10):
+                    entered.set()
+                    await finish.wait()
+                    await fresh.add_items([user_message("fresh holder writes")])
+
+            holder = asyncio.ensure_future(hold())
+            await asyncio.wait_for(entered.wait(), 10)
+        # The stale lease's exit ran while the fresh holder still holds the session.
+        with pytest.raises(SessionBusyError):
+            async with stale.lease(wait=False):
+                pass
+        finish.set()
+        await holder
+        assert await stale.get_items() == [user_message("fresh holder writes")]
+
+    @asyncio_test
+    async def test_writes_without_a_lease_are_not_fenced(self, stores: StoreOpener) -> None:
+        first, second = await stores(), await stores()
+        self.require_store(first, "shared")
+        holder, outsider = self._leased(first, "open"), second.session("open")
+        async with holder.lease():
+            await outsider.add_items([user_message("outside any lease")])
+            await holder.add_items([user_message("holder")])
+        assert [item["content"] for item in await outsider.get_items()] == [
+            "outside any lease",
+            "holder",
+        ]
+
+    @asyncio_test
+    async def test_lease_ttl_comes_from_the_argument(self, stores: StoreOpener) -> None:
+        first, second = await stores(), await stores()
+        self.require_store(first, "shared")
+        long_lived = first.session("ttl", session_settings=SessionSettings(lease_ttl=60))
+        other = second.session("ttl")
+        async with long_lived.lease(ttl=LEASE_TTL) as lease:
+            assert lease.ttl == LEASE_TTL
+            lease.suspend_renewal()
+            async with other.lease(timeout=10):
+                pass
+        with pytest.raises(UserError, match="ttl"):
+            async with other.lease(ttl=0):
+                pass

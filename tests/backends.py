@@ -1,0 +1,196 @@
+"""The one list of backend configurations every backend-parametrised test runs on.
+
+Each :class:`Backend` opens stores on a test's own storage: ``factory(tmp_path)`` returns a
+function that opens a new store object on the same storage each time it is called (as another
+process would). Add a backend here and the conformance suite, the runner's session tests and
+the CLI's store tests all run on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from threadline.sessions import InMemoryDatabase, InMemoryStore, SQLiteStore, Store
+from threadline.sessions.memory import InMemoryBackend
+
+StoreFactory = Callable[[], Any]
+
+
+class ScrambleCodec:
+    """A codec that keeps no plaintext in the store (a stand-in for encryption at rest)."""
+
+    name = "scramble"
+    plain_json = False
+    searchable = False
+
+    def seal(self, session_id: str, data: str) -> bytes:
+        return b"S1:" + base64.b85encode(zlib.compress(data.encode("utf-8")))
+
+    def open(self, session_id: str, payload: str | bytes) -> str:
+        raw = payload.encode("utf-8") if isinstance(payload, str) else payload
+        if not raw.startswith(b"S1:"):
+            raise ValueError("not a scrambled payload")
+        try:
+            return zlib.decompress(base64.b85decode(raw[3:])).decode("utf-8")
+        except (zlib.error, ValueError) as exc:
+            raise ValueError(f"damaged payload: {exc}") from None
+
+
+class LoopBoundBackend(InMemoryBackend):
+    """An in-memory backend whose "connection" belongs to the event loop that first used it.
+
+    Like an asyncpg pool or a ``redis.asyncio`` client: each call awaits an ``asyncio.Lock``
+    made on first use, and a call from any other event loop raises ``RuntimeError``. A
+    conformance suite that moved a session between loops or threads fails on it.
+    """
+
+    def __init__(self, database: InMemoryDatabase) -> None:
+        super().__init__(database, _default_codec())
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def where(self) -> str:
+        return "a loop-bound test store"
+
+    async def _io(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop, self._lock = loop, asyncio.Lock()
+        elif loop is not self._loop:
+            raise RuntimeError(
+                "this store's connection is attached to a different event loop (as asyncpg "
+                "and redis.asyncio connections are)"
+            )
+        assert self._lock is not None
+        await asyncio.sleep(0)  # a real round trip yields to the loop
+        return self._lock
+
+
+def _bind_to_loop(name: str) -> None:
+    inner = getattr(InMemoryBackend, name)
+
+    async def bound(self: LoopBoundBackend, *args: Any, **kwargs: Any) -> Any:
+        async with await self._io():
+            return await inner(self, *args, **kwargs)
+
+    bound.__name__ = name
+    setattr(LoopBoundBackend, name, bound)
+
+
+for _name in (
+    "close",
+    "append",
+    "read",
+    "window",
+    "pop",
+    "pop_turn",
+    "replace",
+    "clear",
+    "fork",
+    "delete",
+    "list_sessions",
+    "search",
+    "stats",
+    "lease_acquire",
+    "lease_renew",
+    "lease_release",
+):
+    _bind_to_loop(_name)
+
+
+def _default_codec() -> Any:
+    from threadline.sessions import JsonCodec
+
+    return JsonCodec()
+
+
+# ---------------------------------------------------------------------- hooks for bad data
+
+
+async def _corrupt_sqlite(store: SQLiteStore, session_id: str, position: int) -> None:
+    def corrupt(conn: Any) -> None:
+        conn.execute(
+            "UPDATE threadline_items SET data = 'not json' WHERE seq = ? AND sid = "
+            "(SELECT sid FROM threadline_sessions WHERE session_id = ?)",
+            (position, session_id),
+        )
+
+    await store._engine.write(corrupt)
+
+
+async def _newer_sqlite(store: SQLiteStore) -> None:
+    await store._engine.write(lambda conn: conn.execute("PRAGMA user_version = 99"))
+
+
+async def _corrupt_memory(store: Store, session_id: str, position: int) -> None:
+    database = store._backend.db  # type: ignore[attr-defined]
+    rows = database.sessions[session_id].rows
+    rows[position] = rows[position]._replace(data="not json")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One backend configuration (see the module docstring)."""
+
+    name: str
+    factory: Callable[[Path], StoreFactory]
+    loop_bound: bool = False
+    """Its stores may only be used from the event loop that first used them."""
+    corrupt_item: Callable[..., Any] | None = None
+    make_schema_newer: Callable[..., Any] | None = None
+    marks: tuple[Any, ...] = field(default_factory=tuple)
+
+    @property
+    def param(self) -> Any:
+        """This configuration as a ``pytest.param`` (with its marks and id)."""
+        return pytest.param(self, id=self.name, marks=self.marks)
+
+
+def _memory(tmp_path: Path) -> StoreFactory:
+    database = InMemoryDatabase()
+    return lambda: InMemoryStore(database)
+
+
+def _loop_bound(tmp_path: Path) -> StoreFactory:
+    database = InMemoryDatabase()
+    return lambda: Store(LoopBoundBackend(database))
+
+
+def _sqlite_memory(tmp_path: Path) -> StoreFactory:
+    return lambda: SQLiteStore(":memory:")
+
+
+def _sqlite_file(tmp_path: Path) -> StoreFactory:
+    return lambda: SQLiteStore(tmp_path / "sessions.db")
+
+
+def _sqlite_scrambled(tmp_path: Path) -> StoreFactory:
+    return lambda: SQLiteStore(tmp_path / "scrambled.db", codec=ScrambleCodec())
+
+
+BACKENDS: list[Backend] = [
+    Backend("memory", _memory, corrupt_item=_corrupt_memory),
+    Backend("loop-bound", _loop_bound, loop_bound=True, corrupt_item=_corrupt_memory),
+    Backend("sqlite-memory", _sqlite_memory, corrupt_item=_corrupt_sqlite),
+    Backend(
+        "sqlite-file", _sqlite_file, corrupt_item=_corrupt_sqlite, make_schema_newer=_newer_sqlite
+    ),
+    Backend(
+        "sqlite-file-scrambled",
+        _sqlite_scrambled,
+        corrupt_item=_corrupt_sqlite,
+        make_schema_newer=_newer_sqlite,
+    ),
+]
+"""Every backend configuration; backend-parametrised tests use ``[b.param for b in BACKENDS]``."""
+
+BACKEND_PARAMS = [backend.param for backend in BACKENDS]
