@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import math
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +17,45 @@ from threadline import (
     Runner,
     SessionBusyError,
     SessionSettings,
-    SQLiteSession,
     UserError,
     function_tool,
 )
-from threadline.items import Item
+from threadline.items import Item, user_message
 from threadline.testing import ScriptedModel, call
+
+from ..backends import BACKEND_PARAMS, Backend
 
 SessionFactory = Callable[[str], Any]
 
 
-@pytest.fixture(params=["memory", "sqlite-memory", "sqlite-file"])
-def make_session(request: pytest.FixtureRequest, tmp_path: Path) -> SessionFactory:
-    if request.param == "memory":
-        return lambda sid: InMemorySession(sid)
-    if request.param == "sqlite-memory":
-        return lambda sid: SQLiteSession(sid)
-    return lambda sid: SQLiteSession(sid, tmp_path / "conversations.db")
+@pytest.fixture(params=BACKEND_PARAMS)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def open_store(backend: Backend, tmp_path: Path) -> AsyncIterator[Callable[[], Any]]:
+    """Opens stores on this test's storage (another one is like another process)."""
+    factory = backend.factory(tmp_path)
+    opened: list[Any] = []
+
+    def open_one() -> Any:
+        opened.append(factory())
+        return opened[-1]
+
+    yield open_one
+    for each in opened:
+        await each.aclose()
+
+
+@pytest.fixture
+def store(open_store: Callable[[], Any]) -> Any:
+    return open_store()
+
+
+@pytest.fixture
+def make_session(store: Any) -> SessionFactory:
+    return store.session  # type: ignore[no-any-return]
 
 
 class RecordingSession:
@@ -76,7 +99,9 @@ async def test_second_turn_carries_the_first(make_session: SessionFactory) -> No
     assert (await session.get_items(limit=1))[0]["content"][0]["text"] == "California."
 
 
-def test_run_sync_with_a_session(make_session: SessionFactory) -> None:
+def test_run_sync_with_a_session(backend: Backend, make_session: SessionFactory) -> None:
+    if backend.loop_bound:
+        pytest.skip("a loop-bound store cannot follow run_sync onto the loop of its own thread")
     model = ScriptedModel(["one", "two"])
     agent = Agent(name="A", model=model)
     session = make_session("sync")
@@ -328,3 +353,83 @@ async def test_cancelling_a_streamed_run_keeps_history_valid(make_session: Sessi
     assert names == ["tool_called"]
     assert not result.is_complete
     assert roles(await session.get_items()) == ["user"]
+
+
+# ---------------------------------------------------------------------- the run's lease
+
+
+async def test_the_runs_lease_ttl_reaches_the_store(
+    store: Any, open_store: Callable[[], Any]
+) -> None:
+    if "shared" not in store.capabilities:
+        pytest.skip("needs a second store on the same storage")
+    other = open_store().session("ttl")
+    seen: list[float] = []
+
+    @function_tool
+    async def look() -> str:
+        """Look at the lease from another store."""
+        with pytest.raises(SessionBusyError) as caught:
+            async with other.lease(wait=False):
+                pass
+        seen.append(caught.value.expires_in or -1.0)
+        return "looked"
+
+    agent = Agent(name="A", model=ScriptedModel([[call("look")], "done"]), tools=[look])
+    session = store.session("ttl", session_settings=SessionSettings(lease_ttl=600))
+    config = RunConfig(session_settings=SessionSettings(lease_ttl=3))
+    await Runner.run(agent, "go", session=session, run_config=config)
+    assert len(seen) == 1 and 0 < seen[0] <= 3
+
+
+async def test_math_inf_lifts_the_sessions_finite_lease_timeout(store: Any) -> None:
+    session = store.session("patient", session_settings=SessionSettings(lease_timeout=0.05))
+    agent = Agent(name="A", model=ScriptedModel(["one", "two"]))
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with session.lease():
+            held.set()
+            await release.wait()
+
+    holder = asyncio.ensure_future(hold())
+    await held.wait()
+    with pytest.raises(SessionBusyError):
+        await Runner.run(agent, "hurry", session=session)
+    patient = RunConfig(session_settings=SessionSettings(lease_timeout=math.inf))
+    run = asyncio.ensure_future(Runner.run(agent, "wait", session=session, run_config=patient))
+    await asyncio.sleep(0.2)
+    assert not run.done()
+    release.set()
+    await holder
+    assert (await run).final_output == "one"
+
+
+async def test_a_run_that_stalled_past_its_ttl_is_fenced_off(
+    store: Any, open_store: Callable[[], Any]
+) -> None:
+    """The run's holder stops renewing (as a paused process would); another store takes the
+    session over and writes a turn; the stalled run then fails and stores nothing more."""
+    if "shared" not in store.capabilities:
+        pytest.skip("needs a second store on the same storage")
+    from threadline.errors import LeaseLostError
+    from threadline.sessions.lease import held_lease
+
+    other = open_store().session("stall")
+    session = store.session("stall", session_settings=SessionSettings(lease_ttl=0.3))
+
+    @function_tool
+    async def stall() -> str:
+        """Stall past the lease's ttl while another run takes the session over."""
+        lease = held_lease(store, "stall")
+        assert lease is not None
+        lease.suspend_renewal()
+        async with other.lease(timeout=10):
+            await other.add_items([user_message("other turn")])
+        return "stalled"
+
+    agent = Agent(name="A", model=ScriptedModel([[call("stall")], "never stored"]), tools=[stall])
+    with pytest.raises(LeaseLostError, match="'stall'"):
+        await Runner.run(agent, "first", session=session)
+    stored = await other.get_items()
+    assert [item.get("content") for item in stored] == ["first", "other turn"]

@@ -53,3 +53,27 @@ def hold_lease_and_die(db_path: str, session_id: str, ttl: float, ready: str) ->
             os._exit(0)  # no clean-up: the lease row stays behind, as after a crash
 
     asyncio.run(main())
+
+
+def stalled_turn(db_path: str, session_id: str, ttl: float, ready: str, result: str) -> None:
+    """Start a turn under the lease, signal ``ready``, keep writing steps (the parent stops
+    this process with SIGSTOP meanwhile), and record in ``result`` how the turn ended."""
+
+    async def main() -> None:
+        session = SQLiteSession(
+            session_id, db_path, session_settings=SessionSettings(lease_ttl=ttl)
+        )
+        outcome = "finished"
+        try:
+            async with session.lease():
+                await session.add_items([user_message("stalled turn")])
+                Path(ready).touch()  # noqa: ASYNC240
+                for step in range(40):
+                    await asyncio.sleep(0.1)
+                    await session.add_items([assistant_message(f"stalled step {step}")])
+        except Exception as exc:  # the parent checks which error ended the turn
+            outcome = f"{type(exc).__name__}: {exc}"
+        Path(result).write_text(outcome)  # noqa: ASYNC240
+        session.close()
+
+    asyncio.run(main())

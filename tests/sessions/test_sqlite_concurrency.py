@@ -6,6 +6,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import signal
 import sqlite3
 import threading
 import time
@@ -18,7 +19,7 @@ from threadline.errors import (
     SessionBusyError,
     SessionError,
 )
-from threadline.items import user_message
+from threadline.items import assistant_message, user_message
 from threadline.sessions import SessionSettings, SQLiteSession, SQLiteStore
 
 from . import _workers
@@ -337,3 +338,44 @@ def test_a_forked_child_uses_its_own_threads(db: Path) -> None:
         assert asyncio.run(session.get_items()) == history(2)
     finally:
         session.close()
+
+
+async def test_a_holder_paused_past_its_ttl_is_fenced_off(db: Path, tmp_path: Path) -> None:
+    """SIGSTOP a holder past ``lease_ttl`` while this process writes a turn, then SIGCONT it:
+    the resumed holder's next write is refused and the histories never interleave."""
+    ready, result = tmp_path / "ready", tmp_path / "result"
+    context = multiprocessing.get_context("spawn")
+    child = context.Process(
+        target=_workers.stalled_turn, args=(str(db), "paused", 1.0, str(ready), str(result))
+    )
+    child.start()
+    try:
+        for _ in range(600):
+            if ready.exists():
+                break
+            await asyncio.sleep(0.05)
+        assert ready.exists(), "the child never started its turn"
+        await asyncio.sleep(0.25)  # let it write a step or two
+        os.kill(child.pid or 0, signal.SIGSTOP)
+        session = SQLiteSession("paused", db, session_settings=SessionSettings(lease_ttl=5))
+        try:
+            async with session.lease(timeout=20):
+                await session.add_items([user_message("other turn")])
+                await session.add_items([assistant_message("other reply")])
+        finally:
+            os.kill(child.pid or 0, signal.SIGCONT)
+        await asyncio.to_thread(child.join, 60)
+        assert "LeaseLostError" in result.read_text()
+        items = await session.get_items()
+        session.close()
+    finally:
+        if child.is_alive():
+            os.kill(child.pid or 0, signal.SIGCONT)
+            child.terminate()
+    texts = [
+        item["content"] if item["role"] == "user" else item["content"][0]["text"] for item in items
+    ]
+    assert texts[0] == "stalled turn"
+    tail = texts.index("other turn")
+    assert texts[tail:] == ["other turn", "other reply"]
+    assert all(text.startswith("stalled step") for text in texts[1:tail])

@@ -8,6 +8,7 @@ without its output. A cancelled or failed run loses at most the step in flight.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -93,5 +94,14 @@ async def session_memory(session: Any, config: RunConfig) -> AsyncIterator[Sessi
     check_session(session)
     own = getattr(session, "session_settings", None)  # ours, or any object with these fields
     settings = SessionSettings().resolve(own).resolve(config.session_settings)
-    async with writer_lease(session, wait=settings.effective_wait, timeout=settings.lease_timeout):
+    # The settings are resolved (the run's over the session's), so pass every value
+    # explicitly: "no bound" is math.inf, and the ttl reaches the lease even when only the
+    # run set it.
+    timeout = settings.effective_timeout
+    async with writer_lease(
+        session,
+        wait=settings.effective_wait,
+        timeout=math.inf if timeout is None else timeout,
+        ttl=settings.effective_ttl,
+    ):
         yield SessionMemory(session, settings, config.session_input_callback)
