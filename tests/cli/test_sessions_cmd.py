@@ -125,3 +125,45 @@ def test_rm_of_an_unknown_session_is_one_clear_error(
 ) -> None:
     assert run(db, "rm", "nope") == 1
     assert "no session 'nope'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- --store and THREADLINE_STORE
+
+
+def test_store_url_and_environment(
+    db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["sessions", "--store", f"sqlite:///{db}", "--json", "ls"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [s["session_id"] for s in listed] == ["beta", "alpha"]
+    monkeypatch.setenv("THREADLINE_STORE", f"sqlite:///{db}")
+    assert main(["sessions", "--json", "ls"]) == 0
+    assert [s["session_id"] for s in json.loads(capsys.readouterr().out)] == ["beta", "alpha"]
+    monkeypatch.chdir(db.parent)
+    assert main(["sessions", "--store", f"sqlite:///{db.name}", "show", "beta"]) == 0
+    assert "Hello there" in capsys.readouterr().out
+
+
+def test_store_url_errors_are_one_line(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sessions", "--store", "mongodb://x/y", "ls"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown store URL scheme 'mongodb://'" in err
+    assert main(["sessions", "--store", "sqlite:///x.db?bogus=1", "ls"]) == 1
+    assert "unknown option 'bogus'" in capsys.readouterr().err
+    assert main(["sessions", "--store", f"sqlite:///{db}", "--db", str(db), "ls"]) == 1
+    assert "not both" in capsys.readouterr().err
+
+
+def test_search_uses_the_store_index(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(db, "--json", "search", "golden gate") == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert [(h["session_id"], h["position"]) for h in hits] == [("alpha", 1)]
+    assert hits[0]["snippet"] == "**Golden** **Gate**?"
+    assert run(db, "search", "hello") == 0
+    assert "**Hello** there" in capsys.readouterr().out
+
+
+def test_memory_store_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sessions", "--store", "memory://", "ls"]) == 0
+    assert main(["db", "migrate", "--store", "memory://"]) == 0
+    assert "ready" in capsys.readouterr().out

@@ -13,6 +13,15 @@ __all__ = ["build_parser", "entrypoint", "main"]
 DESCRIPTION = "threadline: chat with agents that remember, and manage their stored sessions."
 
 
+def _store_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="session store URL, e.g. sqlite:///chat.db (default: $THREADLINE_STORE)",
+    )
+    parser.add_argument("--db", metavar="PATH", help="SQLite file (default: the user data dir)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="threadline", description=DESCRIPTION)
@@ -20,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = commands.add_parser("chat", help="chat in the terminal; the conversation is stored")
     chat.add_argument("--session", metavar="ID", help="session to continue (default: a new one)")
-    chat.add_argument("--db", metavar="PATH", help="SQLite file (default: the user data dir)")
+    _store_arguments(chat)
     chat.add_argument(
         "--model",
         metavar="NAME",
@@ -38,12 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sessions = commands.add_parser("sessions", help="list, show, search, export, import sessions")
-    sessions.add_argument("--db", metavar="PATH", help="SQLite file (default: the user data dir)")
+    _store_arguments(sessions)
     sessions.add_argument("--json", action="store_true", help="machine-readable output")
     actions = sessions.add_subparsers(dest="action", metavar="ACTION", required=True)
     actions.add_parser("ls", help="list sessions")
     actions.add_parser("show", help="print a session's items").add_argument("session_id")
-    actions.add_parser("search", help="find items containing TEXT").add_argument("text")
+    search = actions.add_parser("search", help="find items holding every word of TEXT")
+    search.add_argument("text")
+    search.add_argument("--limit", type=int, default=20, metavar="N", help="most hits (20)")
     actions.add_parser("export", help="write a session as JSON lines").add_argument("session_id")
     imp = actions.add_parser("import", help="read a session from a JSON lines file")
     imp.add_argument("file")
@@ -62,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database maintenance")
     db_actions = db.add_subparsers(dest="action", metavar="ACTION", required=True)
     migrate = db_actions.add_parser("migrate", help="create or upgrade the schema")
-    migrate.add_argument("--db", metavar="PATH", help="SQLite file (default: the user data dir)")
+    _store_arguments(migrate)
     return parser
 
 

@@ -12,7 +12,8 @@ from typing import Any
 from ..agent import Agent
 from ..errors import UserError
 from ..models.base import Model
-from ..sessions import SQLiteStore
+from ..sessions import SQLiteStore, Store
+from ..sessions import open_store as open_store_url
 from ._paths import default_db_path, new_session_id
 from ._progress import LoadProgress
 from .chat import ChatApp, run_repl
@@ -20,11 +21,44 @@ from .chat import ChatApp, run_repl
 __all__ = ["chat_command", "db_command", "model_from_args", "open_store"]
 
 
-def open_store(db: str | None) -> SQLiteStore:
-    """The store at ``db`` (default: the user data dir), its folder created if needed."""
+def open_store(db: str | None, store: str | None = None) -> Store:
+    """The store the arguments name: ``--store URL``, else ``--db PATH`` (a SQLite file),
+    else ``$THREADLINE_STORE``, else the SQLite file in the user data dir (``$THREADLINE_DB``).
+
+    A SQLite file's folder is created if needed.
+    """
+    if store is not None and db is not None:
+        raise UserError("give --store URL or --db PATH, not both")
+    url = (
+        store
+        if store is not None
+        else None
+        if db is not None
+        else os.environ.get("THREADLINE_STORE")
+    )
+    if url:
+        opened = open_store_url(url)
+        if isinstance(opened, SQLiteStore) and opened.db_path != ":memory:":
+            _make_folder(Path(opened.db_path))
+        return opened
     path = Path(db).expanduser() if db else default_db_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path)
     return SQLiteStore.shared(path)
+
+
+def _make_folder(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"cannot create the folder {str(path.parent)!r} for the session store: "
+            f"{exc.strerror or exc}"
+        ) from None
+
+
+def store_name(store: Store) -> str:
+    """How the CLI names a store in messages: a SQLite file's path, else its description."""
+    return store.db_path if isinstance(store, SQLiteStore) else repr(store)
 
 
 def model_from_args(args: argparse.Namespace) -> str | Model | None:
@@ -63,7 +97,7 @@ def chat_command(args: argparse.Namespace) -> int:
     """Start the REPL on the chosen session."""
     model: Any = _resolve_for_chat(model_from_args(args))
     agent: Agent[None] = Agent(name="Assistant", instructions=args.instructions, model=model)
-    store = open_store(args.db)
+    store = open_store(args.db, args.store)
     session_id = args.session or new_session_id()
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if args.session is None:
@@ -80,8 +114,15 @@ def chat_command(args: argparse.Namespace) -> int:
 
 
 def db_command(args: argparse.Namespace) -> int:
-    """``db migrate``: create or upgrade the schema of the database."""
-    store = open_store(args.db)
-    asyncio.run(store.setup())
-    print(f"database ready: {store.db_path}")
+    """``db migrate``: create or upgrade the schema of the store."""
+    store = open_store(args.db, args.store)
+
+    async def migrate() -> None:
+        try:
+            await store.setup()
+        finally:
+            await store.aclose()
+
+    asyncio.run(migrate())
+    print(f"database ready: {store_name(store)}")
     return 0

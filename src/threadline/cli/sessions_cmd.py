@@ -10,17 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..items import Item, message_text
-from ..sessions import SQLiteStore
-from ._render import describe_item, print_history, print_sessions, print_table, write_jsonl
-from .commands import open_store
+from ..items import Item
+from ..sessions import Store
+from ._render import print_history, print_sessions, print_table, write_jsonl
+from .commands import open_store, store_name
 
 __all__ = ["sessions_command"]
 
 
 def sessions_command(args: argparse.Namespace) -> int:
     """Dispatch ``sessions ACTION``."""
-    store = open_store(args.db)
+    store = open_store(args.db, args.store)
     action = {
         "ls": _ls,
         "show": _show,
@@ -31,23 +31,30 @@ def sessions_command(args: argparse.Namespace) -> int:
         "rm": _rm,
         "stats": _stats,
     }[args.action]
-    return asyncio.run(action(store, args))
+
+    async def run() -> int:
+        try:
+            return await action(store, args)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(run())
 
 
 def _emit_json(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
 
 
-def _unknown(store: SQLiteStore, session_id: str) -> str:
-    return f"no session {session_id!r} in {store.db_path}; 'sessions ls' lists them"
+def _unknown(store: Store, session_id: str) -> str:
+    return f"no session {session_id!r} in {store_name(store)}; 'sessions ls' lists them"
 
 
-async def _known(store: SQLiteStore, session_id: str) -> None:
+async def _known(store: Store, session_id: str) -> None:
     if not any(i.session_id == session_id for i in await store.list_sessions()):
         raise UserError(_unknown(store, session_id))
 
 
-async def _ls(store: SQLiteStore, args: argparse.Namespace) -> int:
+async def _ls(store: Store, args: argparse.Namespace) -> int:
     infos = await store.list_sessions()
     if args.json:
         _emit_json(
@@ -66,7 +73,7 @@ async def _ls(store: SQLiteStore, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _show(store: SQLiteStore, args: argparse.Namespace) -> int:
+async def _show(store: Store, args: argparse.Namespace) -> int:
     await _known(store, args.session_id)
     items = await store.session(args.session_id).get_items()
     if args.json:
@@ -76,26 +83,27 @@ async def _show(store: SQLiteStore, args: argparse.Namespace) -> int:
     return 0
 
 
-def _matches(item: Item, needle: str) -> bool:
-    text = message_text(item) or json.dumps(item, ensure_ascii=False)
-    return needle in text.casefold()
-
-
-async def _search(store: SQLiteStore, args: argparse.Namespace) -> int:
-    needle = args.text.casefold()
-    hits: list[tuple[str, int, Item]] = []
-    for info in await store.list_sessions():
-        items = await store.session(info.session_id).get_items()
-        hits += [(info.session_id, n, it) for n, it in enumerate(items, 1) if _matches(it, needle)]
+async def _search(store: Store, args: argparse.Namespace) -> int:
+    hits = await store.search(args.text, limit=args.limit)
     if args.json:
-        _emit_json([{"session_id": s, "position": n, "item": it} for s, n, it in hits])
+        _emit_json(
+            [
+                {
+                    "session_id": hit.session_id,
+                    "position": hit.position + 1,
+                    "snippet": hit.snippet,
+                    "item": hit.item,
+                }
+                for hit in hits
+            ]
+        )
     else:
-        rows = [(s, n, describe_item(it, 80)) for s, n, it in hits]
-        print_table(["session", "#", "item"], rows, sys.stdout)
+        rows = [(hit.session_id, hit.position + 1, hit.snippet) for hit in hits]
+        print_table(["session", "#", "match"], rows, sys.stdout)
     return 0 if hits else 1
 
 
-async def _export(store: SQLiteStore, args: argparse.Namespace) -> int:
+async def _export(store: Store, args: argparse.Namespace) -> int:
     await _known(store, args.session_id)
     write_jsonl(await store.session(args.session_id).get_items(), sys.stdout)
     return 0
@@ -115,7 +123,7 @@ def _read_jsonl(path: Path) -> list[Item]:
     return items
 
 
-async def _import(store: SQLiteStore, args: argparse.Namespace) -> int:
+async def _import(store: Store, args: argparse.Namespace) -> int:
     path = Path(args.file)
     items = await asyncio.to_thread(_read_jsonl, path)
     session_id = args.session or path.stem
@@ -124,29 +132,27 @@ async def _import(store: SQLiteStore, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _fork(store: SQLiteStore, args: argparse.Namespace) -> int:
+async def _fork(store: Store, args: argparse.Namespace) -> int:
     await _known(store, args.session_id)
     await store.session(args.session_id).fork(args.new_session_id)
     print(f"forked {args.session_id} to {args.new_session_id}")
     return 0
 
 
-async def _rm(store: SQLiteStore, args: argparse.Namespace) -> int:
+async def _rm(store: Store, args: argparse.Namespace) -> int:
     if not await store.delete_session(args.session_id):
         raise UserError(_unknown(store, args.session_id))
     print(f"deleted session {args.session_id}")
     return 0
 
 
-async def _stats(store: SQLiteStore, args: argparse.Namespace) -> int:
-    infos = await store.list_sessions()
-    path = Path(store.db_path)
-    size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
-    stats = {
-        "database": store.db_path,
-        "sessions": len(infos),
-        "items": sum(i.item_count for i in infos),
-        "bytes_on_disk": size,
+async def _stats(store: Store, args: argparse.Namespace) -> int:
+    counted = await store.stats()
+    stats: dict[str, Any] = {
+        "store": store_name(store),
+        "sessions": counted.sessions,
+        "items": counted.items,
+        **{key: value for key, value in counted.details.items() if key != "database"},
     }
     if args.json:
         _emit_json(stats)

@@ -1,0 +1,31 @@
+"""The store example of docs/sessions.md runs as written."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "sessions.md"
+
+
+def _block_after(heading: str) -> str:
+    text = DOC.read_text(encoding="utf-8")
+    section = text[text.index(heading) :]
+    found = re.search(r"```python\n(.*?)```", section, re.S)
+    assert found is not None
+    return found.group(1)
+
+
+def test_the_store_example_runs(tmp_path: Path) -> None:
+    code = _block_after("## Stores")
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "['user_123'] None"
+    assert lines[1].startswith("user_123 0 What city is the **Golden** **Gate** Bridge")
+    assert lines[2].startswith("StoreStats(sessions=1, items=1")
+    assert (tmp_path / "conversations.db").exists()
