@@ -26,16 +26,54 @@ def _key(side: Any, count: int) -> dict[str, Any]:
     key: dict[str, Any] = {"format": ITEM_FORMAT, "side": side.name, "version": side.version}
     key["count"] = count
     if side.name.startswith("threadline"):
-        from threadline.sessions.sqlite._schema import SCHEMA_VERSION
-
-        key["schema"] = SCHEMA_VERSION
+        key["schema"] = threadline_schema()
     return key
 
 
+def threadline_schema() -> int:
+    """The schema version of the threadline being measured (older layouts included)."""
+    try:
+        from threadline.sessions.sqlite._schema import SCHEMA_VERSION
+    except ImportError:  # before the store layer (sessions/_sqlite_schema.py)
+        from threadline.sessions._sqlite_schema import (  # type: ignore[no-redef]
+            SCHEMA_VERSION,
+        )
+    return int(SCHEMA_VERSION)
+
+
 def path_for(side_name: str, count: int) -> Path:
-    """Where the database of ``count`` items for ``side_name`` lives."""
-    base = "threadline" if side_name.startswith("threadline") else side_name
-    return DATA / f"{base}-{count}.db"
+    """Where the database of ``count`` items for ``side_name`` lives (one per schema)."""
+    if side_name.startswith("threadline"):
+        return DATA / f"threadline-v{threadline_schema()}-{count}.db"
+    return DATA / f"{side_name}-{count}.db"
+
+
+async def ensure_sessions(count: int) -> Path:
+    """A threadline database of ``count`` sessions of one turn each (built once)."""
+    from threadline.sessions import SQLiteStore
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    path = DATA / f"threadline-v{threadline_schema()}-sessions-{count}.db"
+    stamp = path.with_suffix(".json")
+    key = {"format": ITEM_FORMAT, "sessions": count, "schema": threadline_schema()}
+    if path.exists() and stamp.exists() and json.loads(stamp.read_text()) == key:
+        return path
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f"{path}{suffix}")
+    store = SQLiteStore(path, synchronous="OFF")
+    try:
+        for start in range(0, count, 1000):
+            await asyncio.gather(
+                *(
+                    store.session(f"session-{number:07d}").add_items(_items.turn(f"s{number}"))
+                    for number in range(start, min(count, start + 1000))
+                )
+            )
+    finally:
+        store.close()
+    stamp.write_text(json.dumps(key))
+    return path
 
 
 async def ensure(side: Any, count: int) -> tuple[Path, float | None]:

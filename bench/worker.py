@@ -477,9 +477,59 @@ async def sdk_profile(side: _sides.Side, p: dict[str, Any]) -> dict[str, Any]:
         _remove_db(path)
 
 
+async def store_search(side: _sides.Side, p: dict[str, Any]) -> dict[str, Any]:
+    """``store.search`` of a rare word (one turn's unique marker) over a cached history."""
+    from threadline.sessions import SQLiteStore
+
+    path, _ = await _datasets.ensure(side, p["items"])
+    store = SQLiteStore(path)
+    try:
+        turns = p["items"] // 2
+        times = []
+        for call in range(p["warmup"] + p["calls"]):
+            marker = f"t{(call * 7919) % turns}"
+            started = time.perf_counter()
+            hits = await store.search(marker, limit=20)
+            took = time.perf_counter() - started
+            assert [h.position for h in hits] and all(marker in h.snippet for h in hits), hits
+            if call >= p["warmup"]:
+                times.append(took)
+        return {"times": times}
+    finally:
+        store.close()
+
+
+async def list_sessions(side: _sides.Side, p: dict[str, Any]) -> dict[str, Any]:
+    """``list_sessions(limit=50)`` (first page and a later page) with N sessions in the file."""
+    from threadline.sessions import SQLiteStore
+
+    times: dict[str, list[float]] = {}
+    for count in p["sizes"]:
+        path = await _datasets.ensure_sessions(count)
+        store = SQLiteStore(path)
+        try:
+            first = await store.list_sessions(limit=p["limit"])
+            cursor = first.next_cursor
+            samples = []
+            for call in range(p["warmup"] + p["calls"]):
+                after = None if call % 2 == 0 else cursor
+                started = time.perf_counter()
+                page = await store.list_sessions(limit=p["limit"], after=after)
+                took = time.perf_counter() - started
+                assert len(page) == p["limit"]
+                if call >= p["warmup"]:
+                    samples.append(took)
+            times[str(count)] = samples
+        finally:
+            store.close()
+    return {"times_by_size": times}
+
+
 WORKLOADS = {
     f.__name__: f
     for f in (
+        store_search,
+        list_sessions,
         runner_turn,
         get_all,
         get_limit,
