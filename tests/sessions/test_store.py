@@ -1,0 +1,221 @@
+"""open_store URLs, settings spellings, codecs and the schema migration that adds search."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from threadline.errors import CorruptItemError, SessionBusyError, UserError
+from threadline.items import assistant_message, user_message
+from threadline.sessions import (
+    InMemorySession,
+    InMemoryStore,
+    SessionSettings,
+    SQLiteSession,
+    SQLiteStore,
+    capabilities_of,
+    open_store,
+    search_terms,
+    store_schemes,
+)
+from threadline.sessions.sqlite._schema import MIGRATIONS, SCHEMA_VERSION
+
+from ..backends import ScrambleCodec
+
+# ---------------------------------------------------------------------- open_store
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("sqlite:///rel/chat.db", "rel/chat.db"),
+        ("chat.db", "chat.db"),
+        ("sqlite:///:memory:", ":memory:"),
+    ],
+)
+async def test_sqlite_urls(url: str, expected: str, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rel").mkdir()
+    store = open_store(url)
+    try:
+        assert isinstance(store, SQLiteStore)
+        want = expected if expected == ":memory:" else str((tmp_path / expected).resolve())
+        assert store.db_path == want
+        await store.session("s").add_items([user_message("x")])
+    finally:
+        await store.aclose()
+
+
+async def test_absolute_sqlite_url_and_options(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/abs.db?synchronous=normal&lock_timeout=2")
+    try:
+        assert store.db_path == str(tmp_path / "abs.db")
+        level = await store._engine.write(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+        assert level == 1 and store._engine.lock_timeout == 2
+    finally:
+        await store.aclose()
+
+
+def test_memory_url() -> None:
+    assert isinstance(open_store("memory://"), InMemoryStore)
+    assert store_schemes() == ["memory", "sqlite"]
+
+
+@pytest.mark.parametrize(
+    "url, problem",
+    [
+        ("mongodb://h/db", "unknown store URL scheme 'mongodb://'"),
+        ("sqlite://somehost/x.db", "names a file, not a host"),
+        ("sqlite:///x.db?readers=many", "readers='many'"),
+        ("sqlite:///x.db?cache=big", "unknown option 'cache'"),
+        ("sqlite:///", "names no database file"),
+        ("memory://elsewhere", "nothing after the scheme"),
+        ("", "non-empty"),
+    ],
+)
+def test_bad_store_urls_are_user_errors(url: str, problem: str) -> None:
+    with pytest.raises(UserError, match=problem.replace("(", r"\(").replace("?", r"\?")):
+        open_store(url)
+
+
+def test_an_unknown_scheme_never_echoes_a_password() -> None:
+    with pytest.raises(UserError) as caught:
+        open_store("mysql://app:s3cret@db.internal/chat")
+    assert "s3cret" not in str(caught.value) and "***" in str(caught.value)
+
+
+# ---------------------------------------------------------------------- settings spellings
+
+
+def test_math_inf_is_the_spelling_of_no_bound() -> None:
+    assert SessionSettings(lease_timeout=math.inf).effective_timeout is None
+    assert SessionSettings().effective_timeout is None
+    assert SessionSettings(lease_timeout=2).effective_timeout == 2.0
+    finite = SessionSettings(lease_timeout=0.5)
+    assert finite.resolve(SessionSettings(lease_timeout=math.inf)).effective_timeout is None
+    assert finite.resolve(SessionSettings()).effective_timeout == 0.5
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"lease_timeout": math.nan}, {"lease_ttl": math.inf}, {"lease_ttl": math.nan}]
+)
+def test_nan_and_infinite_ttls_are_refused(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(UserError, match=next(iter(kwargs))):
+        SessionSettings(**kwargs)
+
+
+async def test_busy_error_names_the_holder() -> None:
+    store = InMemoryStore()
+    session = store.session("held")
+    async with session.lease():
+        other = InMemoryStore(store.database).session("held")
+        with pytest.raises(SessionBusyError) as caught:
+            async with other.lease(wait=False):
+                pass
+    message = str(caught.value)
+    assert caught.value.holder is not None and caught.value.holder.startswith("pid ")
+    assert "lease runs out in" in message and caught.value.holder in message
+
+
+def test_handles_declare_their_capabilities() -> None:
+    assert capabilities_of(InMemorySession("x")) == {
+        "window",
+        "pop_turn",
+        "replace",
+        "fork",
+        "lease",
+    }
+    assert "search" in InMemoryStore().capabilities
+    assert "shared" not in SQLiteStore(":memory:").capabilities
+
+
+def test_search_terms_follow_the_index_rules() -> None:
+    assert search_terms("Golden-Gate café_au_lait 42!") == [
+        "golden",
+        "gate",
+        "cafe",
+        "au",
+        "lait",
+        "42",
+    ]
+
+
+# ---------------------------------------------------------------------- codecs
+
+
+async def test_a_codec_keeps_plaintext_out_of_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "sealed.db"
+    store = SQLiteStore(path, codec=ScrambleCodec())
+    secret = "the launch code is swordfish-9931"
+    session = store.session("vault")
+    await session.add_items([user_message(secret), assistant_message("noted: swordfish-9931")])
+    assert await session.get_items(limit=1) == [assistant_message("noted: swordfish-9931")]
+    assert "search" not in store.capabilities
+    with pytest.raises(UserError, match="scramble codec keeps item text out"):
+        await store.search("swordfish")
+    await store.aclose()
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir())  # noqa: ASYNC240
+    assert b"swordfish" not in data and b"launch" not in data
+    reopened = SQLiteStore(path)  # the wrong codec: payloads are reported, never garbage
+    try:
+        with pytest.raises(Exception, match="corrupt"):
+            await reopened.session("vault").get_items()
+    finally:
+        await reopened.aclose()
+
+
+# ---------------------------------------------------------------------- migration to v2
+
+
+async def test_a_version_1_file_gains_search_and_keeps_its_history(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)  # type: ignore[arg-type]
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO threadline_sessions VALUES (1, 'old', 3, 100.0, 200.0), "
+        "(2, 'older', 1, 50.0, 60.0)"
+    )
+    rows = [
+        (1, 0, 1, None, 5, json.dumps(user_message("Where is the Golden Gate?"))),
+        (1, 1, 0, None, 5, json.dumps(assistant_message("San Francisco."))),
+        (1, 2, 0, None, 5, "not json at all"),
+        (2, 0, 1, None, 5, json.dumps(user_message("golden hour"))),
+    ]
+    conn.executemany("INSERT INTO threadline_items VALUES (?, ?, ?, ?, ?, ?)", rows)
+    conn.execute("INSERT INTO threadline_leases VALUES ('old', 'someone', 0)")
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        await store.setup()
+        hits = await store.search("golden", limit=10)
+        assert sorted((h.session_id, h.position) for h in hits) == [("old", 0), ("older", 0)]
+        assert [i.session_id for i in await store.list_sessions()] == ["old", "older"]
+        with pytest.raises(CorruptItemError, match="position 2"):  # still reported
+            await store.session("old").get_items(limit=1)
+        assert await store.session("older").get_items() == [user_message("golden hour")]
+        async with store.session("old").lease() as lease:
+            assert lease.epoch == 1
+    finally:
+        await store.aclose()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert check.execute(
+        "INSERT INTO threadline_fts(threadline_fts) VALUES ('integrity-check')"
+    ).rowcount in (-1, 0, 1)
+    check.close()
+
+
+async def test_sqlite_session_spelling_is_unchanged(tmp_path: Path) -> None:
+    session = SQLiteSession("user_123", tmp_path / "conversations.db")
+    await session.add_items([user_message("hi")])
+    assert session.store.session("user_123").db_path == session.db_path
+    assert await session.store.session("user_123").get_items() == [user_message("hi")]
+    session.close()
