@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ended_early", "endpoint_url", "malformed_answer", "model_error", "openai_errors"]
 
-# Causes of an ``APIConnectionError`` that mean the endpoint was never reached.
-_CONNECT_FAILURES = frozenset({"ConnectError", "ProxyError", "UnsupportedProtocol"})
+# Causes of an ``APIConnectionError`` that mean the endpoint was reached and then the
+# connection broke (httpx and httpx2 spell them alike); any other cause is a failure to connect.
+_BROKEN_TRANSFERS = frozenset({"RemoteProtocolError", "ReadError", "WriteError"})
 
 
 def endpoint_url(client: AsyncOpenAI, path: str) -> str:
@@ -100,7 +101,7 @@ def model_error(exc: OpenAIError, client: AsyncOpenAI, *, midstream: bool = Fals
                 f"answer was complete{reason}; retry the request",
                 url=url,
             )
-        if cause is not None and type(cause).__name__ not in _CONNECT_FAILURES:
+        if cause is not None and type(cause).__name__ in _BROKEN_TRANSFERS:
             return ModelConnectionError(
                 f"the connection to the model endpoint {url} broke before the answer was "
                 f"complete{reason}; retry the request, or check the server's logs",
