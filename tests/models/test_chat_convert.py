@@ -12,7 +12,7 @@ from threadline.models._chat_convert import (
     items_to_messages,
     output_items,
 )
-from threadline.models.openai_chat import _StreamState
+from threadline.models._chat_read import ChatStream
 
 
 def test_instructions_come_first_and_developer_is_sent_as_system() -> None:
@@ -203,8 +203,8 @@ def test_refusal_from_a_real_sdk_message_object() -> None:
 def test_stream_state_tolerates_a_name_repeated_in_every_chunk() -> None:
     from openai.types.chat import ChatCompletionChunk
 
-    state = _StreamState(message_id="msg_s")
-    for piece in ('{"a"', ": 1}"):
+    state = ChatStream(message_id="msg_s")
+    for piece, finish_reason in (('{"a"', None), (": 1}", "tool_calls")):
         state.add(
             ChatCompletionChunk.model_validate(
                 {
@@ -224,12 +224,12 @@ def test_stream_state_tolerates_a_name_repeated_in_every_chunk() -> None:
                                     }
                                 ]
                             },
-                            "finish_reason": None,
+                            "finish_reason": finish_reason,
                         }
                     ],
                 }
             )
         )
 
-    [call] = state.response().output
+    [call] = state.response("http://127.0.0.1/v1/chat/completions", None).output
     assert (call["call_id"], call["name"], call["arguments"]) == ("t1", "f", '{"a": 1}')

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -18,7 +20,9 @@ from threadline.testing.server import (
     RecordedRequest,
     ScriptedCompletion,
     ScriptedServer,
+    cut_off,
     error,
+    raw,
     reply,
     tool_calls,
 )
@@ -177,3 +181,105 @@ def test_split_text_pieces_join_back(text: str, size: int) -> None:
 
     assert "".join(pieces) == text
     assert all(pieces)
+
+
+def post_raw(url: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    """POST with http.client and read the body up to the close, even if it is cut short."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
+    try:
+        connection.request(
+            "POST", parts.path, json.dumps(body), {"Content-Type": "application/json"}
+        )
+        response = connection.getresponse()
+        try:
+            data = response.read()
+        except http.client.IncompleteRead as exc:
+            data = b"INCOMPLETE:" + exc.partial
+        return response.status, dict(response.headers), data
+    finally:
+        connection.close()
+
+
+STREAM_REQUEST = {"model": "m", "stream": True, "stream_options": {"include_usage": True}}
+
+
+def test_cut_off_stream_sends_the_first_events_and_closes() -> None:
+    with ScriptedServer() as server:
+        server.add(reply("a b c"), cut_off(reply("a b c"), after=3))
+        url = f"{server.base_url}/chat/completions"
+        _, _, whole = post_raw(url, STREAM_REQUEST)
+        status, headers, cut = post_raw(url, STREAM_REQUEST)
+
+    events = whole.split(b"\n\n")[:-1]
+    assert len(events) == 7  # role, three words, finish_reason, usage, [DONE]
+    assert events[-1] == b"data: [DONE]"
+    assert status == 200
+    assert headers["Content-Type"] == "text/event-stream"
+    assert cut.split(b"\n\n")[:-1] == [e.replace(b"chatcmpl-1", b"chatcmpl-2") for e in events[:3]]
+    assert b'finish_reason": "stop' not in cut
+
+
+def test_cut_off_counts_from_the_end_like_a_slice() -> None:
+    with ScriptedServer() as server:
+        server.add(cut_off(tool_calls(("f", {"x": 1})), after=-1))
+        _, _, body = post_raw(f"{server.base_url}/responses", {"model": "m", "stream": True})
+
+    events = body.split(b"\n\n")[:-1]
+    assert events[-1].startswith(b"event: response.output_item.done")
+    assert b"response.completed" not in body
+
+
+def test_chunked_cut_off_is_a_broken_transfer() -> None:
+    with ScriptedServer() as server:
+        server.add(
+            reply("a b c"),
+            cut_off(reply("a b c"), after=2, chunked=True),
+            cut_off(reply("a b c"), after=99, chunked=True),
+        )
+        url = f"{server.base_url}/chat/completions"
+        bodies = [post_raw(url, STREAM_REQUEST)[2] for _ in range(3)]
+
+    assert bodies[1].startswith(b"INCOMPLETE:")
+    assert bodies[1].count(b"data: ") == 2
+    # even a cut after every event leaves the transfer unfinished (no closing chunk)
+    assert bodies[2] == b"INCOMPLETE:" + bodies[0].replace(b"chatcmpl-1", b"chatcmpl-3")
+
+
+def test_cut_off_non_streamed_answer_sends_a_prefix_of_the_json() -> None:
+    with ScriptedServer() as server:
+        server.add(
+            reply("hello"),
+            cut_off(reply("hello"), after=25),
+            cut_off(reply("hello"), after=25, chunked=True),
+        )
+        url = f"{server.base_url}/chat/completions"
+        _, _, whole = post_raw(url, {"model": "m"})
+        status, headers, cut = post_raw(url, {"model": "m"})
+        _, _, broken = post_raw(url, {"model": "m"})
+
+    assert status == 200
+    assert "Content-Length" not in headers
+    assert cut == whole.replace(b"chatcmpl-1", b"chatcmpl-2")[:25]
+    assert broken == b"INCOMPLETE:" + whole.replace(b"chatcmpl-1", b"chatcmpl-3")[:25]
+
+
+def test_raw_step_sends_exactly_its_body() -> None:
+    with ScriptedServer() as server:
+        server.add(raw("not json"), raw(b"\xff<html>", status=502, content_type="text/html"))
+        url = f"{server.base_url}/chat/completions"
+        first = post_raw(url, STREAM_REQUEST)
+        second = post_raw(url, {"model": "m"})
+
+    assert (first[0], first[1]["Content-Type"], first[2]) == (200, "application/json", b"not json")
+    assert (second[0], second[1]["Content-Type"], second[2]) == (502, "text/html", b"\xff<html>")
+    assert second[1]["x-should-retry"] == "false"
+
+
+def test_misbehaving_step_helpers_reject_bad_input() -> None:
+    with pytest.raises(UserError, match=r"cut_off\(\) needs a step made by reply"):
+        cut_off(error(500), after=1)  # type: ignore[arg-type]
+    with pytest.raises(UserError, match="after must be an int"):
+        cut_off(reply("x"), after="1")  # type: ignore[arg-type]
+    with pytest.raises(UserError, match="HTTP status code"):
+        raw("x", status=42)

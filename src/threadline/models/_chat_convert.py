@@ -45,6 +45,8 @@ def new_item_id(prefix: str) -> str:
 
 def items_to_messages(items: Sequence[Item], instructions: str | None) -> list[dict[str, Any]]:
     """The chat ``messages`` for ``instructions`` (first, as a system message) and ``items``."""
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Sequence):
+        raise UserError(f"items must be a list of dicts, got {type(items).__name__}")
     messages: list[dict[str, Any]] = []
     if instructions:
         messages.append({"role": "system", "content": instructions})

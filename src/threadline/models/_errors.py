@@ -1,11 +1,15 @@
 """Turn exceptions of the ``openai`` client into threadline's :class:`~threadline.errors.ModelError`.
 
-Every call a model makes through the client runs inside :func:`openai_errors`, so the user sees
-one line that says what failed, where, and what to do, with the original exception chained.
+Every call a model makes through the client, and every conversion of what it answered, runs
+inside :func:`openai_errors`, so the user sees one line that says what failed, where, and what
+to do, with the original exception chained: an HTTP or network failure, a body that is not
+JSON, an answer missing a field the API promises (:class:`~threadline.models._read.Malformed`),
+or a stream that ended before its end (:func:`ended_early`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -17,25 +21,64 @@ from threadline.errors import (
     ModelRateLimitError,
     ModelTimeoutError,
 )
+from threadline.models._read import Malformed, one_line
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAIError
 
-__all__ = ["model_error", "openai_errors"]
+__all__ = ["ended_early", "endpoint_url", "malformed_answer", "model_error", "openai_errors"]
+
+# Causes of an ``APIConnectionError`` that mean the endpoint was reached and then the
+# connection broke (httpx and httpx2 spell them alike); any other cause is a failure to connect.
+_BROKEN_TRANSFERS = frozenset({"RemoteProtocolError", "ReadError", "WriteError"})
+
+
+def endpoint_url(client: AsyncOpenAI, path: str) -> str:
+    """The URL of ``path`` (such as ``"chat/completions"``) under the client's base URL."""
+    return f"{str(client.base_url).rstrip('/')}/{path}"
 
 
 @contextmanager
-def openai_errors(client: AsyncOpenAI) -> Iterator[None]:
-    """Re-raise any ``openai`` exception raised inside the block as a threadline error."""
+def openai_errors(client: AsyncOpenAI, url: str, *, midstream: bool = False) -> Iterator[None]:
+    """Re-raise any failure of a call to ``url`` (or of reading its answer) as a threadline error.
+
+    ``midstream`` says the answer had begun to arrive: a broken connection then means the
+    answer ended early, not that the endpoint could not be reached.
+    """
     import openai
 
     try:
         yield
     except openai.OpenAIError as exc:
-        raise model_error(exc, client) from exc
+        raise model_error(exc, client, midstream=midstream) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        what = f"the body is not valid JSON text ({type(exc).__name__}: {exc})"
+        raise malformed_answer(url, what) from exc
+    except Malformed as exc:
+        raise malformed_answer(url, str(exc)) from exc
 
 
-def model_error(exc: OpenAIError, client: AsyncOpenAI) -> ModelError:
+def malformed_answer(url: str, what: str) -> ModelError:
+    """The error for an answer from ``url`` that does not have the API's shape."""
+    return ModelError(
+        f"the model endpoint {url} sent a malformed answer: {one_line(what, 300)}; check that "
+        "the base URL points at an OpenAI-compatible API, or retry the request",
+        url=url,
+    )
+
+
+def ended_early(url: str, what: str, content_type: str | None) -> ModelError:
+    """The error for a stream from ``url`` that stopped before its end; ``what`` says how."""
+    hint = ""
+    if content_type is not None and not content_type.startswith("text/event-stream"):
+        hint = f"; the server answered with Content-Type {content_type!r}, not an event stream"
+    return ModelError(
+        f"the response stream from {url} ended early: {what}{hint}; retry the request",
+        url=url,
+    )
+
+
+def model_error(exc: OpenAIError, client: AsyncOpenAI, *, midstream: bool = False) -> ModelError:
     """The threadline error that describes ``exc`` (raised by a call through ``client``)."""
     import openai
 
@@ -52,6 +95,18 @@ def model_error(exc: OpenAIError, client: AsyncOpenAI) -> ModelError:
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
         reason = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+        if midstream:
+            return ModelConnectionError(
+                f"the response stream from {url} ended early: the connection broke before the "
+                f"answer was complete{reason}; retry the request",
+                url=url,
+            )
+        if cause is not None and type(cause).__name__ in _BROKEN_TRANSFERS:
+            return ModelConnectionError(
+                f"the connection to the model endpoint {url} broke before the answer was "
+                f"complete{reason}; retry the request, or check the server's logs",
+                url=url,
+            )
         return ModelConnectionError(
             f"could not connect to the model endpoint at {base_url}{reason}; check that the "
             "server is running and that the base URL (OPENAI_BASE_URL or base_url=) is right",

@@ -9,22 +9,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, cast
 
-from threadline.errors import ModelError, UserError
-from threadline.items import Item
-from threadline.models._errors import openai_errors
+from threadline.errors import UserError
+from threadline.models._errors import endpoint_url, openai_errors
+from threadline.models._read import content_type
+from threadline.models._responses_read import ResponsesStream, read_response
 from threadline.models.base import (
     ModelRequest,
     ModelResponse,
     ModelStreamEvent,
     ResponseCompleted,
-    TextDelta,
 )
 from threadline.models.settings import ModelSettings
-from threadline.usage import Usage
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, AsyncStream
-    from openai.types.responses import Response, ResponseStreamEvent
+    from openai.types.responses import ResponseStreamEvent
 
 __all__ = ["OpenAIResponsesModel"]
 
@@ -81,59 +80,34 @@ class OpenAIResponsesModel:
     async def get_response(self, request: ModelRequest) -> ModelResponse:
         """Send one Responses request and return its output items."""
         kwargs = self._request_kwargs(request)
-        with openai_errors(self.openai_client):
-            response = cast("Response", await self.openai_client.responses.create(**kwargs))
-        return self._convert(response)
+        url = endpoint_url(self.openai_client, "responses")
+        with openai_errors(self.openai_client, url):
+            response = await self.openai_client.responses.create(**kwargs)
+            return read_response(response, self.model, url)
 
     async def stream_response(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
-        """Stream one Responses request: text deltas, then the complete response."""
+        """Stream one Responses request: text deltas, then the complete response.
+
+        A stream that ends before ``response.completed`` is a
+        :class:`~threadline.errors.ModelError`, not a shorter answer.
+        """
         kwargs = self._request_kwargs(request)
         kwargs["stream"] = True
-        final: Response | None = None
-        with openai_errors(self.openai_client):
+        url = endpoint_url(self.openai_client, "responses")
+        state = ResponsesStream(self.model, url)
+        with openai_errors(self.openai_client, url):
             stream = cast(
                 "AsyncStream[ResponseStreamEvent]",
                 await self.openai_client.responses.create(**kwargs),
             )
-            async with stream:
+        async with stream:
+            with openai_errors(self.openai_client, url, midstream=True):
                 async for event in stream:
-                    if event.type == "response.output_text.delta":
-                        yield TextDelta(delta=event.delta, item_id=event.item_id)
-                    elif event.type in ("response.completed", "response.incomplete"):
-                        final = event.response
-                    elif event.type == "response.failed":
-                        raise self._failure(event.response.error, event.response.id)
-                    elif event.type == "error":
-                        raise ModelError(
-                            f"model {self.model!r} reported an error while streaming: "
-                            f"{event.message}"
-                        )
-        if final is None:
-            raise ModelError(
-                f"the response stream of model {self.model!r} ended before response.completed; "
-                "retry the request"
-            )
-        yield ResponseCompleted(response=self._convert(final))
-
-    def _convert(self, response: Response) -> ModelResponse:
-        if response.status == "failed":
-            raise self._failure(response.error, response.id)
-        output: list[Item] = [
-            cast(Item, item.to_dict(mode="json", exclude_none=True)) for item in response.output
-        ]
-        usage = Usage(requests=1)
-        if response.usage is not None:
-            usage = Usage(
-                requests=1,
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-                total_tokens=response.usage.total_tokens,
-            )
-        return ModelResponse(output=output, usage=usage, response_id=response.id, raw=response)
-
-    def _failure(self, error: Any, response_id: str) -> ModelError:
-        message = getattr(error, "message", None) or "no reason given"
-        return ModelError(f"model {self.model!r} failed response {response_id!r}: {message}")
+                    delta = state.add(event)
+                    if delta is not None:
+                        yield delta
+                response = state.response(content_type(stream))
+        yield ResponseCompleted(response=response)
 
 
 def _settings_kwargs(settings: ModelSettings, *, has_tools: bool) -> dict[str, Any]:

@@ -14,7 +14,9 @@ and inspect what was sent::
 It answers ``POST /v1/chat/completions`` and ``POST /v1/responses``, with and without
 ``"stream": true``. Each request consumes one queued step, first in first out; when the queue is
 empty, ``server.responder`` (if set) makes one, else the request fails with HTTP 500 saying the
-script ran out. Only the standard library is used; the server runs in a daemon thread.
+script ran out. Besides healthy answers (``reply``, ``tool_calls``) and HTTP errors (``error``),
+a step can misbehave on purpose: ``cut_off`` stops a stream mid-answer and ``raw`` sends any
+body at all. Only the standard library is used; the server runs in a daemon thread.
 """
 
 from __future__ import annotations
@@ -25,13 +27,27 @@ import json
 import math
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
 from threadline.errors import UserError
+from threadline.testing._steps import (
+    STEP_TYPES,
+    RecordedRequest,
+    Responder,
+    ScriptedCompletion,
+    ScriptedCutOff,
+    ScriptedError,
+    ScriptedRaw,
+    ServerStep,
+    cut_off,
+    error,
+    raw,
+    reply,
+    tool_calls,
+)
 from threadline.testing._wire import (
     Answer,
     calls_tokens,
@@ -43,120 +59,25 @@ from threadline.testing._wire import (
     response_events,
     response_object,
 )
-from threadline.usage import Usage
 
 __all__ = [
     "RecordedRequest",
     "Responder",
     "ScriptedCompletion",
+    "ScriptedCutOff",
     "ScriptedError",
+    "ScriptedRaw",
     "ScriptedServer",
     "ServerStep",
+    "cut_off",
     "error",
+    "raw",
     "reply",
     "tool_calls",
 ]
 
 CHAT_PATH = "/v1/chat/completions"
 RESPONSES_PATH = "/v1/responses"
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the server received: its path, JSON body and headers (lower-case names)."""
-
-    path: str
-    body: dict[str, Any]
-    headers: dict[str, str]
-
-
-@dataclass(frozen=True)
-class ScriptedCompletion:
-    """A successful answer: optional text and function calls ``(name, arguments_json)``.
-
-    ``usage`` is ``(input_tokens, output_tokens)``; ``None`` counts words instead.
-    """
-
-    text: str | None
-    calls: tuple[tuple[str, str], ...] = ()
-    delay: float = 0.0
-    usage: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True)
-class ScriptedError:
-    """An HTTP error answer with an OpenAI-style JSON error body."""
-
-    status: int
-    message: str
-    retry_after: float | None = None
-    delay: float = 0.0
-
-
-ServerStep = ScriptedCompletion | ScriptedError
-Responder = Callable[[RecordedRequest], ServerStep]
-
-
-def reply(
-    text: str, *, delay: float = 0.0, usage: Usage | Mapping[str, int] | None = None
-) -> ScriptedCompletion:
-    """Answer with the assistant text ``text``, after ``delay`` seconds.
-
-    ``usage`` overrides the reported token counts: a :class:`~threadline.usage.Usage` or a
-    mapping with ``input_tokens`` and ``output_tokens``.
-    """
-    if not isinstance(text, str):
-        raise UserError(f"reply() text must be a string, got {type(text).__name__}")
-    return ScriptedCompletion(text=text, delay=float(delay), usage=_usage_pair(usage))
-
-
-def tool_calls(
-    *calls: tuple[str, Mapping[str, Any] | str], text: str | None = None, delay: float = 0.0
-) -> ScriptedCompletion:
-    """Answer with one or more function calls, each ``(name, arguments)``, in one response.
-
-    ``arguments`` given as a dict is sent as JSON; given as a string it is sent verbatim, so
-    malformed arguments can be scripted. ``text`` adds assistant text before the calls.
-    """
-    if not calls:
-        raise UserError("tool_calls() needs at least one (name, arguments) pair")
-    encoded = []
-    for index, call in enumerate(calls):
-        if not (isinstance(call, tuple) and len(call) == 2 and isinstance(call[0], str)):
-            raise UserError(f"tool_calls() call {index} must be a (name, arguments) tuple")
-        name, arguments = call
-        encoded.append((name, arguments if isinstance(arguments, str) else json.dumps(arguments)))
-    return ScriptedCompletion(text=text, calls=tuple(encoded), delay=float(delay))
-
-
-def error(
-    status: int,
-    message: str = "the scripted server was told to fail this request",
-    *,
-    retry_after: float | None = None,
-) -> ScriptedError:
-    """Answer with HTTP ``status`` and an OpenAI-style error body carrying ``message``.
-
-    ``retry_after`` (seconds) sets the ``retry-after`` and ``retry-after-ms`` headers the openai
-    client honours; ``0`` is sent as one millisecond, because the client treats a zero delay as
-    no advice and falls back to its own, slower backoff.
-    """
-    if not 400 <= status <= 599:
-        raise UserError(f"error() status must be an HTTP error code (400-599), got {status}")
-    return ScriptedError(status=status, message=message, retry_after=retry_after)
-
-
-def _usage_pair(usage: Usage | Mapping[str, int] | None) -> tuple[int, int] | None:
-    if usage is None:
-        return None
-    if isinstance(usage, Usage):
-        return (usage.input_tokens, usage.output_tokens)
-    try:
-        return (int(usage["input_tokens"]), int(usage["output_tokens"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(
-            "reply() usage must be a Usage or a mapping with 'input_tokens' and 'output_tokens'"
-        ) from exc
 
 
 _ERROR_TYPES = {
@@ -275,10 +196,10 @@ class ScriptedServer:
     def add(self, *steps: ServerStep) -> None:
         """Queue steps; each request consumes the oldest one."""
         for index, step in enumerate(steps):
-            if not isinstance(step, (ScriptedCompletion, ScriptedError)):
+            if not isinstance(step, STEP_TYPES):
                 raise UserError(
-                    f"ScriptedServer.add() step {index} must come from reply(), tool_calls() "
-                    f"or error(), got {type(step).__name__}"
+                    f"ScriptedServer.add() step {index} must come from reply(), tool_calls(), "
+                    f"error(), cut_off() or raw(), got {type(step).__name__}"
                 )
         with self._lock:
             self._queue.extend(steps)
@@ -337,24 +258,40 @@ class ScriptedServer:
             return
         if isinstance(step, ScriptedError):
             self._send_error(handler, step)
-            return
+        elif isinstance(step, ScriptedRaw):
+            self._send_raw(handler, step)
+        elif isinstance(step, ScriptedCutOff):
+            body = self._body(record, step.completion)
+            if isinstance(body, dict):
+                data = json.dumps(body).encode()[: step.after]
+                self._send_cut_json(handler, data, chunked=step.chunked)
+            else:
+                self._send_sse(handler, body[: step.after], chunked=step.chunked, complete=False)
+        else:
+            body = self._body(record, step)
+            if isinstance(body, dict):
+                self._send_json(handler, 200, body)
+            else:
+                self._send_sse(handler, body)
+
+    def _body(
+        self, record: RecordedRequest, step: ScriptedCompletion
+    ) -> dict[str, Any] | list[bytes]:
+        """What a healthy endpoint sends for ``step``: a JSON body, or a list of SSE events."""
         answer = self._make_answer(record, step)
         streaming = record.body.get("stream") is True
         if record.path == CHAT_PATH and not streaming:
-            self._send_json(handler, 200, chat_completion(answer))
-        elif record.path == CHAT_PATH:
+            return chat_completion(answer)
+        if record.path == CHAT_PATH:
             options = record.body.get("stream_options") or {}
             include_usage = isinstance(options, dict) and options.get("include_usage") is True
             events = [encode_sse(c) for c in chat_chunks(answer, include_usage=include_usage)]
-            self._send_sse(handler, [*events, encode_sse("[DONE]")])
-        elif not streaming:
-            self._send_json(handler, 200, response_object(answer, record.body))
-        else:
-            events = [
-                encode_sse(event, event=event["type"])
-                for event in response_events(answer, record.body)
-            ]
-            self._send_sse(handler, events)
+            return [*events, encode_sse("[DONE]")]
+        if not streaming:
+            return response_object(answer, record.body)
+        return [
+            encode_sse(event, event=event["type"]) for event in response_events(answer, record.body)
+        ]
 
     def _next_step(self, record: RecordedRequest) -> ServerStep | None:
         with self._lock:
@@ -364,7 +301,7 @@ class ScriptedServer:
         if responder is None:
             return None
         step = responder(record)
-        if not isinstance(step, (ScriptedCompletion, ScriptedError)):
+        if not isinstance(step, STEP_TYPES):
             raise TypeError(f"responder returned {type(step).__name__}, not a script step")
         return step
 
@@ -423,12 +360,40 @@ class ScriptedServer:
         handler.wfile.write(data)
 
     @staticmethod
-    def _send_sse(handler: _Handler, events: list[bytes]) -> None:
+    def _send_raw(handler: _Handler, step: ScriptedRaw) -> None:
+        handler.send_response(step.status)
+        handler.send_header("Content-Type", step.content_type)
+        handler.send_header("Content-Length", str(len(step.body)))
+        handler.send_header("Connection", "close")
+        handler.send_header("x-should-retry", "false")
+        handler.end_headers()
+        handler.wfile.write(step.body)
+
+    @staticmethod
+    def _send_cut_json(handler: _Handler, data: bytes, *, chunked: bool) -> None:
+        """A JSON body that stops after ``data``: no length (or no last chunk); then close."""
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Connection", "close")
+        if chunked:
+            handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked and data else data)
+
+    @staticmethod
+    def _send_sse(
+        handler: _Handler, events: list[bytes], *, chunked: bool = False, complete: bool = True
+    ) -> None:
+        """Send ``events``; chunked and not ``complete``, the closing zero-length chunk is left out."""
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream")
         handler.send_header("Cache-Control", "no-cache")
         handler.send_header("Connection", "close")
+        if chunked:
+            handler.send_header("Transfer-Encoding", "chunked")
         handler.end_headers()
         for event in events:
-            handler.wfile.write(event)
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(event), event) if chunked else event)
             handler.wfile.flush()
+        if chunked and complete:
+            handler.wfile.write(b"0\r\n\r\n")
