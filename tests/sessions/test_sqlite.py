@@ -255,3 +255,28 @@ def test_reads_are_primary_key_range_scans(db: Path) -> None:
         assert "SEARCH threadline_items USING PRIMARY KEY (sid=?" in plan, plan
         assert "SCAN threadline_items" not in plan, plan
         assert "TEMP B-TREE" not in plan, plan
+
+
+# ---------------------------------------------------------------------- the search index
+
+
+async def test_the_search_index_catches_up_in_batches(store: SQLiteStore, db: Path) -> None:
+    session = store.session("many")
+    for number in range(0, 1200, 100):
+        await session.add_items(history(100)[:100] if number else history(100))
+    await store.session("other").add_items(history(3))
+    await session.pop_item()
+    await asyncio.sleep(0.2)  # the background catch-up runs in a later write group
+    with raw(db) as conn:
+        pending = conn.execute("SELECT count(*) FROM threadline_search_log").fetchone()[0]
+    assert pending < 1000  # applied in a batch once 1,000 changes were written
+    hits = await store.search("m99", limit=50)  # a search applies whatever is still pending
+    assert sorted((h.session_id, h.position) for h in hits)[:2] == [("many", 99), ("many", 199)]
+    assert ("many", 1199) not in {(h.session_id, h.position) for h in hits}  # popped
+    with raw(db) as conn:
+        assert conn.execute("SELECT count(*) FROM threadline_search_log").fetchone()[0] == 0
+        conn.execute("INSERT INTO threadline_fts (threadline_fts) VALUES ('integrity-check')")
+        indexed = conn.execute(
+            "SELECT count(*) FROM threadline_fts WHERE threadline_fts MATCH 'm5'"
+        )
+        assert indexed.fetchone()[0] == 12

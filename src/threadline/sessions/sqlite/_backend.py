@@ -29,9 +29,13 @@ __all__ = ["SQLiteBackend"]
 class SQLiteBackend(StoreBackend):
     """Rows and transactions of one SQLite database (see :class:`SQLiteEngine`)."""
 
+    INDEX_BATCH = 1000
+    """Text changes this process writes before it asks for the search index to catch up."""
+
     def __init__(self, engine: SQLiteEngine, codec: ItemCodec) -> None:
         super().__init__(codec)
         self.engine = engine
+        self._unindexed = 0
         offered = {"window", "pop_turn", "replace", "fork", "lease", "search"}
         if not engine.memory:
             offered.add("shared")  # a file: other stores and processes may open it too
@@ -55,6 +59,13 @@ class SQLiteBackend(StoreBackend):
         await self.engine.write(
             functools.partial(ops.add, session_id=session_id, rows=rows, fence=fence)
         )
+        if self.codec.searchable:
+            self._unindexed += len(rows)
+            if self._unindexed >= self.INDEX_BATCH:
+                self._unindexed = 0
+                # Fire and forget: a bookkeeping job the writer runs in a later group.
+                future = self.engine.submit_write(ops.catch_up_index, durable=False)
+                future.add_done_callback(_ignore_outcome)
 
     async def read(self, session_id: str, limit: int | None) -> list[Item]:
         return await self.engine.read(
@@ -125,11 +136,14 @@ class SQLiteBackend(StoreBackend):
     async def search(
         self, terms: Sequence[str], limit: int, session_id: str | None
     ) -> list[SearchHit]:
-        hits = await self.engine.read(
+        future = self.engine.submit_write(
             functools.partial(
                 ops.search, codec=self.codec, terms=terms, limit=limit, session_id=session_id
-            )
+            ),
+            durable=False,
         )
+        hits = await asyncio.wrap_future(future)
+        self._unindexed = 0
         return [SearchHit(*hit) for hit in hits]
 
     async def stats(self) -> StoreStats:
@@ -187,6 +201,12 @@ class SQLiteBackend(StoreBackend):
 
 def _noop(conn: Any) -> None:
     return None
+
+
+def _ignore_outcome(future: Any) -> None:
+    """A background index catch-up that failed is retried by the next one (or a search)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _parse_cursor(after: str) -> tuple[float, int]:

@@ -7,7 +7,9 @@ their cost follows what they return, not the length of the history. Writes made 
 check its fence first, in the same transaction (:func:`check_fence`).
 
 Search text lives in ``threadline_search_text`` under ``rid = sid << 32 | seq`` (so one
-session's rows are one ``rid`` range); triggers keep the FTS5 index in step with it.
+session's rows are one ``rid`` range). Every change to it is also logged in
+``threadline_search_log``; :func:`catch_up_index` applies the log to the FTS5 index in one
+batch (before each search, in the search's transaction, and every so often after writes).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "SINGLE_STATEMENT_LIMIT",
     "acquire_lease",
     "add",
+    "catch_up_index",
     "check_fence",
     "clear",
     "delete",
@@ -84,6 +87,7 @@ _TOP = 1 << 62  # above any seq
 _SEQ_BITS = 32
 _SEQ_LIMIT = 1 << _SEQ_BITS  # seq must stay below this: rid = sid << 32 | seq
 _INSERT_TEXT = "INSERT INTO threadline_search_text (rid, body) VALUES (?, ?)"
+_LOG_TEXT = "INSERT INTO threadline_search_log (rid, body, op) VALUES (?, ?, 1)"
 
 
 def check_fence(conn: sqlite3.Connection, session_id: str, fence: Fence | None) -> None:
@@ -293,18 +297,39 @@ def add(
     texts = [(_rid(sid, seq + i), row.text) for i, row in enumerate(rows) if row.text is not None]
     if texts:
         conn.executemany(_INSERT_TEXT, texts)
+        conn.executemany(_LOG_TEXT, texts)
     conn.execute(
         "UPDATE threadline_sessions SET item_count = item_count + ?, updated_at = ? WHERE sid = ?",
         (len(rows), now, sid),
     )
 
 
+def _remove_text(conn: sqlite3.Connection, low: int, high: int) -> None:
+    """Remove the search text of rids ``low..high``, logging each removal for the index."""
+    conn.execute(
+        "INSERT INTO threadline_search_log (rid, body, op) "
+        "SELECT rid, body, 0 FROM threadline_search_text WHERE rid BETWEEN ? AND ?",
+        (low, high),
+    )
+    conn.execute("DELETE FROM threadline_search_text WHERE rid BETWEEN ? AND ?", (low, high))
+
+
+def catch_up_index(conn: sqlite3.Connection) -> int:
+    """Apply the logged text changes to the FTS5 index, in order; returns how many."""
+    cursor = conn.execute(
+        "INSERT INTO threadline_fts (threadline_fts, rowid, body) "
+        "SELECT CASE WHEN op = 0 THEN 'delete' END, rid, body FROM threadline_search_log "
+        "ORDER BY id"
+    )
+    applied = cursor.rowcount
+    if applied:
+        conn.execute("DELETE FROM threadline_search_log")
+    return max(applied, 0)
+
+
 def _remove_from(conn: sqlite3.Connection, sid: int, seq: int, count: int) -> None:
     conn.execute("DELETE FROM threadline_items WHERE sid = ? AND seq >= ?", (sid, seq))
-    conn.execute(
-        "DELETE FROM threadline_search_text WHERE rid BETWEEN ? AND ?",
-        (_rid(sid, seq), _rid(sid, _SEQ_LIMIT - 1)),
-    )
+    _remove_text(conn, _rid(sid, seq), _rid(sid, _SEQ_LIMIT - 1))
     conn.execute(
         "UPDATE threadline_sessions SET item_count = item_count - ?, updated_at = ? WHERE sid = ?",
         (count, time.time(), sid),
@@ -361,10 +386,7 @@ def pop_turn(
 
 def _remove_all(conn: sqlite3.Connection, sid: int) -> None:
     conn.execute("DELETE FROM threadline_items WHERE sid = ?", (sid,))
-    conn.execute(
-        "DELETE FROM threadline_search_text WHERE rid BETWEEN ? AND ?",
-        (_rid(sid, 0), _rid(sid, _SEQ_LIMIT - 1)),
-    )
+    _remove_text(conn, _rid(sid, 0), _rid(sid, _SEQ_LIMIT - 1))
 
 
 def clear(conn: sqlite3.Connection, session_id: str, fence: Fence | None = None) -> None:
@@ -429,11 +451,13 @@ def fork(conn: sqlite3.Connection, session_id: str, new_session_id: str, at: int
         "FROM threadline_items WHERE sid = ? AND seq < ? ORDER BY seq",
         (sid, source[0], count),
     )
-    conn.execute(
-        "INSERT INTO threadline_search_text (rid, body) "
-        "SELECT ? + (rid - ?), body FROM threadline_search_text WHERE rid BETWEEN ? AND ?",
-        (_rid(sid, 0), _rid(source[0], 0), _rid(source[0], 0), _rid(source[0], count - 1)),
-    )
+    for table, extra in (("threadline_search_text", ""), ("threadline_search_log", ", 1")):
+        columns = "rid, body" + (", op" if extra else "")
+        conn.execute(
+            f"INSERT INTO {table} ({columns}) SELECT ? + (rid - ?), body{extra} "
+            "FROM threadline_search_text WHERE rid BETWEEN ? AND ? ORDER BY rid",
+            (_rid(sid, 0), _rid(source[0], 0), _rid(source[0], 0), _rid(source[0], count - 1)),
+        )
     conn.execute(
         "UPDATE threadline_sessions SET item_count = ?, updated_at = ? WHERE sid = ?",
         (count, now, sid),
@@ -473,7 +497,11 @@ def search(
     limit: int,
     session_id: str | None,
 ) -> list[tuple[str, int, str, Item]]:
-    """FTS5 search: ``(session_id, position, snippet, item)`` of the best ``limit`` hits."""
+    """FTS5 search: ``(session_id, position, snippet, item)`` of the best ``limit`` hits.
+
+    Runs in a write transaction: the index first catches up with every logged change.
+    """
+    catch_up_index(conn)
     query = " ".join('"' + term.replace('"', '""') + '"' for term in terms)
     sql = (
         "SELECT rowid, snippet(threadline_fts, 0, '**', '**', '…', 12) FROM threadline_fts "

@@ -15,7 +15,11 @@ Layout (version 2):
 * ``threadline_leases`` — the cross-process writer lease: holder token, expiry and the
   fencing ``epoch`` per session (a released lease keeps its row, so epochs only go up).
 * ``threadline_search_text`` — each item's search text under ``rid = sid << 32 | seq``, the
-  external content of the FTS5 index ``threadline_fts``; triggers keep the index in step.
+  external content of the FTS5 index ``threadline_fts``. Writes add and remove text rows in
+  their own transaction and log each change in ``threadline_search_log``; the log is applied
+  to the index in batches (every thousand or so changes, and before every search, in the
+  search's own transaction), so a search always sees every committed write while a write
+  pays for a row, not for an FTS5 segment.
 * ``threadline_sessions_recent`` — the index ``list_sessions`` pages through, newest first.
 
 Version 2 added the lease epoch, the listing index and search (indexing existing items).
@@ -90,6 +94,14 @@ MIGRATIONS: list[tuple[Step, ...]] = [
         "CREATE INDEX threadline_sessions_recent ON threadline_sessions (updated_at, sid)",
         "CREATE TABLE threadline_search_text (rid INTEGER PRIMARY KEY, body TEXT NOT NULL)",
         """
+        CREATE TABLE threadline_search_log (
+            id INTEGER PRIMARY KEY,
+            rid INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            op INTEGER NOT NULL
+        )
+        """,
+        """
         CREATE VIRTUAL TABLE threadline_fts USING fts5(
             body,
             content = 'threadline_search_text',
@@ -97,18 +109,8 @@ MIGRATIONS: list[tuple[Step, ...]] = [
             tokenize = 'unicode61 remove_diacritics 2'
         )
         """,
-        """
-        CREATE TRIGGER threadline_search_text_ai AFTER INSERT ON threadline_search_text BEGIN
-            INSERT INTO threadline_fts (rowid, body) VALUES (new.rid, new.body);
-        END
-        """,
-        """
-        CREATE TRIGGER threadline_search_text_ad AFTER DELETE ON threadline_search_text BEGIN
-            INSERT INTO threadline_fts (threadline_fts, rowid, body)
-            VALUES ('delete', old.rid, old.body);
-        END
-        """,
         _index_existing_items,
+        "INSERT INTO threadline_fts (threadline_fts) VALUES ('rebuild')",
     ),
 ]
 
