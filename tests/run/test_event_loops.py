@@ -4,7 +4,8 @@ Each program runs in a fresh interpreter (``-X dev -W error``: asyncio debug mod
 an error, so a leaked socket or loop shows up on stderr) against the scripted server behind a
 keep-alive front, because real endpoints keep connections open and a pooled connection is what
 breaks when it is reused on another loop. The default provider is configured the README's way,
-by ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``.
+by ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``. The last tests, in process, check that a client
+of another loop is reported as one clear error.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 import threadline
+from threadline import Agent, ModelConnectionError, Runner, UserError
+from threadline.models.base import ModelRequest, ModelResponse, ModelStreamEvent
 from threadline.testing import RecordedRequest, ScriptedServer, ServerStep, reply
 
 from ._keepalive import KeepAliveFront
@@ -50,7 +53,7 @@ def front() -> Iterator[KeepAliveFront]:
         yield keep_alive
 
 
-def run_program(code: str, front: KeepAliveFront, cwd: Path) -> list[str]:
+def run_program(code: str, front: KeepAliveFront, cwd: Path, *, clean: bool = True) -> list[str]:
     """Run ``code`` in a fresh interpreter; return its stdout lines; stderr must be clean."""
     script = cwd / "program.py"
     script.write_text(textwrap.dedent(code))
@@ -71,7 +74,8 @@ def run_program(code: str, front: KeepAliveFront, cwd: Path) -> list[str]:
     )
     noise = [line for line in done.stderr.splitlines() if not SLOW_STEP.fullmatch(line)]
     assert done.returncode == 0, done.stderr
-    assert noise == [], done.stderr  # no ResourceWarning, "Event loop is closed", traceback
+    if clean:
+        assert noise == [], done.stderr  # no ResourceWarning, "Event loop is closed", traceback
     return done.stdout.splitlines()
 
 
@@ -220,3 +224,86 @@ def test_responses_api_across_loops(front: KeepAliveFront, tmp_path: Path) -> No
         tmp_path,
     )
     assert lines == ["a #1", "b #2", "c #3"]
+
+
+def test_your_own_client_is_kept_and_reusing_it_on_a_new_loop_is_one_clear_error(
+    front: KeepAliveFront, tmp_path: Path
+) -> None:
+    lines = run_program(
+        """
+    import asyncio, os
+
+    from threadline import Agent, AsyncOpenAI, OpenAIChatCompletionsModel, Runner, UserError
+
+    client = AsyncOpenAI(api_key="k", base_url=os.environ["OPENAI_BASE_URL"])
+    agent = Agent(name="A", model=OpenAIChatCompletionsModel(model="m", openai_client=client))
+    print(asyncio.run(Runner.run(agent, "a")).final_output)
+    try:
+        asyncio.run(Runner.run(agent, "b"))
+    except UserError as exc:
+        print(type(exc).__name__, exc)
+    assert agent.model.openai_client is client  # never replaced
+    """,
+        front,
+        tmp_path,
+        clean=False,  # the connection left on the first loop is the caller's to have closed
+    )
+    assert lines[0] == "a #1"
+    assert lines[1].startswith("UserError the client of model OpenAIChatCompletionsModel")
+    assert "Event loop is closed" in lines[1] and "async with AsyncOpenAI" in lines[1]
+
+
+class FailingModel:
+    """A model whose client fails the way a pooled connection of a closed loop does."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __repr__(self) -> str:
+        return "FailingModel()"
+
+    async def get_response(self, request: ModelRequest) -> ModelResponse:
+        raise self.error
+
+    async def stream_response(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
+        raise self.error
+        yield  # pragma: no cover - makes this an async generator
+
+
+def wrapped(cause: Exception) -> ModelConnectionError:
+    """``cause`` as the openai client may report it: a connection error raised from it."""
+    try:
+        raise cause
+    except Exception as exc:
+        try:
+            raise ModelConnectionError("could not connect to the model endpoint") from exc
+        except ModelConnectionError as outer:
+            return outer
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("Event loop is closed"),
+        wrapped(RuntimeError("Event loop is closed")),
+        RuntimeError("<asyncio.locks.Event object at 0x1> is bound to a different event loop"),
+    ],
+    ids=["raw", "wrapped", "bound-elsewhere"],
+)
+@pytest.mark.parametrize("streamed", [False, True], ids=["run", "streamed"])
+async def test_another_loops_client_is_one_user_error(error: Exception, streamed: bool) -> None:
+    agent = Agent(name="A", model=FailingModel(error))
+    with pytest.raises(UserError, match=r"FailingModel\(\) belongs to another event loop") as info:
+        if streamed:
+            async for _ in Runner.run_streamed(agent, "hi").stream_events():
+                pass
+        else:
+            await Runner.run(agent, "hi")
+    assert info.value.__cause__ is error
+
+
+async def test_other_runtime_errors_are_not_rewritten() -> None:
+    error = RuntimeError("something else")
+    with pytest.raises(RuntimeError, match="something else") as info:
+        await Runner.run(Agent(name="A", model=FailingModel(error)), "hi")
+    assert info.value is error
