@@ -1,6 +1,8 @@
-"""OpenAIProvider: key resolution, one shared client, and the choice of API."""
+"""OpenAIProvider: key resolution, one client per event loop, and the choice of API."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from openai import AsyncOpenAI
@@ -120,3 +122,34 @@ async def test_aclose_closes_only_the_providers_own_client() -> None:
     assert own.is_closed()
     assert provider.get_model("m").openai_client is not own
     await provider.aclose()
+
+
+def test_each_event_loop_gets_its_own_client_closed_with_the_loop() -> None:
+    provider = OpenAIProvider(api_key="k", base_url="http://127.0.0.1:9/v1")
+
+    async def client() -> AsyncOpenAI:
+        model = provider.get_model("a")
+        assert provider.get_model("b").openai_client is model.openai_client
+        assert not model.openai_client.is_closed()
+        return model.openai_client
+
+    first = asyncio.run(client())
+    second = asyncio.run(client())
+
+    assert second is not first
+    assert first.is_closed() and second.is_closed()  # closed before their loops closed
+
+
+def test_a_given_client_is_used_on_every_loop_and_never_closed() -> None:
+    given = AsyncOpenAI(api_key="k", base_url="http://127.0.0.1:9/v1")
+    provider = OpenAIProvider(openai_client=given)
+
+    async def client() -> AsyncOpenAI:
+        await provider.aclose()
+        return provider.get_model("m").openai_client
+
+    assert asyncio.run(client()) is given
+    assert asyncio.run(client()) is given
+    assert provider.get_model("m").openai_client is given
+    assert not given.is_closed()
+    asyncio.run(given.close())

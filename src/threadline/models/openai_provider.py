@@ -1,16 +1,23 @@
 """The default model provider: OpenAI, or any OpenAI-compatible endpoint.
 
-One provider owns one ``AsyncOpenAI`` client, created on the first :meth:`OpenAIProvider.get_model`
-call and shared by every model it returns; models themselves are cheap.
+A provider owns the ``AsyncOpenAI`` clients it makes: one per running event loop, made on the
+first :meth:`OpenAIProvider.get_model` call in that loop, shared by every model it returns there,
+and closed when that loop shuts down (``asyncio.run`` ending, or ``Runner.run_sync``'s loop when
+its thread ends). A client's connections belong to one loop, so a client never outlives it: the
+README's ``asyncio.run(...)`` followed by ``Runner.run_sync(...)`` uses two clients. Models are
+cheap; the runner asks for one on every model call, inside the running loop. A client passed in
+(``openai_client=``) is the caller's and is used on every loop as it is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from threadline.errors import ModelNotConfiguredError, UserError
+from threadline.models._per_loop import PerLoop
 from threadline.models.openai_chat import OpenAIChatCompletionsModel
 from threadline.models.openai_responses import OpenAIResponsesModel
 
@@ -30,7 +37,8 @@ class OpenAIProvider:
 
     * ``api_key`` — else ``OPENAI_API_KEY``; ``base_url`` — else ``OPENAI_BASE_URL``, else OpenAI.
     * ``openai_client`` — use this client instead of building one (then ``api_key`` and
-      ``base_url`` must not be given).
+      ``base_url`` must not be given). It is yours: used as it is on whichever loop runs, never
+      replaced or closed by the provider; see :attr:`openai_client` for using it across loops.
     * ``use_responses`` — ``True`` for the Responses API, ``False`` for chat completions;
       ``None`` picks the Responses API for api.openai.com and chat completions elsewhere.
     * ``default_model`` — the model for ``get_model(None)``; else ``THREADLINE_MODEL``, else
@@ -53,15 +61,19 @@ class OpenAIProvider:
             )
         self._api_key = api_key
         self._base_url = base_url
-        self._client = openai_client
-        self._owns_client = False
+        self._client = openai_client  # the caller's
+        self._loop_clients: PerLoop[AsyncOpenAI] = PerLoop(self._make_client, _close_client)
+        self._unbound: AsyncOpenAI | None = None  # made by get_model() outside any loop
         self._use_responses = use_responses
         self._default_model = default_model
 
     def get_model(
         self, model_name: str | None
     ) -> OpenAIChatCompletionsModel | OpenAIResponsesModel:
-        """The model called ``model_name`` (the default model when ``None``) on the shared client.
+        """The model called ``model_name`` (the default model when ``None``).
+
+        It uses :attr:`openai_client`: inside an event loop, that loop's client, shared by every
+        model made there.
 
         Raises :class:`~threadline.errors.ModelNotConfiguredError` when no API key is available.
         """
@@ -89,11 +101,27 @@ class OpenAIProvider:
 
     @property
     def openai_client(self) -> AsyncOpenAI:
-        """The provider's client, created on first use from the key and base URL."""
-        if self._client is None:
-            self._client = self._make_client()
-            self._owns_client = True
-        return self._client
+        """The client for the running event loop.
+
+        * A client passed as ``openai_client`` is always that client. Its connections belong
+          to the loop that opened them, so use it on one loop: create it inside the loop that
+          uses it (and close it there, ``async with AsyncOpenAI(...) as client``), or keep to
+          one loop (``Runner.run_sync`` keeps one per thread). Reused after ``asyncio.run``
+          closed its loop, it fails with ``RuntimeError: Event loop is closed``.
+        * Otherwise the provider's client for the running loop, made from the key and base URL
+          on first use there and closed when that loop shuts down (or on :meth:`aclose`).
+        * Outside any loop (``get_model()`` called from synchronous code), one client kept for
+          such calls: like a client you pass, it belongs to the first loop that uses it.
+        """
+        if self._client is not None:
+            return self._client
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            if self._unbound is None:
+                self._unbound = self._make_client()
+            return self._unbound
+        return self._loop_clients.get()
 
     def _make_client(self) -> AsyncOpenAI:
         api_key = self._api_key or os.environ.get("OPENAI_API_KEY")
@@ -109,8 +137,17 @@ class OpenAIProvider:
         return AsyncOpenAI(api_key=api_key, base_url=base_url)
 
     async def aclose(self) -> None:
-        """Close the client if this provider created it (a client passed in stays open)."""
-        if self._client is not None and self._owns_client:
-            await self._client.close()
-            self._client = None
-            self._owns_client = False
+        """Close the clients this provider made that this loop can close (yours stays open).
+
+        That is the running loop's client and the one made outside any loop; the clients of
+        other loops close when those loops shut down. The provider stays usable: the next
+        :meth:`get_model` makes a new client.
+        """
+        await self._loop_clients.aclose()
+        unbound, self._unbound = self._unbound, None
+        if unbound is not None:
+            await unbound.close()
+
+
+async def _close_client(client: AsyncOpenAI) -> None:
+    await client.close()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..context import RunContextWrapper
-from ..errors import MaxTurnsExceeded, ModelBehaviorError
+from ..errors import MaxTurnsExceeded, ModelBehaviorError, UserError
 from ..items import Item, function_call_output, input_to_items
 from ..models.base import Model, ModelRequest, ModelResponse, ResponseCompleted
 from ..tracing import span
@@ -248,14 +248,46 @@ async def _call_model(run: _Run) -> ModelResponse:
         disabled=run.config.tracing_disabled,
         agent=agent.name,
     ) as model_span:
-        response = await (
-            _stream(model, request, run.emit) if run.emit else model.get_response(request)
-        )
+        try:
+            response = await (
+                _stream(model, request, run.emit) if run.emit else model.get_response(request)
+            )
+        except Exception as exc:
+            loop_error = _other_loop_error(exc)
+            if loop_error is None:
+                raise
+            raise UserError(
+                f"the client of model {model!r} belongs to another event loop "
+                f"({type(loop_error).__name__}: {loop_error}): a client's connections belong to "
+                "the loop that opened them, and each asyncio.run() has its own; create the "
+                "client inside the coroutine asyncio.run runs (async with AsyncOpenAI(...)), "
+                "keep to Runner.run_sync (one loop per thread), or let threadline make the "
+                "client (OPENAI_API_KEY or OpenAIProvider(api_key=...)), one per loop"
+            ) from exc
         if model_span is not None:
             model_span.attributes["usage"] = vars(response.usage).copy()
     run.context.usage.add(response.usage)
     run.responses.append(response)
     return response
+
+
+def _other_loop_error(exc: BaseException) -> RuntimeError | None:
+    """The asyncio error in ``exc``'s chain that says an object of another loop was used.
+
+    Raised while this loop runs, "Event loop is closed" is about some other loop: typically a
+    client's pooled connection opened under an earlier ``asyncio.run``.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, RuntimeError) and (
+            str(current) == "Event loop is closed"
+            or str(current).endswith("is bound to a different event loop")
+        ):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 async def _stream(model: Model, request: ModelRequest, emit: Emit) -> ModelResponse:

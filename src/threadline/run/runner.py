@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
 from ..items import Item, input_to_items
+from ._sync_loop import thread_loop
 from .config import DEFAULT_MAX_TURNS, RunConfig
 from .hooks import RunHooks
 from .loop import run_agent
@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from ..agent import Agent
 
 __all__ = ["Runner"]
-
-_loops = threading.local()
 
 
 def _check(
@@ -104,7 +102,8 @@ class Runner:
         """:meth:`run` for synchronous code. Not callable from inside a running event loop.
 
         Runs on one event loop per thread, kept between calls, so clients and connection
-        pools created by one call stay usable in the next.
+        pools created by one call stay usable in the next; the loop is shut down (its clients
+        closed) when the thread ends or the interpreter exits.
         """
         try:
             asyncio.get_running_loop()
@@ -115,10 +114,7 @@ class Runner:
                 "Runner.run_sync() cannot be called while an event loop is running "
                 "(e.g. in async code or Jupyter); use 'await Runner.run(...)' instead"
             )
-        loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
-        if loop is None or loop.is_closed():
-            loop = asyncio.new_event_loop()
-            _loops.loop = loop
+        loop = thread_loop()
         coro = cls.run(
             starting_agent,
             input,
