@@ -412,6 +412,13 @@ async def turn_breakdown(side: _sides.Side, p: dict[str, Any]) -> dict[str, Any]
     timed(SQLiteSession, "get_window", "load history (get_window)")
     timed(SQLiteSession, "add_items", "add_items (input, then output)")
     timed(SQLiteStore, "_release_lease", "lease release (durable write)")
+    try:  # the store layer: the lease primitives live on the backend
+        from threadline.sessions.sqlite._backend import SQLiteBackend
+    except ImportError:
+        pass
+    else:
+        timed(SQLiteBackend, "lease_acquire", "lease acquire (durable write)")
+        timed(SQLiteBackend, "lease_release", "lease release (durable write)")
     repair = persistence.repair_orphans
 
     def timed_repair(items: Any) -> Any:
