@@ -262,21 +262,42 @@ def test_reads_are_primary_key_range_scans(db: Path) -> None:
 
 async def test_the_search_index_catches_up_in_batches(store: SQLiteStore, db: Path) -> None:
     session = store.session("many")
-    for number in range(0, 1200, 100):
-        await session.add_items(history(100)[:100] if number else history(100))
-    await store.session("other").add_items(history(3))
-    await session.pop_item()
+    for _ in range(12):
+        await session.add_items(history(100))
     await asyncio.sleep(0.2)  # the background catch-up runs in a later write group
     with raw(db) as conn:
-        pending = conn.execute("SELECT count(*) FROM threadline_search_log").fetchone()[0]
-    assert pending < 1000  # applied in a batch once 1,000 changes were written
-    hits = await store.search("m99", limit=50)  # a search applies whatever is still pending
+        (indexed,) = conn.execute(
+            "SELECT indexed FROM threadline_sessions WHERE session_id = 'many'"
+        ).fetchone()
+    assert indexed >= 1000  # indexed in a batch once 1,000 items were written, no search yet
+    await store.session("other").add_items(history(3))
+    await session.pop_item()
+    hits = await store.search("m99", limit=50)  # a search indexes whatever is still behind
     assert sorted((h.session_id, h.position) for h in hits)[:2] == [("many", 99), ("many", 199)]
     assert ("many", 1199) not in {(h.session_id, h.position) for h in hits}  # popped
+    m2 = await store.search("m2", limit=50)
+    assert sorted(h.position for h in m2 if h.session_id == "many") == list(range(2, 1200, 100))
     with raw(db) as conn:
-        assert conn.execute("SELECT count(*) FROM threadline_search_log").fetchone()[0] == 0
+        behind = conn.execute(
+            "SELECT count(*) FROM threadline_sessions WHERE indexed < item_count"
+        ).fetchone()[0]
+        assert behind == 0
         conn.execute("INSERT INTO threadline_fts (threadline_fts) VALUES ('integrity-check')")
-        indexed = conn.execute(
-            "SELECT count(*) FROM threadline_fts WHERE threadline_fts MATCH 'm5'"
+        found = conn.execute("SELECT count(*) FROM threadline_fts WHERE threadline_fts MATCH 'm5'")
+        assert found.fetchone()[0] == 12
+
+
+async def test_a_damaged_indexed_row_is_never_a_hit(store: SQLiteStore, db: Path) -> None:
+    session = store.session("damaged")
+    await session.add_items([{"role": "user", "content": "alpha beta"}, *history(2)])
+    assert len(await store.search("alpha")) == 1
+    with raw(db) as conn:  # behind the store's back: the indexed text no longer matches
+        conn.execute(
+            "UPDATE threadline_items SET data = ? WHERE seq = 0",
+            ('{"role": "user", "content": "gamma"}',),
         )
-        assert indexed.fetchone()[0] == 12
+    assert await store.search("alpha") == []
+    await session.clear_session()  # removing it cannot recompute the old text: still no hit
+    await session.add_items([{"role": "user", "content": "delta"}])
+    assert await store.search("alpha") == []
+    assert [h.position for h in await store.search("delta")] == [0]

@@ -48,12 +48,14 @@ def make_snippet(text: str, terms: Sequence[str], words: int = SNIPPET_WORDS) ->
     if not spans:
         return text[:80]
     pieces: list[str] = []
-    cursor = spans[start][0]
+    cursor = spans[start][0] if start > 0 else 0
     for begin, end, word in spans[start:stop]:
         pieces.append(text[cursor:begin])
         chunk = text[begin:end]
         pieces.append(f"**{chunk}**" if word in wanted else chunk)
         cursor = end
+    if stop == len(spans):
+        pieces.append(text[cursor:])
     snippet = "".join(pieces)
     if start > 0:
         snippet = "…" + snippet

@@ -21,6 +21,7 @@ from ..backend import Fence, LeaseGrant, SearchHit, StoreBackend, StoreStats
 from ..base import SessionInfo
 from ..codec import EncodedItem, ItemCodec
 from . import _ops as ops
+from . import _search
 from ._engine import SQLiteEngine
 
 __all__ = ["SQLiteBackend"]
@@ -64,7 +65,9 @@ class SQLiteBackend(StoreBackend):
             if self._unindexed >= self.INDEX_BATCH:
                 self._unindexed = 0
                 # Fire and forget: a bookkeeping job the writer runs in a later group.
-                future = self.engine.submit_write(ops.catch_up_index, durable=False)
+                future = self.engine.submit_write(
+                    functools.partial(_search.catch_up, codec=self.codec), durable=False
+                )
                 future.add_done_callback(_ignore_outcome)
 
     async def read(self, session_id: str, limit: int | None) -> list[Item]:
@@ -104,11 +107,15 @@ class SQLiteBackend(StoreBackend):
         self, session_id: str, rows: Sequence[EncodedItem], fence: Fence | None
     ) -> None:
         await self.engine.write(
-            functools.partial(ops.replace, session_id=session_id, rows=rows, fence=fence)
+            functools.partial(
+                ops.replace, codec=self.codec, session_id=session_id, rows=rows, fence=fence
+            )
         )
 
     async def clear(self, session_id: str, fence: Fence | None) -> None:
-        await self.engine.write(functools.partial(ops.clear, session_id=session_id, fence=fence))
+        await self.engine.write(
+            functools.partial(ops.clear, codec=self.codec, session_id=session_id, fence=fence)
+        )
 
     async def fork(self, session_id: str, new_session_id: str, at: int | None) -> None:
         await self.engine.write(
@@ -119,7 +126,7 @@ class SQLiteBackend(StoreBackend):
 
     async def delete(self, session_id: str) -> bool:
         deleted: bool = await self.engine.write(
-            functools.partial(ops.delete, session_id=session_id)
+            functools.partial(ops.delete, codec=self.codec, session_id=session_id)
         )
         return deleted
 
@@ -138,7 +145,7 @@ class SQLiteBackend(StoreBackend):
     ) -> list[SearchHit]:
         future = self.engine.submit_write(
             functools.partial(
-                ops.search, codec=self.codec, terms=terms, limit=limit, session_id=session_id
+                _search.search, codec=self.codec, terms=terms, limit=limit, session_id=session_id
             ),
             durable=False,
         )

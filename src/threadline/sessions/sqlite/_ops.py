@@ -6,10 +6,8 @@ as parameters. Reads walk the ``(sid, seq)`` primary key backwards from the newe
 their cost follows what they return, not the length of the history. Writes made under a lease
 check its fence first, in the same transaction (:func:`check_fence`).
 
-Search text lives in ``threadline_search_text`` under ``rid = sid << 32 | seq`` (so one
-session's rows are one ``rid`` range). Every change to it is also logged in
-``threadline_search_log``; :func:`catch_up_index` applies the log to the FTS5 index in one
-batch (before each search, in the search's transaction, and every so often after writes).
+Removals take their items out of the search index first (:mod:`._search`); appends leave
+the index to catch up later, so a write pays nothing for search.
 """
 
 from __future__ import annotations
@@ -31,12 +29,12 @@ from ..codec import (
     gc_paused,
     share_common_values,
 )
+from . import _search
 
 __all__ = [
     "SINGLE_STATEMENT_LIMIT",
     "acquire_lease",
     "add",
-    "catch_up_index",
     "check_fence",
     "clear",
     "delete",
@@ -48,7 +46,6 @@ __all__ = [
     "release_lease",
     "renew_lease",
     "replace",
-    "search",
     "stats",
     "window",
 ]
@@ -84,10 +81,7 @@ _INSERT = (
     "INSERT INTO threadline_items (sid, seq, kind, call_id, tokens, data) VALUES (?, ?, ?, ?, ?, ?)"
 )
 _TOP = 1 << 62  # above any seq
-_SEQ_BITS = 32
-_SEQ_LIMIT = 1 << _SEQ_BITS  # seq must stay below this: rid = sid << 32 | seq
-_INSERT_TEXT = "INSERT INTO threadline_search_text (rid, body) VALUES (?, ?)"
-_LOG_TEXT = "INSERT INTO threadline_search_log (rid, body, op) VALUES (?, ?, 1)"
+_SEQ_LIMIT = _search.SEQ_LIMIT  # seq must stay below this: rid = sid << 32 | seq
 
 
 def check_fence(conn: sqlite3.Connection, session_id: str, fence: Fence | None) -> None:
@@ -100,10 +94,6 @@ def check_fence(conn: sqlite3.Connection, session_id: str, fence: Fence | None) 
     if row is None or row[0] != fence.owner or row[1] != fence.epoch:
         newer = "" if row is None else f"; the session's lease is now at epoch {row[1]}"
         raise LeaseLostError(session_id, f"this run held epoch {fence.epoch}{newer}")
-
-
-def _rid(sid: int, seq: int) -> int:
-    return (sid << _SEQ_BITS) | seq
 
 
 def _session(conn: sqlite3.Connection, session_id: str) -> tuple[int, int] | None:
@@ -294,42 +284,17 @@ def add(
         _INSERT,
         [(sid, seq + i, row.kind, row.call_id, row.tokens, row.data) for i, row in enumerate(rows)],
     )
-    texts = [(_rid(sid, seq + i), row.text) for i, row in enumerate(rows) if row.text is not None]
-    if texts:
-        conn.executemany(_INSERT_TEXT, texts)
-        conn.executemany(_LOG_TEXT, texts)
     conn.execute(
         "UPDATE threadline_sessions SET item_count = item_count + ?, updated_at = ? WHERE sid = ?",
         (len(rows), now, sid),
     )
 
 
-def _remove_text(conn: sqlite3.Connection, low: int, high: int) -> None:
-    """Remove the search text of rids ``low..high``, logging each removal for the index."""
-    conn.execute(
-        "INSERT INTO threadline_search_log (rid, body, op) "
-        "SELECT rid, body, 0 FROM threadline_search_text WHERE rid BETWEEN ? AND ?",
-        (low, high),
-    )
-    conn.execute("DELETE FROM threadline_search_text WHERE rid BETWEEN ? AND ?", (low, high))
-
-
-def catch_up_index(conn: sqlite3.Connection) -> int:
-    """Apply the logged text changes to the FTS5 index, in order; returns how many."""
-    cursor = conn.execute(
-        "INSERT INTO threadline_fts (threadline_fts, rowid, body) "
-        "SELECT CASE WHEN op = 0 THEN 'delete' END, rid, body FROM threadline_search_log "
-        "ORDER BY id"
-    )
-    applied = cursor.rowcount
-    if applied:
-        conn.execute("DELETE FROM threadline_search_log")
-    return max(applied, 0)
-
-
-def _remove_from(conn: sqlite3.Connection, sid: int, seq: int, count: int) -> None:
+def _remove_from(
+    conn: sqlite3.Connection, codec: ItemCodec, sid: int, seq: int, count: int
+) -> None:
+    _search.unindex_from(conn, codec, sid, seq)
     conn.execute("DELETE FROM threadline_items WHERE sid = ? AND seq >= ?", (sid, seq))
-    _remove_text(conn, _rid(sid, seq), _rid(sid, _SEQ_LIMIT - 1))
     conn.execute(
         "UPDATE threadline_sessions SET item_count = item_count - ?, updated_at = ? WHERE sid = ?",
         (count, time.time(), sid),
@@ -356,7 +321,7 @@ def pop(
     item, problem = decode_payload(codec, session_id, data)
     if item is None:
         raise CorruptItemError(session_id, _position(conn, sid, seq), problem)
-    _remove_from(conn, sid, seq, 1)
+    _remove_from(conn, codec, sid, seq, 1)
     return item
 
 
@@ -380,34 +345,36 @@ def pop_turn(
         "SELECT count(*) FROM threadline_items WHERE sid = ? AND seq >= ?", (sid, start)
     ).fetchone()
     items = _read_newest(conn, codec, sid, session_id, count, total)
-    _remove_from(conn, sid, start, count)
+    _remove_from(conn, codec, sid, start, count)
     return items
 
 
-def _remove_all(conn: sqlite3.Connection, sid: int) -> None:
+def _remove_all(conn: sqlite3.Connection, codec: ItemCodec, sid: int) -> None:
+    _search.unindex_from(conn, codec, sid, 0)
     conn.execute("DELETE FROM threadline_items WHERE sid = ?", (sid,))
-    _remove_text(conn, _rid(sid, 0), _rid(sid, _SEQ_LIMIT - 1))
 
 
-def clear(conn: sqlite3.Connection, session_id: str, fence: Fence | None = None) -> None:
+def clear(
+    conn: sqlite3.Connection, codec: ItemCodec, session_id: str, fence: Fence | None = None
+) -> None:
     """Remove the session's items; the session row stays (with its creation time)."""
     check_fence(conn, session_id, fence)
     found = _session(conn, session_id)
     if found is None:
         return
-    _remove_all(conn, found[0])
+    _remove_all(conn, codec, found[0])
     conn.execute(
         "UPDATE threadline_sessions SET item_count = 0, updated_at = ? WHERE sid = ?",
         (time.time(), found[0]),
     )
 
 
-def delete(conn: sqlite3.Connection, session_id: str) -> bool:
+def delete(conn: sqlite3.Connection, codec: ItemCodec, session_id: str) -> bool:
     """Remove the session, its items and a free lease row; ``False`` when there was none."""
     found = _session(conn, session_id)
     if found is None:
         return False
-    _remove_all(conn, found[0])
+    _remove_all(conn, codec, found[0])
     conn.execute("DELETE FROM threadline_sessions WHERE sid = ?", (found[0],))
     conn.execute(
         "DELETE FROM threadline_leases WHERE session_id = ? AND (owner = '' OR expires_at < ?)",
@@ -418,13 +385,14 @@ def delete(conn: sqlite3.Connection, session_id: str) -> bool:
 
 def replace(
     conn: sqlite3.Connection,
+    codec: ItemCodec,
     session_id: str,
     rows: Sequence[EncodedItem],
     fence: Fence | None = None,
 ) -> None:
     """Replace the whole history with ``rows`` in one step; the session row stays."""
     check_fence(conn, session_id, fence)
-    clear(conn, session_id)
+    clear(conn, codec, session_id)
     if rows:
         add(conn, session_id, rows)
     elif _session(conn, session_id) is None:
@@ -451,13 +419,6 @@ def fork(conn: sqlite3.Connection, session_id: str, new_session_id: str, at: int
         "FROM threadline_items WHERE sid = ? AND seq < ? ORDER BY seq",
         (sid, source[0], count),
     )
-    for table, extra in (("threadline_search_text", ""), ("threadline_search_log", ", 1")):
-        columns = "rid, body" + (", op" if extra else "")
-        conn.execute(
-            f"INSERT INTO {table} ({columns}) SELECT ? + (rid - ?), body{extra} "
-            "FROM threadline_search_text WHERE rid BETWEEN ? AND ? ORDER BY rid",
-            (_rid(sid, 0), _rid(source[0], 0), _rid(source[0], 0), _rid(source[0], count - 1)),
-        )
     conn.execute(
         "UPDATE threadline_sessions SET item_count = ?, updated_at = ? WHERE sid = ?",
         (count, now, sid),
@@ -488,49 +449,6 @@ def list_sessions(
     page = [(str(r[0]), int(r[1]), float(r[2]), float(r[3])) for r in rows]
     cursor = (float(rows[-1][3]), int(rows[-1][4])) if more and rows else None
     return page, cursor
-
-
-def search(
-    conn: sqlite3.Connection,
-    codec: ItemCodec,
-    terms: Sequence[str],
-    limit: int,
-    session_id: str | None,
-) -> list[tuple[str, int, str, Item]]:
-    """FTS5 search: ``(session_id, position, snippet, item)`` of the best ``limit`` hits.
-
-    Runs in a write transaction: the index first catches up with every logged change.
-    """
-    catch_up_index(conn)
-    query = " ".join('"' + term.replace('"', '""') + '"' for term in terms)
-    sql = (
-        "SELECT rowid, snippet(threadline_fts, 0, '**', '**', '…', 12) FROM threadline_fts "
-        "WHERE threadline_fts MATCH ?"
-    )
-    params: list[object] = [query]
-    if session_id is not None:
-        found = _session(conn, session_id)
-        if found is None:
-            return []
-        sql += " AND rowid BETWEEN ? AND ?"
-        params += [_rid(found[0], 0), _rid(found[0], _SEQ_LIMIT - 1)]
-    sql += " ORDER BY rank LIMIT ?"
-    params.append(limit)
-    hits = []
-    for rid, snippet in conn.execute(sql, params).fetchall():
-        sid, seq = rid >> _SEQ_BITS, rid & (_SEQ_LIMIT - 1)
-        row = conn.execute(
-            "SELECT s.session_id, CAST(i.data AS BLOB) FROM threadline_items AS i "
-            "JOIN threadline_sessions AS s ON s.sid = i.sid WHERE i.sid = ? AND i.seq = ?",
-            (sid, seq),
-        ).fetchone()
-        if row is None:  # pragma: no cover - the triggers keep text and items in step
-            continue
-        item, problem = decode_payload(codec, str(row[0]), row[1])
-        if item is None:
-            raise CorruptItemError(str(row[0]), seq, problem)
-        hits.append((str(row[0]), seq, " ".join(str(snippet).split()), item))
-    return hits
 
 
 def stats(conn: sqlite3.Connection) -> tuple[int, int]:

@@ -14,12 +14,10 @@ Layout (version 2):
   decoding ``data`` (the item's compact JSON).
 * ``threadline_leases`` — the cross-process writer lease: holder token, expiry and the
   fencing ``epoch`` per session (a released lease keeps its row, so epochs only go up).
-* ``threadline_search_text`` — each item's search text under ``rid = sid << 32 | seq``, the
-  external content of the FTS5 index ``threadline_fts``. Writes add and remove text rows in
-  their own transaction and log each change in ``threadline_search_log``; the log is applied
-  to the index in batches (every thousand or so changes, and before every search, in the
-  search's own transaction), so a search always sees every committed write while a write
-  pays for a row, not for an FTS5 segment.
+* ``threadline_fts`` — the contentless FTS5 search index, keyed ``rid = sid << 32 | seq``;
+  ``threadline_sessions.indexed`` counts each session's indexed items and the partial index
+  ``threadline_sessions_unindexed`` finds the sessions behind (see ``_search.py``).
+  ``threadline_meta`` records the version of the search-text rules.
 * ``threadline_sessions_recent`` — the index ``list_sessions`` pages through, newest first.
 
 Version 2 added the lease epoch, the listing index and search (indexing existing items).
@@ -27,12 +25,11 @@ Version 2 added the lease epoch, the listing index and search (indexing existing
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
 
 from ...errors import SchemaVersionError, SessionError
-from ..codec import search_text
+from ..codec import JsonCodec
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate"]
 
@@ -40,23 +37,11 @@ Step = str | Callable[[sqlite3.Connection], None]
 
 
 def _index_existing_items(conn: sqlite3.Connection) -> None:
-    """Fill the search text of items written before version 2 (rows that are not JSON objects
-    are left out of the index; reading them still reports them as corrupt)."""
-    cursor = conn.execute("SELECT sid, seq, CAST(data AS BLOB) FROM threadline_items")
-    while True:
-        chunk = cursor.fetchmany(1000)
-        if not chunk:
-            return
-        texts = []
-        for sid, seq, data in chunk:
-            try:
-                item = json.loads(bytes(data).decode("utf-8"))
-            except ValueError:
-                continue
-            text = search_text(item) if isinstance(item, dict) else None
-            if text is not None:
-                texts.append(((sid << 32) | seq, text))
-        conn.executemany("INSERT INTO threadline_search_text (rid, body) VALUES (?, ?)", texts)
+    """Index the items written before version 2 (rows that are not JSON objects stay out of
+    the index; reading them still reports them as corrupt)."""
+    from ._search import catch_up
+
+    catch_up(conn, JsonCodec())
 
 
 MIGRATIONS: list[tuple[Step, ...]] = [
@@ -91,26 +76,26 @@ MIGRATIONS: list[tuple[Step, ...]] = [
     ),
     (
         "ALTER TABLE threadline_leases ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE threadline_sessions ADD COLUMN indexed INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX threadline_sessions_recent ON threadline_sessions (updated_at, sid)",
-        "CREATE TABLE threadline_search_text (rid INTEGER PRIMARY KEY, body TEXT NOT NULL)",
         """
-        CREATE TABLE threadline_search_log (
-            id INTEGER PRIMARY KEY,
-            rid INTEGER NOT NULL,
-            body TEXT NOT NULL,
-            op INTEGER NOT NULL
-        )
+        CREATE INDEX threadline_sessions_unindexed ON threadline_sessions (sid)
+        WHERE indexed < item_count
         """,
         """
         CREATE VIRTUAL TABLE threadline_fts USING fts5(
             body,
-            content = 'threadline_search_text',
-            content_rowid = 'rid',
+            content = '',
             tokenize = 'unicode61 remove_diacritics 2'
         )
         """,
+        """
+        CREATE TABLE threadline_meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID
+        """,
         _index_existing_items,
-        "INSERT INTO threadline_fts (threadline_fts) VALUES ('rebuild')",
     ),
 ]
 
