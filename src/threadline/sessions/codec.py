@@ -3,8 +3,9 @@
 An item is checked and serialised to compact JSON *before* a backend opens its write
 transaction, so a bad batch is refused with nothing written. Alongside the payload each item
 carries the facts a window read needs without decoding it: a kind (user message, function
-call, function call output, other), the call id, an estimated token count, and the text a
-search index may hold. These are derived from the plaintext item, once, at write time.
+call, function call output, other), the call id and an estimated token count. These are
+derived from the plaintext item, once, at write time. :func:`search_text` is the text a search
+index holds for an item.
 
 The payload itself is the store's :class:`ItemCodec`'s business. :class:`JsonCodec` (the
 default) stores the compact JSON as it is, which lets a backend decode many rows in one
@@ -55,15 +56,13 @@ _CHARS_PER_TOKEN = 4
 class EncodedItem(NamedTuple):
     """One validated item ready to store: its payload and the facts a window needs.
 
-    ``data`` is the item's compact JSON until a codec seals it; ``text`` is what a search
-    index may hold (``None``: nothing to index, or a codec that keeps text out of the store).
+    ``data`` is the item's compact JSON, or the payload a codec sealed it into.
     """
 
     data: str | bytes
     kind: int
     call_id: str | None
     tokens: int
-    text: str | None = None
 
 
 @runtime_checkable
@@ -73,8 +72,8 @@ class ItemCodec(Protocol):
     * ``name`` — a short identifier (``"json"``).
     * ``plain_json`` — payloads *are* the items' JSON texts, so a backend may join many and
       decode them at once; when ``False`` every payload goes through :meth:`open`.
-    * ``searchable`` — the store may keep each item's search text beside it; when ``False``
-      no text is stored and the store does not offer ``search``.
+    * ``searchable`` — the store may keep a search index of the items' text; when ``False``
+      nothing of the text is indexed and the store does not offer ``search``.
 
     :meth:`seal` runs before the write transaction; :meth:`open` raises ``ValueError`` (with
     the reason) for a payload it cannot open, which the store reports as a corrupt item.
@@ -161,19 +160,16 @@ def encode_items(
 ) -> list[EncodedItem]:
     """Validate and serialise a batch, or raise :class:`UserError` naming the first bad item.
 
-    With a ``codec`` other than plain JSON each payload is sealed by it (for ``session_id``),
-    and the search text is dropped when the codec is not ``searchable``.
+    With a ``codec`` other than plain JSON each payload is sealed by it (for ``session_id``).
     """
     checked = validate_items(items)
     encoded = []
     plain = codec is None or codec.plain_json
-    keep_text = codec is None or codec.searchable
     for index, item in enumerate(checked):
         data = encode_item(item, index)
         kind, call_id = _kind(item)
-        text = search_text(item) if keep_text else None
         payload: str | bytes = data if plain or codec is None else codec.seal(session_id, data)
-        encoded.append(EncodedItem(payload, kind, call_id, estimate_tokens(data), text))
+        encoded.append(EncodedItem(payload, kind, call_id, estimate_tokens(data)))
     return encoded
 
 

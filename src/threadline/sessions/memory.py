@@ -26,7 +26,15 @@ from ._search import make_snippet, matches
 from ._window import window_size
 from .backend import Fence, LeaseGrant, SearchHit, StoreBackend, StoreStats
 from .base import SessionInfo, SessionSettings
-from .codec import KIND_USER, EncodedItem, ItemCodec, JsonCodec, decode_payload, gc_paused
+from .codec import (
+    KIND_USER,
+    EncodedItem,
+    ItemCodec,
+    JsonCodec,
+    decode_payload,
+    gc_paused,
+    search_text,
+)
 
 __all__ = ["InMemoryBackend", "InMemoryDatabase", "InMemorySession", "InMemoryStore"]
 
@@ -262,25 +270,17 @@ class InMemoryBackend(StoreBackend):
             else:
                 found = db.sessions.get(session_id)
                 candidates = [] if found is None else [(session_id, found)]
-            hits: list[tuple[str, int, EncodedItem]] = []
-            for sid, found in candidates:
-                for position in range(len(found.rows) - 1, -1, -1):
-                    row = found.rows[position]
-                    if row.text is not None and matches(row.text, terms):
-                        hits.append((sid, position, row))
-                        if len(hits) >= limit:
-                            break
-                if len(hits) >= limit:
-                    break
-        return [
-            SearchHit(
-                sid,
-                position,
-                make_snippet(row.text or "", terms),
-                self._decode(sid, [row], position)[0],
-            )
-            for sid, position, row in hits
-        ]
+            snapshot = [(sid, list(found.rows)) for sid, found in candidates]
+        hits: list[SearchHit] = []
+        for sid, rows in snapshot:  # a plain scan, newest first: the reference, not an index
+            for position in range(len(rows) - 1, -1, -1):
+                item = self._decode(sid, rows[position : position + 1], position)[0]
+                text = search_text(item)
+                if text is not None and matches(text, terms):
+                    hits.append(SearchHit(sid, position, make_snippet(text, terms), item))
+                    if len(hits) >= limit:
+                        return hits
+        return hits
 
     async def stats(self) -> StoreStats:
         db = self._open()

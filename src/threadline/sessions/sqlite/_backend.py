@@ -31,7 +31,11 @@ class SQLiteBackend(StoreBackend):
     """Rows and transactions of one SQLite database (see :class:`SQLiteEngine`)."""
 
     INDEX_BATCH = 1000
-    """Text changes this process writes before it asks for the search index to catch up."""
+    """Items this process writes before it asks the writer thread to bring the search index
+    up to date at its next quiet moment (a search always does, in its own transaction)."""
+
+    INDEX_STEP = 500
+    """Items one quiet-moment step of the search index catch-up indexes at most."""
 
     def __init__(self, engine: SQLiteEngine, codec: ItemCodec) -> None:
         super().__init__(codec)
@@ -64,11 +68,17 @@ class SQLiteBackend(StoreBackend):
             self._unindexed += len(rows)
             if self._unindexed >= self.INDEX_BATCH:
                 self._unindexed = 0
-                # Fire and forget: a bookkeeping job the writer runs in a later group.
-                future = self.engine.submit_write(
-                    functools.partial(_search.catch_up, codec=self.codec), durable=False
-                )
-                future.add_done_callback(_ignore_outcome)
+                self._index_when_idle()
+
+    def _index_when_idle(self) -> None:
+        """Bring the search index up to date in small steps at the writer's quiet moments
+        (never in a burst of writes; one step is a few milliseconds of work)."""
+
+        def step(conn: Any) -> None:
+            if not _search.catch_up(conn, self.codec, budget=self.INDEX_STEP):
+                self.engine.when_idle("search-index", step)
+
+        self.engine.when_idle("search-index", step)
 
     async def read(self, session_id: str, limit: int | None) -> list[Item]:
         return await self.engine.read(
@@ -208,12 +218,6 @@ class SQLiteBackend(StoreBackend):
 
 def _noop(conn: Any) -> None:
     return None
-
-
-def _ignore_outcome(future: Any) -> None:
-    """A background index catch-up that failed is retried by the next one (or a search)."""
-    if not future.cancelled():
-        future.exception()
 
 
 def _parse_cursor(after: str) -> tuple[float, int]:

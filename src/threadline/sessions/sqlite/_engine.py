@@ -14,6 +14,8 @@ Blocking SQLite calls never run on an event loop:
 * ``database is locked`` from another process is retried with back-off (on top of SQLite's
   own busy timeout) until ``lock_timeout``; only then does a :class:`SessionError` surface.
 * Heartbeats (used by the writer lease) run on the writer thread at their interval.
+* Idle jobs (the search index's catch-up) run on the writer thread once it has had no work
+  for a moment, so a burst of writes is never slowed down by them.
 
 Jobs are plain functions of a connection; they never begin or end transactions themselves.
 """
@@ -43,6 +45,7 @@ logger = logging.getLogger("threadline.sessions")
 
 _MAX_GROUP = 256
 _IDLE_EXIT = 30.0  # seconds without work after which the writer thread leaves
+_IDLE_JOB_DELAY = 0.05  # seconds without work before idle jobs run
 _STOP = object()
 _FORK_GRAVEYARD: list[sqlite3.Connection] = []  # a parent's connections, inherited by a fork
 _WAKE = object()
@@ -120,6 +123,7 @@ class SQLiteEngine:
         self._reader_conns: list[sqlite3.Connection] = []
         self._local = threading.local()
         self._heartbeats: dict[Hashable, _Heartbeat] = {}
+        self._idle_jobs: dict[Hashable, Job] = {}
 
     @property
     def where(self) -> str:
@@ -198,6 +202,17 @@ class SQLiteEngine:
             self._ensure_writer()
             self._queue.put(_WAKE)
 
+    def when_idle(self, key: Hashable, fn: Job) -> None:
+        """Run ``fn`` (bookkeeping, committed without an fsync) on the writer thread once it
+        has had no work for a moment; a job already waiting under ``key`` is replaced. Ignored
+        once the engine is closed."""
+        with self._state_lock:
+            if self._closed or self._pid != os.getpid():
+                return
+            self._idle_jobs[key] = fn
+            self._ensure_writer()
+            self._queue.put(_WAKE)
+
     def remove_heartbeat(self, key: Hashable) -> None:
         """Stop the heartbeat registered under ``key`` (no error if there is none)."""
         with self._state_lock:
@@ -212,6 +227,7 @@ class SQLiteEngine:
             forked = self._pid != os.getpid()
             writer, pool = self._writer, self._reader_pool
             self._heartbeats.clear()
+            self._idle_jobs.clear()
         if forked:
             return
         if writer is not None:
@@ -356,9 +372,15 @@ class SQLiteEngine:
         try:
             while not stopped:
                 timeout = self._next_heartbeat_in()
+                idle_work = bool(self._idle_jobs)
+                if idle_work:
+                    timeout = _IDLE_JOB_DELAY if timeout is None else min(timeout, _IDLE_JOB_DELAY)
                 try:
                     first = self._queue.get(timeout=_IDLE_EXIT if timeout is None else timeout)
                 except queue.Empty:
+                    if idle_work:
+                        self._run_idle_jobs()
+                        continue
                     if timeout is None and self._leave_if_idle():
                         return
                     first = _WAKE
@@ -381,9 +403,22 @@ class SQLiteEngine:
                     if self._writer is threading.current_thread():
                         self._writer = None
 
+    def _run_idle_jobs(self) -> None:
+        with self._state_lock:
+            jobs, self._idle_jobs = list(self._idle_jobs.values()), {}
+        pending = [_Pending(fn, durable=False) for fn in jobs]
+        self._run_group(pending)
+        for job in pending:
+            if job.future.done() and job.future.exception() is not None:
+                logger.warning(
+                    "threadline: background work in %s failed: %s",
+                    self.where,
+                    job.future.exception(),
+                )
+
     def _leave_if_idle(self) -> bool:
         with self._state_lock:
-            if self._heartbeats or not self._queue.empty():
+            if self._heartbeats or self._idle_jobs or not self._queue.empty():
                 return False
             self._writer = None
             return True

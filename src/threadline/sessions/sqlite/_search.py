@@ -7,9 +7,9 @@ index is *contentless*, and the items are the source.
 
 * **Writes pay nothing for it.** Each session row records how many of its leading items are
   indexed (``indexed``); a partial index finds the sessions with more items than that.
-  :func:`catch_up` indexes what is missing in one batch: every thousand or so items a
-  process writes (a bookkeeping job on the writer thread), and inside every search's own
-  transaction, so a search sees every committed write.
+  :func:`catch_up` indexes what is missing in one batch: at the writer thread's next quiet
+  moment after a process wrote a thousand or so items (so a burst of writes never waits for
+  it), and inside every search's own transaction, so a search sees every committed write.
 * **Removals** (pop, undo, clear, replace, delete) take their indexed items out of the index
   in their own transaction (:func:`unindex_from`), recomputing the text from the item.
 * **Hits are verified** against the item before they are returned, so an index entry that
@@ -65,25 +65,37 @@ def _check_version(conn: sqlite3.Connection) -> None:
     )
 
 
-def catch_up(conn: sqlite3.Connection, codec: ItemCodec) -> int:
-    """Index every item not indexed yet; returns how many entries were added."""
+def catch_up(conn: sqlite3.Connection, codec: ItemCodec, budget: int | None = None) -> bool:
+    """Index items not indexed yet, at most ``budget`` of them (``None``: all).
+
+    Returns whether the index is now up to date.
+    """
     if not codec.searchable:
-        return 0
+        return True
     _check_version(conn)
     pending = conn.execute(
         "SELECT sid, session_id, indexed, item_count FROM threadline_sessions "
         "WHERE indexed < item_count"
     ).fetchall()
     entries: list[tuple[int, str]] = []
+    left = budget
+    done = True
     for sid, session_id, low, high in pending:
-        for seq, data in conn.execute(_ITEMS_FROM, (sid, low, high)):
+        if left is not None and left <= 0:
+            done = False
+            break
+        upto = high if left is None else min(high, low + left)
+        for seq, data in conn.execute(_ITEMS_FROM, (sid, low, upto)):
             text = _text(codec, session_id, data)
             if text is not None:
                 entries.append((rid(sid, seq), text))
-        conn.execute("UPDATE threadline_sessions SET indexed = ? WHERE sid = ?", (high, sid))
+        conn.execute("UPDATE threadline_sessions SET indexed = ? WHERE sid = ?", (upto, sid))
+        if left is not None:
+            left -= upto - low
+            done = done and upto == high
     if entries:
         conn.executemany("INSERT INTO threadline_fts (rowid, body) VALUES (?, ?)", entries)
-    return len(entries)
+    return done
 
 
 def unindex_from(conn: sqlite3.Connection, codec: ItemCodec, sid: int, seq: int) -> None:
