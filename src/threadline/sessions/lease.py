@@ -259,13 +259,14 @@ class Lease:
     :class:`~threadline.errors.LeaseLostError` at once (the store would refuse it anyway).
     """
 
-    __slots__ = ("_renewing", "fence", "lost", "session_id", "ttl")
+    __slots__ = ("_renewing", "fence", "lost", "released", "session_id", "ttl")
 
     def __init__(self, session_id: str, fence: Fence, ttl: float) -> None:
         self.session_id = session_id
         self.fence = fence
         self.ttl = ttl
         self.lost = False
+        self.released = False
         self._renewing = True
 
     def __repr__(self) -> str:
@@ -310,9 +311,13 @@ _background: set[asyncio.Future[Any]] = set()
 
 
 def held_lease(store: object, session_id: str) -> Lease | None:
-    """The lease on ``session_id`` of ``store`` that the current task holds, if any."""
+    """The lease on ``session_id`` of ``store`` held around the current task, if any.
+
+    Tasks started inside a lease block (a run's tools) see it too; once the block has ended
+    it no longer counts, so a task that outlives it writes unfenced.
+    """
     for held_store, held_id, lease in _HELD.get():
-        if held_store is store and held_id == session_id:
+        if held_store is store and held_id == session_id and not lease.released:
             return lease
     return None
 
@@ -410,6 +415,7 @@ async def fenced_lease(
         try:
             yield lease
         finally:
+            lease.released = True
             try:
                 _HELD.reset(token)
             except ValueError:  # finalised in another context: drop just this entry
