@@ -16,8 +16,8 @@ stalled past its ttl (a paused process, a long blocking call) and was taken over
 gets :class:`~threadline.errors.LeaseLostError` instead of writing into another run's turn.
 
 The in-process lock (:func:`local_lock`) is shared by every thread and event loop of the
-process: ``Runner.run_sync`` starts a fresh loop per call, so a loop-bound ``asyncio.Lock``
-would not do. Its bookkeeping sits behind a ``threading.Lock`` that is only held for a few
+process: ``Runner.run_sync`` runs on a loop of its own thread and ``asyncio.run`` on another,
+so a loop-bound ``asyncio.Lock`` would not do. Its bookkeeping sits behind a ``threading.Lock`` that is only held for a few
 dictionary operations, so the event loop never blocks on it; a waiter parks on a future of its
 own loop and is handed the lock, first come first served. Cancelling or timing out a waiter
 never leaks the lock.
