@@ -3,6 +3,7 @@
 ```
 ThreadlineError
 ├── UserError                  misuse: bad arguments, bad items, missing configuration
+│   ├── SettingsError             a setting that does not exist or has the wrong type (a TypeError too)
 │   ├── ModelNotConfiguredError   no way to resolve a model (says the ways to fix it)
 │   └── MissingDependencyError    an optional extra is not installed (names the extra)
 ├── RunError                   a run could not complete
@@ -18,6 +19,7 @@ ThreadlineError
 └── SessionError               the session store failed or holds bad data
     ├── SessionBusyError          another run holds the session's writer lease
     ├── LeaseLostError            a run's lease was taken over: its writes are refused
+    ├── SessionClosedError        the session handle or its store was closed (a RuntimeError too)
     ├── CorruptItemError          a stored row cannot be decoded
     └── SchemaVersionError        the store was written by a newer threadline
 ```
@@ -42,7 +44,9 @@ __all__ = [
     "RunError",
     "SchemaVersionError",
     "SessionBusyError",
+    "SessionClosedError",
     "SessionError",
+    "SettingsError",
     "ThreadlineError",
     "ToolArgumentsError",
     "ToolError",
@@ -56,6 +60,13 @@ class ThreadlineError(Exception):
 
 class UserError(ThreadlineError):
     """The library was used in a way it does not support; the message says how to fix it."""
+
+
+class SettingsError(UserError, TypeError):
+    """A setting that does not exist, or a settings value of the wrong type.
+
+    Also a ``TypeError``, as the OpenAI Agents SDK raises for an unknown setting.
+    """
 
 
 class ModelNotConfiguredError(UserError):
@@ -199,6 +210,13 @@ class LeaseLostError(SessionError):
             "more of this run is stored; retry the turn, or raise SessionSettings(lease_ttl=...) "
             "if the run stalls for long"
         )
+
+
+class SessionClosedError(SessionError, RuntimeError):
+    """The session handle, or the store behind it, was closed.
+
+    Also a ``RuntimeError``, as the OpenAI Agents SDK raises for a closed session.
+    """
 
 
 class CorruptItemError(SessionError):

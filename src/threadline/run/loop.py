@@ -103,7 +103,7 @@ async def run_agent(
     with span(
         "run", config.workflow_name, disabled=config.tracing_disabled, agent=starting_agent.name
     ) as run_span:
-        async with session_memory(session, config) as memory:
+        async with session_memory(session, config, run.context) as memory:
             run.memory = memory
             run.model_input = await memory.start(new_input) if memory else list(new_input)
             final_output = await _turns(run)
@@ -148,7 +148,13 @@ async def _turns(run: _Run) -> Any:
                 run.previous_response_id = response.response_id
         run.model_input += step_items
         if run.memory is not None:
-            await run.memory.save(step_items)
+            try:
+                await run.memory.save(step_items)
+            except BaseException:
+                if plan.handoff is not None and run.emit is not None:
+                    # the handoff happened; the stream says so before the error (as the SDK)
+                    run.emit(AgentUpdatedStreamEvent(new_agent=plan.handoff.agent))
+                raise
         if plan.handoff is not None:
             await _take_handoff(run, plan)
             continue

@@ -121,12 +121,10 @@ class SQLiteSession(StoreSession):
                 store._release_user()
             raise
         self._owns_store = owns
-        self._closed = False
         self.db_path = store.db_path
 
     def _bound(self) -> None:
         self._owns_store = False
-        self._closed = False
         self.db_path = self.store.db_path
 
     def __repr__(self) -> str:
@@ -137,12 +135,15 @@ class SQLiteSession(StoreSession):
         return self.store._engine
 
     def close(self) -> None:
-        """Release this handle; the store closes with its last constructor-made handle.
+        """Close this handle (later calls raise :class:`~threadline.errors.SessionClosedError`,
+        also a ``RuntimeError``); the store closes with its last constructor-made handle.
 
-        Handles from :meth:`SQLiteStore.session` leave closing to the store's owner.
+        Handles from :meth:`SQLiteStore.session` leave closing the store to its owner.
         """
-        if self._owns_store and not self._closed:
-            self._closed = True
+        if self._handle_closed:
+            return
+        self._handle_closed = True
+        if self._owns_store:
             self.store._release_user()
 
 
