@@ -11,6 +11,9 @@ ThreadlineError
 │   ├── ModelBehaviorError        the model produced something unusable
 │   │   └── ToolArgumentsError       a tool was called with arguments that fail its schema
 │   ├── ToolError                 a tool raised and the tool is set to propagate errors
+│   ├── GuardrailTripwireTriggered   a guardrail stopped the run
+│   │   ├── InputGuardrailTripwireTriggered    an input guardrail rejected the input
+│   │   └── OutputGuardrailTripwireTriggered   an output guardrail rejected the final output
 │   └── ModelError                the model endpoint failed (HTTP status, network, timeout)
 │       ├── ModelAuthenticationError   401/403: the key is missing or wrong
 │       ├── ModelRateLimitError        429 after the client's retries
@@ -29,8 +32,12 @@ Every message says what happened and what to do about it, in one line.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CorruptItemError",
+    "GuardrailTripwireTriggered",
+    "InputGuardrailTripwireTriggered",
     "LeaseLostError",
     "MaxTurnsExceeded",
     "MissingDependencyError",
@@ -41,6 +48,7 @@ __all__ = [
     "ModelNotConfiguredError",
     "ModelRateLimitError",
     "ModelTimeoutError",
+    "OutputGuardrailTripwireTriggered",
     "RunError",
     "SchemaVersionError",
     "SessionBusyError",
@@ -126,6 +134,33 @@ class ToolError(RunError):
     def __init__(self, tool_name: str, message: str) -> None:
         self.tool_name = tool_name
         super().__init__(f"tool {tool_name!r} failed: {message}")
+
+
+class GuardrailTripwireTriggered(RunError):
+    """A guardrail's tripwire stopped the run; ``guardrail_result`` holds its outcome."""
+
+    def __init__(self, kind: str, guardrail_result: Any) -> None:
+        self.guardrail_result = guardrail_result
+        guardrail = getattr(guardrail_result, "guardrail", None)
+        name = guardrail.get_name() if guardrail is not None else "?"
+        super().__init__(
+            f"{kind} guardrail {name!r} triggered its tripwire; the run stopped "
+            f"(see .guardrail_result.output.output_info for why)"
+        )
+
+
+class InputGuardrailTripwireTriggered(GuardrailTripwireTriggered):
+    """An input guardrail rejected the run's input; nothing of it was stored."""
+
+    def __init__(self, guardrail_result: Any) -> None:
+        super().__init__("input", guardrail_result)
+
+
+class OutputGuardrailTripwireTriggered(GuardrailTripwireTriggered):
+    """An output guardrail rejected the final output; the step that made it was not stored."""
+
+    def __init__(self, guardrail_result: Any) -> None:
+        super().__init__("output", guardrail_result)
 
 
 class ModelError(RunError):

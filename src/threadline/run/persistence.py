@@ -80,8 +80,9 @@ class SessionMemory:
             history = await self.session.get_items(limit, **extra)
         return repair_orphans(list(history))
 
-    async def start(self, new_items: list[Item]) -> list[Item]:
-        """Load history, merge the new input into it, persist the new input.
+    async def start(self, new_items: list[Item], *, save: bool = True) -> list[Item]:
+        """Load history, merge the new input into it, persist the new input (unless ``save``
+        is false: a guarded input is saved once the guardrails passed).
 
         Returns the items to send to the model.
         """
@@ -98,7 +99,8 @@ class SessionMemory:
             combined: list[Item] = merged
         else:
             combined = history + new_items
-        await self.save(new_items)
+        if save:
+            await self.save(new_items)
         return combined
 
     async def save(self, items: list[Item]) -> None:
