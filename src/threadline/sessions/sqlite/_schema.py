@@ -102,12 +102,17 @@ MIGRATIONS: list[tuple[Step, ...]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(conn: sqlite3.Connection, where: str) -> None:
+def migrate(
+    conn: sqlite3.Connection,
+    where: str,
+    on_create: Callable[[sqlite3.Connection], None] | None = None,
+) -> None:
     """Bring the database up to :data:`SCHEMA_VERSION` in one write transaction.
 
-    Raises :class:`SchemaVersionError` when the database is newer than this code, and
-    :class:`SessionError` when this SQLite lacks FTS5. The caller retries on
-    ``database is locked``.
+    ``on_create`` runs in that transaction when the schema is created from nothing (the
+    adoption of an OpenAI Agents SDK database). Raises :class:`SchemaVersionError` when the
+    database is newer than this code, and :class:`SessionError` when this SQLite lacks FTS5.
+    The caller retries on ``database is locked``.
     """
     (version,) = conn.execute("PRAGMA user_version").fetchone()
     if version == SCHEMA_VERSION:
@@ -121,12 +126,15 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
                 f"the session store {where} has schema version {version}, but this threadline "
                 f"only knows up to version {SCHEMA_VERSION}: upgrade threadline to open it"
             )
+        created = version == 0
         for steps in MIGRATIONS[version:]:
             for step in steps:
                 if callable(step):
                     step(conn)
                 else:
                     conn.execute(step)
+        if created and on_create is not None:
+            on_create(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
         conn.execute("COMMIT")
     except BaseException:
