@@ -33,9 +33,12 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingDependencyError, UserError
+
+if TYPE_CHECKING:
+    from ._base_store import Store
 
 __all__ = ["KEY_ENV_VAR", "EncryptionCodec", "key_from_env", "new_key", "reencrypt"]
 
@@ -227,14 +230,16 @@ def _parse(payload: str | bytes) -> tuple[str, bytes, bytes, bytes]:
     return key_id, header, body[:_NONCE], body[_NONCE:]
 
 
-async def reencrypt(store: Any, session_id: str | None = None) -> int:
+async def reencrypt(store: Store, session_id: str | None = None) -> int:
     """Rewrite a session's items (all sessions' when ``session_id`` is ``None``) under the
     store's current key; returns how many items were rewritten.
 
     Built on the public session API: for each session it takes the writer lease, reads every
     item and writes them back with ``replace_items`` (one atomic transaction, so a crash leaves
     the old or the new payloads, never a mix). An item no key opens raises
-    :class:`~threadline.errors.CorruptItemError` and that session is left as it was.
+    :class:`~threadline.errors.CorruptItemError` and that session is left as it was. The
+    lease excludes runs, not writes made outside any lease: one landing between the read and
+    the rewrite would be replaced away, so run this when nothing writes without a lease.
     """
     if not isinstance(getattr(store, "codec", None), EncryptionCodec):
         raise UserError(f"reencrypt needs a store whose codec is an EncryptionCodec, got {store!r}")
