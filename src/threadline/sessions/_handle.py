@@ -164,8 +164,27 @@ class StoreSession:
         at = check_count(at, "at")
         if new_session_id == self.session_id:
             raise UserError(f"cannot fork session {self.session_id!r} into itself: pick a new id")
-        await store._backend.fork(self.session_id, new_session_id, at)
+        if store.codec.plain_json:
+            await store._backend.fork(self.session_id, new_session_id, at)
+        else:
+            await self._fork_resealed(new_session_id, at)
         return type(self)._bind(store, new_session_id, self.session_settings)
+
+    async def _fork_resealed(self, new_session_id: str, at: int | None) -> None:
+        """Fork through the codec: a sealed payload may be bound to its session (encryption
+        at rest binds it), so the copy is opened and sealed again for ``new_session_id``.
+
+        The backend's own fork (with nothing to copy) checks that the new session is empty;
+        the copy is then one atomic append.
+        """
+        backend = self.store._backend
+        await backend.fork(self.session_id, new_session_id, 0)
+        items = await backend.read(self.session_id, None)
+        if at is not None:
+            items = items[:at]
+        rows = encode_items(items, self.store.codec, new_session_id)
+        if rows:
+            await backend.append(new_session_id, rows, None)
 
     @asynccontextmanager
     async def lease(
