@@ -69,6 +69,12 @@ async def _ls(store: Store, args: argparse.Namespace) -> int:
             ]
         )
         return 0
+    if not infos:
+        print(
+            f"no sessions yet in {store_name(store)}; start one with `threadline chat`",
+            file=sys.stderr,
+        )
+        return 0
     print_sessions(infos, sys.stdout)
     return 0
 
@@ -97,6 +103,8 @@ async def _search(store: Store, args: argparse.Namespace) -> int:
                 for hit in hits
             ]
         )
+    elif not hits:
+        print(f"no items hold every word of {args.text!r} in {store_name(store)}", file=sys.stderr)
     else:
         rows = [(hit.session_id, hit.position + 1, hit.snippet) for hit in hits]
         print_table(["session", "#", "match"], rows, sys.stdout)
@@ -105,15 +113,37 @@ async def _search(store: Store, args: argparse.Namespace) -> int:
 
 async def _export(store: Store, args: argparse.Namespace) -> int:
     await _known(store, args.session_id)
-    write_jsonl(await store.session(args.session_id).get_items(), sys.stdout)
+    items = await store.session(args.session_id).get_items()
+    if args.output is None:
+        write_jsonl(items, sys.stdout)
+        return 0
+    await asyncio.to_thread(_write_file, args.output, items)
+    print(f"wrote {len(items)} items to {args.output}", file=sys.stderr)
     return 0
+
+
+def _write_file(name: str, items: list[Item]) -> None:
+    path = Path(name).expanduser()
+    try:
+        with path.open("w", encoding="utf-8") as handle:
+            write_jsonl(items, handle)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _read_jsonl(path: Path) -> list[Item]:
     if not path.is_file():
         raise UserError(f"no such file: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path} is not UTF-8 text (byte {exc.start}); export files are JSON lines in UTF-8"
+        ) from None
     items: list[Item] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -127,8 +157,19 @@ async def _import(store: Store, args: argparse.Namespace) -> int:
     path = Path(args.file)
     items = await asyncio.to_thread(_read_jsonl, path)
     session_id = args.session or path.stem
-    await store.session(session_id).add_items(items)  # validated before anything is written
-    print(f"imported {len(items)} items into session {session_id}")
+    session = store.session(session_id)
+    held = await session.get_items(limit=1)
+    if held and not (args.append or args.replace):
+        raise UserError(
+            f"session {session_id!r} already has items in {store_name(store)}; pass --append "
+            "to add these after them, --replace to replace them, or --session ID for another"
+        )
+    if args.replace:
+        await session.replace_items(items)  # validated first, atomic
+        print(f"replaced session {session_id} with {len(items)} imported items")
+    else:
+        await session.add_items(items)  # validated before anything is written
+        print(f"imported {len(items)} items into session {session_id}")
     return 0
 
 
