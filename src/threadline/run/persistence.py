@@ -8,6 +8,7 @@ without its output. A cancelled or failed run loses at most the step in flight.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,8 @@ from ..sessions.lease import writer_lease
 from .config import RunConfig, SessionInputCallback
 
 __all__ = ["SessionMemory", "check_session", "session_memory"]
+
+logger = logging.getLogger("threadline.run")
 
 _REQUIRED = ("get_items", "add_items", "pop_item", "clear_session")
 
@@ -56,7 +59,16 @@ class SessionMemory:
             history = await get_window(max_items=limit, max_tokens=max_tokens)
         else:
             history = await self.session.get_items(limit)
-        return repair_orphans(list(history))
+        repaired = repair_orphans(list(history))
+        logger.debug(
+            "threadline: session %r: window of %d items (max_items=%s, max_tokens=%s)%s",
+            self.session.session_id,
+            len(repaired),
+            limit,
+            max_tokens,
+            "" if len(repaired) == len(history) else f", {len(history)} before orphan repair",
+        )
+        return repaired
 
     async def start(self, new_items: list[Item]) -> list[Item]:
         """Load history, merge the new input into it, persist the new input.

@@ -24,18 +24,19 @@ conversation so far, not at following long instructions, and it never calls tool
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from threadline.errors import ModelNotConfiguredError, UserError
+from threadline.errors import ModelError, ModelNotConfiguredError, UserError
 from threadline.items import Item
 from threadline.models.base import ModelRequest, ModelResponse, ModelStreamEvent, TextDelta
 from threadline.models.local._files import (
@@ -328,16 +329,24 @@ class LocalChatModel(OpenAIChatCompletionsModel):
 
     async def get_response(self, request: ModelRequest) -> ModelResponse:
         """Start the server if needed, then answer like any chat-completions model."""
-        response = await super().get_response(await self._bind(request))
+        with _pointing_to_log(self.server):
+            response = await super().get_response(await self._bind(request))
         response.output = _strip_text(response.output)
         return response
 
     async def stream_response(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
         """Start the server if needed, then stream; leading and trailing whitespace is dropped."""
         bound = await self._bind(request)
+        with _pointing_to_log(self.server):
+            async for event in self._stripped(super().stream_response(bound)):
+                yield event
+
+    async def _stripped(
+        self, events: AsyncIterator[ModelStreamEvent]
+    ) -> AsyncIterator[ModelStreamEvent]:
         started = False
         pending = ""  # trailing whitespace held back until more text follows it
-        async for event in super().stream_response(bound):
+        async for event in events:
             if isinstance(event, TextDelta):
                 text = event.delta if started else event.delta.lstrip()
                 if not text:
@@ -351,6 +360,18 @@ class LocalChatModel(OpenAIChatCompletionsModel):
             else:
                 event.response.output = _strip_text(event.response.output)
                 yield event
+
+
+@contextlib.contextmanager
+def _pointing_to_log(server: LocalModelServer) -> Iterator[None]:
+    """A failed request names the server's log file, where llama.cpp says what went wrong."""
+    try:
+        yield
+    except ModelError as exc:
+        text = str(exc)
+        if "see the log" not in text and len(exc.args) == 1:
+            exc.args = (f"{text}; the local model server's log is at {server.log_path}",)
+        raise
 
 
 def _strip_text(output: list[Item]) -> list[Item]:
