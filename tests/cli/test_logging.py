@@ -79,3 +79,12 @@ def test_tool_calls_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     messages = [r.getMessage() for r in caplog.records if r.name == "threadline.run"]
     assert any(m.startswith('threadline: tool call weather({"city": "Paris"})') for m in messages)
     assert "threadline: tool weather returned sunny in Paris" in messages
+
+
+def test_an_unknown_log_level_is_said_not_ignored(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("THREADLINE_LOG", "loud")
+    assert main(["sessions", "--db", str(tmp_path / "x.db"), "ls"]) == 0
+    err = capsys.readouterr().err
+    assert "THREADLINE_LOG='loud' is not a log level" in err

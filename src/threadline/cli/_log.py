@@ -31,13 +31,19 @@ def configure_logging(*, verbose: bool = False) -> int:
     """
     global _handler
     name = "DEBUG" if verbose else os.environ.get(ENV_LOG, "INFO").strip().upper()
-    level = logging.getLevelName(name)
-    if not isinstance(level, int):
-        level = logging.INFO
+    named = logging.getLevelName(name)
+    unknown = not isinstance(named, int)
+    level: int = logging.INFO if unknown else named
     root = logging.getLogger("threadline")
     if _handler is not None:
         root.removeHandler(_handler)
     _handler = _Stderr()
     root.addHandler(_handler)
     root.setLevel(level)
+    if unknown:
+        logger.warning(
+            "threadline: %s=%r is not a log level (debug, info, warning, error); using info",
+            ENV_LOG,
+            name.lower(),
+        )
     return level
