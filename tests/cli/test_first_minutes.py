@@ -113,7 +113,10 @@ def test_ask_prints_the_answer_and_stores_the_turn(
     assert main(["ask", "Golden Gate city?", "--session", "q", *argv]) == 0
     assert capsys.readouterr().out == "San Francisco.\n"
     assert main(["ask", "State?", "-c", *argv]) == 0
-    assert capsys.readouterr().out == "California.\n"
+    captured = capsys.readouterr()
+    assert captured.out == "California.\n"
+    assert captured.err.startswith("continuing q: 2 items, last ")
+    assert "continue it with" not in captured.err
     assert [m["role"] for m in server.requests[1].body["messages"]] == [
         "system",
         "user",

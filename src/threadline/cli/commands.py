@@ -122,9 +122,10 @@ def model_name(model: Any) -> str:
     return name if isinstance(name, str) else type(model).__name__
 
 
-async def pick_session(store: Store, args: argparse.Namespace) -> tuple[str, str]:
-    """The session id the arguments choose, and a line saying whether it is new or continued:
-    ``continuing ID: 15 items, last 2026-12-01 19:35 UTC`` or ``new session: ID``."""
+async def pick_session(store: Store, args: argparse.Namespace) -> tuple[str, str, bool]:
+    """The session id the arguments choose, a line saying whether it is new or continued
+    (``continuing ID: 15 items, last 2026-12-01 19:35 UTC`` or ``new session: ID``), and
+    whether it is new."""
     if args.continue_last and args.session is not None:
         raise UserError("give --session ID or --continue, not both")
     if args.continue_last:
@@ -132,18 +133,19 @@ async def pick_session(store: Store, args: argparse.Namespace) -> tuple[str, str
         if not page.sessions:
             session_id = new_session_id()
             where = store_name(store)
-            return session_id, f"no sessions yet in {where}; new session: {session_id}"
-        return page.sessions[0].session_id, _continuing(page.sessions[0])
+            return session_id, f"no sessions yet in {where}; new session: {session_id}", True
+        return page.sessions[0].session_id, _continuing(page.sessions[0]), False
     if args.session is None:
         session_id = new_session_id()
-        return session_id, f"new session: {session_id}"
+        return session_id, f"new session: {session_id}", True
     info = await find_session(store, args.session)
     if info is None:
-        return args.session, (
+        line = (
             f"new session: {args.session} (no session of that name in {store_name(store)} "
             "yet; `threadline sessions ls` lists them)"
         )
-    return args.session, _continuing(info)
+        return args.session, line, True
+    return args.session, _continuing(info), False
 
 
 def _continuing(info: SessionInfo) -> str:
@@ -169,7 +171,7 @@ def chat_command(args: argparse.Namespace) -> int:
     store = open_store(args.db, args.store)
     model: Any = _resolve_for_chat(model_from_args(args))
     agent: Agent[None] = Agent(name="Assistant", instructions=args.instructions, model=model)
-    session_id, line = asyncio.run(pick_session(store, args))
+    session_id, line, _ = asyncio.run(pick_session(store, args))
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     print(line, file=sys.stderr)
     app = ChatApp(
@@ -192,9 +194,9 @@ def ask_command(args: argparse.Namespace) -> int:
 
     async def ask() -> Any:
         try:
-            session_id, line = await pick_session(store, args)
-            if args.session is None:
-                print(f"{line} (continue it with --session {session_id})", file=sys.stderr)
+            session_id, line, new = await pick_session(store, args)
+            hint = f" (continue it with --session {session_id} or -c)" if new else ""
+            print(line + hint, file=sys.stderr)
             session = store.session(session_id)
             result = await Runner.run(agent, args.question, session=session)
             return result.final_output
