@@ -51,6 +51,10 @@ def test_chat_says_whether_a_session_is_new_or_continued(
     assert capsys.readouterr().err.startswith("continuing conv_x: 2 items, last ")
     assert chat(monkeypatch, server, db, "", "--session", "conv_y") == 0  # a typo: said so
     assert "new session: conv_y (no session of that name" in capsys.readouterr().err
+    assert chat(monkeypatch, server, db, "/switch conv_z\n/switch conv_x\n", "-c") == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[1].startswith("new session: conv_z (no session of that name")
+    assert err[2].startswith("continuing conv_x: 4 items")
 
 
 def test_continue_picks_the_most_recent_session(

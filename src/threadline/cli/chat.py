@@ -130,8 +130,11 @@ class ChatApp:
         if not session_id:
             print("usage: /switch ID", file=self.err)
             return
+        from .commands import describe_session  # commands imports this module
+
         self.session = self.store.session(session_id)
         print(f"now in session {session_id}", file=self.out)
+        print(await describe_session(self.store, session_id), file=self.err)
 
     async def _sessions(self, _: str) -> None:
         print_sessions(await self.store.list_sessions(), self.out, self.session.session_id)

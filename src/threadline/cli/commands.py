@@ -24,6 +24,7 @@ __all__ = [
     "ask_command",
     "chat_command",
     "db_command",
+    "describe_session",
     "find_session",
     "make_folder",
     "model_from_args",
@@ -138,14 +139,19 @@ async def pick_session(store: Store, args: argparse.Namespace) -> tuple[str, str
     if args.session is None:
         session_id = new_session_id()
         return session_id, f"new session: {session_id}", True
-    info = await find_session(store, args.session)
+    line = await describe_session(store, args.session)
+    return args.session, line, line.startswith("new session")
+
+
+async def describe_session(store: Store, session_id: str) -> str:
+    """``continuing ID: N items, last …`` or ``new session: ID (no session of that name …)``."""
+    info = await find_session(store, session_id)
     if info is None:
-        line = (
-            f"new session: {args.session} (no session of that name in {store_name(store)} "
+        return (
+            f"new session: {session_id} (no session of that name in {store_name(store)} "
             "yet; `threadline sessions ls` lists them)"
         )
-        return args.session, line, True
-    return args.session, _continuing(info), False
+    return _continuing(info)
 
 
 def _continuing(info: SessionInfo) -> str:
