@@ -15,7 +15,7 @@ from threadline import SQLiteStore, __version__
 from threadline.agent import Agent
 from threadline.cli import main
 from threadline.cli.chat import ChatApp, run_repl
-from threadline.cli.demo import run_demo
+from threadline.cli.demo import continue_command, run_demo
 from threadline.testing import ScriptedModel, ScriptedServer, reply
 
 
@@ -102,10 +102,19 @@ def test_demo_prints_the_command_that_continues_it(tmp_path: Path) -> None:
     out = io.StringIO()
     asyncio.run(run_demo(model, tmp_path / "demo.db", out))
     last = out.getvalue().strip().splitlines()[-1]
-    assert last == (
-        f"Continue this conversation:  threadline chat --db {tmp_path / 'demo.db'} "
-        "--session golden-gate-demo"
+    assert last.startswith("Continue this conversation:  ")
+    assert last.endswith(f" chat --db {tmp_path / 'demo.db'} --session golden-gate-demo")
+
+
+def test_the_continue_command_uses_the_program_that_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # threadline is not on the PATH
+    assert continue_command(Path("d.db"), ".venv/bin/threadline") == (
+        f".venv/bin/threadline chat --db {tmp_path / 'd.db'} --session golden-gate-demo"
     )
+    assert continue_command(Path("d.db"), "-c").startswith("threadline chat --db ")
 
 
 def test_ask_prints_the_answer_and_stores_the_turn(

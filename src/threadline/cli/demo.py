@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -52,9 +53,20 @@ async def run_demo(model: Any, db_path: Path, out: TextIO) -> None:
         await client.close()  # its connections belong to this event loop
 
 
-def continue_command(db_path: Path) -> str:
-    """The ``threadline chat`` command line that continues the demo's conversation."""
-    return f"threadline chat --db {shlex.quote(str(db_path))} --session {DEMO_SESSION}"
+def continue_command(db_path: Path, argv0: str | None = None) -> str:
+    """The ``threadline chat`` command line that continues the demo's conversation.
+
+    When this program was started by a path that is not the ``threadline`` on the ``PATH``
+    (``.venv/bin/threadline`` from ``scripts/demo.sh``), the command uses that path.
+    """
+    program = "threadline"
+    started_as = sys.argv[0] if argv0 is None else argv0
+    if Path(started_as).name == "threadline":
+        on_path = shutil.which("threadline")
+        if on_path is None or Path(on_path).resolve() != Path(started_as).resolve():
+            program = shlex.quote(started_as)
+    database = shlex.quote(str(db_path.resolve()))
+    return f"{program} chat --db {database} --session {DEMO_SESSION}"
 
 
 def demo_command(args: argparse.Namespace) -> int:
