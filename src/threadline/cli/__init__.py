@@ -187,9 +187,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    from ._log import configure_logging, logger
+    from ._log import logging_to_stderr
 
-    configure_logging(verbose=bool(getattr(args, "verbose", False)))
+    with logging_to_stderr(verbose=bool(getattr(args, "verbose", False))):
+        return _run(parser, args)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from ._log import logger
+
     try:
         return _dispatch(parser, args)
     except ThreadlineError as exc:

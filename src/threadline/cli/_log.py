@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["ENV_LOG", "configure_logging", "logger"]
+__all__ = ["ENV_LOG", "logger", "logging_to_stderr"]
 
 ENV_LOG = "THREADLINE_LOG"
 logger = logging.getLogger("threadline.cli")
-_handler: logging.Handler | None = None
 
 
 class _Stderr(logging.Handler):
@@ -23,27 +24,31 @@ class _Stderr(logging.Handler):
             self.handleError(record)
 
 
-def configure_logging(*, verbose: bool = False) -> int:
-    """Send ``threadline.*`` logs at the chosen level to stderr; return that level.
+@contextmanager
+def logging_to_stderr(*, verbose: bool = False) -> Iterator[int]:
+    """Send ``threadline.*`` logs at the chosen level to stderr while the block runs; yields
+    that level. The ``threadline`` logger is left as it was found afterwards.
 
     ``--verbose`` means DEBUG; else ``$THREADLINE_LOG`` (a level name); else INFO, so the
     few notices threadline logs (such as the local model answering) are seen.
     """
-    global _handler
     name = "DEBUG" if verbose else os.environ.get(ENV_LOG, "INFO").strip().upper()
     named = logging.getLevelName(name)
     unknown = not isinstance(named, int)
     level: int = logging.INFO if unknown else named
     root = logging.getLogger("threadline")
-    if _handler is not None:
-        root.removeHandler(_handler)
-    _handler = _Stderr()
-    root.addHandler(_handler)
+    handler = _Stderr()
+    previous = root.level
+    root.addHandler(handler)
     root.setLevel(level)
-    if unknown:
-        logger.warning(
-            "threadline: %s=%r is not a log level (debug, info, warning, error); using info",
-            ENV_LOG,
-            name.lower(),
-        )
-    return level
+    try:
+        if unknown:
+            logger.warning(
+                "threadline: %s=%r is not a log level (debug, info, warning, error); using info",
+                ENV_LOG,
+                name.lower(),
+            )
+        yield level
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
