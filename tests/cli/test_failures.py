@@ -192,3 +192,27 @@ def test_ctrl_c_is_one_line_and_status_130(
     monkeypatch.setattr(sessions_cmd, "sessions_command", interrupted)
     assert main(["sessions", "--db", str(tmp_path / "x.db"), "ls"]) == 130
     assert capsys.readouterr().err.strip() == "threadline: interrupted"
+
+
+def test_a_closed_pipe_is_no_traceback(tmp_path: Path) -> None:
+    async def fill() -> None:
+        store = SQLiteStore(tmp_path / "big.db")
+        items = [{"role": "user", "content": f"line {n} " + "x" * 60} for n in range(3000)]
+        await store.session("big").add_items(items)
+        store.close()
+
+    asyncio.run(fill())
+    code = "from threadline.cli import entrypoint; entrypoint()"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "sessions", "--db", str(tmp_path / "big.db"), "show", "big"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_environment(tmp_path),
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith(b"   1. user: line 0")
+    process.stdout.close()  # like `| head -1`
+    with process.stderr:
+        err = process.stderr.read().decode()
+    assert process.wait(timeout=60) != 0
+    assert "Traceback" not in err and "Exception ignored" not in err
