@@ -78,6 +78,12 @@ CASES: list[tuple[str, list[str], str]] = [
         ["chat", "--db", "{p}/s.db", "--session", "a", "-c", *ENDPOINT],
         "not both",
     ),
+    ("ask nothing", ["ask", " ", "--db", "{p}/s.db", *ENDPOINT], "needs a question"),
+    (
+        "import to an empty id",
+        ["sessions", "--db", "{p}/s.db", "import", "{p}/alpha.jsonl", "--session", ""],
+        "non-empty",
+    ),
     (
         "missing key variable",
         ["ask", "hi", "--db", "{p}/s.db", "--api-key-env", "THREADLINE_TEST_UNSET"],

@@ -194,6 +194,8 @@ def chat_command(args: argparse.Namespace) -> int:
 
 def ask_command(args: argparse.Namespace) -> int:
     """``threadline ask QUESTION``: one turn, the answer on stdout, the turn stored."""
+    if not args.question.strip():
+        raise UserError('ask needs a question: threadline ask "What city is it in?"')
     store = open_store(args.db, args.store)
     model: Any = _resolve_for_chat(model_from_args(args))
     agent: Agent[None] = Agent(name="Assistant", instructions=args.instructions, model=model)

@@ -156,7 +156,7 @@ def _read_jsonl(path: Path) -> list[Item]:
 async def _import(store: Store, args: argparse.Namespace) -> int:
     path = Path(args.file)
     items = await asyncio.to_thread(_read_jsonl, path)
-    session_id = args.session or path.stem
+    session_id = path.stem if args.session is None else args.session
     session = store.session(session_id)
     held = await session.get_items(limit=1)
     if held and not (args.append or args.replace):
