@@ -43,3 +43,38 @@ def test_the_demo_script_says_what_it_downloads_and_how_to_run_threadline() -> N
     readme = (ROOT / "README.md").read_text()
     assert "scripts/demo.sh    #" in readme and "scripts/test.sh    #" in readme
     assert ".venv/bin/threadline" in readme and "source .venv/bin/activate" in readme
+
+
+def test_the_demo_script_in_order(tmp_path: Path) -> None:
+    """scripts/demo.sh with a stand-in environment: size first, the demo, then how to run."""
+    import os
+    import stat
+    import subprocess
+
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    stubs = {
+        # the import check fails (nothing installed yet); pip "installs"
+        "python": '#!/bin/sh\n[ "$1" = "-c" ] && exit 1\necho "pip $*" >> "$0.log"\n',
+        "threadline": '#!/bin/sh\necho "threadline $*"\n',
+    }
+    for name, body in stubs.items():
+        path = venv / "bin" / name
+        path.write_text(body)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "THREADLINE_VENV": str(venv)}
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "demo.sh")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert "about 350 MB" in lines[0]
+    assert "-m pip install" in (venv / "bin" / "python.log").read_text()
+    assert "threadline demo" in lines
+    assert lines.index("threadline demo") > 0
+    assert f"    {venv}/bin/threadline chat" in lines
+    assert lines[-1] == f"or activate the environment first:  source {venv}/bin/activate"
