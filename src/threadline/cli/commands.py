@@ -210,6 +210,7 @@ def ask_command(args: argparse.Namespace) -> int:
             return result.final_output
         finally:
             await _close_client(model)
+            await store.aclose()
 
     answer = asyncio.run(ask())
     print(answer if isinstance(answer, str) else json.dumps(answer, default=str))
