@@ -89,7 +89,8 @@ class MissingDependencyError(UserError, ImportError):
         self.extra = extra
         super().__init__(
             f"{feature} needs the optional package {package!r}: "
-            f"install it with pip install 'threadline[{extra}]'"
+            f"install it with pip install -e '.[{extra}]' in a threadline checkout "
+            f"(pip install 'threadline[{extra}]' once threadline is published on PyPI)"
         )
 
 

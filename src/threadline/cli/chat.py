@@ -46,6 +46,7 @@ class ChatApp:
         err: TextIO,
         run_config: RunConfig | None = None,
         interactive: bool = False,
+        model_name: str | None = None,
     ) -> None:
         self.agent = agent
         self.store = store
@@ -54,6 +55,7 @@ class ChatApp:
         self.err = err
         self.run_config = run_config or RunConfig()
         self.interactive = interactive
+        self.model_name = model_name
 
     async def turn(self, text: str) -> None:
         """Send ``text``; stream the reply to ``out``."""
@@ -128,8 +130,11 @@ class ChatApp:
         if not session_id:
             print("usage: /switch ID", file=self.err)
             return
+        from .commands import describe_session  # commands imports this module
+
         self.session = self.store.session(session_id)
         print(f"now in session {session_id}", file=self.out)
+        print(await describe_session(self.store, session_id), file=self.err)
 
     async def _sessions(self, _: str) -> None:
         print_sessions(await self.store.list_sessions(), self.out, self.session.session_id)
@@ -139,7 +144,11 @@ class ChatApp:
             print("usage: /export FILE", file=self.err)
             return
         items = await self.session.get_items()
-        await asyncio.to_thread(_write_jsonl, path, items)
+        try:
+            await asyncio.to_thread(_write_jsonl, path, items)
+        except OSError as exc:
+            print(f"error: cannot write {path}: {exc.strerror or exc}", file=self.err)
+            return
         print(f"wrote {len(items)} items to {path}", file=self.out)
 
 
@@ -188,8 +197,9 @@ def run_repl(app: ChatApp, stdin: TextIO | None = None) -> int:
     loop = asyncio.new_event_loop()
     try:
         if app.interactive:
+            model = f" · model {app.model_name}" if app.model_name else ""
             print(
-                f"session {app.session.session_id} · /help for commands · exit to leave",
+                f"session {app.session.session_id}{model} · /help for commands · exit to leave",
                 file=app.err,
             )
         while True:
@@ -212,6 +222,10 @@ def run_repl(app: ChatApp, stdin: TextIO | None = None) -> int:
                 finished = _run_cancellable(loop, coro)
             except ThreadlineError as exc:
                 print(f"error: {exc}", file=app.err)
+                continue
+            except OSError as exc:
+                where = f": {exc.filename}" if exc.filename else ""
+                print(f"error: {exc.strerror or exc}{where}", file=app.err)
                 continue
             if not finished:
                 print("\n[cancelled]", file=app.err)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -12,13 +13,26 @@ from typing import Any
 from ..agent import Agent
 from ..errors import UserError
 from ..models.base import Model
-from ..sessions import SessionStore, SQLiteStore
+from ..run import Runner
+from ..sessions import SessionInfo, SessionStore, SQLiteStore
 from ..sessions import open_store as open_store_url
 from ._paths import default_db_path, new_session_id
 from ._progress import LoadProgress
 from .chat import ChatApp, run_repl
 
-__all__ = ["chat_command", "db_command", "model_from_args", "open_store"]
+__all__ = [
+    "ask_command",
+    "chat_command",
+    "db_command",
+    "describe_session",
+    "find_session",
+    "make_folder",
+    "model_from_args",
+    "model_name",
+    "open_store",
+    "pick_session",
+    "store_name",
+]
 
 
 def open_store(db: str | None, store: str | None = None) -> SessionStore:
@@ -39,20 +53,26 @@ def open_store(db: str | None, store: str | None = None) -> SessionStore:
     if url:
         opened = open_store_url(url)
         if isinstance(opened, SQLiteStore) and opened.db_path != ":memory:":
-            _make_folder(Path(opened.db_path))
+            make_folder(Path(opened.db_path))
         return opened
     path = Path(db).expanduser() if db else default_db_path()
-    _make_folder(path)
+    make_folder(path)
     return SQLiteStore.shared(path)
 
 
-def _make_folder(path: Path) -> None:
+def make_folder(path: Path) -> None:
+    """Create the folder of the SQLite file ``path``; a ``UserError`` that says why not."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        blocker = next((p for p in (path.parent, *path.parent.parents) if p.is_file()), None)
+        reason = (
+            f"{str(blocker)!r} is a file, not a folder"
+            if blocker is not None
+            else exc.strerror or str(exc)
+        )
         raise UserError(
-            f"cannot create the folder {str(path.parent)!r} for the session store: "
-            f"{exc.strerror or exc}"
+            f"cannot create the folder {str(path.parent)!r} for the session store: {reason}"
         ) from None
 
 
@@ -93,15 +113,73 @@ def _resolve_for_chat(model: str | Model | None) -> Model:
     return provider.get_model(model)
 
 
+def model_name(model: Any) -> str:
+    """The name of the model that answers, for the banner."""
+    from ..models import local
+
+    if isinstance(model, local.LocalChatModel):
+        return f"{local.LOCAL_MODEL_NAME} (local, offline)"
+    name = getattr(model, "model", None)
+    return name if isinstance(name, str) else type(model).__name__
+
+
+async def pick_session(store: SessionStore, args: argparse.Namespace) -> tuple[str, str, bool]:
+    """The session id the arguments choose, a line saying whether it is new or continued
+    (``continuing ID: 15 items, last 2026-12-01 19:35 UTC`` or ``new session: ID``), and
+    whether it is new."""
+    if args.continue_last and args.session is not None:
+        raise UserError("give --session ID or --continue, not both")
+    if args.continue_last:
+        page = await store.list_sessions(limit=1)
+        if not page.sessions:
+            session_id = new_session_id()
+            where = store_name(store)
+            return session_id, f"no sessions yet in {where}; new session: {session_id}", True
+        return page.sessions[0].session_id, _continuing(page.sessions[0]), False
+    if args.session is None:
+        session_id = new_session_id()
+        return session_id, f"new session: {session_id}", True
+    line = await describe_session(store, args.session)
+    return args.session, line, line.startswith("new session")
+
+
+async def describe_session(store: SessionStore, session_id: str) -> str:
+    """``continuing ID: N items, last …`` or ``new session: ID (no session of that name …)``."""
+    info = await find_session(store, session_id)
+    if info is None:
+        return (
+            f"new session: {session_id} (no session of that name in {store_name(store)} "
+            "yet; `threadline sessions ls` lists them)"
+        )
+    return _continuing(info)
+
+
+def _continuing(info: SessionInfo) -> str:
+    when = info.updated_at.strftime("%Y-%m-%d %H:%M UTC")
+    return f"continuing {info.session_id}: {info.item_count} items, last {when}"
+
+
+async def find_session(store: SessionStore, session_id: str) -> SessionInfo | None:
+    """The listing entry of ``session_id``, or ``None`` when the store has no such session."""
+    after: str | None = None
+    while True:
+        page = await store.list_sessions(limit=500, after=after)
+        for info in page.sessions:
+            if info.session_id == session_id:
+                return info
+        if page.next_cursor is None:
+            return None
+        after = page.next_cursor
+
+
 def chat_command(args: argparse.Namespace) -> int:
     """Start the REPL on the chosen session."""
+    store = open_store(args.db, args.store)
     model: Any = _resolve_for_chat(model_from_args(args))
     agent: Agent[None] = Agent(name="Assistant", instructions=args.instructions, model=model)
-    store = open_store(args.db, args.store)
-    session_id = args.session or new_session_id()
+    session_id, line, _ = asyncio.run(pick_session(store, args))
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    if args.session is None:
-        print(f"new session: {session_id}", file=sys.stderr)
+    print(line, file=sys.stderr)
     app = ChatApp(
         agent=agent,
         store=store,
@@ -109,8 +187,41 @@ def chat_command(args: argparse.Namespace) -> int:
         out=sys.stdout,
         err=sys.stderr,
         interactive=interactive,
+        model_name=model_name(model),
     )
     return run_repl(app)
+
+
+def ask_command(args: argparse.Namespace) -> int:
+    """``threadline ask QUESTION``: one turn, the answer on stdout, the turn stored."""
+    if not args.question.strip():
+        raise UserError('ask needs a question: threadline ask "What city is it in?"')
+    store = open_store(args.db, args.store)
+    model: Any = _resolve_for_chat(model_from_args(args))
+    agent: Agent[None] = Agent(name="Assistant", instructions=args.instructions, model=model)
+
+    async def ask() -> Any:
+        try:
+            session_id, line, new = await pick_session(store, args)
+            hint = f" (continue it with --session {session_id} or -c)" if new else ""
+            print(line + hint, file=sys.stderr)
+            session = store.session(session_id)
+            result = await Runner.run(agent, args.question, session=session)
+            return result.final_output
+        finally:
+            await _close_client(model)
+            await store.aclose()
+
+    answer = asyncio.run(ask())
+    print(answer if isinstance(answer, str) else json.dumps(answer, default=str))
+    return 0
+
+
+async def _close_client(model: Any) -> None:
+    """Close a client the CLI made; its connections belong to this event loop."""
+    client = getattr(model, "openai_client", None)
+    if client is not None:
+        await client.close()
 
 
 def db_command(args: argparse.Namespace) -> int:

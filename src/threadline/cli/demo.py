@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,8 +21,11 @@ from ..run import Runner
 from ..sessions import SQLiteSession
 from ._progress import LoadProgress
 from ._render import print_history
+from .commands import make_folder
 
-__all__ = ["QUESTIONS", "demo_command", "run_demo"]
+__all__ = ["DEMO_SESSION", "QUESTIONS", "continue_command", "demo_command", "run_demo"]
+
+DEMO_SESSION = "golden-gate-demo"
 
 QUESTIONS = (
     "What city is the Golden Gate Bridge in?",
@@ -32,7 +37,7 @@ QUESTIONS = (
 async def run_demo(model: Any, db_path: Path, out: TextIO) -> None:
     """Ask the three questions on ``model`` with a session in ``db_path``; print it all."""
     agent: Agent[None] = Agent(name="Assistant", instructions="Reply very concisely.", model=model)
-    session = SQLiteSession("golden-gate-demo", db_path)
+    session = SQLiteSession(DEMO_SESSION, db_path)
     await session.clear_session()  # a fresh conversation each time the demo runs
     for question in QUESTIONS:
         started = time.perf_counter()
@@ -42,15 +47,33 @@ async def run_demo(model: Any, db_path: Path, out: TextIO) -> None:
         print(f"Assistant: {result.final_output}   ({elapsed:.1f}s)\n", file=out)
     print(f"Stored in {db_path} as session {session.session_id!r}:", file=out)
     print_history(await session.get_items(), out)
+    print(f"\nContinue this conversation:  {continue_command(db_path)}", file=out)
     client = getattr(model, "openai_client", None)
     if client is not None:
         await client.close()  # its connections belong to this event loop
+
+
+def continue_command(db_path: Path, argv0: str | None = None) -> str:
+    """The ``threadline chat`` command line that continues the demo's conversation.
+
+    When this program was started by a path that is not the ``threadline`` on the ``PATH``
+    (``.venv/bin/threadline`` from ``scripts/demo.sh``), the command uses that path.
+    """
+    program = "threadline"
+    started_as = sys.argv[0] if argv0 is None else argv0
+    if Path(started_as).name == "threadline":
+        on_path = shutil.which("threadline")
+        if on_path is None or Path(on_path).resolve() != Path(started_as).resolve():
+            program = shlex.quote(started_as)
+    database = shlex.quote(str(db_path.resolve()))
+    return f"{program} chat --db {database} --session {DEMO_SESSION}"
 
 
 def demo_command(args: argparse.Namespace) -> int:
     """Start the local model (with progress), then run the demo."""
     from ..models import local
 
+    make_folder(Path(args.db))  # a bad --db fails before the model loads
     if not local.is_available():
         raise MissingDependencyError("xllamacpp", "local", "threadline demo (the local model)")
     print("threadline demo: an offline conversation that remembers.\n", file=sys.stderr)

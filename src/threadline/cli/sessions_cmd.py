@@ -13,7 +13,7 @@ from ..errors import UserError
 from ..items import Item
 from ..sessions import SessionStore
 from ._render import print_history, print_sessions, print_table, write_jsonl
-from .commands import open_store, store_name
+from .commands import find_session, open_store, store_name
 
 __all__ = ["sessions_command"]
 
@@ -50,7 +50,7 @@ def _unknown(store: SessionStore, session_id: str) -> str:
 
 
 async def _known(store: SessionStore, session_id: str) -> None:
-    if not any(i.session_id == session_id for i in await store.list_sessions()):
+    if await find_session(store, session_id) is None:
         raise UserError(_unknown(store, session_id))
 
 
@@ -67,6 +67,12 @@ async def _ls(store: SessionStore, args: argparse.Namespace) -> int:
                 }
                 for i in infos
             ]
+        )
+        return 0
+    if not infos:
+        print(
+            f"no sessions yet in {store_name(store)}; start one with `threadline chat`",
+            file=sys.stderr,
         )
         return 0
     print_sessions(infos, sys.stdout)
@@ -97,6 +103,8 @@ async def _search(store: SessionStore, args: argparse.Namespace) -> int:
                 for hit in hits
             ]
         )
+    elif not hits:
+        print(f"no items hold every word of {args.text!r} in {store_name(store)}", file=sys.stderr)
     else:
         rows = [(hit.session_id, hit.position + 1, hit.snippet) for hit in hits]
         print_table(["session", "#", "match"], rows, sys.stdout)
@@ -105,15 +113,37 @@ async def _search(store: SessionStore, args: argparse.Namespace) -> int:
 
 async def _export(store: SessionStore, args: argparse.Namespace) -> int:
     await _known(store, args.session_id)
-    write_jsonl(await store.session(args.session_id).get_items(), sys.stdout)
+    items = await store.session(args.session_id).get_items()
+    if args.output is None:
+        write_jsonl(items, sys.stdout)
+        return 0
+    await asyncio.to_thread(_write_file, args.output, items)
+    print(f"wrote {len(items)} items to {args.output}", file=sys.stderr)
     return 0
+
+
+def _write_file(name: str, items: list[Item]) -> None:
+    path = Path(name).expanduser()
+    try:
+        with path.open("w", encoding="utf-8") as handle:
+            write_jsonl(items, handle)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _read_jsonl(path: Path) -> list[Item]:
     if not path.is_file():
         raise UserError(f"no such file: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path} is not UTF-8 text (byte {exc.start}); export files are JSON lines in UTF-8"
+        ) from None
     items: list[Item] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -126,9 +156,20 @@ def _read_jsonl(path: Path) -> list[Item]:
 async def _import(store: SessionStore, args: argparse.Namespace) -> int:
     path = Path(args.file)
     items = await asyncio.to_thread(_read_jsonl, path)
-    session_id = args.session or path.stem
-    await store.session(session_id).add_items(items)  # validated before anything is written
-    print(f"imported {len(items)} items into session {session_id}")
+    session_id = path.stem if args.session is None else args.session
+    session = store.session(session_id)
+    held = await session.get_items(limit=1)
+    if held and not (args.append or args.replace):
+        raise UserError(
+            f"session {session_id!r} already has items in {store_name(store)}; pass --append "
+            "to add these after them, --replace to replace them, or --session ID for another"
+        )
+    if args.replace:
+        await session.replace_items(items)  # validated first, atomic
+        print(f"replaced session {session_id} with {len(items)} imported items")
+    else:
+        await session.add_items(items)  # validated before anything is written
+        print(f"imported {len(items)} items into session {session_id}")
     return 0
 
 

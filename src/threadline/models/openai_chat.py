@@ -23,6 +23,7 @@ from threadline.models._chat_convert import (
 )
 from threadline.models._chat_read import ChatStream, read_completion
 from threadline.models._errors import endpoint_url, openai_errors
+from threadline.models._log import log_request, log_response
 from threadline.models._read import content_type
 from threadline.models.base import (
     ModelRequest,
@@ -76,9 +77,12 @@ class OpenAIChatCompletionsModel:
         """Send one chat-completions request and convert the reply to items."""
         kwargs = self._request_kwargs(request)
         url = endpoint_url(self.openai_client, "chat/completions")
+        log_request(url, kwargs, "messages")
         with openai_errors(self.openai_client, url):
             completion = await self.openai_client.chat.completions.create(**kwargs)
-            return read_completion(completion, self.model)
+            response = read_completion(completion, self.model)
+        log_response(response)
+        return response
 
     async def stream_response(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
         """Stream one chat-completions request: text deltas, then the complete response.
@@ -90,6 +94,7 @@ class OpenAIChatCompletionsModel:
         kwargs["stream"] = True
         kwargs["stream_options"] = {"include_usage": True}
         url = endpoint_url(self.openai_client, "chat/completions")
+        log_request(url, kwargs, "messages")
         state = ChatStream(message_id=new_item_id("msg"))
         with openai_errors(self.openai_client, url):
             stream = cast(
@@ -103,4 +108,5 @@ class OpenAIChatCompletionsModel:
                     if delta_text:
                         yield TextDelta(delta=delta_text, item_id=state.message_id)
                 response = state.response(url, content_type(stream))
+        log_response(response)
         yield ResponseCompleted(response=response)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from threadline.errors import UserError
 from threadline.models._errors import endpoint_url, openai_errors
+from threadline.models._log import log_request, log_response
 from threadline.models._read import content_type
 from threadline.models._responses_read import ResponsesStream, read_response
 from threadline.models.base import (
@@ -81,9 +82,12 @@ class OpenAIResponsesModel:
         """Send one Responses request and return its output items."""
         kwargs = self._request_kwargs(request)
         url = endpoint_url(self.openai_client, "responses")
+        log_request(url, kwargs, "input")
         with openai_errors(self.openai_client, url):
             response = await self.openai_client.responses.create(**kwargs)
-            return read_response(response, self.model, url)
+            answer = read_response(response, self.model, url)
+        log_response(answer)
+        return answer
 
     async def stream_response(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
         """Stream one Responses request: text deltas, then the complete response.
@@ -94,6 +98,7 @@ class OpenAIResponsesModel:
         kwargs = self._request_kwargs(request)
         kwargs["stream"] = True
         url = endpoint_url(self.openai_client, "responses")
+        log_request(url, kwargs, "input")
         state = ResponsesStream(self.model, url)
         with openai_errors(self.openai_client, url):
             stream = cast(
@@ -107,6 +112,7 @@ class OpenAIResponsesModel:
                     if delta is not None:
                         yield delta
                 response = state.response(content_type(stream))
+        log_response(response)
         yield ResponseCompleted(response=response)
 
 

