@@ -90,7 +90,7 @@ class MissingDependencyError(UserError, ImportError):
         super().__init__(
             f"{feature} needs the optional package {package!r}: "
             f"install it with pip install -e '.[{extra}]' in a threadline checkout "
-            f"(pip install 'threadline[{extra}]' once threadline is published on PyPI)"
+            f"(the extra {extra!r})"
         )
 
 

@@ -299,5 +299,5 @@ def test_missing_cryptography_names_the_encryption_extra() -> None:
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout
     assert out.startswith("MissingDependencyError")
-    assert "pip install 'threadline[encryption]'" in out
+    assert "pip install -e '.[encryption]'" in out
     assert "'cryptography'" in out

@@ -18,5 +18,5 @@ def test_missing_hypothesis_names_the_testing_extra() -> None:
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout
     assert out.startswith("MissingDependencyError")
-    assert "pip install 'threadline[testing]'" in out
+    assert "pip install -e '.[testing]'" in out
     assert "'hypothesis'" in out

@@ -3,7 +3,7 @@
 :class:`EncryptionCodec` is an :class:`~threadline.sessions.ItemCodec`: pass it to a store
 (``SQLiteStore(path, codec=EncryptionCodec(key))``) and every item's JSON is sealed before the
 write transaction and opened again on read. It needs ``cryptography``
-(``pip install 'threadline[encryption]'``), imported only when a codec is made.
+(``pip install -e '.[encryption]'`` in a threadline checkout), imported only when a codec is made.
 
 **Envelope** (bytes, version 1)::
 

@@ -26,7 +26,7 @@ runs on that test's loop, so a backend whose connections belong to the loop that
 (asyncpg, ``redis.asyncio``) passes. Tests of optional capabilities run for what the store
 (or session) declares in ``capabilities``, or for the names in the subclass's
 ``capabilities`` when it sets it. Needs ``pytest``, ``pytest-asyncio`` and ``hypothesis``:
-``pip install 'threadline[testing]'``.
+``pip install -e '.[testing]'`` in a threadline checkout.
 """
 
 from __future__ import annotations
