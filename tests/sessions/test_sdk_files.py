@@ -124,3 +124,23 @@ def test_the_finaliser_still_closes_a_dropped_store(tmp_path: Path) -> None:
     del store
     gc.collect()
     assert alive() is None and engine.closed
+
+
+def test_db_import_sdk_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from threadline.cli import main
+
+    path = tmp_path / "cli.db"
+    asyncio.run(_sdk_file(path))
+    assert main(["db", "import-sdk", str(path)]) == 0
+    assert "imported 2 sessions (3 items)" in capsys.readouterr().out
+    assert main(["db", "import-sdk", str(path)]) == 0  # already there: skipped, said so
+    captured = capsys.readouterr()
+    assert "imported 0 sessions" in captured.out and "skipped 2" in captured.err
+    assert main(["sessions", "--db", str(path), "show", "user_123"]) == 0
+    assert "San Francisco." in capsys.readouterr().out
+    assert main(["db", "import-sdk", str(tmp_path / "missing.db")]) == 1
+    assert "no such file" in capsys.readouterr().err

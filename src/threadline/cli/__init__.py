@@ -149,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = db_actions.add_parser("migrate", help="create or upgrade the schema")
     _store_arguments(migrate)
     _verbose_argument(migrate, after=True)
+    sdk = db_actions.add_parser(
+        "import-sdk", help="copy an OpenAI Agents SDK database's sessions into threadline's"
+    )
+    sdk.add_argument("file", help="the SQLite file the SDK's SQLiteSession wrote")
+    sdk.add_argument("--sessions-table", default="agent_sessions", metavar="NAME")
+    sdk.add_argument("--messages-table", default="agent_messages", metavar="NAME")
+    _verbose_argument(sdk, after=True)
     return parser
 
 

@@ -161,15 +161,7 @@ def _continuing(info: SessionInfo) -> str:
 
 async def find_session(store: SessionStore, session_id: str) -> SessionInfo | None:
     """The listing entry of ``session_id``, or ``None`` when the store has no such session."""
-    after: str | None = None
-    while True:
-        page = await store.list_sessions(limit=500, after=after)
-        for info in page.sessions:
-            if info.session_id == session_id:
-                return info
-        if page.next_cursor is None:
-            return None
-        after = page.next_cursor
+    return await store.session_info(session_id)
 
 
 def chat_command(args: argparse.Namespace) -> int:
@@ -225,7 +217,9 @@ async def _close_client(model: Any) -> None:
 
 
 def db_command(args: argparse.Namespace) -> int:
-    """``db migrate``: create or upgrade the schema of the store."""
+    """``db migrate`` (create or upgrade the schema) and ``db import-sdk FILE``."""
+    if args.action == "import-sdk":
+        return _import_sdk(args)
     store = open_store(args.db, args.store)
 
     async def migrate() -> None:
@@ -236,4 +230,30 @@ def db_command(args: argparse.Namespace) -> int:
 
     asyncio.run(migrate())
     print(f"database ready: {store_name(store)}")
+    return 0
+
+
+def _import_sdk(args: argparse.Namespace) -> int:
+    """Copy the sessions an OpenAI Agents SDK ``SQLiteSession`` wrote into threadline's schema
+    in the same file (the SDK's tables are left untouched)."""
+    path = Path(args.file).expanduser()
+    if not path.is_file():
+        raise UserError(f"no such file: {path}")
+    tables = (args.sessions_table, args.messages_table)
+    store = SQLiteStore(path, sdk_tables=tables, adopt_sdk=False)
+
+    async def run() -> tuple[int, int, list[str]]:
+        try:
+            return await store.import_sdk(tables)
+        finally:
+            await store.aclose()
+
+    copied, items, skipped = asyncio.run(run())
+    print(f"imported {copied} sessions ({items} items) from the OpenAI Agents SDK tables in {path}")
+    if skipped:
+        print(
+            f"skipped {len(skipped)} sessions threadline already holds: {', '.join(skipped[:10])}"
+            + (" …" if len(skipped) > 10 else ""),
+            file=sys.stderr,
+        )
     return 0

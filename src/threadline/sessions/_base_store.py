@@ -13,7 +13,7 @@ from ..errors import SessionClosedError, UserError
 from ._handle import StoreSession
 from ._search import search_terms
 from .backend import SearchHit, SessionPage, StoreBackend, StoreStats
-from .base import CAPABILITIES, SessionSettings
+from .base import CAPABILITIES, SessionInfo, SessionSettings
 from .codec import ItemCodec, check_count, check_session_id
 
 __all__ = ["STORE_CAPABILITIES", "Store"]
@@ -102,6 +102,13 @@ class Store:
             return SessionPage([], None)
         infos, cursor = await self._backend.list_sessions(limit, after)
         return SessionPage(infos, cursor)
+
+    async def session_info(self, session_id: str) -> SessionInfo | None:
+        """One session's listing entry (item count, created, updated), or ``None`` when the
+        store has no such session (a cleared session still has one)."""
+        session_id = check_session_id(session_id)
+        self._check_open()
+        return await self._backend.session_info(session_id)
 
     async def delete_session(self, session_id: str) -> bool:
         """Remove a session and its items; ``False`` when the store had no such session."""

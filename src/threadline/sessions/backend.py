@@ -202,6 +202,18 @@ class StoreBackend(abc.ABC):
         string); a cursor the backend cannot read is a :class:`~threadline.errors.UserError`.
         """
 
+    async def session_info(self, session_id: str) -> SessionInfo | None:
+        """The listing entry of one session, or ``None``. The default pages through
+        :meth:`list_sessions`; a backend with an index on ids should look it up directly."""
+        after: str | None = None
+        while True:
+            infos, after = await self.list_sessions(500, after)
+            for info in infos:
+                if info.session_id == session_id:
+                    return info
+            if after is None:
+                return None
+
     async def search(
         self, terms: Sequence[str], limit: int, session_id: str | None
     ) -> list[SearchHit]:

@@ -260,6 +260,16 @@ class InMemoryBackend(StoreBackend):
         more = limit is not None and len(page) > limit
         return infos, (f"t{page[limit - 1][0]}" if more and limit else None)
 
+    async def session_info(self, session_id: str) -> SessionInfo | None:
+        db = self._open()
+        with db.lock:
+            found = db.sessions.get(session_id)
+            if found is None:
+                return None
+            return SessionInfo.from_timestamps(
+                session_id, len(found.rows), found.created_at, found.updated_at
+            )
+
     async def search(
         self, terms: Sequence[str], limit: int, session_id: str | None
     ) -> list[SearchHit]:

@@ -15,7 +15,7 @@ from ..errors import UserError
 from ._base_store import STORE_CAPABILITIES, Store
 from ._search import search_terms
 from .backend import SearchHit, SessionPage, StoreStats
-from .base import SessionSettings, ThreadlineSession
+from .base import SessionInfo, SessionSettings, ThreadlineSession
 
 __all__ = [
     "STORE_CAPABILITIES",
@@ -54,6 +54,10 @@ class SessionStore(Protocol):
         self, limit: int | None = None, after: str | None = None
     ) -> SessionPage:
         """Sessions, most recently updated first, paged by cursor."""
+        ...
+
+    async def session_info(self, session_id: str) -> SessionInfo | None:
+        """One session's listing entry, or ``None`` when there is no such session."""
         ...
 
     async def delete_session(self, session_id: str) -> bool:

@@ -150,6 +150,12 @@ class SQLiteBackend(StoreBackend):
         infos = [SessionInfo.from_timestamps(*row) for row in rows]
         return infos, None if cursor is None else f"{cursor[0]!r}:{cursor[1]}"
 
+    async def session_info(self, session_id: str) -> SessionInfo | None:
+        row = await self.engine.read(
+            functools.partial(ops.session_info, session_id=session_id), snapshot=False
+        )
+        return None if row is None else SessionInfo.from_timestamps(*row)
+
     async def search(
         self, terms: Sequence[str], limit: int, session_id: str | None
     ) -> list[SearchHit]:

@@ -46,6 +46,7 @@ __all__ = [
     "release_lease",
     "renew_lease",
     "replace",
+    "session_info",
     "stats",
     "window",
 ]
@@ -449,6 +450,16 @@ def list_sessions(
     page = [(str(r[0]), int(r[1]), float(r[2]), float(r[3])) for r in rows]
     cursor = (float(rows[-1][3]), int(rows[-1][4])) if more and rows else None
     return page, cursor
+
+
+def session_info(conn: sqlite3.Connection, session_id: str) -> tuple[str, int, float, float] | None:
+    """``(session_id, item_count, created_at, updated_at)`` of one session, or ``None``."""
+    row = conn.execute(
+        "SELECT session_id, item_count, created_at, updated_at FROM threadline_sessions "
+        "WHERE session_id = ?",
+        (session_id,),
+    ).fetchone()
+    return None if row is None else (str(row[0]), int(row[1]), float(row[2]), float(row[3]))
 
 
 def stats(conn: sqlite3.Connection) -> tuple[int, int]:

@@ -186,7 +186,8 @@ class SQLiteStore(Store):
     * ``lock_timeout`` — seconds a write keeps retrying a locked database before it fails.
     * ``readers`` — reader threads (each with one connection) for a file database.
     * ``codec`` — the item codec (default :class:`~threadline.sessions.JsonCodec`).
-    * ``sdk_tables`` — the OpenAI Agents SDK's ``(sessions_table, messages_table)``.
+    * ``sdk_tables`` — the OpenAI Agents SDK's ``(sessions_table, messages_table)``;
+      ``adopt_sdk=False`` leaves them alone when the schema is created.
 
     The schema is created or migrated on first use (or by :meth:`setup`). When a file written
     by the OpenAI Agents SDK is opened for the first time, its sessions are copied into
@@ -208,6 +209,7 @@ class SQLiteStore(Store):
         readers: int = 4,
         codec: ItemCodec | None = None,
         sdk_tables: tuple[str, str] = DEFAULT_TABLES,
+        adopt_sdk: bool = True,
     ) -> None:
         path = _resolve_path(db_path)
         self.sdk_tables = _sdk_tables(*sdk_tables)
@@ -230,9 +232,10 @@ class SQLiteStore(Store):
         super().__init__(SQLiteBackend(self._engine, codec or JsonCodec()))
         # A plain function of values (no reference back to the store, which must stay
         # collectable so that its finaliser closes the engine).
-        self._engine.on_create = functools.partial(
-            _adopt_sdk, self.sdk_tables, self.codec, self._engine.where
-        )
+        if adopt_sdk:
+            self._engine.on_create = functools.partial(
+                _adopt_sdk, self.sdk_tables, self.codec, self._engine.where
+            )
         self._users = 0
         self._registry_key: tuple[str, ...] | None = None
         # A store dropped without close() (SQLiteSession("id") is used that way) still closes

@@ -105,6 +105,20 @@ class StoreTests(ConformanceHarness):
             await store.session(session_id).add_items([user_message("x")])
         assert sorted(i.session_id for i in await store.list_sessions()) == sorted(tricky)
 
+    @asyncio_test
+    async def test_session_info_of_one_session(self, store: Any) -> None:
+        assert await store.session_info("nobody") is None
+        await store.session("someone").add_items(sample_history()[:4])
+        info = await store.session_info("someone")
+        assert (info.session_id, info.item_count) == ("someone", 4)
+        assert info == (await store.list_sessions())[0]
+        await store.session("someone").clear_session()
+        assert (await store.session_info("someone")).item_count == 0
+        await store.delete_session("someone")
+        assert await store.session_info("someone") is None
+        with pytest.raises(UserError, match="session_id"):
+            await store.session_info("")
+
     # ------------------------------------------------------------------ clear, replace, delete
 
     @asyncio_test
