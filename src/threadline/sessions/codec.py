@@ -174,11 +174,21 @@ def encode_items(
 
 
 def check_session_id(session_id: object) -> str:
-    """Return ``session_id`` if it is a non-empty string, else raise :class:`UserError`."""
+    """Return ``session_id`` if it is a non-empty string of valid Unicode, else raise
+    :class:`UserError` (a lone surrogate such as ``"\\ud800"`` cannot be stored as UTF-8, so
+    every backend refuses it, including the in-memory one)."""
     if not isinstance(session_id, str):
         raise UserError(f"session_id must be a non-empty string, got {type(session_id).__name__}")
     if not session_id:
         raise UserError("session_id must be a non-empty string, got ''")
+    if not session_id.isascii():
+        try:
+            session_id.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UserError(
+                f"session_id must be valid Unicode text: it holds a lone surrogate "
+                f"{session_id[exc.start : exc.end]!r} at position {exc.start}"
+            ) from None
     return session_id
 
 
