@@ -110,12 +110,13 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
     ``database is locked``.
     """
     (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version == SCHEMA_VERSION:
+    if version == SCHEMA_VERSION and _check_ours(conn, where, version):
         return
     _require_fts5(conn, where)
     conn.execute("BEGIN IMMEDIATE")
     try:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
+        _check_ours(conn, where, version)
         if version > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"the session store {where} has schema version {version}, but this threadline "
@@ -133,6 +134,48 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+SDK_TABLES = frozenset({"agent_sessions", "agent_messages"})
+"""The OpenAI Agents SDK's own ``SQLiteSession`` tables: a file holding only these (and
+threadline's) is opened as before, with threadline's tables beside them."""
+
+
+def _check_ours(conn: sqlite3.Connection, where: str, version: int) -> bool:
+    """Refuse (with :class:`SessionError`) a database that is not threadline's.
+
+    A database is threadline's when it has ``threadline_items`` and a ``user_version`` above
+    0 (or no tables at all and a newer ``user_version``), or when it has ``user_version`` 0 and no tables but threadline's and the SDK's
+    (:data:`SDK_TABLES`). Anything else belongs to another application: adding tables to it
+    or reading its ``user_version`` as ours would damage it or mislead. Returns ``True``.
+    """
+    names = [
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+        )
+    ]
+    if version > 0:
+        if "threadline_items" in names or (not names and version > SCHEMA_VERSION):
+            return True  # (an empty file marked newer is refused as newer, by the caller)
+        found = "no threadline tables" if not names else "tables " + _names(names)
+    else:
+        foreign = [n for n in names if not n.startswith("threadline_") and n not in SDK_TABLES]
+        if not foreign:
+            return True
+        found = "another application's tables " + _names(foreign)
+    raise SessionError(
+        f"the session store {where} is not a threadline database: it has user_version "
+        f"{version} and {found}; threadline leaves other applications' databases alone: "
+        f"give it a file of its own"
+    )
+
+
+def _names(names: list[str], shown: int = 5) -> str:
+    listed = ", ".join(repr(name) for name in names[:shown])
+    more = len(names) - shown
+    return listed + (f" and {more} more" if more > 0 else "")
 
 
 def _require_fts5(conn: sqlite3.Connection, where: str) -> None:
