@@ -11,7 +11,6 @@ OpenAI Agents SDK. Everything is safe to share between threads and event loops.
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time
 from collections.abc import Sequence
@@ -28,9 +27,11 @@ from .backend import Fence, LeaseGrant, SearchHit, StoreBackend, StoreStats
 from .base import SessionInfo, SessionSettings
 from .codec import (
     KIND_USER,
+    ROW_SEPARATOR,
     EncodedItem,
     ItemCodec,
     JsonCodec,
+    decode_joined,
     decode_payload,
     gc_paused,
     search_text,
@@ -94,17 +95,10 @@ class InMemoryBackend(StoreBackend):
         if not rows:
             return []
         codec = self.codec
-        if codec.plain_json and all(isinstance(row.data, str) for row in rows):
-            try:
-                with gc_paused(len(rows) > _GC_PAUSE_ABOVE):
-                    values = json.loads("[" + ",".join(str(row.data) for row in rows) + "]")
-            except ValueError:
-                values = None
-            if (
-                isinstance(values, list)
-                and len(values) == len(rows)
-                and all(isinstance(v, dict) for v in values)
-            ):
+        if codec.plain_json and all(row.data.__class__ is str for row in rows):
+            with gc_paused(len(rows) > _GC_PAUSE_ABOVE):
+                values = decode_joined(ROW_SEPARATOR.join([str(r.data) for r in rows]), len(rows))
+            if values is not None:
                 return values
         items = []
         for index, row in enumerate(rows):

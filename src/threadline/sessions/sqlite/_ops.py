@@ -22,6 +22,7 @@ from .._window import window_size
 from ..backend import Fence, LeaseGrant
 from ..codec import (
     KIND_USER,
+    ROW_SEPARATOR,
     EncodedItem,
     ItemCodec,
     decode_joined,
@@ -58,9 +59,9 @@ _GC_PAUSE_ABOVE = 2000
 # SQLite 3.44 added ORDER BY inside aggregates; older versions keep the subquery's order in
 # practice, and the subquery's ORDER BY ... LIMIT is what picks the rows in both cases.
 if sqlite3.sqlite_version_info >= (3, 44, 0):
-    _CONCAT = "group_concat(data, ',' ORDER BY seq DESC)"
+    _CONCAT = f"group_concat(data, '{ROW_SEPARATOR}' ORDER BY seq DESC)"
 else:
-    _CONCAT = "group_concat(data, ',')"
+    _CONCAT = f"group_concat(data, '{ROW_SEPARATOR}')"
 
 _NEWEST_CHUNK = (
     f"SELECT count(*), min(seq), {_CONCAT} FROM ("
