@@ -22,10 +22,12 @@ from ..items import Item
 from ._base_store import Store
 from ._handle import StoreSession
 from ._search import make_snippet, matches
-from ._window import window_size
+from ._window import check_fork_cut, window_size
 from .backend import Fence, LeaseGrant, SearchHit, StoreBackend, StoreStats
 from .base import SessionInfo, SessionSettings
 from .codec import (
+    KIND_CALL,
+    KIND_OUTPUT,
     KIND_USER,
     ROW_SEPARATOR,
     EncodedItem,
@@ -217,6 +219,16 @@ class InMemoryBackend(StoreBackend):
                     f"already holds {len(target.rows)} items; clear it first or pick a new id"
                 )
             source = db.sessions.get(session_id)
+            if source is not None and at is not None and at < len(source.rows):
+                check_fork_cut(
+                    session_id,
+                    at,
+                    (
+                        (position, row.kind, row.call_id)
+                        for position, row in enumerate(source.rows)
+                        if row.kind in (KIND_CALL, KIND_OUTPUT)
+                    ),
+                )
             rows = [] if source is None else source.rows if at is None else source.rows[:at]
             if not rows:
                 return
