@@ -31,6 +31,7 @@ __all__ = [
     "input_to_items",
     "is_user_message",
     "message_text",
+    "pairing_problem",
     "repair_orphans",
     "user_message",
     "validate_item",
@@ -284,6 +285,38 @@ def repair_orphans(items: Sequence[Item]) -> list[Item]:
         if item.get("type") not in ("function_call", "function_call_output")
         or item.get("call_id") in paired
     ]
+
+
+_CALL_OUTPUTS = {
+    "function_call": "function_call_output",
+    "custom_tool_call": "custom_tool_call_output",
+}
+
+
+def pairing_problem(items: Sequence[Item]) -> str | None:
+    """Why ``items`` is not a history valid to send, or ``None`` when it is.
+
+    Every ``function_call`` (and ``custom_tool_call``) needs a later output with its
+    ``call_id``, and every output needs an earlier call. Used where a whole history arrives at
+    once (an import), so that one which no model would accept is refused rather than stored.
+    """
+    waiting: dict[tuple[object, object], int] = {}
+    for index, item in enumerate(items):
+        item_type = item.get("type")
+        if item_type in _CALL_OUTPUTS:
+            waiting.setdefault((_CALL_OUTPUTS[item_type], item.get("call_id")), index)
+        elif (
+            item_type in _CALL_OUTPUTS.values()
+            and waiting.pop((item_type, item.get("call_id")), None) is None
+        ):
+            return (
+                f"item {index} is a {item_type} (call_id {item.get('call_id')!r}) with no "
+                f"call before it"
+            )
+    if waiting:
+        (output_type, call_id), index = min(waiting.items(), key=lambda pair: pair[1])
+        return f"item {index} is a call (call_id {call_id!r}) with no {output_type} after it"
+    return None
 
 
 class ItemHelpers:
