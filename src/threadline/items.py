@@ -116,7 +116,7 @@ def _problem(item: object) -> str | None:
     if item_type is None or item_type == "message":
         if role is None:
             return "has neither a 'type' nor a 'role'"
-        if role not in MESSAGE_ROLES:
+        if not isinstance(role, str) or role not in MESSAGE_ROLES:
             return f"has unknown role {role!r} (expected one of {sorted(MESSAGE_ROLES)})"
         content = item.get("content")
         if not isinstance(content, (str, list)):

@@ -92,6 +92,7 @@ BAD_ITEMS: list[tuple[object, str]] = [
     ("hello", "dict"),
     (None, "dict"),
     ({"role": "wizard", "content": "x"}, "role"),
+    ({"role": ["user"], "content": "x"}, "role"),
     ({"content": "no role or type"}, "type"),
     ({"type": "mystery_item"}, "type"),
     ({"role": "user", "content": {1, 2}}, "content"),
