@@ -173,6 +173,25 @@ def _sqlite_file(tmp_path: Path) -> StoreFactory:
     return lambda: SQLiteStore(tmp_path / "sessions.db")
 
 
+TEST_KEY = bytes(range(32))
+"""The master key of the encrypted configurations (tests only)."""
+
+
+def _encryption_codec() -> Any:
+    from threadline.sessions import EncryptionCodec
+
+    return EncryptionCodec(TEST_KEY, key_id="test-1")
+
+
+def _memory_encrypted(tmp_path: Path) -> StoreFactory:
+    database = InMemoryDatabase()
+    return lambda: InMemoryStore(database, codec=_encryption_codec())
+
+
+def _sqlite_encrypted(tmp_path: Path) -> StoreFactory:
+    return lambda: SQLiteStore(tmp_path / "encrypted.db", codec=_encryption_codec())
+
+
 def _sqlite_scrambled(tmp_path: Path) -> StoreFactory:
     return lambda: SQLiteStore(tmp_path / "scrambled.db", codec=ScrambleCodec())
 
@@ -187,6 +206,13 @@ BACKENDS: list[Backend] = [
     Backend(
         "sqlite-file-scrambled",
         _sqlite_scrambled,
+        corrupt_item=_corrupt_sqlite,
+        make_schema_newer=_newer_sqlite,
+    ),
+    Backend("memory-encrypted", _memory_encrypted, corrupt_item=_corrupt_memory),
+    Backend(
+        "sqlite-file-encrypted",
+        _sqlite_encrypted,
         corrupt_item=_corrupt_sqlite,
         make_schema_newer=_newer_sqlite,
     ),

@@ -23,7 +23,7 @@ LAYERS: list[list[str]] = [
     ["models"],
     ["tools"],
     ["agent_output"],
-    ["agent"],
+    ["agent", "guardrails"],
     ["tracing"],
     ["run"],
     ["testing"],

@@ -13,6 +13,7 @@ from typing import Any, Generic, Literal
 from .agent_output import AgentOutputSchema
 from .context import RunContextWrapper, TContext, ToolContext
 from .errors import UserError
+from .guardrails import InputGuardrail, OutputGuardrail
 from .models.base import Model
 from .models.settings import ModelSettings
 from .tools.base import FunctionTool
@@ -36,7 +37,9 @@ class Agent(Generic[TContext]):
     resolved by the run's provider, or ``None`` for the provider's default.
     ``output_type`` asks for structured output validated with pydantic; ``None`` or ``str``
     means plain text. ``tool_use_behavior="stop_on_first_tool"`` ends the run with the first
-    tool's output instead of sending it back to the model.
+    tool's output instead of sending it back to the model. ``input_guardrails`` check the run's
+    input when this agent starts a run; ``output_guardrails`` its final output (see
+    :mod:`threadline.guardrails`).
     """
 
     name: str
@@ -48,6 +51,8 @@ class Agent(Generic[TContext]):
     output_type: Any = None
     handoff_description: str | None = None
     tool_use_behavior: Literal["run_llm_again", "stop_on_first_tool"] = "run_llm_again"
+    input_guardrails: list[InputGuardrail[Any]] = field(default_factory=list)
+    output_guardrails: list[OutputGuardrail[Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -65,6 +70,17 @@ class Agent(Generic[TContext]):
                     f"Agent {self.name!r}: tools[{index}] is a {type(tool).__name__}, not a tool; "
                     "decorate functions with @function_tool"
                 )
+        for field_name, kind in (
+            ("input_guardrails", InputGuardrail),
+            ("output_guardrails", OutputGuardrail),
+        ):
+            for index, guard in enumerate(getattr(self, field_name)):
+                if not isinstance(guard, kind):
+                    raise UserError(
+                        f"Agent {self.name!r}: {field_name}[{index}] is a "
+                        f"{type(guard).__name__}, not a {kind.__name__}; decorate functions with "
+                        f"@{'input' if kind is InputGuardrail else 'output'}_guardrail"
+                    )
         for index, target in enumerate(self.handoffs):
             if not isinstance(target, (Agent, Handoff)):
                 raise UserError(

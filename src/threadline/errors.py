@@ -3,6 +3,7 @@
 ```
 ThreadlineError
 ├── UserError                  misuse: bad arguments, bad items, missing configuration
+│   ├── SettingsError             a setting that does not exist or has the wrong type (a TypeError too)
 │   ├── ModelNotConfiguredError   no way to resolve a model (says the ways to fix it)
 │   └── MissingDependencyError    an optional extra is not installed (names the extra)
 ├── RunError                   a run could not complete
@@ -10,6 +11,9 @@ ThreadlineError
 │   ├── ModelBehaviorError        the model produced something unusable
 │   │   └── ToolArgumentsError       a tool was called with arguments that fail its schema
 │   ├── ToolError                 a tool raised and the tool is set to propagate errors
+│   ├── GuardrailTripwireTriggered   a guardrail stopped the run
+│   │   ├── InputGuardrailTripwireTriggered    an input guardrail rejected the input
+│   │   └── OutputGuardrailTripwireTriggered   an output guardrail rejected the final output
 │   └── ModelError                the model endpoint failed (HTTP status, network, timeout)
 │       ├── ModelAuthenticationError   401/403: the key is missing or wrong
 │       ├── ModelRateLimitError        429 after the client's retries
@@ -18,6 +22,7 @@ ThreadlineError
 └── SessionError               the session store failed or holds bad data
     ├── SessionBusyError          another run holds the session's writer lease
     ├── LeaseLostError            a run's lease was taken over: its writes are refused
+    ├── SessionClosedError        the session handle or its store was closed (a RuntimeError too)
     ├── CorruptItemError          a stored row cannot be decoded
     └── SchemaVersionError        the store was written by a newer threadline
 ```
@@ -27,8 +32,12 @@ Every message says what happened and what to do about it, in one line.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CorruptItemError",
+    "GuardrailTripwireTriggered",
+    "InputGuardrailTripwireTriggered",
     "LeaseLostError",
     "MaxTurnsExceeded",
     "MissingDependencyError",
@@ -39,10 +48,13 @@ __all__ = [
     "ModelNotConfiguredError",
     "ModelRateLimitError",
     "ModelTimeoutError",
+    "OutputGuardrailTripwireTriggered",
     "RunError",
     "SchemaVersionError",
     "SessionBusyError",
+    "SessionClosedError",
     "SessionError",
+    "SettingsError",
     "ThreadlineError",
     "ToolArgumentsError",
     "ToolError",
@@ -56,6 +68,13 @@ class ThreadlineError(Exception):
 
 class UserError(ThreadlineError):
     """The library was used in a way it does not support; the message says how to fix it."""
+
+
+class SettingsError(UserError, TypeError):
+    """A setting that does not exist, or a settings value of the wrong type.
+
+    Also a ``TypeError``, as the OpenAI Agents SDK raises for an unknown setting.
+    """
 
 
 class ModelNotConfiguredError(UserError):
@@ -115,6 +134,33 @@ class ToolError(RunError):
     def __init__(self, tool_name: str, message: str) -> None:
         self.tool_name = tool_name
         super().__init__(f"tool {tool_name!r} failed: {message}")
+
+
+class GuardrailTripwireTriggered(RunError):
+    """A guardrail's tripwire stopped the run; ``guardrail_result`` holds its outcome."""
+
+    def __init__(self, kind: str, guardrail_result: Any) -> None:
+        self.guardrail_result = guardrail_result
+        guardrail = getattr(guardrail_result, "guardrail", None)
+        name = guardrail.get_name() if guardrail is not None else "?"
+        super().__init__(
+            f"{kind} guardrail {name!r} triggered its tripwire; the run stopped "
+            f"(see .guardrail_result.output.output_info for why)"
+        )
+
+
+class InputGuardrailTripwireTriggered(GuardrailTripwireTriggered):
+    """An input guardrail rejected the run's input; nothing of it was stored."""
+
+    def __init__(self, guardrail_result: Any) -> None:
+        super().__init__("input", guardrail_result)
+
+
+class OutputGuardrailTripwireTriggered(GuardrailTripwireTriggered):
+    """An output guardrail rejected the final output; the step that made it was not stored."""
+
+    def __init__(self, guardrail_result: Any) -> None:
+        super().__init__("output", guardrail_result)
 
 
 class ModelError(RunError):
@@ -199,6 +245,13 @@ class LeaseLostError(SessionError):
             "more of this run is stored; retry the turn, or raise SessionSettings(lease_ttl=...) "
             "if the run stalls for long"
         )
+
+
+class SessionClosedError(SessionError, RuntimeError):
+    """The session handle, or the store behind it, was closed.
+
+    Also a ``RuntimeError``, as the OpenAI Agents SDK raises for a closed session.
+    """
 
 
 class CorruptItemError(SessionError):

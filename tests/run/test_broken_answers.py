@@ -8,7 +8,6 @@ leaves the session holding exactly what it held before the step began.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,12 +15,10 @@ from openai import AsyncOpenAI
 
 from threadline import (
     Agent,
-    InMemorySession,
     ModelError,
     OpenAIChatCompletionsModel,
     OpenAIResponsesModel,
     Runner,
-    SQLiteSession,
     function_tool,
 )
 from threadline.testing import ScriptedServer, ServerStep, cut_off, raw, reply, tool_calls
@@ -40,13 +37,6 @@ def get_weather(city: str) -> str:
 def server() -> Any:
     with ScriptedServer() as srv:
         yield srv
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def make_session(request: pytest.FixtureRequest, tmp_path: Path) -> SessionFactory:
-    if request.param == "memory":
-        return lambda sid: InMemorySession(sid)
-    return lambda sid: SQLiteSession(sid, tmp_path / "history.db")
 
 
 def agent_for(server: ScriptedServer, api: str) -> Agent[Any]:

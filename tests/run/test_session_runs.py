@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,39 +22,9 @@ from threadline import (
 from threadline.items import Item, user_message
 from threadline.testing import ScriptedModel, call
 
-from ..backends import BACKEND_PARAMS, Backend
+from ..backends import Backend
 
 SessionFactory = Callable[[str], Any]
-
-
-@pytest.fixture(params=BACKEND_PARAMS)
-def backend(request: pytest.FixtureRequest) -> Backend:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-async def open_store(backend: Backend, tmp_path: Path) -> AsyncIterator[Callable[[], Any]]:
-    """Opens stores on this test's storage (another one is like another process)."""
-    factory = backend.factory(tmp_path)
-    opened: list[Any] = []
-
-    def open_one() -> Any:
-        opened.append(factory())
-        return opened[-1]
-
-    yield open_one
-    for each in opened:
-        await each.aclose()
-
-
-@pytest.fixture
-def store(open_store: Callable[[], Any]) -> Any:
-    return open_store()
-
-
-@pytest.fixture
-def make_session(store: Any) -> SessionFactory:
-    return store.session  # type: ignore[no-any-return]
 
 
 class RecordingSession:

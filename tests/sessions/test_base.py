@@ -42,6 +42,7 @@ def test_public_names_are_complete_and_sorted() -> None:
         "backend",
         "base",
         "codec",
+        "encryption",
         "lease",
         "memory",
         "sqlite",

@@ -29,3 +29,25 @@ def test_the_store_example_runs(tmp_path: Path) -> None:
     assert lines[1].startswith("user_123 0 What city is the **Golden** **Gate** Bridge")
     assert lines[2].startswith("StoreStats(sessions=1, items=1")
     assert (tmp_path / "conversations.db").exists()
+
+
+def test_the_encryption_example_runs(tmp_path: Path) -> None:
+    import base64
+    import os
+
+    code = _block_after("## Encryption at rest")
+    env = {**os.environ, "THREADLINE_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    item = "[{'role': 'user', 'content': 'My PIN is 4242'}]"
+    assert done.stdout.splitlines() == [item, "1 item(s) now under 2026-07", item]
+    for name in ("private.db", "private.db-wal", "private.db-shm"):
+        path = tmp_path / name
+        assert not path.exists() or b"PIN is 4242" not in path.read_bytes()

@@ -104,7 +104,8 @@ async def _set_rows(store: Any, session_id: str, rows: list[str]) -> None:
     else:
         stored = store._backend.db.sessions[session_id].rows
         for seq, row in enumerate(rows):
-            stored[seq] = stored[seq]._replace(data=row)
+            data = row if store.codec.plain_json else store.codec.seal(session_id, row)
+            stored[seq] = stored[seq]._replace(data=data)
 
 
 async def _outcome(read: Any) -> tuple[str, Any]:

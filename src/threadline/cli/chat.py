@@ -15,7 +15,7 @@ from ..agent import Agent
 from ..errors import ThreadlineError
 from ..items import Item
 from ..run import RunConfig, Runner
-from ..sessions import Store, StoreSession
+from ..sessions import SessionStore, ThreadlineSession
 from ._render import print_history, print_sessions, write_jsonl
 
 __all__ = ["HELP", "ChatApp", "run_repl"]
@@ -40,7 +40,7 @@ class ChatApp:
         self,
         *,
         agent: Agent[Any],
-        store: Store,
+        store: SessionStore,
         session_id: str,
         out: TextIO,
         err: TextIO,
@@ -49,7 +49,7 @@ class ChatApp:
     ) -> None:
         self.agent = agent
         self.store = store
-        self.session: StoreSession = store.session(session_id)
+        self.session: ThreadlineSession = store.session(session_id)
         self.out = out
         self.err = err
         self.run_config = run_config or RunConfig()

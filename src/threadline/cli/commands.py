@@ -12,7 +12,7 @@ from typing import Any
 from ..agent import Agent
 from ..errors import UserError
 from ..models.base import Model
-from ..sessions import SQLiteStore, Store
+from ..sessions import SessionStore, SQLiteStore
 from ..sessions import open_store as open_store_url
 from ._paths import default_db_path, new_session_id
 from ._progress import LoadProgress
@@ -21,7 +21,7 @@ from .chat import ChatApp, run_repl
 __all__ = ["chat_command", "db_command", "model_from_args", "open_store"]
 
 
-def open_store(db: str | None, store: str | None = None) -> Store:
+def open_store(db: str | None, store: str | None = None) -> SessionStore:
     """The store the arguments name: ``--store URL``, else ``--db PATH`` (a SQLite file),
     else ``$THREADLINE_STORE``, else the SQLite file in the user data dir (``$THREADLINE_DB``).
 
@@ -56,7 +56,7 @@ def _make_folder(path: Path) -> None:
         ) from None
 
 
-def store_name(store: Store) -> str:
+def store_name(store: SessionStore) -> str:
     """How the CLI names a store in messages: a SQLite file's path, else its description."""
     return store.db_path if isinstance(store, SQLiteStore) else repr(store)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..items import Item, pairing_problem
-from ..sessions import Store
+from ..sessions import SessionStore
 from ._render import print_history, print_sessions, print_table, write_jsonl
 from .commands import open_store, store_name
 
@@ -45,16 +45,16 @@ def _emit_json(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
 
 
-def _unknown(store: Store, session_id: str) -> str:
+def _unknown(store: SessionStore, session_id: str) -> str:
     return f"no session {session_id!r} in {store_name(store)}; 'sessions ls' lists them"
 
 
-async def _known(store: Store, session_id: str) -> None:
+async def _known(store: SessionStore, session_id: str) -> None:
     if not any(i.session_id == session_id for i in await store.list_sessions()):
         raise UserError(_unknown(store, session_id))
 
 
-async def _ls(store: Store, args: argparse.Namespace) -> int:
+async def _ls(store: SessionStore, args: argparse.Namespace) -> int:
     infos = await store.list_sessions()
     if args.json:
         _emit_json(
@@ -73,7 +73,7 @@ async def _ls(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _show(store: Store, args: argparse.Namespace) -> int:
+async def _show(store: SessionStore, args: argparse.Namespace) -> int:
     await _known(store, args.session_id)
     items = await store.session(args.session_id).get_items()
     if args.json:
@@ -83,7 +83,7 @@ async def _show(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _search(store: Store, args: argparse.Namespace) -> int:
+async def _search(store: SessionStore, args: argparse.Namespace) -> int:
     hits = await store.search(args.text, limit=args.limit)
     if args.json:
         _emit_json(
@@ -103,7 +103,7 @@ async def _search(store: Store, args: argparse.Namespace) -> int:
     return 0 if hits else 1
 
 
-async def _export(store: Store, args: argparse.Namespace) -> int:
+async def _export(store: SessionStore, args: argparse.Namespace) -> int:
     await _known(store, args.session_id)
     write_jsonl(await store.session(args.session_id).get_items(), sys.stdout)
     return 0
@@ -134,7 +134,7 @@ def _read_jsonl(path: Path) -> list[Item]:
     return items
 
 
-async def _import(store: Store, args: argparse.Namespace) -> int:
+async def _import(store: SessionStore, args: argparse.Namespace) -> int:
     path = Path(args.file)
     items = await asyncio.to_thread(_read_jsonl, path)
     session_id = args.session or path.stem
@@ -143,21 +143,21 @@ async def _import(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _fork(store: Store, args: argparse.Namespace) -> int:
+async def _fork(store: SessionStore, args: argparse.Namespace) -> int:
     await _known(store, args.session_id)
     await store.session(args.session_id).fork(args.new_session_id)
     print(f"forked {args.session_id} to {args.new_session_id}")
     return 0
 
 
-async def _rm(store: Store, args: argparse.Namespace) -> int:
+async def _rm(store: SessionStore, args: argparse.Namespace) -> int:
     if not await store.delete_session(args.session_id):
         raise UserError(_unknown(store, args.session_id))
     print(f"deleted session {args.session_id}")
     return 0
 
 
-async def _stats(store: Store, args: argparse.Namespace) -> int:
+async def _stats(store: SessionStore, args: argparse.Namespace) -> int:
     counted = await store.stats()
     stats: dict[str, Any] = {
         "store": store_name(store),

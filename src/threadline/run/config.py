@@ -11,6 +11,7 @@ from ..models.base import Model, ModelProvider
 from ..models.settings import ModelSettings
 
 if TYPE_CHECKING:
+    from ..guardrails import InputGuardrail, OutputGuardrail
     from ..sessions.base import SessionSettings
 
 __all__ = ["DEFAULT_MAX_TURNS", "RunConfig", "SessionInputCallback"]
@@ -30,6 +31,7 @@ class RunConfig:
     which is wrapped in a provider that uses it. ``model_settings`` overlays each agent's
     settings. ``session_settings`` overrides the session's own (history limit, token budget,
     lease behaviour). ``session_input_callback`` merges history and new input.
+    ``input_guardrails`` / ``output_guardrails`` run in addition to the agents' own.
     """
 
     model: str | Model | None = None
@@ -40,3 +42,5 @@ class RunConfig:
     tracing_disabled: bool = False
     workflow_name: str = "Agent workflow"
     trace_metadata: dict[str, Any] | None = None
+    input_guardrails: list[InputGuardrail[Any]] | None = None
+    output_guardrails: list[OutputGuardrail[Any]] | None = None

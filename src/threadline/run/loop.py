@@ -6,6 +6,8 @@ the effects (model calls, tools, persistence, events) in order.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import inspect
 from collections.abc import Callable
@@ -13,7 +15,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..context import RunContextWrapper
-from ..errors import MaxTurnsExceeded, ModelBehaviorError, UserError
+from ..errors import (
+    InputGuardrailTripwireTriggered,
+    MaxTurnsExceeded,
+    ModelBehaviorError,
+    OutputGuardrailTripwireTriggered,
+    UserError,
+)
 from ..items import Item, function_call_output, input_to_items
 from ..models.base import Model, ModelRequest, ModelResponse, ResponseCompleted
 from ..tracing import span
@@ -34,6 +42,12 @@ from .tool_exec import run_tools
 
 if TYPE_CHECKING:
     from ..agent import Agent
+    from ..guardrails import (
+        InputGuardrail,
+        InputGuardrailResult,
+        OutputGuardrail,
+        OutputGuardrailResult,
+    )
 
 __all__ = ["run_agent"]
 
@@ -67,6 +81,11 @@ class _Run:
     model_input: list[Item] = field(default_factory=list)
     new_items: list[RunItem] = field(default_factory=list)
     responses: list[ModelResponse] = field(default_factory=list)
+    original_input: str | list[Item] = ""
+    unsaved_input: list[Item] = field(default_factory=list)
+    """The input, held back from the session until every input guardrail passed."""
+    input_guardrail_results: list[InputGuardrailResult] = field(default_factory=list)
+    output_guardrail_results: list[OutputGuardrailResult] = field(default_factory=list)
 
     def record(self, item: RunItem) -> None:
         self.new_items.append(item)
@@ -99,13 +118,19 @@ async def run_agent(
         emit=emit,
         previous_response_id=previous_response_id,
         conversation_id=conversation_id,
+        original_input=input,
     )
     with span(
         "run", config.workflow_name, disabled=config.tracing_disabled, agent=starting_agent.name
     ) as run_span:
-        async with session_memory(session, config) as memory:
+        async with session_memory(session, config, run.context) as memory:
             run.memory = memory
-            run.model_input = await memory.start(new_input) if memory else list(new_input)
+            guarded = bool(_input_guardrails(run))
+            if memory is None:
+                run.model_input = list(new_input)
+            else:  # a guarded input is stored only once the guardrails let it through
+                run.model_input = await memory.start(new_input, save=not guarded)
+                run.unsaved_input = list(new_input) if guarded else []
             final_output = await _turns(run)
         if run_span is not None:
             run_span.attributes["usage"] = vars(run.context.usage).copy()
@@ -116,13 +141,22 @@ async def run_agent(
         last_agent=run.agent,
         raw_responses=run.responses,
         context_wrapper=run.context,
+        input_guardrail_results=run.input_guardrail_results,
+        output_guardrail_results=run.output_guardrail_results,
     )
+
+
+_NOT_FINAL: Any = object()
 
 
 async def _turns(run: _Run) -> Any:
     await _enter_agent(run, run.agent)
-    for _turn in range(run.max_turns):
-        response = await _call_model(run)
+    for turn in range(run.max_turns):
+        guards = _input_guardrails(run) if turn == 0 else []
+        response = await (_guarded_first_call(run, guards) if guards else _call_model(run))
+        if run.unsaved_input and run.memory is not None:
+            await run.memory.save(run.unsaved_input)
+            run.unsaved_input = []
         plan = plan_step(run.agent, response)
         step_items = list(response.output)
         for raw in response.output:
@@ -152,17 +186,76 @@ async def _turns(run: _Run) -> Any:
             if run.previous_response_id is not None:
                 run.previous_response_id = response.response_id
         run.model_input += step_items
+        final = _NOT_FINAL
+        if plan.handoff is None:
+            if run.agent.tool_use_behavior == "stop_on_first_tool" and results:
+                final = results[0].value
+            elif not plan.has_calls:
+                final = _final_output(run.agent, plan)
+        if final is not _NOT_FINAL:
+            await _check_output(run, final)  # a blocked answer is not stored
         if run.memory is not None:
-            await run.memory.save(step_items)
+            try:
+                await run.memory.save(step_items)
+            except BaseException:
+                if plan.handoff is not None and run.emit is not None:
+                    # the handoff happened; the stream says so before the error (as the SDK)
+                    run.emit(AgentUpdatedStreamEvent(new_agent=plan.handoff.agent))
+                raise
         if plan.handoff is not None:
             await _take_handoff(run, plan)
             continue
-        if run.agent.tool_use_behavior == "stop_on_first_tool" and results:
-            return await _finish(run, results[0].value)
-        if plan.has_calls:
-            continue
-        return await _finish(run, _final_output(run.agent, plan))
+        if final is not _NOT_FINAL:
+            return await _finish(run, final)
     raise MaxTurnsExceeded(run.max_turns)
+
+
+def _input_guardrails(run: _Run) -> list[InputGuardrail[Any]]:
+    return [*run.agent.input_guardrails, *(run.config.input_guardrails or [])]
+
+
+async def _run_input_guardrails(run: _Run, guards: list[InputGuardrail[Any]]) -> None:
+    results = await asyncio.gather(
+        *(guard.run(run.agent, run.original_input, run.context) for guard in guards)
+    )
+    run.input_guardrail_results += results
+    for result in results:
+        if result.output.tripwire_triggered:
+            raise InputGuardrailTripwireTriggered(result)
+
+
+async def _guarded_first_call(run: _Run, guards: list[InputGuardrail[Any]]) -> ModelResponse:
+    """The first model call with the input guardrails: the sequential ones first, the parallel
+    ones beside the call (a triggered tripwire cancels it)."""
+    before = [guard for guard in guards if not guard.run_in_parallel]
+    beside = [guard for guard in guards if guard.run_in_parallel]
+    if before:
+        await _run_input_guardrails(run, before)
+    if not beside:
+        return await _call_model(run)
+    call = asyncio.ensure_future(_call_model(run))
+    try:
+        await _run_input_guardrails(run, beside)
+    except BaseException:
+        call.cancel()
+        with contextlib.suppress(BaseException):
+            await call
+        raise
+    return await call
+
+
+async def _check_output(run: _Run, output: Any) -> None:
+    guards: list[OutputGuardrail[Any]] = [
+        *run.agent.output_guardrails,
+        *(run.config.output_guardrails or []),
+    ]
+    if not guards:
+        return
+    results = await asyncio.gather(*(guard.run(run.context, run.agent, output) for guard in guards))
+    run.output_guardrail_results += results
+    for result in results:
+        if result.output.tripwire_triggered:
+            raise OutputGuardrailTripwireTriggered(result)
 
 
 def _server_state(run: _Run) -> bool:

@@ -19,7 +19,7 @@ from ..sessions.base import SessionSettings
 from ..sessions.lease import writer_lease
 from .config import RunConfig, SessionInputCallback
 
-__all__ = ["SessionMemory", "check_session", "session_memory"]
+__all__ = ["SessionMemory", "check_session", "session_memory", "wants_wrapper"]
 
 _REQUIRED = ("get_items", "add_items", "pop_item", "clear_session")
 
@@ -35,31 +35,54 @@ def check_session(session: object) -> None:
         )
 
 
+def _declares_wrapper(method: Any) -> bool:
+    try:
+        return "wrapper" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def wants_wrapper(session: Any) -> bool:
+    """Whether ``session`` opted in to receiving the run context (the OpenAI Agents SDK's
+    convention: all four contract methods declare a ``wrapper`` parameter)."""
+    return all(_declares_wrapper(getattr(session, name, None)) for name in _REQUIRED)
+
+
 class SessionMemory:
-    """Reads history for a run and writes what the run adds."""
+    """Reads history for a run and writes what the run adds.
+
+    A session whose four contract methods declare ``wrapper`` gets the run's
+    :class:`~threadline.RunContextWrapper` on every call (tenant routing, as in the SDK).
+    """
 
     def __init__(
         self,
         session: Any,
         settings: SessionSettings,
         input_callback: SessionInputCallback | None,
+        context: Any = None,
     ) -> None:
         self.session = session
         self.settings = settings
         self.input_callback = input_callback
+        self._extra: dict[str, Any] = {"wrapper": context} if wants_wrapper(session) else {}
 
     async def load_history(self) -> list[Item]:
         """The stored window this run sends, repaired so that it is valid to send."""
         limit, max_tokens = self.settings.limit, self.settings.max_tokens
         get_window = getattr(self.session, "get_window", None)
-        if callable(get_window):
-            history = await get_window(max_items=limit, max_tokens=max_tokens)
+        extra = self._extra
+        if callable(get_window) and (not extra or _declares_wrapper(get_window)):
+            history = await get_window(max_items=limit, max_tokens=max_tokens, **extra)
+        elif limit is None:  # no argument: a session's get_items(self) works too
+            history = await self.session.get_items(**extra)
         else:
-            history = await self.session.get_items(limit)
+            history = await self.session.get_items(limit, **extra)
         return repair_orphans(list(history))
 
-    async def start(self, new_items: list[Item]) -> list[Item]:
-        """Load history, merge the new input into it, persist the new input.
+    async def start(self, new_items: list[Item], *, save: bool = True) -> list[Item]:
+        """Load history, merge the new input into it, persist the new input (unless ``save``
+        is false: a guarded input is saved once the guardrails passed).
 
         Returns the items to send to the model.
         """
@@ -76,18 +99,24 @@ class SessionMemory:
             combined: list[Item] = merged
         else:
             combined = history + new_items
-        await self.save(new_items)
+        if save:
+            await self.save(new_items)
         return combined
 
     async def save(self, items: list[Item]) -> None:
         """Append one completed step (or the input) as one atomic batch."""
         if items:
-            await self.session.add_items(list(items))
+            await self.session.add_items(list(items), **self._extra)
 
 
 @asynccontextmanager
-async def session_memory(session: Any, config: RunConfig) -> AsyncIterator[SessionMemory | None]:
-    """Hold the session's writer lease for the whole run; yields ``None`` without a session."""
+async def session_memory(
+    session: Any, config: RunConfig, context: Any = None
+) -> AsyncIterator[SessionMemory | None]:
+    """Hold the session's writer lease for the whole run; yields ``None`` without a session.
+
+    ``context`` is the run's context wrapper, passed to sessions that ask for it.
+    """
     if session is None:
         yield None
         return
@@ -104,4 +133,4 @@ async def session_memory(session: Any, config: RunConfig) -> AsyncIterator[Sessi
         timeout=math.inf if timeout is None else timeout,
         ttl=settings.effective_ttl,
     ):
-        yield SessionMemory(session, settings, config.session_input_callback)
+        yield SessionMemory(session, settings, config.session_input_callback, context)

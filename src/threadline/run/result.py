@@ -18,6 +18,7 @@ from .run_items import RunItem
 
 if TYPE_CHECKING:
     from ..agent import Agent
+    from ..guardrails import InputGuardrailResult, OutputGuardrailResult
 
 __all__ = ["RunResult", "RunResultStreaming"]
 
@@ -28,7 +29,8 @@ class RunResult:
 
     ``input`` is what the caller passed; ``new_items`` what the run produced (messages, tool
     calls and outputs, handoffs); ``final_output`` the last agent's answer (text, or the
-    validated ``output_type`` value); ``raw_responses`` every model response.
+    validated ``output_type`` value); ``raw_responses`` every model response;
+    ``input_guardrail_results`` / ``output_guardrail_results`` what the guardrails said.
     """
 
     input: str | list[Item]
@@ -37,6 +39,8 @@ class RunResult:
     last_agent: Agent[Any]
     raw_responses: list[ModelResponse]
     context_wrapper: RunContextWrapper[Any]
+    input_guardrail_results: list[InputGuardrailResult] = field(default_factory=list)
+    output_guardrail_results: list[OutputGuardrailResult] = field(default_factory=list)
 
     @property
     def usage(self) -> Usage:
@@ -87,6 +91,8 @@ class RunResultStreaming:
     _task: asyncio.Task[RunResult] | None = field(default=None, repr=False)
     _result: RunResult | None = field(default=None, repr=False)
     _cancel_requested: bool = field(default=False, repr=False)
+    input_guardrail_results: list[InputGuardrailResult] = field(default_factory=list)
+    output_guardrail_results: list[OutputGuardrailResult] = field(default_factory=list)
 
     @property
     def last_agent(self) -> Agent[Any]:
@@ -133,6 +139,8 @@ class RunResultStreaming:
         self.raw_responses = result.raw_responses
         self.current_agent = result.last_agent
         self.context_wrapper = result.context_wrapper
+        self.input_guardrail_results = result.input_guardrail_results
+        self.output_guardrail_results = result.output_guardrail_results
         self.is_complete = True
 
     def cancel(self) -> None:

@@ -9,7 +9,9 @@
 * :class:`InMemorySession` / :class:`InMemoryStore` — the reference implementation.
 * :func:`writer_lease` — one writer per session, for any session object; stores' leases are
   fenced (:class:`Lease`).
-* :class:`ItemCodec` / :class:`JsonCodec` — how a store seals items into stored payloads.
+* :class:`ItemCodec` / :class:`JsonCodec` — how a store seals items into stored payloads;
+  :class:`EncryptionCodec` encrypts them at rest (``threadline[encryption]``), with
+  :func:`key_from_env`, :func:`new_key` and :func:`reencrypt` (after a key rotation).
 * :class:`StoreBackend` — the row-level interface a new backend implements.
 * :mod:`threadline.sessions.testing` — the conformance suite every backend passes.
 """
@@ -29,6 +31,7 @@ from .base import (
     capabilities_of,
 )
 from .codec import ItemCodec, JsonCodec, estimate_tokens
+from .encryption import KEY_ENV_VAR, EncryptionCodec, key_from_env, new_key, reencrypt
 from .lease import Lease, writer_lease
 from .memory import InMemoryDatabase, InMemorySession, InMemoryStore
 from .sqlite import SQLiteSession, SQLiteStore
@@ -37,7 +40,9 @@ from .store import STORE_CAPABILITIES, SessionStore, Store, open_store, store_sc
 __all__ = [
     "CAPABILITIES",
     "DEFAULT_LEASE_TTL",
+    "KEY_ENV_VAR",
     "STORE_CAPABILITIES",
+    "EncryptionCodec",
     "Fence",
     "InMemoryDatabase",
     "InMemorySession",
@@ -61,7 +66,10 @@ __all__ = [
     "ThreadlineSession",
     "capabilities_of",
     "estimate_tokens",
+    "key_from_env",
+    "new_key",
     "open_store",
+    "reencrypt",
     "search_terms",
     "store_schemes",
     "writer_lease",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ..errors import SessionError, UserError
+from ..errors import SessionClosedError, UserError
 from ._handle import StoreSession
 from ._search import search_terms
 from .backend import SearchHit, SessionPage, StoreBackend, StoreStats
@@ -68,7 +68,7 @@ class Store:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise SessionError(
+            raise SessionClosedError(
                 f"the session store {self._backend.where} is closed: open a new store"
             )
 

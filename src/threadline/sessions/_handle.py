@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import UserError
+from ..errors import SessionClosedError, UserError
 from ..items import Item
-from .base import DEFAULT_LEASE_TTL, SessionSettings
+from ._window import check_fork_cut, item_pairs
+from .base import SessionSettings
 from .codec import check_count, check_session_id, encode_items
 from .lease import Lease, check_fence, check_ttl, fenced_lease, held_lease
 
@@ -37,7 +38,7 @@ class StoreSession:
 
     store: Store
     session_id: str
-    session_settings: SessionSettings | None
+    session_settings: SessionSettings
 
     def __init__(
         self, store: Store, session_id: str, *, session_settings: SessionSettings | None = None
@@ -47,14 +48,11 @@ class StoreSession:
     def _attach(
         self, store: Store, session_id: str, session_settings: SessionSettings | None
     ) -> None:
-        if session_settings is not None and not isinstance(session_settings, SessionSettings):
-            raise UserError(
-                f"session_settings must be a SessionSettings or None, "
-                f"got {type(session_settings).__name__}"
-            )
         self.session_id = check_session_id(session_id)
-        self.session_settings = session_settings
+        # A dict (or the SDK's SessionSettings) is coerced; an unknown key is a SettingsError.
+        self.session_settings = SessionSettings.coerce(session_settings)
         self.store = store
+        self._handle_closed = False
 
     @classmethod
     def _bind(
@@ -77,37 +75,62 @@ class StoreSession:
         """The optional capabilities this handle's store declares."""
         return self.store.capabilities
 
+    def _usable(self) -> Store:
+        """The store, or :class:`SessionClosedError` when this handle or its store is closed."""
+        store = self.store
+        if self._handle_closed or store.closed:
+            raise SessionClosedError(
+                f"session {self.session_id!r} is closed: open a new handle "
+                "(store.session(...), or a new SQLiteSession)"
+            )
+        return store
+
     def _fence(self) -> Any:
         return check_fence(held_lease(self.store, self.session_id))
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called on this handle (or its store was closed)."""
+        return self._handle_closed or self.store.closed
+
+    def close(self) -> None:
+        """Close this handle: every later call raises
+        :class:`~threadline.errors.SessionClosedError` (the store stays open for others)."""
+        self._handle_closed = True
 
     # ------------------------------------------------------------------ the Session contract
 
     async def get_items(self, limit: int | None = None) -> list[Item]:
-        """The newest ``limit`` items (all when ``None``), oldest first."""
+        """The newest ``limit`` items, oldest first.
+
+        Without ``limit``, ``session_settings.limit`` applies (all items when it is unset), as
+        in the OpenAI Agents SDK; an explicit ``limit`` wins.
+        """
+        store = self._usable()
+        if limit is None:
+            limit = self.session_settings.limit
         limit = check_count(limit, "limit")
         if limit == 0:
-            self.store._check_open()
             return []
-        return await self.store._backend.read(self.session_id, limit)
+        return await store._backend.read(self.session_id, limit)
 
     async def add_items(self, items: list[Item]) -> None:
         """Append ``items`` atomically, keeping their order (nothing is written if one is bad)."""
-        store = self.store
+        store = self._usable()
         rows = encode_items(items, store.codec, self.session_id)
         fence = self._fence()
-        store._check_open()
         if rows:
             await store._backend.append(self.session_id, rows, fence)
 
     async def pop_item(self) -> Item | None:
         """Remove and return the newest item, or ``None`` when the session is empty."""
-        fence = self._fence()
-        return await self.store._backend.pop(self.session_id, fence)
+        store = self._usable()
+        return await store._backend.pop(self.session_id, self._fence())
 
     async def clear_session(self) -> None:
         """Remove every item; the session itself stays (``delete_session`` removes it)."""
-        fence = self._fence()
-        await self.store._backend.clear(self.session_id, fence)
+        store = self._usable()
+        await store._backend.clear(self.session_id, self._fence())
 
     # ------------------------------------------------------------------ threadline extensions
 
@@ -115,21 +138,21 @@ class StoreSession:
         self, max_items: int | None = None, max_tokens: int | None = None
     ) -> list[Item]:
         """The newest items within the budget, oldest first, cut at a turn boundary."""
+        store = self._usable()
         max_items = check_count(max_items, "max_items")
         max_tokens = check_count(max_tokens, "max_tokens")
         if max_items == 0 or max_tokens == 0:
-            self.store._check_open()
             return []
-        return await self.store._backend.window(self.session_id, max_items, max_tokens)
+        return await store._backend.window(self.session_id, max_items, max_tokens)
 
     async def pop_turn(self) -> list[Item]:
         """Remove and return the newest user message and everything after it."""
-        fence = self._fence()
-        return await self.store._backend.pop_turn(self.session_id, fence)
+        store = self._usable()
+        return await store._backend.pop_turn(self.session_id, self._fence())
 
     async def replace_items(self, items: list[Item]) -> None:
         """Replace the whole history with ``items`` atomically."""
-        store = self.store
+        store = self._usable()
         rows = encode_items(items, store.codec, self.session_id)
         fence = self._fence()
         await store._backend.replace(self.session_id, rows, fence)
@@ -137,12 +160,34 @@ class StoreSession:
     async def fork(self: H, new_session_id: str, at: int | None = None) -> H:
         """A new session of this store holding a copy of the first ``at`` items (all when
         ``None``); ``new_session_id`` must hold no items yet."""
+        store = self._usable()
         new_session_id = check_session_id(new_session_id)
         at = check_count(at, "at")
         if new_session_id == self.session_id:
             raise UserError(f"cannot fork session {self.session_id!r} into itself: pick a new id")
-        await self.store._backend.fork(self.session_id, new_session_id, at)
-        return type(self)._bind(self.store, new_session_id, self.session_settings)
+        if store.codec.plain_json:
+            await store._backend.fork(self.session_id, new_session_id, at)
+        else:
+            await self._fork_resealed(new_session_id, at)
+        return type(self)._bind(store, new_session_id, self.session_settings)
+
+    async def _fork_resealed(self, new_session_id: str, at: int | None) -> None:
+        """Fork through the codec: a sealed payload may be bound to its session (encryption
+        at rest binds it), so the copy is opened and sealed again for ``new_session_id``.
+
+        The backend's own fork (with nothing to copy) checks that the new session is empty;
+        the copy is then one atomic append.
+        """
+        backend = self.store._backend
+        items = await backend.read(self.session_id, None)
+        if at is not None and at < len(items):
+            check_fork_cut(self.session_id, at, item_pairs(items))
+        await backend.fork(self.session_id, new_session_id, 0)
+        if at is not None:
+            items = items[:at]
+        rows = encode_items(items, self.store.codec, new_session_id)
+        if rows:
+            await backend.append(new_session_id, rows, None)
 
     @asynccontextmanager
     async def lease(
@@ -154,12 +199,10 @@ class StoreSession:
         :class:`~threadline.sessions.Lease`; while it is held, writes through any handle of
         this store on this session carry its fence.
         """
+        store = self._usable()
         if ttl is None:
-            settings = self.session_settings
-            ttl = settings.effective_ttl if settings is not None else DEFAULT_LEASE_TTL
+            ttl = self.session_settings.effective_ttl
         ttl = check_ttl(ttl)
-        store = self.store
-        store._check_open()
         async with fenced_lease(
             store._backend, store, self.session_id, wait=wait, timeout=timeout, ttl=ttl
         ) as held:

@@ -9,12 +9,13 @@ begin.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from ..errors import UserError
 from .codec import KIND_CALL, KIND_OUTPUT, KIND_USER
 
-__all__ = ["check_fork_cut", "collect", "safe_start", "window_size"]
+__all__ = ["check_fork_cut", "collect", "item_pairs", "safe_start", "window_size"]
 
 Meta = tuple[int, "str | None"]
 
@@ -79,6 +80,17 @@ def window_size(
     """How many of the newest items make up the window for this budget."""
     metas, cut = collect(rows_newest_first, max_items, max_tokens)
     return len(metas) - safe_start(metas, cut)
+
+
+def item_pairs(items: Iterable[Mapping[str, Any]]) -> Iterator[tuple[int, int, str | None]]:
+    """The ``(position, kind, call_id)`` of the function calls and outputs among ``items``
+    (what :func:`check_fork_cut` takes, for a backend that has the decoded items at hand)."""
+    for position, item in enumerate(items):
+        item_type = item.get("type")
+        if item_type == "function_call":
+            yield position, KIND_CALL, item.get("call_id")
+        elif item_type == "function_call_output":
+            yield position, KIND_OUTPUT, item.get("call_id")
 
 
 def check_fork_cut(session_id: str, at: int, pairs: Iterable[tuple[int, int, str | None]]) -> None:

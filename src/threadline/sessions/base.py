@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..errors import UserError
+from ..errors import SettingsError, UserError
 from ..items import Item
 from .codec import estimate_tokens
 
@@ -80,7 +80,7 @@ class Session(Protocol):
 class ThreadlineSession(Session, Protocol):
     """A :class:`Session` with the extensions every threadline backend implements."""
 
-    session_settings: SessionSettings | None
+    session_settings: SessionSettings
 
     async def get_window(
         self, max_items: int | None = None, max_tokens: int | None = None
@@ -209,22 +209,47 @@ class SessionSettings:
         """The lease time-to-live in seconds: ``lease_ttl``, or 30 s when unset."""
         return DEFAULT_LEASE_TTL if self.lease_ttl is None else float(self.lease_ttl)
 
+    @classmethod
+    def coerce(cls, value: SessionSettings | Mapping[str, Any] | Any | None) -> SessionSettings:
+        """``value`` as a :class:`SessionSettings`: ``None`` gives the defaults, a dict is
+        checked key by key (an unknown key is a :class:`~threadline.errors.SettingsError`,
+        also a ``TypeError``), and any object with these attribute names (the OpenAI Agents
+        SDK's ``SessionSettings``) is read field by field."""
+        if value is None:
+            return cls()
+        if isinstance(value, SessionSettings):
+            return value
+        known = [f.name for f in fields(cls)]
+        if isinstance(value, Mapping):
+            unknown = sorted(str(key) for key in value if key not in known)
+            if unknown:
+                raise SettingsError(
+                    f"unknown session setting {unknown[0]!r}: SessionSettings has "
+                    f"{', '.join(known)}"
+                )
+            return cls(**{name: value[name] for name in known if name in value})
+        if isinstance(value, (str, bytes, int, float, list, tuple, set)):
+            raise SettingsError(
+                f"session_settings must be a SessionSettings, a dict or None, "
+                f"got {type(value).__name__}"
+            )
+        return cls(**{name: getattr(value, name, None) for name in known})
+
     def resolve(
         self, override: SessionSettings | Mapping[str, Any] | Any | None
     ) -> SessionSettings:
         """A new settings object: ``override``'s non-``None`` fields over this one's.
 
-        ``override`` may be a :class:`SessionSettings`, a dict, or any object with the same
-        attribute names (such as the OpenAI Agents SDK's ``SessionSettings``).
+        ``override`` may be a :class:`SessionSettings`, a dict (an unknown key is a
+        :class:`~threadline.errors.SettingsError`), or any object with the same attribute
+        names (such as the OpenAI Agents SDK's ``SessionSettings``).
         """
         if override is None:
             return self
+        other = SessionSettings.coerce(override)
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in values:
-            if isinstance(override, Mapping):
-                value = override.get(name)
-            else:
-                value = getattr(override, name, None)
+            value = getattr(other, name)
             if value is not None:
                 values[name] = value
         return SessionSettings(**values)

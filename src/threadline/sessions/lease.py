@@ -16,8 +16,8 @@ stalled past its ttl (a paused process, a long blocking call) and was taken over
 gets :class:`~threadline.errors.LeaseLostError` instead of writing into another run's turn.
 
 The in-process lock (:func:`local_lock`) is shared by every thread and event loop of the
-process: ``Runner.run_sync`` starts a fresh loop per call, so a loop-bound ``asyncio.Lock``
-would not do. Its bookkeeping sits behind a ``threading.Lock`` that is only held for a few
+process: ``Runner.run_sync`` runs on a loop of its own thread and ``asyncio.run`` on another,
+so a loop-bound ``asyncio.Lock`` would not do. Its bookkeeping sits behind a ``threading.Lock`` that is only held for a few
 dictionary operations, so the event loop never blocks on it; a waiter parks on a future of its
 own loop and is handed the lock, first come first served. Cancelling or timing out a waiter
 never leaks the lock.
@@ -259,13 +259,14 @@ class Lease:
     :class:`~threadline.errors.LeaseLostError` at once (the store would refuse it anyway).
     """
 
-    __slots__ = ("_renewing", "fence", "lost", "session_id", "ttl")
+    __slots__ = ("_renewing", "fence", "lost", "released", "session_id", "ttl")
 
     def __init__(self, session_id: str, fence: Fence, ttl: float) -> None:
         self.session_id = session_id
         self.fence = fence
         self.ttl = ttl
         self.lost = False
+        self.released = False
         self._renewing = True
 
     def __repr__(self) -> str:
@@ -310,9 +311,13 @@ _background: set[asyncio.Future[Any]] = set()
 
 
 def held_lease(store: object, session_id: str) -> Lease | None:
-    """The lease on ``session_id`` of ``store`` that the current task holds, if any."""
+    """The lease on ``session_id`` of ``store`` held around the current task, if any.
+
+    Tasks started inside a lease block (a run's tools) see it too; once the block has ended
+    it no longer counts, so a task that outlives it writes unfenced.
+    """
     for held_store, held_id, lease in _HELD.get():
-        if held_store is store and held_id == session_id:
+        if held_store is store and held_id == session_id and not lease.released:
             return lease
     return None
 
@@ -410,6 +415,7 @@ async def fenced_lease(
         try:
             yield lease
         finally:
+            lease.released = True
             try:
                 _HELD.reset(token)
             except ValueError:  # finalised in another context: drop just this entry

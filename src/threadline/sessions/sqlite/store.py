@@ -12,6 +12,7 @@ See ``docs/sessions.md`` for the durability and locking guarantees.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 import urllib.parse
@@ -26,13 +27,15 @@ from ..base import SessionSettings
 from ..codec import ItemCodec, JsonCodec
 from ._backend import SQLiteBackend
 from ._engine import SQLiteEngine
+from ._schema import SDK_TABLES
+from ._sdk import DEFAULT_TABLES, check_table_name, find_sdk_tables, import_sdk_sessions
 
 __all__ = ["SQLiteSession", "SQLiteStore"]
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 _registry_lock = threading.Lock()
-_registry: dict[tuple[str, str], SQLiteStore] = {}
+_registry: dict[tuple[str, ...], SQLiteStore] = {}
 
 
 def _resolve_path(db_path: str | Path) -> str:
@@ -51,6 +54,20 @@ def _positive(name: str, value: object) -> float:
     if value == float("inf"):
         raise UserError(f"{name} must be a finite number of seconds, got {value!r}")
     return float(value)
+
+
+def _sdk_tables(sessions_table: str | None, messages_table: str | None) -> tuple[str, str]:
+    return (
+        check_table_name(sessions_table or DEFAULT_TABLES[0], "sessions_table"),
+        check_table_name(messages_table or DEFAULT_TABLES[1], "messages_table"),
+    )
+
+
+def _adopt_sdk(tables: tuple[str, str], codec: ItemCodec, where: str, conn: Any) -> None:
+    """When the schema is created: adopt the OpenAI Agents SDK's sessions, if the file has them."""
+    found = find_sdk_tables(conn, tables)
+    if found is not None:
+        import_sdk_sessions(conn, codec, found, where)
 
 
 def _close_engine(engine: SQLiteEngine) -> None:
@@ -87,6 +104,10 @@ class SQLiteSession(StoreSession):
     file); ``SQLiteSession("conversation_123")`` in a private in-memory database. Pass
     ``store=`` to use a :class:`SQLiteStore` you manage. Implements the whole
     :class:`~threadline.sessions.ThreadlineSession` contract.
+
+    A file written by the OpenAI Agents SDK's ``SQLiteSession`` is adopted the first time
+    threadline opens it (see :class:`SQLiteStore`); ``sessions_table`` / ``messages_table``
+    name the SDK's tables when it was given other names.
     """
 
     store: SQLiteStore
@@ -99,8 +120,11 @@ class SQLiteSession(StoreSession):
         session_settings: SessionSettings | None = None,
         store: SQLiteStore | None = None,
         synchronous: str = "FULL",
+        sessions_table: str | None = None,
+        messages_table: str | None = None,
     ) -> None:
         owns = store is None
+        tables = _sdk_tables(sessions_table, messages_table)
         if store is not None:
             if not isinstance(store, SQLiteStore):
                 raise UserError(f"store must be a SQLiteStore, got {type(store).__name__}")
@@ -109,11 +133,16 @@ class SQLiteSession(StoreSession):
                     f"db_path {str(db_path)!r} does not match the store's {store.db_path!r}: "
                     "pass one or the other"
                 )
+            if tables != DEFAULT_TABLES and tables != store.sdk_tables:
+                raise UserError(
+                    "sessions_table / messages_table belong to the store: pass them to "
+                    "SQLiteStore(..., sdk_tables=...) instead"
+                )
         elif _resolve_path(db_path) == ":memory:":
             store = SQLiteStore(":memory:", synchronous=synchronous)
             store._users = 1
         else:
-            store = SQLiteStore._shared(db_path, synchronous)
+            store = SQLiteStore._shared(db_path, synchronous, tables)
         try:
             super().__init__(store, session_id, session_settings=session_settings)
         except BaseException:
@@ -121,12 +150,10 @@ class SQLiteSession(StoreSession):
                 store._release_user()
             raise
         self._owns_store = owns
-        self._closed = False
         self.db_path = store.db_path
 
     def _bound(self) -> None:
         self._owns_store = False
-        self._closed = False
         self.db_path = self.store.db_path
 
     def __repr__(self) -> str:
@@ -137,12 +164,15 @@ class SQLiteSession(StoreSession):
         return self.store._engine
 
     def close(self) -> None:
-        """Release this handle; the store closes with its last constructor-made handle.
+        """Close this handle (later calls raise :class:`~threadline.errors.SessionClosedError`,
+        also a ``RuntimeError``); the store closes with its last constructor-made handle.
 
-        Handles from :meth:`SQLiteStore.session` leave closing to the store's owner.
+        Handles from :meth:`SQLiteStore.session` leave closing the store to its owner.
         """
-        if self._owns_store and not self._closed:
-            self._closed = True
+        if self._handle_closed:
+            return
+        self._handle_closed = True
+        if self._owns_store:
             self.store._release_user()
 
 
@@ -157,8 +187,12 @@ class SQLiteStore(Store):
     * ``lock_timeout`` — seconds a write keeps retrying a locked database before it fails.
     * ``readers`` — reader threads (each with one connection) for a file database.
     * ``codec`` — the item codec (default :class:`~threadline.sessions.JsonCodec`).
+    * ``sdk_tables`` — the OpenAI Agents SDK's ``(sessions_table, messages_table)``.
 
-    The schema is created or migrated on first use (or by :meth:`setup`). Close the store
+    The schema is created or migrated on first use (or by :meth:`setup`). When a file written
+    by the OpenAI Agents SDK is opened for the first time, its sessions are copied into
+    threadline's schema in the same transaction (one warning line says so; the SDK's tables are
+    left untouched); :meth:`import_sdk` does it explicitly. Close the store
     with :meth:`close` or :meth:`aclose` (or use it as an ``async with`` block) when done;
     sessions of a closed store raise :class:`~threadline.errors.SessionError`.
     """
@@ -174,8 +208,10 @@ class SQLiteStore(Store):
         lock_timeout: float = 60.0,
         readers: int = 4,
         codec: ItemCodec | None = None,
+        sdk_tables: tuple[str, str] = DEFAULT_TABLES,
     ) -> None:
         path = _resolve_path(db_path)
+        self.sdk_tables = _sdk_tables(*sdk_tables)
         mode = synchronous.upper() if isinstance(synchronous, str) else synchronous
         if mode not in _SYNCHRONOUS:
             raise UserError(
@@ -193,8 +229,14 @@ class SQLiteStore(Store):
             readers=readers,
         )
         super().__init__(SQLiteBackend(self._engine, codec or JsonCodec()))
+        # A plain function of values (no reference back to the store, which must stay
+        # collectable so that its finaliser closes the engine).
+        self._engine.on_create = functools.partial(
+            _adopt_sdk, self.sdk_tables, self.codec, self._engine.where
+        )
+        self._engine.sdk_tables = SDK_TABLES | set(self.sdk_tables)
         self._users = 0
-        self._registry_key: tuple[str, str] | None = None
+        self._registry_key: tuple[str, ...] | None = None
         # A store dropped without close() (SQLiteSession("id") is used that way) still closes
         # its connections: no "unclosed database" warning, no connection left to the GC.
         weakref.finalize(self, _close_engine, self._engine)
@@ -214,6 +256,28 @@ class SQLiteStore(Store):
             raise UserError(f"the store URL {url!r} names no database file")
         return cls(path, **{**_url_options(parts.query, url), **options})
 
+    async def import_sdk(
+        self, sdk_tables: tuple[str, str] = DEFAULT_TABLES
+    ) -> tuple[int, int, list[str]]:
+        """Copy the OpenAI Agents SDK's sessions in this file into threadline's schema now.
+
+        Sessions threadline already holds are skipped. Returns ``(sessions, items, skipped
+        ids)``; a file without the SDK's tables is a :class:`~threadline.errors.UserError`.
+        """
+        tables = _sdk_tables(*sdk_tables)
+        where = self._engine.where
+
+        def run(conn: Any) -> tuple[int, int, list[str]]:
+            if find_sdk_tables(conn, tables) is None:
+                raise UserError(
+                    f"{where} has no OpenAI Agents SDK tables {tables[0]} / {tables[1]}"
+                )
+            return import_sdk_sessions(conn, self.codec, tables, where)
+
+        self._check_open()
+        result: tuple[int, int, list[str]] = await self._engine.write(run)
+        return result
+
     @classmethod
     def shared(cls, db_path: str | Path, *, synchronous: str = "FULL") -> SQLiteStore:
         """The process-wide store for the file ``db_path`` (created on first use).
@@ -224,17 +288,20 @@ class SQLiteStore(Store):
         return cls._shared(db_path, synchronous)
 
     @classmethod
-    def _shared(cls, db_path: str | Path, synchronous: str) -> SQLiteStore:
+    def _shared(
+        cls, db_path: str | Path, synchronous: str, sdk_tables: tuple[str, str] = DEFAULT_TABLES
+    ) -> SQLiteStore:
         path = _resolve_path(db_path)
         if path == ":memory:":
             raise UserError(
                 "':memory:' databases are private: use SQLiteStore() instead of shared()"
             )
-        key = (path, synchronous.upper() if isinstance(synchronous, str) else str(synchronous))
+        mode = synchronous.upper() if isinstance(synchronous, str) else str(synchronous)
+        key = (path, mode, *sdk_tables)
         with _registry_lock:
             store = _registry.get(key)
             if store is None or store.closed or store._engine._pid != os.getpid():
-                store = cls(path, synchronous=synchronous)
+                store = cls(path, synchronous=synchronous, sdk_tables=sdk_tables)
                 store._registry_key = key
                 _registry[key] = store
             store._users += 1

@@ -243,3 +243,23 @@ class OptionalCapabilityTests(ConformanceHarness):
                 await waiter
         async with session.lease(wait=False):
             pass
+
+    @asyncio_test
+    async def test_tasks_started_inside_a_lease_write_under_it_until_it_ends(
+        self, make_session: SessionFactory
+    ) -> None:
+        session = await self.new(make_session, "lease-children")
+        self.require(session, "lease")
+        later = asyncio.Event()
+
+        async def child() -> None:
+            await session.add_items([user_message("inside")])  # under the parent's lease
+            await later.wait()
+            await session.add_items([user_message("after")])  # the lease has ended: unfenced
+
+        async with session.lease():
+            task = asyncio.ensure_future(child())
+            await asyncio.sleep(0.05)
+        later.set()
+        await task
+        assert [item["content"] for item in await session.get_items()] == ["inside", "after"]
