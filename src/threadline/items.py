@@ -13,6 +13,7 @@ threadline but :mod:`threadline.errors`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import reprlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -213,7 +214,30 @@ def encode_item(item: Item, index: int = 0) -> str:
     return data
 
 
-_REPR = reprlib.Repr()
+class _Preview(reprlib.Repr):
+    """``reprlib`` bounded by depth and size, keeping a dict's own key order (not sorted)."""
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        pieces = [
+            f"{self.repr1(key, level - 1)}: {self.repr1(value, level - 1)}"
+            for key, value in itertools.islice(x.items(), self.maxdict)
+        ]
+        if len(x) > self.maxdict:
+            pieces.append("...")
+        return "{" + ", ".join(pieces) + "}"
+
+    def repr_int(self, x: int, level: int) -> str:
+        try:
+            return super().repr_int(x, level)
+        except ValueError:  # more digits than Python turns into text
+            return f"<an int of about {int(x.bit_length() * 0.30103)} digits>"
+
+
+_REPR = _Preview()
 _REPR.maxlevel = 3
 _REPR.maxstring = 60
 _REPR.maxother = 40

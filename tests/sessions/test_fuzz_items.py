@@ -190,3 +190,13 @@ async def test_a_database_under_a_regular_file_is_a_session_error(
             await store.session("s").add_items([KEPT])
     finally:
         await store.aclose()
+
+
+def test_a_refusal_previews_the_item_in_its_own_key_order() -> None:
+    from threadline.items import validate_items
+
+    with pytest.raises(UserError) as caught:
+        validate_items([{"role": "user", "content": "x", "n": {1: 10**5000}}])
+    message = str(caught.value)
+    assert "item 0 has a key that is not a string (int 1)" in message
+    assert "{'role': 'user', 'content': 'x', 'n': {1: <an int of about 5000 digits>}}" in message
