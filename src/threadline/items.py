@@ -13,13 +13,16 @@ threadline but :mod:`threadline.errors`.
 
 from __future__ import annotations
 
+import itertools
 import json
+import reprlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import UserError
 
 __all__ = [
+    "MAX_DEPTH",
     "Item",
     "ItemHelpers",
     "assistant_message",
@@ -29,6 +32,7 @@ __all__ = [
     "input_to_items",
     "is_user_message",
     "message_text",
+    "pairing_problem",
     "repair_orphans",
     "user_message",
     "validate_item",
@@ -55,6 +59,17 @@ KNOWN_TYPES = frozenset(
         "mcp_approval_response",
     }
 )
+
+MAX_DEPTH = 100
+"""How deeply an item's JSON may nest: objects and arrays, the item itself counting as 1.
+
+Real items nest a handful of levels (item, content list, part, annotations, annotation). A
+bound far above that, and far below Python's recursion limit, keeps every stored item
+readable by every reader (``json.loads``, ``copy.deepcopy``, rendering), each of which spends
+one or more stack frames per level.
+"""
+
+_CONTAINERS = (dict, list, tuple)
 
 _REQUIRED_STR_FIELDS: dict[str, tuple[str, ...]] = {
     "function_call": ("call_id", "name", "arguments"),
@@ -96,10 +111,13 @@ def _problem(item: object) -> str | None:
         return f"expected a dict, got {type(item).__name__}"
     item_type = item.get("type")
     role = item.get("role")
+    shape = _value_problem(item)
+    if shape is not None:
+        return shape
     if item_type is None or item_type == "message":
         if role is None:
             return "has neither a 'type' nor a 'role'"
-        if role not in MESSAGE_ROLES:
+        if not isinstance(role, str) or role not in MESSAGE_ROLES:
             return f"has unknown role {role!r} (expected one of {sorted(MESSAGE_ROLES)})"
         content = item.get("content")
         if not isinstance(content, (str, list)):
@@ -118,6 +136,35 @@ def _problem(item: object) -> str | None:
             return f"a {item_type} item needs a string {field!r}"
     if item_type == "function_call_output" and not isinstance(item.get("output"), (str, list)):
         return "a function_call_output item needs 'output' as a string or a list"
+    return None
+
+
+def _value_problem(value: dict[Any, Any]) -> str | None:
+    """Why ``value`` cannot be stored as JSON that reads back equal, or ``None``.
+
+    Walks the containers without recursion: nesting deeper than :data:`MAX_DEPTH` and keys
+    that are not strings (JSON would turn ``1`` into ``"1"``, silently merging it with a
+    ``"1"`` beside it) are refused.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > MAX_DEPTH:
+            return f"nests deeper than {MAX_DEPTH} levels of objects and arrays"
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if not isinstance(key, str):
+                    return (
+                        f"has a key that is not a string ({type(key).__name__} "
+                        f"{_preview(key, 40)}); JSON object keys are strings"
+                    )
+                if isinstance(child, _CONTAINERS):
+                    push((child, depth + 1))
+        else:
+            for child in node:
+                if isinstance(child, _CONTAINERS):
+                    push((child, depth + 1))
     return None
 
 
@@ -146,15 +193,62 @@ def validate_items(items: object) -> list[Item]:
 
 
 def encode_item(item: Item, index: int = 0) -> str:
-    """Serialise one validated item to compact JSON, or raise :class:`UserError`."""
+    """Serialise one validated item to compact JSON, or raise :class:`UserError`.
+
+    Refused: values JSON has no spelling for (``NaN``, ``Infinity``, sets, bytes, integers of
+    more than 4,300 digits) and text that is not Unicode (a lone surrogate such as
+    ``"\\ud800"``, which no UTF-8 storage can hold).
+    """
     try:
-        return json.dumps(item, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        data = json.dumps(item, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise UserError(f"item {index} is not JSON-serialisable ({exc}): {_preview(item)}") from exc
+    if not data.isascii():
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UserError(
+                f"item {index} holds text that is not valid Unicode (a lone surrogate "
+                f"{data[exc.start : exc.end]!r}): {_preview(item)}"
+            ) from None
+    return data
+
+
+class _Preview(reprlib.Repr):
+    """``reprlib`` bounded by depth and size, keeping a dict's own key order (not sorted)."""
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        pieces = [
+            f"{self.repr1(key, level - 1)}: {self.repr1(value, level - 1)}"
+            for key, value in itertools.islice(x.items(), self.maxdict)
+        ]
+        if len(x) > self.maxdict:
+            pieces.append("...")
+        return "{" + ", ".join(pieces) + "}"
+
+    def repr_int(self, x: int, level: int) -> str:
+        try:
+            return super().repr_int(x, level)
+        except ValueError:  # more digits than Python turns into text
+            return f"<an int of about {int(x.bit_length() * 0.30103)} digits>"
+
+
+_REPR = _Preview()
+_REPR.maxlevel = 3
+_REPR.maxstring = 60
+_REPR.maxother = 40
 
 
 def _preview(item: object, limit: int = 80) -> str:
-    text = repr(item)
+    """A short ``repr`` of ``item`` that never fails (deep, huge or odd values included)."""
+    try:
+        text = _REPR.repr(item)
+    except Exception:  # a value whose repr fails (an int of 10**5000) must not hide the error
+        text = f"<{type(item).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -215,6 +309,38 @@ def repair_orphans(items: Sequence[Item]) -> list[Item]:
         if item.get("type") not in ("function_call", "function_call_output")
         or item.get("call_id") in paired
     ]
+
+
+_CALL_OUTPUTS = {
+    "function_call": "function_call_output",
+    "custom_tool_call": "custom_tool_call_output",
+}
+
+
+def pairing_problem(items: Sequence[Item]) -> str | None:
+    """Why ``items`` is not a history valid to send, or ``None`` when it is.
+
+    Every ``function_call`` (and ``custom_tool_call``) needs a later output with its
+    ``call_id``, and every output needs an earlier call. Used where a whole history arrives at
+    once (an import), so that one which no model would accept is refused rather than stored.
+    """
+    waiting: dict[tuple[object, object], int] = {}
+    for index, item in enumerate(items):
+        item_type = item.get("type")
+        if item_type in _CALL_OUTPUTS:
+            waiting.setdefault((_CALL_OUTPUTS[item_type], item.get("call_id")), index)
+        elif (
+            item_type in _CALL_OUTPUTS.values()
+            and waiting.pop((item_type, item.get("call_id")), None) is None
+        ):
+            return (
+                f"item {index} is a {item_type} (call_id {item.get('call_id')!r}) with no "
+                f"call before it"
+            )
+    if waiting:
+        (output_type, call_id), index = min(waiting.items(), key=lambda pair: pair[1])
+        return f"item {index} is a call (call_id {call_id!r}) with no {output_type} after it"
+    return None
 
 
 class ItemHelpers:

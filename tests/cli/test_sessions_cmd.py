@@ -167,3 +167,69 @@ def test_memory_store_through_the_cli(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["sessions", "--store", "memory://", "ls"]) == 0
     assert main(["db", "migrate", "--store", "memory://"]) == 0
     assert "ready" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "lines, problem",
+    [
+        (
+            [
+                '{"role": "user", "content": "hi"}',
+                '{"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}',
+            ],
+            "item 1 is a call (call_id 'c1') with no function_call_output after it",
+        ),
+        (
+            ['{"type": "function_call_output", "call_id": "c9", "output": "x"}'],
+            "item 0 is a function_call_output (call_id 'c9') with no call before it",
+        ),
+        (
+            ['{"type": "custom_tool_call", "call_id": "c2", "name": "g", "input": "x"}'],
+            "no custom_tool_call_output after it",
+        ),
+    ],
+)
+def test_import_refuses_a_history_not_valid_to_send(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], lines: list[str], problem: str
+) -> None:
+    path = tmp_path / "gamma.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    assert run(db, "import", str(path)) == 1
+    err = capsys.readouterr().err
+    assert problem in err and "nothing was imported" in err
+    assert run(db, "show", "gamma") == 1  # no such session
+
+
+def test_import_refuses_bytes_that_are_not_utf8(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(b'{"role": "user", "content": "ok"}\n{"role": "user", "content": "caf\xe9"}\n')
+    assert run(db, "import", str(path)) == 1
+    assert "latin.jsonl:2 is not UTF-8 text (byte 0xe9 at column 33)" in capsys.readouterr().err
+    assert run(db, "show", "latin") == 1
+
+
+def test_import_refuses_a_lone_surrogate_and_deep_nesting(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "odd.jsonl"
+    path.write_text('{"role": "user", "content": "\\ud800"}\n')
+    assert run(db, "import", str(path)) == 1
+    assert "not valid Unicode" in capsys.readouterr().err
+    path.write_text('{"role": "user", "content": ' + "[" * 10_000 + "]" * 10_000 + "}\n")
+    assert run(db, "import", str(path)) == 1
+    assert "odd.jsonl:1 is not valid JSON (nested too deeply)" in capsys.readouterr().err
+    path.write_text('{"role": "user", "content": ' + "[" * 150 + "]" * 150 + "}\n")
+    assert run(db, "import", str(path)) == 1
+    assert "deeper than 100 levels" in capsys.readouterr().err
+    assert run(db, "show", "odd") == 1
+
+
+def test_db_under_a_regular_file_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "afile").write_text("")
+    assert main(["sessions", "--db", str(tmp_path / "afile" / "x.db"), "ls"]) == 1
+    err = capsys.readouterr().err
+    assert "afile" in err and "Traceback" not in err

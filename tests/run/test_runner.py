@@ -380,3 +380,19 @@ async def test_memory_by_hand_with_to_input_list() -> None:
     )
     assert second.final_output == "You are Ada."
     assert [m.get("role") for m in model.requests[1].input] == ["user", "assistant", "user"]
+
+
+async def test_custom_tool_call_is_answered_so_the_history_stays_valid() -> None:
+    from threadline.items import pairing_problem
+    from threadline.sessions import InMemorySession
+
+    custom = {"type": "custom_tool_call", "call_id": "ct1", "name": "grep", "input": "x"}
+    model = ScriptedModel([[custom], "done"])
+    session = InMemorySession("custom")
+    result = await Runner.run(Agent(name="A", model=model), "x", session=session)
+    assert result.final_output == "done"
+    stored = await session.get_items()
+    assert pairing_problem(stored) is None
+    answer = next(i for i in stored if i.get("type") == "custom_tool_call_output")
+    assert answer["call_id"] == "ct1" and "custom tool" in answer["output"]
+    assert model.requests[1].input[-1] == answer

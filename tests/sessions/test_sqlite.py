@@ -301,3 +301,52 @@ async def test_a_damaged_indexed_row_is_never_a_hit(store: SQLiteStore, db: Path
     await session.add_items([{"role": "user", "content": "delta"}])
     assert await store.search("alpha") == []
     assert [h.position for h in await store.search("delta")] == [0]
+
+
+# ---------------------------------------------------------------------- another application's file
+
+
+@pytest.mark.parametrize("version", [0, 1, SCHEMA_VERSION, 7])
+async def test_another_applications_database_is_refused(db: Path, version: int) -> None:
+    with raw(db) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO customers (name) VALUES ('Ada')")
+        conn.execute(f"PRAGMA user_version = {version}")
+    store = SQLiteStore(db)
+    try:
+        with pytest.raises(SessionError, match=r"not a threadline database") as caught:
+            await store.session("s").add_items(history(1))
+        assert not isinstance(caught.value, SchemaVersionError)
+        message = str(caught.value)
+        assert str(db) in message and "'customers'" in message
+        assert f"user_version {version}" in message
+        with pytest.raises(SessionError, match="not a threadline database"):
+            await store.session("s").get_items()
+    finally:
+        store.close()
+    with raw(db) as conn:  # untouched
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["customers"]
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == version
+        assert conn.execute("SELECT name FROM customers").fetchall() == [("Ada",)]
+
+
+async def test_an_agents_sdk_database_is_still_opened(db: Path) -> None:
+    with raw(db) as conn:  # the OpenAI Agents SDK's SQLiteSession schema
+        conn.execute(
+            "CREATE TABLE agent_sessions (session_id TEXT PRIMARY KEY, created_at TIMESTAMP, "
+            "updated_at TIMESTAMP)"
+        )
+        conn.execute(
+            "CREATE TABLE agent_messages (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT "
+            "NOT NULL, message_data TEXT NOT NULL, created_at TIMESTAMP)"
+        )
+        conn.execute("CREATE INDEX idx_agent_messages_session_id ON agent_messages (session_id)")
+    store = SQLiteStore(db)
+    try:
+        await store.session("s").add_items(history(2))
+        assert await store.session("s").get_items() == history(2)
+    finally:
+        store.close()
+    with raw(db) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"agent_sessions", "agent_messages", "threadline_items"} <= names

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..items import Item
+from ..items import Item, pairing_problem
 from ..sessions import SessionStore
 from ._render import print_history, print_sessions, print_table, write_jsonl
 from .commands import find_session, open_store, store_name
@@ -135,21 +135,28 @@ def _read_jsonl(path: Path) -> list[Item]:
     if not path.is_file():
         raise UserError(f"no such file: {path}")
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(
-            f"{path} is not UTF-8 text (byte {exc.start}); export files are JSON lines in UTF-8"
-        ) from None
     items: list[Item] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(data.splitlines(), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(
+                f"{path}:{number} is not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                f"{exc.start + 1}); export files are JSON lines in UTF-8"
+            ) from None
         if not line.strip():
             continue
         try:
             items.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{number} is not valid JSON ({exc.msg})") from exc
+        except (json.JSONDecodeError, RecursionError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise UserError(f"{path}:{number} is not valid JSON ({reason})") from exc
+    problem = pairing_problem(items) if all(isinstance(item, dict) for item in items) else None
+    if problem is not None:
+        raise UserError(f"{path}: {problem}, which no model accepts; nothing was imported")
     return items
 
 

@@ -175,6 +175,11 @@ async def _turns(run: _Run) -> Any:
                 ToolCallOutputItem(agent=run.agent, raw_item=result.item, output=result.value)
             )
         step_items += _handoff_outputs(run, plan)
+        for refused in plan.refused_outputs:
+            step_items.append(refused)
+            run.record(
+                ToolCallOutputItem(agent=run.agent, raw_item=refused, output=refused["output"])
+            )
         if _server_state(run):
             # the server stored the input it was sent and its own output; only the rest is new
             run.sent = len(run.model_input) + len(response.output)

@@ -35,12 +35,14 @@ class StepPlan:
     handoff: Handoff | None = None
     handoff_call: Item | None = None
     extra_handoff_outputs: list[Item] = field(default_factory=list)
+    refused_outputs: list[Item] = field(default_factory=list)
+    """Outputs answering calls threadline cannot carry out (a ``custom_tool_call``)."""
     final_text: str | None = None
 
     @property
     def has_calls(self) -> bool:
         """Whether the model called any tool or handoff."""
-        return bool(self.tool_calls) or self.handoff is not None
+        return bool(self.tool_calls or self.refused_outputs) or self.handoff is not None
 
 
 def tool_specs(agent: Agent[Any]) -> list[ToolSpec]:
@@ -53,6 +55,20 @@ def tool_specs(agent: Agent[Any]) -> list[ToolSpec]:
         ToolSpec(h.tool_name, h.tool_description, h.parameters, True) for h in agent.get_handoffs()
     ]
     return specs
+
+
+def _refuse_custom_call(item: Item, tools: dict[str, FunctionTool]) -> Item:
+    """The ``custom_tool_call_output`` answering a custom tool call, which no threadline
+    tool can run: the stored history stays valid to send, and the model can try again."""
+    available = ", ".join(sorted(tools)) or "none"
+    return {
+        "type": "custom_tool_call_output",
+        "call_id": item.get("call_id", ""),
+        "output": (
+            f"Error: {item.get('name', '')!r} is a custom tool, which this agent cannot run; "
+            f"call one of its function tools instead. Available tools: {available}."
+        ),
+    }
 
 
 def plan_step(agent: Agent[Any], response: ModelResponse) -> StepPlan:
@@ -69,6 +85,9 @@ def plan_step(agent: Agent[Any], response: ModelResponse) -> StepPlan:
         kind = item.get("type", "message")
         if kind == "message" and item.get("role", "assistant") == "assistant":
             texts.append(message_text(item))
+        if kind == "custom_tool_call":
+            plan.refused_outputs.append(_refuse_custom_call(item, tools))
+            continue
         if kind != "function_call":
             continue
         name = item.get("name", "")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import SessionClosedError, UserError
 from ..items import Item
+from ._window import check_fork_cut, item_pairs
 from .base import SessionSettings
 from .codec import check_count, check_session_id, encode_items
 from .lease import Lease, check_fence, check_ttl, fenced_lease, held_lease
@@ -178,8 +179,10 @@ class StoreSession:
         the copy is then one atomic append.
         """
         backend = self.store._backend
-        await backend.fork(self.session_id, new_session_id, 0)
         items = await backend.read(self.session_id, None)
+        if at is not None and at < len(items):
+            check_fork_cut(self.session_id, at, item_pairs(items))
+        await backend.fork(self.session_id, new_session_id, 0)
         if at is not None:
             items = items[:at]
         rows = encode_items(items, self.store.codec, new_session_id)

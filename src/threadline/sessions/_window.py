@@ -9,11 +9,13 @@ begin.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
+from ..errors import UserError
 from .codec import KIND_CALL, KIND_OUTPUT, KIND_USER
 
-__all__ = ["collect", "safe_start", "window_size"]
+__all__ = ["check_fork_cut", "collect", "item_pairs", "safe_start", "window_size"]
 
 Meta = tuple[int, "str | None"]
 
@@ -78,3 +80,37 @@ def window_size(
     """How many of the newest items make up the window for this budget."""
     metas, cut = collect(rows_newest_first, max_items, max_tokens)
     return len(metas) - safe_start(metas, cut)
+
+
+def item_pairs(items: Iterable[Mapping[str, Any]]) -> Iterator[tuple[int, int, str | None]]:
+    """The ``(position, kind, call_id)`` of the function calls and outputs among ``items``
+    (what :func:`check_fork_cut` takes, for a backend that has the decoded items at hand)."""
+    for position, item in enumerate(items):
+        item_type = item.get("type")
+        if item_type == "function_call":
+            yield position, KIND_CALL, item.get("call_id")
+        elif item_type == "function_call_output":
+            yield position, KIND_OUTPUT, item.get("call_id")
+
+
+def check_fork_cut(session_id: str, at: int, pairs: Iterable[tuple[int, int, str | None]]) -> None:
+    """Refuse a fork whose first ``at`` items would hold a function call without its output.
+
+    ``pairs`` are the ``(position, kind, call_id)`` of the session's function calls and
+    outputs, oldest first. A copy that ends between a call and its output is not valid to send
+    to any model, so every backend refuses it the same way (:class:`UserError` naming both
+    items and the nearest cuts that keep them together) instead of moving the cut silently.
+    """
+    open_calls: dict[str | None, int] = {}
+    for position, kind, call_id in pairs:
+        if kind == KIND_CALL and position < at:
+            open_calls.setdefault(call_id, position)
+        elif kind == KIND_OUTPUT and call_id in open_calls:
+            call = open_calls.pop(call_id)
+            if position >= at:
+                raise UserError(
+                    f"cannot fork session {session_id!r} at {at}: item {call} is a function "
+                    f"call (call_id {call_id!r}) whose output is item {position}, and a copy "
+                    f"that ends between them is not valid to send; fork at {call} or at "
+                    f"{position + 1}"
+                )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import json
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -29,6 +30,7 @@ __all__ = [
     "KIND_OTHER",
     "KIND_OUTPUT",
     "KIND_USER",
+    "ROW_SEPARATOR",
     "EncodedItem",
     "ItemCodec",
     "JsonCodec",
@@ -174,11 +176,21 @@ def encode_items(
 
 
 def check_session_id(session_id: object) -> str:
-    """Return ``session_id`` if it is a non-empty string, else raise :class:`UserError`."""
+    """Return ``session_id`` if it is a non-empty string of valid Unicode, else raise
+    :class:`UserError` (a lone surrogate such as ``"\\ud800"`` cannot be stored as UTF-8, so
+    every backend refuses it, including the in-memory one)."""
     if not isinstance(session_id, str):
         raise UserError(f"session_id must be a non-empty string, got {type(session_id).__name__}")
     if not session_id:
         raise UserError("session_id must be a non-empty string, got ''")
+    if not session_id.isascii():
+        try:
+            session_id.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UserError(
+                f"session_id must be valid Unicode text: it holds a lone surrogate "
+                f"{session_id[exc.start : exc.end]!r} at position {exc.start}"
+            ) from None
     return session_id
 
 
@@ -206,6 +218,8 @@ def decode_problem(data: object) -> tuple[Item | None, str]:
         item = json.loads(data)
     except ValueError as exc:
         return None, f"invalid JSON: {exc}"
+    except RecursionError:
+        return None, "JSON nested too deeply to decode"
     if not isinstance(item, dict):
         return None, f"a JSON {type(item).__name__}, not an object"
     return item, ""
@@ -232,21 +246,39 @@ def decode_item(data: object, session_id: str, position: int | str) -> Item:
     return item
 
 
+ROW_SEPARATOR = ',"' + secrets.token_hex(8) + '",'
+"""What a backend puts between the JSON texts it hands to :func:`decode_joined`.
+
+A string token holding a per-process random mark: no stored row can know it, so a row can
+neither forge nor hide a boundary between rows (see :func:`decode_joined`).
+"""
+_MARK = ROW_SEPARATOR[2:-2]
+
+
 def decode_joined(joined: str, count: int) -> list[Any] | None:
-    """Decode ``count`` JSON texts joined with commas in one ``json.loads`` call.
+    """Decode ``count`` JSON texts joined with :data:`ROW_SEPARATOR` in one ``json.loads``.
 
     One call lets the decoder share one string object per distinct key across the whole
-    chunk, which saves both time and memory. Returns ``None`` when the text does not decode to
-    exactly ``count`` objects; the caller then decodes row by row to name the corrupt one.
+    chunk, which saves both time and memory. Returns ``None`` unless every row is exactly one
+    JSON object; the caller then decodes row by row (and names the corrupt row), so both
+    paths always agree. The check is sound: the text must decode to an object, the mark, an
+    object, ... with the mark exactly ``count - 1`` times at the top level. A mark can only
+    come from a separator (no row holds the random mark), and a separator swallowed by a
+    row's unclosed string or container yields no top-level mark, so every separator was read
+    at the top level and each row's text was one whole object on its own.
     """
     try:
         values = json.loads("[" + joined + "]")
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
-    if not isinstance(values, list) or len(values) != count:
+    if values.__class__ is not list or len(values) != 2 * count - 1:
         return None
+    if count > 1:
+        if values[1::2].count(_MARK) != count - 1:
+            return None
+        values = values[0::2]
     for value in values:
-        if not isinstance(value, dict):
+        if value.__class__ is not dict:
             return None
     return values
 

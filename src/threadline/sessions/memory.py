@@ -11,7 +11,6 @@ OpenAI Agents SDK. Everything is safe to share between threads and event loops.
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time
 from collections.abc import Sequence
@@ -23,14 +22,18 @@ from ..items import Item
 from ._base_store import Store
 from ._handle import StoreSession
 from ._search import make_snippet, matches
-from ._window import window_size
+from ._window import check_fork_cut, window_size
 from .backend import Fence, LeaseGrant, SearchHit, StoreBackend, StoreStats
 from .base import SessionInfo, SessionSettings
 from .codec import (
+    KIND_CALL,
+    KIND_OUTPUT,
     KIND_USER,
+    ROW_SEPARATOR,
     EncodedItem,
     ItemCodec,
     JsonCodec,
+    decode_joined,
     decode_payload,
     gc_paused,
     search_text,
@@ -94,17 +97,10 @@ class InMemoryBackend(StoreBackend):
         if not rows:
             return []
         codec = self.codec
-        if codec.plain_json and all(isinstance(row.data, str) for row in rows):
-            try:
-                with gc_paused(len(rows) > _GC_PAUSE_ABOVE):
-                    values = json.loads("[" + ",".join(str(row.data) for row in rows) + "]")
-            except ValueError:
-                values = None
-            if (
-                isinstance(values, list)
-                and len(values) == len(rows)
-                and all(isinstance(v, dict) for v in values)
-            ):
+        if codec.plain_json and all(row.data.__class__ is str for row in rows):
+            with gc_paused(len(rows) > _GC_PAUSE_ABOVE):
+                values = decode_joined(ROW_SEPARATOR.join([str(r.data) for r in rows]), len(rows))
+            if values is not None:
                 return values
         items = []
         for index, row in enumerate(rows):
@@ -223,6 +219,16 @@ class InMemoryBackend(StoreBackend):
                     f"already holds {len(target.rows)} items; clear it first or pick a new id"
                 )
             source = db.sessions.get(session_id)
+            if source is not None and at is not None and at < len(source.rows):
+                check_fork_cut(
+                    session_id,
+                    at,
+                    (
+                        (position, row.kind, row.call_id)
+                        for position, row in enumerate(source.rows)
+                        if row.kind in (KIND_CALL, KIND_OUTPUT)
+                    ),
+                )
             rows = [] if source is None else source.rows if at is None else source.rows[:at]
             if not rows:
                 return

@@ -104,6 +104,7 @@ class SQLiteEngine:
         self.lock_timeout = lock_timeout
         self.readers = readers
         self.on_create: Callable[[sqlite3.Connection], None] | None = None
+        self.sdk_tables: frozenset[str] | None = None  # the SDK tables a file may hold
         """Runs in the transaction that creates the schema (set by the store)."""
         self._state_lock = threading.Lock()
         self._closed = False
@@ -299,7 +300,7 @@ class SQLiteEngine:
                 )
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         self._current_synchronous = self.synchronous
-        migrate(conn, self.where, self.on_create)
+        migrate(conn, self.where, self.on_create, self.sdk_tables)
 
     def _reader_conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -18,10 +18,13 @@ from collections.abc import Sequence
 
 from ...errors import CorruptItemError, LeaseLostError, SessionError, UserError
 from ...items import Item
-from .._window import window_size
+from .._window import check_fork_cut, window_size
 from ..backend import Fence, LeaseGrant
 from ..codec import (
+    KIND_CALL,
+    KIND_OUTPUT,
     KIND_USER,
+    ROW_SEPARATOR,
     EncodedItem,
     ItemCodec,
     decode_joined,
@@ -59,9 +62,9 @@ _GC_PAUSE_ABOVE = 2000
 # SQLite 3.44 added ORDER BY inside aggregates; older versions keep the subquery's order in
 # practice, and the subquery's ORDER BY ... LIMIT is what picks the rows in both cases.
 if sqlite3.sqlite_version_info >= (3, 44, 0):
-    _CONCAT = "group_concat(data, ',' ORDER BY seq DESC)"
+    _CONCAT = f"group_concat(data, '{ROW_SEPARATOR}' ORDER BY seq DESC)"
 else:
-    _CONCAT = "group_concat(data, ',')"
+    _CONCAT = f"group_concat(data, '{ROW_SEPARATOR}')"
 
 _NEWEST_CHUNK = (
     f"SELECT count(*), min(seq), {_CONCAT} FROM ("
@@ -412,6 +415,16 @@ def fork(conn: sqlite3.Connection, session_id: str, new_session_id: str, at: int
     count = 0 if source is None else source[1] if at is None else min(at, source[1])
     if source is None or count == 0:
         return
+    if count < source[1]:
+        pairs = conn.execute(
+            "SELECT seq, kind, call_id FROM threadline_items "
+            f"WHERE sid = ? AND kind IN ({KIND_CALL:d}, {KIND_OUTPUT:d}) ORDER BY seq",
+            (source[0],),
+        )
+        try:
+            check_fork_cut(session_id, count, pairs)
+        finally:
+            pairs.close()
     now = time.time()
     sid = target[0] if target is not None else _create_session(conn, new_session_id, now)
     conn.execute(

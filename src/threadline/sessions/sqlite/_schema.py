@@ -106,21 +106,26 @@ def migrate(
     conn: sqlite3.Connection,
     where: str,
     on_create: Callable[[sqlite3.Connection], None] | None = None,
+    sdk_tables: frozenset[str] | None = None,
 ) -> None:
     """Bring the database up to :data:`SCHEMA_VERSION` in one write transaction.
 
     ``on_create`` runs in that transaction when the schema is created from nothing (the
     adoption of an OpenAI Agents SDK database). Raises :class:`SchemaVersionError` when the
     database is newer than this code, and :class:`SessionError` when this SQLite lacks FTS5.
-    The caller retries on ``database is locked``.
+    The caller retries on ``database is locked``. A database that is not threadline's is
+    refused (:func:`_check_ours`); ``sdk_tables`` names the OpenAI Agents SDK tables it may
+    hold (:data:`SDK_TABLES` when ``None``).
     """
+    allowed = SDK_TABLES if sdk_tables is None else sdk_tables
     (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version == SCHEMA_VERSION:
+    if version == SCHEMA_VERSION and _check_ours(conn, where, version, allowed):
         return
     _require_fts5(conn, where)
     conn.execute("BEGIN IMMEDIATE")
     try:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
+        _check_ours(conn, where, version, allowed)
         if version > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"the session store {where} has schema version {version}, but this threadline "
@@ -141,6 +146,50 @@ def migrate(
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+SDK_TABLES = frozenset({"agent_sessions", "agent_messages"})
+"""The OpenAI Agents SDK's own ``SQLiteSession`` tables: a file holding only these (and
+threadline's) is opened as before, with threadline's tables beside them."""
+
+
+def _check_ours(
+    conn: sqlite3.Connection, where: str, version: int, sdk_tables: frozenset[str] = SDK_TABLES
+) -> bool:
+    """Refuse (with :class:`SessionError`) a database that is not threadline's.
+
+    A database is threadline's when it has ``threadline_items`` and a ``user_version`` above
+    0 (or no tables at all and a newer ``user_version``), or when it has ``user_version`` 0 and no tables but threadline's and the SDK's
+    (``sdk_tables``, by default :data:`SDK_TABLES`). Anything else belongs to another application: adding tables to it
+    or reading its ``user_version`` as ours would damage it or mislead. Returns ``True``.
+    """
+    names = [
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+        )
+    ]
+    if version > 0:
+        if "threadline_items" in names or (not names and version > SCHEMA_VERSION):
+            return True  # (an empty file marked newer is refused as newer, by the caller)
+        found = "no threadline tables" if not names else "tables " + _names(names)
+    else:
+        foreign = [n for n in names if not n.startswith("threadline_") and n not in sdk_tables]
+        if not foreign:
+            return True
+        found = "another application's tables " + _names(foreign)
+    raise SessionError(
+        f"the session store {where} is not a threadline database: it has user_version "
+        f"{version} and {found}; threadline leaves other applications' databases alone: "
+        f"give it a file of its own"
+    )
+
+
+def _names(names: list[str], shown: int = 5) -> str:
+    listed = ", ".join(repr(name) for name in names[:shown])
+    more = len(names) - shown
+    return listed + (f" and {more} more" if more > 0 else "")
 
 
 def _require_fts5(conn: sqlite3.Connection, where: str) -> None:

@@ -27,6 +27,7 @@ from ..base import SessionSettings
 from ..codec import ItemCodec, JsonCodec
 from ._backend import SQLiteBackend
 from ._engine import SQLiteEngine
+from ._schema import SDK_TABLES
 from ._sdk import DEFAULT_TABLES, check_table_name, find_sdk_tables, import_sdk_sessions
 
 __all__ = ["SQLiteSession", "SQLiteStore"]
@@ -236,6 +237,7 @@ class SQLiteStore(Store):
             self._engine.on_create = functools.partial(
                 _adopt_sdk, self.sdk_tables, self.codec, self._engine.where
             )
+        self._engine.sdk_tables = SDK_TABLES | set(self.sdk_tables)
         self._users = 0
         self._registry_key: tuple[str, ...] | None = None
         # A store dropped without close() (SQLiteSession("id") is used that way) still closes

@@ -48,7 +48,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         exc.name or "pytest", "testing", "threadline.sessions.testing"
     ) from exc
 
-from ...items import Item, function_call, function_call_output, user_message
+from ...items import MAX_DEPTH, Item, function_call, function_call_output, user_message
 from ._harness import SessionFactory, asyncio_test, sample_history
 from ._optional import OptionalCapabilityTests
 from ._reference import check_window, reference_pop_turn, reference_window
@@ -78,16 +78,33 @@ TRICKY_IDS = [
     "x" * 5000,
 ]
 
+
+def nested(levels: int) -> Any:
+    """A value of ``levels`` nested arrays around a string."""
+    value: Any = "core"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
 BAD_ITEMS: list[tuple[object, str]] = [
     (42, "dict"),
     ("hello", "dict"),
     (None, "dict"),
     ({"role": "wizard", "content": "x"}, "role"),
+    ({"role": ["user"], "content": "x"}, "role"),
     ({"content": "no role or type"}, "type"),
     ({"type": "mystery_item"}, "type"),
     ({"role": "user", "content": {1, 2}}, "content"),
     ({"type": "function_call_output", "call_id": "c", "output": [object()]}, "serialis"),
     ({"role": "user", "content": [{"type": "input_text", "text": float("nan")}]}, "serialis"),
+    ({"role": "user", "content": "x", "score": float("-inf")}, "serialis"),
+    ({"role": "user", "content": "x", "n": 10**5000}, "serialis"),
+    ({"role": "user", "content": "lone \ud800 surrogate"}, "Unicode"),
+    ({"role": "user", "content": "x", "meta": {1: "one", "1": "also one"}}, "not a string"),
+    ({"role": "user", "content": "x", "meta": {None: 1}}, "not a string"),
+    ({"role": "user", "content": nested(MAX_DEPTH)}, "deeper"),
+    ({"role": "user", "content": nested(10_000)}, "deeper"),
 ]
 
 
@@ -183,7 +200,7 @@ class SessionConformance(OptionalCapabilityTests):
         await tricky.clear_session()
         assert await plain.get_items() == [user_message("plain")]
 
-    @pytest.mark.parametrize("session_id", ["", 7, None])
+    @pytest.mark.parametrize("session_id", ["", 7, None, "\ud800", "lone \udfff low"])
     @asyncio_test
     async def test_bad_session_id_is_a_user_error(
         self, make_session: SessionFactory, session_id: Any
@@ -210,6 +227,14 @@ class SessionConformance(OptionalCapabilityTests):
         got = await session.get_items()
         assert got == items
         assert [list(item) for item in got] == [list(item) for item in items]  # key order
+
+    @asyncio_test
+    async def test_deepest_allowed_item_reads_back(self, make_session: SessionFactory) -> None:
+        session = await self.new(make_session, "deep")
+        item: Item = {"role": "user", "content": nested(MAX_DEPTH - 1)}  # the item is level 1
+        await session.add_items([item])
+        assert await session.get_items() == [item]
+        assert await session.get_items(limit=1) == [item]
 
     @asyncio_test
     async def test_items_are_stored_by_value(self, make_session: SessionFactory) -> None:

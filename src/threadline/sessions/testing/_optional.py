@@ -151,6 +151,22 @@ class OptionalCapabilityTests(ConformanceHarness):
         assert (await child.get_items())[-1] == user_message("only in the fork")
 
     @asyncio_test
+    async def test_fork_never_cuts_a_call_from_its_output(
+        self, make_session: SessionFactory
+    ) -> None:
+        session = await self.new(make_session, "fork-pair")
+        self.require(session, "fork")
+        history = sample_history()  # item 3 is a function call, item 4 its output
+        await session.add_items(history)
+        with pytest.raises(UserError, match=r"at 4\b.*item 3 is a function call.*item 4"):
+            await session.fork("fork-pair-child", at=4)
+        child = await self.new(make_session, "fork-pair-child")
+        assert await child.get_items() == []
+        for at in (3, 5):
+            fork = await session.fork(f"fork-pair-{at}", at=at)
+            assert await fork.get_items() == history[:at]
+
+    @asyncio_test
     async def test_fork_rejects_bad_arguments(self, make_session: SessionFactory) -> None:
         session = await self.new(make_session, "fork-bad")
         self.require(session, "fork")
