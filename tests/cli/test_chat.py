@@ -195,3 +195,60 @@ def test_no_model_configured_fails_before_the_repl(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "OPENAI_API_KEY" in err[0] and "threadline[local]" in err[0]
+
+
+def test_a_line_that_is_not_utf8_is_skipped_not_fatal(
+    monkeypatch: pytest.MonkeyPatch,
+    server: ScriptedServer,
+    db: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server.add(reply("Still here."))
+    raw = io.TextIOWrapper(io.BytesIO(b"\xff\xfe broken\nhello\n"), encoding="utf-8")
+    monkeypatch.setenv("TEST_KEY", "secret")
+    monkeypatch.setattr(sys, "stdin", raw)
+    argv = ["chat", "--db", str(db), "--base-url", server.base_url, "--api-key-env", "TEST_KEY"]
+    assert main([*argv, "--model", "m", "--session", "bytes"]) == 0
+    captured = capsys.readouterr()
+    assert "not UTF-8 text; it was skipped" in captured.err
+    assert "Still here." in captured.out
+
+
+def test_a_chat_whose_every_turn_failed_exits_1(
+    monkeypatch: pytest.MonkeyPatch,
+    server: ScriptedServer,
+    db: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server.add(error(401, "Incorrect API key provided"), error(401, "Incorrect API key provided"))
+    assert chat(monkeypatch, server, db, "first\nsecond\n", "--session", "f") == 1
+    assert capsys.readouterr().err.count("error:") == 2
+
+
+def test_a_held_session_says_who_holds_it(
+    monkeypatch: pytest.MonkeyPatch,
+    server: ScriptedServer,
+    db: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import asyncio
+    import sqlite3
+    import time
+
+    from threadline.sessions import SQLiteStore
+
+    store = SQLiteStore(db)
+    asyncio.run(store.setup())
+    store.close()
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "INSERT INTO threadline_leases (session_id, owner, expires_at, epoch) VALUES (?, ?, ?, 1)",
+        ("held", "pid 4242 on elsewhere (abc)", time.time() + 1.0),
+    )
+    conn.commit()
+    conn.close()
+    server.add(reply("After the wait."))
+    assert chat(monkeypatch, server, db, "hello\n", "--session", "held") == 0
+    captured = capsys.readouterr()
+    assert "held by pid 4242 on elsewhere" in captured.err and "runs out in" in captured.err
+    assert "After the wait." in captured.out

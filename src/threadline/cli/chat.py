@@ -166,6 +166,45 @@ def _read_line(prompt: str, stdin: TextIO, interactive: bool) -> str:
     return line
 
 
+def _tolerate_bad_bytes(stdin: TextIO) -> None:
+    """Let a line that is not UTF-8 arrive (as surrogate escapes) instead of ending the chat."""
+    reconfigure = getattr(stdin, "reconfigure", None)
+    if callable(reconfigure):
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            reconfigure(errors="surrogateescape")
+
+
+def _is_text(line: str) -> bool:
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+async def _lease_notice(app: ChatApp) -> None:
+    """Say so when another run (a chat that was killed, say) holds the session's lease."""
+    from ..errors import SessionBusyError
+
+    lease = getattr(app.session, "lease", None)
+    if not callable(lease):
+        return
+    try:
+        async with lease(wait=False):
+            pass
+    except SessionBusyError as exc:
+        holder = exc.holder or "another run"
+        when = (
+            f"; its lease runs out in {max(exc.expires_in, 0.0):.0f} s unless renewed"
+            if exc.expires_in is not None
+            else ""
+        )
+        print(
+            f"session {app.session.session_id} is held by {holder}{when}: the first turn waits",
+            file=app.err,
+        )
+
+
 def _run_cancellable(loop: asyncio.AbstractEventLoop, coro: Awaitable[None]) -> bool:
     """Run ``coro``; Ctrl-C cancels it. Returns False when it was cancelled."""
     task = asyncio.ensure_future(coro, loop=loop)
@@ -191,11 +230,15 @@ def _run_cancellable(loop: asyncio.AbstractEventLoop, coro: Awaitable[None]) -> 
 def run_repl(app: ChatApp, stdin: TextIO | None = None) -> int:
     """Read lines until exit/quit/end of input; each line is a turn or a slash command."""
     stdin = stdin or sys.stdin
+    _tolerate_bad_bytes(stdin)
     if app.interactive:
         with contextlib.suppress(ImportError):
             import readline  # noqa: F401  (line editing and history for input())
     loop = asyncio.new_event_loop()
+    turns = failed = 0
     try:
+        with contextlib.suppress(ThreadlineError):
+            loop.run_until_complete(_lease_notice(app))
         if app.interactive:
             model = f" · model {app.model_name}" if app.model_name else ""
             print(
@@ -215,20 +258,29 @@ def run_repl(app: ChatApp, stdin: TextIO | None = None) -> int:
             text = line.strip()
             if not text:
                 continue
+            if not _is_text(text):
+                print("error: that line is not UTF-8 text; it was skipped", file=app.err)
+                turns, failed = turns + 1, failed + 1
+                continue
             if text in ("exit", "quit"):
                 break
-            coro = app.command(text) if text.startswith("/") else app.turn(text)
+            is_turn = not text.startswith("/")
+            coro = app.turn(text) if is_turn else app.command(text)
+            turns += is_turn
             try:
                 finished = _run_cancellable(loop, coro)
             except ThreadlineError as exc:
                 print(f"error: {exc}", file=app.err)
+                failed += is_turn
                 continue
             except OSError as exc:
                 where = f": {exc.filename}" if exc.filename else ""
                 print(f"error: {exc.strerror or exc}{where}", file=app.err)
+                failed += is_turn
                 continue
             if not finished:
                 print("\n[cancelled]", file=app.err)
-        return 0
+        # A chat in which every turn failed did not do its job (scripts can tell).
+        return 1 if turns and failed == turns else 0
     finally:
         loop.close()

@@ -7,6 +7,7 @@ without its output. A cancelled or failed run loses at most the step in flight.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import math
@@ -38,11 +39,23 @@ def check_session(session: object) -> None:
         )
 
 
-def _declares_wrapper(method: Any) -> bool:
+@functools.lru_cache(maxsize=512)
+def _function_declares_wrapper(function: Any) -> bool:
     try:
-        return "wrapper" in inspect.signature(method).parameters
+        return "wrapper" in inspect.signature(function).parameters
     except (TypeError, ValueError):
         return False
+
+
+def _declares_wrapper(method: Any) -> bool:
+    """Whether ``method`` has a ``wrapper`` parameter (asked once per function, not per run)."""
+    if method is None:
+        return False
+    function = getattr(method, "__func__", method)
+    try:
+        return _function_declares_wrapper(function)
+    except TypeError:  # unhashable callable: ask directly
+        return _function_declares_wrapper.__wrapped__(function)
 
 
 def wants_wrapper(session: Any) -> bool:

@@ -193,14 +193,24 @@ def remaining(deadline: float | None) -> float | None:
     return max(0.0, deadline - time.monotonic())
 
 
-def _accepts_ttl(lease_method: Any) -> bool:
+@functools.lru_cache(maxsize=256)
+def _function_accepts_ttl(function: Any) -> bool:
     try:
-        parameters = inspect.signature(lease_method).parameters
+        parameters = inspect.signature(function).parameters
     except (TypeError, ValueError):
         return False
     return "ttl" in parameters or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
     )
+
+
+def _accepts_ttl(lease_method: Any) -> bool:
+    """Whether a session's ``lease`` takes ``ttl`` (asked once per function, not per run)."""
+    function = getattr(lease_method, "__func__", lease_method)
+    try:
+        return _function_accepts_ttl(function)
+    except TypeError:  # unhashable callable: ask directly
+        return _function_accepts_ttl.__wrapped__(function)
 
 
 @asynccontextmanager

@@ -58,6 +58,10 @@ _CHUNK = 1000
 SINGLE_STATEMENT_LIMIT = _CHUNK
 """``read_newest`` with a limit up to this runs one statement (no snapshot transaction needed)."""
 _GC_PAUSE_ABOVE = 2000
+_SHARE_ABOVE = 20_000
+"""Reads of more items share their repeated ``type``/``role`` strings (memory for big reads);
+a per-turn window is smaller and skips the extra pass (it costs as much as a third of the
+decoding)."""
 
 # SQLite 3.44 added ORDER BY inside aggregates; older versions keep the subquery's order in
 # practice, and the subquery's ORDER BY ... LIMIT is what picks the rows in both cases.
@@ -182,6 +186,7 @@ def _read_newest(
     memo: dict[str, str] = {}
     below = _TOP
     plain = codec.plain_json
+    share = wanted > _SHARE_ABOVE
     with gc_paused(wanted > _GC_PAUSE_ABOVE):
         while limit is None or len(items) < limit:
             size = _CHUNK if limit is None else min(_CHUNK, limit - len(items))
@@ -197,7 +202,8 @@ def _read_newest(
                 count = len(values)
                 if not count:
                     break
-            share_common_values(values, memo)
+            if share:
+                share_common_values(values, memo)
             items.extend(values)
             below = lowest
             if count < size:
