@@ -379,3 +379,48 @@ async def test_a_holder_paused_past_its_ttl_is_fenced_off(db: Path, tmp_path: Pa
     tail = texts.index("other turn")
     assert texts[tail:] == ["other turn", "other reply"]
     assert all(text.startswith("stalled step") for text in texts[1:tail])
+
+
+def test_forks_in_the_middle_of_writes_leave_children_able_to_write(db: Path) -> None:
+    """os.fork() while the writer thread is inside a transaction: every child can write."""
+    import warnings
+
+    session = SQLiteSession("busy", db, synchronous="NORMAL")
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        async def loop() -> None:
+            while not stop.is_set():
+                await session.add_items(history(3))
+
+        asyncio.run(loop())
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    failures = 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running
+            for number in range(12):
+                time.sleep(0.01)
+                pid = os.fork()
+                if pid == 0:
+                    code = 1
+                    try:
+                        child = SQLiteSession(f"child-{number}", db, synchronous="NORMAL")
+                        asyncio.run(asyncio.wait_for(child.add_items(history(1)), 10))
+                        code = 0
+                    finally:
+                        os._exit(code)
+                _, status = os.waitpid(pid, 0)
+                failures += os.waitstatus_to_exitcode(status) != 0
+    finally:
+        stop.set()
+        writer.join()
+        session.close()
+    assert failures == 0
+    with raw(db) as conn:
+        children = conn.execute(
+            "SELECT count(*) FROM threadline_sessions WHERE session_id LIKE 'child-%'"
+        ).fetchone()[0]
+    assert children == 12

@@ -16,6 +16,9 @@ Blocking SQLite calls never run on an event loop:
 * Heartbeats (used by the writer lease) run on the writer thread at their interval.
 * Idle jobs (the search index's catch-up) run on the writer thread once it has had no work
   for a moment, so a burst of writes is never slowed down by them.
+* ``os.fork()`` waits for a write group in flight to finish and holds new ones back until the
+  fork is done (``os.register_at_fork``), so a child never inherits a transaction or a lock
+  taken half-way; the child then starts threads and connections of its own on first use.
 
 Jobs are plain functions of a connection; they never begin or end transactions themselves.
 """
@@ -30,6 +33,7 @@ import queue
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
@@ -85,6 +89,35 @@ def _is_busy(exc: BaseException) -> bool:
     return "database is locked" in message or "database table is locked" in message
 
 
+_ENGINES: weakref.WeakSet[SQLiteEngine] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    """Wait for write groups in flight and take every engine's locks, so that a child process
+    inherits no transaction half-done and no lock held by a thread it does not have."""
+    me = threading.current_thread()
+    for engine in list(_ENGINES):
+        if engine._writer is me:  # a job forking from the writer thread itself
+            continue
+        engine._fork_gate.acquire()
+        engine._state_lock.acquire()
+        engine._held_for_fork = True
+
+
+def _after_fork() -> None:
+    for engine in list(_ENGINES):
+        if getattr(engine, "_held_for_fork", False):
+            engine._held_for_fork = False
+            engine._state_lock.release()
+            engine._fork_gate.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+    )
+
+
 class SQLiteEngine:
     """Owns the connections and threads of one SQLite database file (or ``:memory:``)."""
 
@@ -107,9 +140,12 @@ class SQLiteEngine:
         self.sdk_tables: frozenset[str] | None = None  # the SDK tables a file may hold
         """Runs in the transaction that creates the schema (set by the store)."""
         self._state_lock = threading.Lock()
+        self._fork_gate = threading.Lock()  # held by the writer while a group runs
+        self._held_for_fork = False
         self._closed = False
         self._ready = False
         self._reset_threads()
+        _ENGINES.add(self)
 
     def _reset_threads(self) -> None:
         # Also used in a child process after fork: the parent's threads do not exist there and
@@ -457,6 +493,12 @@ class SQLiteEngine:
         beats = self._due_heartbeats()
         if not live and not beats:
             return
+        with self._fork_gate:
+            self._run_group_unforked(live, beats)
+
+    def _run_group_unforked(
+        self, live: list[_Pending], beats: list[tuple[Hashable, _Heartbeat]]
+    ) -> None:
         try:
             if self._write_conn is None:
                 self._write_conn = self._open_writer()
