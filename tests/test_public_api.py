@@ -115,3 +115,9 @@ def test_architecture_doc_names_every_module() -> None:
         if str(path.relative_to(root.parent)) not in doc and f"`{path.name}`" not in doc
     ]
     assert missing == []
+
+
+def test_core_names_load_no_pydantic() -> None:
+    """Building agents and sessions does not pay for pydantic (a tool or output_type does)."""
+    loaded = _modules_after("from threadline import Agent, Runner, SQLiteSession, open_store")
+    assert "pydantic" not in {m.split(".")[0] for m in loaded}

@@ -93,6 +93,7 @@ class Recorder:
 @pytest.fixture
 def recorder() -> Any:
     rec = Recorder()
+    set_tracing_disabled(False)  # an example run earlier in the process may have disabled it
     set_trace_processors([rec])
     yield rec
     set_trace_processors([])

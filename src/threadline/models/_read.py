@@ -9,10 +9,9 @@ model turns that into one :class:`~threadline.errors.ModelError` naming the URL.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
-from typing import Any
-
-from pydantic import BaseModel
+from typing import Any, TypeGuard
 
 __all__ = [
     "Malformed",
@@ -20,6 +19,7 @@ __all__ = [
     "describe",
     "field",
     "int_field",
+    "is_model",
     "is_object",
     "list_field",
     "need_str",
@@ -50,16 +50,23 @@ def describe(value: object) -> str:
     return kind if value is None else f"{kind} ({one_line(preview)})"
 
 
+def is_model(value: object) -> TypeGuard[Any]:
+    """Whether ``value`` is a pydantic model (the openai client's objects). pydantic is not
+    imported for this: when it has not been imported, nothing can be one of its models."""
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(value, pydantic.BaseModel)
+
+
 def is_object(value: object) -> bool:
     """Whether ``value`` is a JSON object: a mapping, or an object the client built from one."""
-    return isinstance(value, (Mapping, BaseModel))
+    return isinstance(value, Mapping) or is_model(value)
 
 
 def field(obj: object, name: str) -> object:
     """``obj[name]`` or ``obj.name``; ``None`` when absent or when ``obj`` is not an object."""
     if isinstance(obj, Mapping):
         return obj.get(name)
-    if isinstance(obj, BaseModel):
+    if is_model(obj):
         return getattr(obj, name, None)
     return None
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
-
 from threadline.errors import ModelError
 from threadline.items import MESSAGE_ROLES, Item
 from threadline.models._errors import ended_early
@@ -22,6 +20,7 @@ from threadline.models._read import (
     Malformed,
     describe,
     int_field,
+    is_model,
     is_object,
     list_field,
     need_str,
@@ -73,7 +72,7 @@ def failure(response: object, model: str, url: str) -> ModelError:
 
 def _output_item(item: object, index: int) -> Item:
     where = f"output item {index}"
-    if isinstance(item, BaseModel):
+    if is_model(item):
         try:
             data: dict[str, Any] = item.model_dump(
                 mode="json", by_alias=True, exclude_unset=True, exclude_none=True, warnings=False
