@@ -31,6 +31,7 @@ __all__ = [
     "function_call_output",
     "input_to_items",
     "is_user_message",
+    "lone_surrogate",
     "message_text",
     "pairing_problem",
     "repair_orphans",
@@ -203,15 +204,24 @@ def encode_item(item: Item, index: int = 0) -> str:
         data = json.dumps(item, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise UserError(f"item {index} is not JSON-serialisable ({exc}): {_preview(item)}") from exc
-    if not data.isascii():
-        try:
-            data.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise UserError(
-                f"item {index} holds text that is not valid Unicode (a lone surrogate "
-                f"{data[exc.start : exc.end]!r}): {_preview(item)}"
-            ) from None
+    bad = lone_surrogate(data)
+    if bad is not None:
+        raise UserError(
+            f"item {index} holds text that is not valid Unicode (a lone surrogate "
+            f"{data[bad[0] : bad[1]]!r}): {_preview(item)}"
+        )
     return data
+
+
+def lone_surrogate(text: str) -> tuple[int, int] | None:
+    """Where ``text`` holds a lone surrogate (which no UTF-8 storage can hold), or ``None``."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start, exc.end
+    return None
 
 
 class _Preview(reprlib.Repr):

@@ -25,7 +25,6 @@ __all__ = [
     "chat_command",
     "db_command",
     "describe_session",
-    "find_session",
     "make_folder",
     "model_from_args",
     "model_name",
@@ -145,7 +144,7 @@ async def pick_session(store: SessionStore, args: argparse.Namespace) -> tuple[s
 
 async def describe_session(store: SessionStore, session_id: str) -> str:
     """``continuing ID: N items, last …`` or ``new session: ID (no session of that name …)``."""
-    info = await find_session(store, session_id)
+    info = await store.session_info(session_id)
     if info is None:
         return (
             f"new session: {session_id} (no session of that name in {store_name(store)} "
@@ -157,11 +156,6 @@ async def describe_session(store: SessionStore, session_id: str) -> str:
 def _continuing(info: SessionInfo) -> str:
     when = info.updated_at.strftime("%Y-%m-%d %H:%M UTC")
     return f"continuing {info.session_id}: {info.item_count} items, last {when}"
-
-
-async def find_session(store: SessionStore, session_id: str) -> SessionInfo | None:
-    """The listing entry of ``session_id``, or ``None`` when the store has no such session."""
-    return await store.session_info(session_id)
 
 
 def chat_command(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from ..errors import UserError
 from ..items import Item, pairing_problem
 from ..sessions import SessionStore
 from ._render import print_history, print_sessions, print_table, write_jsonl
-from .commands import find_session, open_store, store_name
+from .commands import open_store, store_name
 
 __all__ = ["sessions_command"]
 
@@ -50,7 +50,7 @@ def _unknown(store: SessionStore, session_id: str) -> str:
 
 
 async def _known(store: SessionStore, session_id: str) -> None:
-    if await find_session(store, session_id) is None:
+    if await store.session_info(session_id) is None:
         raise UserError(_unknown(store, session_id))
 
 

@@ -7,7 +7,6 @@ without its output. A cancelled or failed run loses at most the step in flight.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import math
@@ -18,7 +17,7 @@ from typing import Any
 from ..errors import UserError
 from ..items import Item, repair_orphans
 from ..sessions.base import SessionSettings
-from ..sessions.lease import writer_lease
+from ..sessions.lease import declared_parameters, writer_lease
 from .config import RunConfig, SessionInputCallback
 
 __all__ = ["SessionMemory", "check_session", "session_memory", "wants_wrapper"]
@@ -39,23 +38,9 @@ def check_session(session: object) -> None:
         )
 
 
-@functools.lru_cache(maxsize=512)
-def _function_declares_wrapper(function: Any) -> bool:
-    try:
-        return "wrapper" in inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _declares_wrapper(method: Any) -> bool:
-    """Whether ``method`` has a ``wrapper`` parameter (asked once per function, not per run)."""
-    if method is None:
-        return False
-    function = getattr(method, "__func__", method)
-    try:
-        return _function_declares_wrapper(function)
-    except TypeError:  # unhashable callable: ask directly
-        return _function_declares_wrapper.__wrapped__(function)
+    """Whether ``method`` names a ``wrapper`` parameter (``**kwargs`` alone does not count)."""
+    return "wrapper" in declared_parameters(method)[0]
 
 
 def wants_wrapper(session: Any) -> bool:

@@ -67,7 +67,7 @@ class Store:
         return f"{type(self).__name__}({self._backend.where})"
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self.closed:
             raise SessionClosedError(
                 f"the session store {self._backend.where} is closed: open a new store"
             )

@@ -59,12 +59,12 @@ class LeaseGrant:
     """The answer to one lease attempt.
 
     ``acquired`` with the new ``epoch``; or not, with what the store knows of the current
-    holder (``holder``, a readable description, and ``expires_in`` seconds).
+    holder (its ``owner`` token as stored, and ``expires_in`` seconds).
     """
 
     acquired: bool
     epoch: int = 0
-    holder: str | None = None
+    owner: str | None = None
     expires_in: float | None = None
 
 

@@ -23,7 +23,14 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ..errors import CorruptItemError, UserError
-from ..items import Item, encode_item, is_user_message, message_text, validate_items
+from ..items import (
+    Item,
+    encode_item,
+    is_user_message,
+    lone_surrogate,
+    message_text,
+    validate_items,
+)
 
 __all__ = [
     "KIND_CALL",
@@ -183,14 +190,12 @@ def check_session_id(session_id: object) -> str:
         raise UserError(f"session_id must be a non-empty string, got {type(session_id).__name__}")
     if not session_id:
         raise UserError("session_id must be a non-empty string, got ''")
-    if not session_id.isascii():
-        try:
-            session_id.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise UserError(
-                f"session_id must be valid Unicode text: it holds a lone surrogate "
-                f"{session_id[exc.start : exc.end]!r} at position {exc.start}"
-            ) from None
+    bad = lone_surrogate(session_id)
+    if bad is not None:
+        raise UserError(
+            f"session_id must be valid Unicode text: it holds a lone surrogate "
+            f"{session_id[bad[0] : bad[1]]!r} at position {bad[0]}"
+        )
     return session_id
 
 

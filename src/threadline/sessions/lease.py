@@ -50,6 +50,7 @@ __all__ = [
     "check_fence",
     "check_timeout",
     "check_ttl",
+    "declared_parameters",
     "fenced_lease",
     "held_lease",
     "local_lock",
@@ -193,24 +194,31 @@ def remaining(deadline: float | None) -> float | None:
     return max(0.0, deadline - time.monotonic())
 
 
-@functools.lru_cache(maxsize=256)
-def _function_accepts_ttl(function: Any) -> bool:
+@functools.lru_cache(maxsize=512)
+def _parameters_of(function: Any) -> tuple[frozenset[str], bool]:
     try:
         parameters = inspect.signature(function).parameters
     except (TypeError, ValueError):
-        return False
-    return "ttl" in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
+        return frozenset(), False
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    return frozenset(parameters), takes_any
+
+
+def declared_parameters(method: Any) -> tuple[frozenset[str], bool]:
+    """The parameter names of a callable and whether it takes ``**kwargs``, asked once per
+    function (not per run): runs check a session's methods with it on every call."""
+    if method is None:
+        return frozenset(), False
+    function = getattr(method, "__func__", method)
+    try:
+        return _parameters_of(function)
+    except TypeError:  # unhashable callable: ask directly
+        return _parameters_of.__wrapped__(function)
 
 
 def _accepts_ttl(lease_method: Any) -> bool:
-    """Whether a session's ``lease`` takes ``ttl`` (asked once per function, not per run)."""
-    function = getattr(lease_method, "__func__", lease_method)
-    try:
-        return _function_accepts_ttl(function)
-    except TypeError:  # unhashable callable: ask directly
-        return _function_accepts_ttl.__wrapped__(function)
+    names, takes_any = declared_parameters(lease_method)
+    return "ttl" in names or takes_any
 
 
 @asynccontextmanager
@@ -336,6 +344,11 @@ def _new_owner() -> str:
     return f"pid {os.getpid()} on {socket.gethostname()} ({uuid.uuid4().hex})"
 
 
+def _holder(owner: str | None) -> str | None:
+    """The readable part of an owner token: ``"pid 12 on host (uuid)"`` → ``"pid 12 on host"``."""
+    return None if owner is None else owner.split(" (", 1)[0]
+
+
 def _keep(future: asyncio.Future[Any]) -> None:
     _background.add(future)
     future.add_done_callback(_background.discard)
@@ -384,7 +397,7 @@ async def _acquire_store(
         if not wait or left == 0:
             waited = None if not wait or deadline is None else time.monotonic() - started
             raise SessionBusyError(
-                session_id, waited=waited, holder=grant.holder, expires_in=grant.expires_in
+                session_id, waited=waited, holder=_holder(grant.owner), expires_in=grant.expires_in
             )
         await asyncio.sleep(delay if left is None else min(delay, left))
         delay = min(delay * 2, 0.1)

@@ -312,7 +312,7 @@ class InMemoryBackend(StoreBackend):
         with db.lock:
             row = db.leases.setdefault(session_id, _LeaseRow())
             if row.owner and row.owner != owner and row.expires_at > now:
-                return LeaseGrant(False, row.epoch, _holder(row.owner), row.expires_at - now)
+                return LeaseGrant(False, row.epoch, row.owner, row.expires_at - now)
             row.owner, row.epoch, row.expires_at = owner, row.epoch + 1, now + ttl
             return LeaseGrant(True, row.epoch)
 
@@ -331,11 +331,6 @@ class InMemoryBackend(StoreBackend):
             row = db.leases.get(session_id)
             if row is not None and row.owner == fence.owner and row.epoch == fence.epoch:
                 row.owner, row.expires_at = "", 0.0
-
-
-def _holder(owner: str) -> str:
-    """The readable part of an owner token (``"pid 12 on host (uuid)"`` → ``"pid 12 on host"``)."""
-    return owner.split(" (", 1)[0]
 
 
 def _tick_cursor(after: str | None) -> int | None:

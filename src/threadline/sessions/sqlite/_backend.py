@@ -159,13 +159,12 @@ class SQLiteBackend(StoreBackend):
     async def search(
         self, terms: Sequence[str], limit: int, session_id: str | None
     ) -> list[SearchHit]:
-        future = self.engine.submit_write(
+        hits = await self.engine.write(
             functools.partial(
                 _search.search, codec=self.codec, terms=terms, limit=limit, session_id=session_id
             ),
             durable=False,
         )
-        hits = await asyncio.wrap_future(future)
         self._unindexed = 0
         return [SearchHit(*hit) for hit in hits]
 
@@ -179,29 +178,26 @@ class SQLiteBackend(StoreBackend):
     # ------------------------------------------------------------------ lease primitives
 
     async def lease_acquire(self, session_id: str, owner: str, ttl: float) -> LeaseGrant:
-        future = self.engine.submit_write(
+        grant: LeaseGrant = await self.engine.write(
             functools.partial(ops.acquire_lease, session_id=session_id, owner=owner, ttl=ttl),
             durable=False,
         )
-        grant: LeaseGrant = await asyncio.wrap_future(future)
         return grant
 
     async def lease_renew(self, session_id: str, fence: Fence, ttl: float) -> bool:
-        future = self.engine.submit_write(
+        kept: bool = await self.engine.write(
             functools.partial(ops.renew_lease, session_id=session_id, fence=fence, ttl=ttl),
             durable=False,
         )
-        kept: bool = await asyncio.wrap_future(future)
         return kept
 
     async def lease_release(self, session_id: str, fence: Fence) -> None:
         if self.engine.closed:
             return  # the lease expires after its ttl
-        future = self.engine.submit_write(
+        await self.engine.write(
             functools.partial(ops.release_lease, session_id=session_id, fence=fence),
             durable=False,
         )
-        await asyncio.wrap_future(future)
 
     def lease_keepalive(
         self,

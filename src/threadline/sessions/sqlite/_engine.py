@@ -195,9 +195,10 @@ class SQLiteEngine:
             )
             self._writer.start()
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in a write transaction on the writer thread and return its result."""
-        result: T = await asyncio.wrap_future(self.submit_write(fn))
+    async def write(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
+        """Run ``fn`` in a write transaction on the writer thread and return its result
+        (``durable=False``: bookkeeping, see :meth:`submit_write`)."""
+        result: T = await asyncio.wrap_future(self.submit_write(fn, durable=durable))
         if not self._ready:
             self._ready = True
         return result

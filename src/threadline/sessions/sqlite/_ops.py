@@ -489,10 +489,6 @@ def stats(conn: sqlite3.Connection) -> tuple[int, int]:
     return int(sessions), int(items)
 
 
-def _holder(owner: str) -> str:
-    return owner.split(" (", 1)[0]
-
-
 def acquire_lease(conn: sqlite3.Connection, session_id: str, owner: str, ttl: float) -> LeaseGrant:
     """Take the session's lease for ``owner`` unless a live holder has it; the epoch goes up."""
     now = time.time()
@@ -501,7 +497,7 @@ def acquire_lease(conn: sqlite3.Connection, session_id: str, owner: str, ttl: fl
         (session_id,),
     ).fetchone()
     if row is not None and row[0] and row[0] != owner and row[1] > now:
-        return LeaseGrant(False, int(row[2]), _holder(str(row[0])), float(row[1]) - now)
+        return LeaseGrant(False, int(row[2]), str(row[0]), float(row[1]) - now)
     epoch = 1 if row is None else int(row[2]) + 1
     conn.execute(
         "INSERT OR REPLACE INTO threadline_leases (session_id, owner, expires_at, epoch) "

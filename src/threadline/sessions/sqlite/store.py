@@ -317,8 +317,8 @@ class SQLiteStore(Store):
 
     @property
     def closed(self) -> bool:
-        """Whether the store was closed."""
-        return self._closed or self._engine.closed
+        """Whether the store was closed (its engine is: every way of closing closes that)."""
+        return self._engine.closed
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.db_path!r})"
@@ -330,22 +330,15 @@ class SQLiteStore(Store):
         handle: SQLiteSession = super().session(session_id, session_settings=session_settings)
         return handle
 
-    def _check_open(self) -> None:
-        if self._engine.closed:
-            self._closed = True
-        super()._check_open()
-
     def close(self) -> None:
         """Finish queued writes and close every connection (blocks until done)."""
         with _registry_lock:
             if self._registry_key is not None and _registry.get(self._registry_key) is self:
                 del _registry[self._registry_key]
-        self._closed = True
         self._engine.close()
 
     async def aclose(self) -> None:
         """:meth:`close` without blocking the event loop."""
-        self._closed = True
         await asyncio.to_thread(self.close)
 
     async def __aenter__(self) -> SQLiteStore:
