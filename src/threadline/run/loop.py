@@ -25,6 +25,7 @@ from ..errors import (
 from ..items import Item, function_call_output, input_to_items
 from ..models.base import Model, ModelRequest, ModelResponse, ResponseCompleted
 from ..tracing import span
+from .compaction import start_compaction
 from .config import RunConfig
 from .events import (
     AgentUpdatedStreamEvent,
@@ -134,6 +135,7 @@ async def run_agent(
             final_output = await _turns(run)
         if run_span is not None:
             run_span.attributes["usage"] = vars(run.context.usage).copy()
+    compaction = start_compaction(run.memory, config, run.agent)  # in the background
     return RunResult(
         input=input,
         new_items=run.new_items,
@@ -143,6 +145,7 @@ async def run_agent(
         context_wrapper=run.context,
         input_guardrail_results=run.input_guardrail_results,
         output_guardrail_results=run.output_guardrail_results,
+        compaction=compaction,
     )
 
 

@@ -19,6 +19,7 @@ from .run_items import RunItem
 if TYPE_CHECKING:
     from ..agent import Agent
     from ..guardrails import InputGuardrailResult, OutputGuardrailResult
+    from .compaction import CompactionResult
 
 __all__ = ["RunResult", "RunResultStreaming"]
 
@@ -30,7 +31,10 @@ class RunResult:
     ``input`` is what the caller passed; ``new_items`` what the run produced (messages, tool
     calls and outputs, handoffs); ``final_output`` the last agent's answer (text, or the
     validated ``output_type`` value); ``raw_responses`` every model response;
-    ``input_guardrail_results`` / ``output_guardrail_results`` what the guardrails said.
+    ``input_guardrail_results`` / ``output_guardrail_results`` what the guardrails said;
+    ``compaction`` the background compaction this run started (``await result.compaction``
+    gives its :class:`~threadline.run.compaction.CompactionResult`; it never raises), or
+    ``None`` when the session has no ``compact_at``.
     """
 
     input: str | list[Item]
@@ -41,6 +45,7 @@ class RunResult:
     context_wrapper: RunContextWrapper[Any]
     input_guardrail_results: list[InputGuardrailResult] = field(default_factory=list)
     output_guardrail_results: list[OutputGuardrailResult] = field(default_factory=list)
+    compaction: asyncio.Task[CompactionResult] | None = field(default=None, repr=False)
 
     @property
     def usage(self) -> Usage:
@@ -142,6 +147,11 @@ class RunResultStreaming:
         self.input_guardrail_results = result.input_guardrail_results
         self.output_guardrail_results = result.output_guardrail_results
         self.is_complete = True
+
+    @property
+    def compaction(self) -> asyncio.Task[CompactionResult] | None:
+        """As :attr:`RunResult.compaction`, once the stream has completed (``None`` before)."""
+        return None if self._result is None else self._result.compaction
 
     def cancel(self) -> None:
         """Stop the run; ``stream_events()`` then ends without an error."""

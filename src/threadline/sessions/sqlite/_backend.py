@@ -17,7 +17,15 @@ from typing import Any
 
 from ...errors import UserError
 from ...items import Item
-from ..backend import Fence, LeaseGrant, Payload, SearchHit, StoreBackend, StoreStats
+from ..backend import (
+    Fence,
+    LeaseGrant,
+    Payload,
+    SearchHit,
+    StoreBackend,
+    StoreStats,
+    TailWindow,
+)
 from ..base import SessionInfo
 from ..codec import EncodedItem, ItemCodec
 from . import _ops as ops
@@ -104,6 +112,20 @@ class SQLiteBackend(StoreBackend):
                 ops.window,
                 codec=self.codec,
                 session_id=session_id,
+                max_items=max_items,
+                max_tokens=max_tokens,
+            )
+        )
+
+    async def window_since(
+        self, session_id: str, start: int, max_items: int | None, max_tokens: int | None
+    ) -> TailWindow:
+        return await self.engine.read(
+            functools.partial(
+                ops.window_since,
+                codec=self.codec,
+                session_id=session_id,
+                start=start,
                 max_items=max_items,
                 max_tokens=max_tokens,
             )
