@@ -72,6 +72,10 @@ _EXPORTS: dict[str, str] = {
     "RawResponsesStreamEvent": ".run",
     "ReasoningItem": ".run",
     "RunConfig": ".run",
+    "CompactionResult": ".run",
+    "CompactionSettings": ".run",
+    "compact_session": ".run",
+    "wait_for_compactions": ".run",
     "RunHooks": ".run",
     "RunItem": ".run",
     "RunItemStreamEvent": ".run",
@@ -97,6 +101,8 @@ __all__ = [
     "Agent",
     "AgentUpdatedStreamEvent",
     "AsyncOpenAI",
+    "CompactionResult",
+    "CompactionSettings",
     "CorruptItemError",
     "FunctionTool",
     "GuardrailFunctionOutput",
@@ -165,6 +171,7 @@ __all__ = [
     "UserError",
     "__version__",
     "add_trace_processor",
+    "compact_session",
     "function_tool",
     "handoff",
     "input_guardrail",
@@ -175,6 +182,7 @@ __all__ = [
     "set_default_openai_key",
     "set_trace_processors",
     "set_tracing_disabled",
+    "wait_for_compactions",
 ]
 
 if TYPE_CHECKING:
@@ -225,6 +233,8 @@ if TYPE_CHECKING:
     from .models.settings import ModelSettings
     from .run import (
         AgentUpdatedStreamEvent,
+        CompactionResult,
+        CompactionSettings,
         HandoffCallItem,
         HandoffOutputItem,
         MessageOutputItem,
@@ -239,6 +249,8 @@ if TYPE_CHECKING:
         RunResultStreaming,
         ToolCallItem,
         ToolCallOutputItem,
+        compact_session,
+        wait_for_compactions,
     )
     from .run.model_resolution import (
         set_default_openai_api,
