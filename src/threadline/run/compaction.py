@@ -534,8 +534,6 @@ def _log(result: CompactionResult) -> None:
             result.status,
             result.reason,
         )
-    elif result.compacted:
-        logger.info("threadline: session %r: %s", result.session_id, result.describe())
     else:
         logger.debug("threadline: session %r: %s", result.session_id, result.describe())
 
