@@ -299,9 +299,9 @@ async def test_cuts_only_at_turn_starts_never_between_a_call_and_its_output(stor
         if outcome.compacted:
             start, end = outcome.covered
             assert is_user_message(items[end]) and (start == 0 or is_user_message(items[start]))
-    assert "Tool call: lookup(" in summariser.prompt(
+    assert "[tool call] lookup(" in summariser.prompt(
         0
-    ) and "Tool result: facts" in summariser.prompt(0)
+    ) and "[tool result] facts" in summariser.prompt(0)
     window = await session.get_window(max_tokens=1200)
     calls = {i["call_id"] for i in window if i.get("type") == "function_call"}
     outputs = {i["call_id"] for i in window if i.get("type") == "function_call_output"}

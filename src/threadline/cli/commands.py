@@ -168,9 +168,7 @@ def compaction_settings(args: argparse.Namespace) -> SessionSettings | None:
         if not text:
             return None
         if not text.isdigit() or int(text) < 1:
-            raise UserError(
-                f"THREADLINE_COMPACT_AT must be a number of tokens >= 1, got {text!r}"
-            )
+            raise UserError(f"THREADLINE_COMPACT_AT must be a number of tokens >= 1, got {text!r}")
         value = int(text)
     return SessionSettings(compact_at=value)
 

@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_INSTRUCTIONS",
     "ITEM_TEXT_LIMIT",
     "Plan",
+    "clean_summary",
     "plan_cut",
     "render_prompt",
     "safe_cuts",
@@ -100,13 +101,13 @@ def _item_line(item: Item) -> str:
     kind = item.get("type", "message")
     if kind == "message":
         role = str(item.get("role", "assistant"))
-        label = {"user": "User", "assistant": "Assistant"}.get(role, role.capitalize())
+        label = role
         text = message_text(item)
     elif kind == "function_call":
-        label = "Tool call"
+        label = "tool call"
         text = f"{item.get('name')}({item.get('arguments', '')})"
     elif kind == "function_call_output":
-        label = "Tool result"
+        label = "tool result"
         output = item.get("output")
         text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
     elif kind == "reasoning":
@@ -117,11 +118,15 @@ def _item_line(item: Item) -> str:
     text = " ".join(text.split())
     if len(text) > ITEM_TEXT_LIMIT:
         text = text[:ITEM_TEXT_LIMIT] + " […]"
-    return f"{label}: {text}"
+    return f"[{label}] {text}"
 
 
 def render_prompt(previous: str | None, items: Sequence[Item]) -> str:
-    """The summariser's one user message: the previous summary, then the newly covered turns."""
+    """The summariser's one user message: the previous summary, then the newly covered turns.
+
+    Messages are written ``[user] …`` / ``[assistant] …`` rather than ``User:`` lines, so a
+    transcript-style model (the local one) does not read them as turns of its own prompt.
+    """
     lines = [line for line in (_item_line(item) for item in items) if line]
     parts = []
     if previous:
@@ -129,5 +134,29 @@ def render_prompt(previous: str | None, items: Sequence[Item]) -> str:
     else:
         parts.append("Summary so far: (none yet; this is the start of the conversation)")
     parts.append("New messages:\n" + "\n".join(lines))
-    parts.append("Write the updated summary.")
+    parts.append(
+        "Write the updated summary of the whole conversation so far (the summary above plus "
+        "the new messages), keeping names, facts and numbers."
+    )
     return "\n\n".join(parts)
+
+
+_ECHOES = (
+    "[user]",
+    "[assistant]",
+    "[tool call]",
+    "[tool result]",
+    "Summary so far",
+    "New messages",
+)
+
+
+def clean_summary(text: str) -> str:
+    """The model's answer without what echoes the prompt: a small model may go on to repeat
+    the ``[user] …`` lines it was shown; everything from the first such line is dropped."""
+    kept = []
+    for line in text.strip().splitlines():
+        if line.strip().startswith(_ECHOES):
+            break
+        kept.append(line)
+    return "\n".join(kept).strip()

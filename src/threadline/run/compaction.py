@@ -45,7 +45,7 @@ from ..sessions.base import SessionSettings
 from ..sessions.lease import held_lease, writer_lease
 from ..tracing import span
 from ..usage import Usage
-from ._compaction_plan import DEFAULT_INSTRUCTIONS, plan_cut, render_prompt
+from ._compaction_plan import DEFAULT_INSTRUCTIONS, clean_summary, plan_cut, render_prompt
 from .model_resolution import resolve_model, resolve_provider
 
 if TYPE_CHECKING:
@@ -460,11 +460,13 @@ class _Work:
             if opened is not None:
                 opened.attributes["usage"] = vars(response.usage).copy()
         self.usage.add(response.usage)
-        text = "\n".join(
-            message_text(item)
-            for item in response.output
-            if item.get("type", "message") == "message" and item.get("role") == "assistant"
-        ).strip()
+        text = clean_summary(
+            "\n".join(
+                message_text(item)
+                for item in response.output
+                if item.get("type", "message") == "message" and item.get("role") == "assistant"
+            )
+        )
         if not text:
             raise _Stop("rejected", "the model returned no summary text")
         return text
