@@ -562,3 +562,44 @@ async def test_a_damaged_summary_record_is_an_error_not_ignored(store: Any) -> N
     await session.put_records({SUMMARY_RECORD: {"version": 1, "text": 3}})
     with pytest.raises(SessionError, match=r"summary record .* is damaged"):
         await session.get_window()
+
+
+def test_a_compaction_pending_at_exit_after_run_sync_finishes(tmp_path: Any) -> None:
+    """A one-shot script: the compaction its last run_sync started completes at exit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    db = tmp_path / "exit.db"
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    code = f"""
+import sys
+sys.path.insert(0, {src!r})
+from threadline import Agent, CompactionSettings, RunConfig, Runner, SessionSettings, SQLiteStore
+from threadline.testing import ScriptedModel
+words = "word " * 60
+store = SQLiteStore({str(db)!r})
+session = store.session("s", session_settings=SessionSettings(compact_at=500))
+agent = Agent(name="A", model=ScriptedModel(responder=lambda r: "answer " + words))
+run_config = RunConfig(compaction=CompactionSettings(model=ScriptedModel(responder=lambda r: "short")))
+for index in range(3):
+    result = Runner.run_sync(agent, f"question {{index}} " + words, session=session, run_config=run_config)
+assert result.compaction is not None and not result.compaction.done()
+print("left pending")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "left pending"
+    assert "Traceback" not in done.stderr
+
+    async def read() -> Any:
+        from threadline import SQLiteStore
+
+        store = SQLiteStore(db)
+        try:
+            return await read_summary(store.session("s"))
+        finally:
+            await store.aclose()
+
+    summary = asyncio.run(read())
+    assert summary is not None and summary.text == "short"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -547,9 +548,19 @@ _exit_hook = False
 
 
 def _register_exit_hook() -> None:
+    """Run :func:`_finish_at_exit` when the interpreter exits, before thread pools stop
+    taking work (a store's blocking calls run on them): ``threading``'s exit hooks run before
+    ``atexit``'s, the ones registered last first."""
     global _exit_hook
-    if not _exit_hook:
-        _exit_hook = True
+    if _exit_hook:
+        return
+    _exit_hook = True
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is None:
+            raise RuntimeError("no threading exit hooks")
+        register(_finish_at_exit)
+    except RuntimeError:
         atexit.register(_finish_at_exit)
 
 
