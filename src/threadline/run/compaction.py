@@ -498,7 +498,7 @@ class _Work:
         session = self.session
         current = await read_summary(session)
         if (current and current.to_record()) != (stored and stored.to_record()):
-            raise _Stop("failed", "another compaction wrote a summary meanwhile")
+            raise _Stop("skipped", "another compaction wrote a summary meanwhile")
         check = await tail_since(session, new.end, 0, 0)
         if not new.holds(check):
             raise _Stop("failed", "the history changed while the summary was written")
@@ -565,15 +565,18 @@ def _register_exit_hook() -> None:
 
 
 def _finish_at_exit() -> None:
-    """At interpreter exit, let compactions pending on idle loops (``run_sync``'s) finish:
-    each is bounded by its own timeout, and writes atomically or not at all."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Task[CompactionResult]]] = {}
-    for task in list(_pending):
-        loop = task.get_loop()
-        if not task.done() and not loop.is_closed() and not loop.is_running():
-            by_loop.setdefault(loop, []).append(task)
-    for loop, tasks in by_loop.items():
-        try:
-            loop.run_until_complete(asyncio.wait(tasks))
-        except Exception:  # pragma: no cover - exit must go on
-            logger.debug("threadline: pending compactions could not finish at exit")
+    """At interpreter exit, let the compactions pending on this thread's ``run_sync`` loop
+    finish: each is bounded by its own timeout, and writes atomically or not at all. (Those of
+    other threads' loops are cancelled when their loops shut down: nothing is written.)"""
+    from . import _sync_loop
+
+    loop = getattr(_sync_loop._local, "loop", None)  # this (the exiting) thread's loop only:
+    if loop is None or loop.is_closed() or loop.is_running():  # another's may still be used
+        return
+    tasks = [task for task in list(_pending) if task.get_loop() is loop and not task.done()]
+    if not tasks:
+        return
+    try:
+        loop.run_until_complete(asyncio.wait(tasks))
+    except Exception:  # pragma: no cover - exit must go on
+        logger.debug("threadline: pending compactions could not finish at exit")
