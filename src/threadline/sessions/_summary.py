@@ -207,26 +207,37 @@ async def summary_window(
     session: StoreSession, max_items: int | None, max_tokens: int | None
 ) -> list[Item]:
     """``get_window``: the summary (when one holds and fits) then the newest whole turns
-    after the range it covers, within what is left of the budget."""
+    after the range it covers, within what is left of the budget; one read of the store."""
     store = session._usable()
     backend = store._backend
-    summary = await _stored(store, session.session_id)
-    if summary is not None:
-        item = summary.item
-        tokens = estimate_tokens(item)
-        fits = (max_tokens is None or tokens <= max_tokens) and (
-            max_items is None or max_items >= 1
+    session_id = session.session_id
+    if "records" not in store.capabilities:
+        return await backend.window(session_id, max_items, max_tokens)
+    found: list[Summary] = []
+
+    def start_for(payload: str | bytes) -> tuple[int, int | None, int | None] | None:
+        value = decode_record(store.codec, session_id, SUMMARY_RECORD, payload)
+        summary = Summary.from_record(session_id, value)
+        tokens = summary.tokens
+        if (max_tokens is not None and tokens > max_tokens) or (
+            max_items is not None and max_items < 1
+        ):
+            return None  # the summary does not fit this budget: the plain window
+        found[:] = [summary]  # (a retried read may call this again)
+        return (
+            summary.end,
+            None if max_items is None else max_items - 1,
+            None if max_tokens is None else max_tokens - tokens,
         )
-        if fits:
-            tail = await backend.window_since(
-                session.session_id,
-                summary.end,
-                None if max_items is None else max_items - 1,
-                None if max_tokens is None else max_tokens - tokens,
-            )
-            if summary.holds(tail):
-                return [item, *tail.items]
-    return await backend.window(session.session_id, max_items, max_tokens)
+
+    _, read = await backend.window_after_record(
+        session_id, SUMMARY_RECORD, max_items, max_tokens, start_for
+    )
+    if isinstance(read, list):
+        return read
+    if found and found[0].holds(read):
+        return [found[0].item, *read.items]
+    return await backend.window(session_id, max_items, max_tokens)  # the range changed
 
 
 async def forget_summary(store: Store, session_id: str, fence: Fence | None) -> None:

@@ -227,6 +227,28 @@ class StoreBackend(abc.ABC):
         """
         return tail_window_of(await self.read(session_id, None), start, max_items, max_tokens)
 
+    async def window_after_record(
+        self,
+        session_id: str,
+        key: str,
+        max_items: int | None,
+        max_tokens: int | None,
+        start_for: Callable[[Payload], tuple[int, int | None, int | None] | None],
+    ) -> tuple[Payload | None, list[Item] | TailWindow]:
+        """The record ``key`` and, in the same read, the window it asks for.
+
+        Without the record: ``(None, window(max_items, max_tokens))``. With it, ``start_for``
+        (pure, fast; it may run on a reader thread) turns its payload into ``(start,
+        max_items, max_tokens)`` for :meth:`window_since`, whose result is returned, or into
+        ``None`` for the plain window. This is how a window with a compaction summary is one
+        read; the default makes two.
+        """
+        payload = await self.get_record(session_id, key)
+        plan = None if payload is None else start_for(payload)
+        if plan is None:
+            return payload, await self.window(session_id, max_items, max_tokens)
+        return payload, await self.window_since(session_id, *plan)
+
     @abc.abstractmethod
     async def pop(self, session_id: str, fence: Fence | None) -> Item | None:
         """Remove and return the newest item (a corrupt one is reported and kept)."""

@@ -131,6 +131,26 @@ class SQLiteBackend(StoreBackend):
             )
         )
 
+    async def window_after_record(
+        self,
+        session_id: str,
+        key: str,
+        max_items: int | None,
+        max_tokens: int | None,
+        start_for: Callable[[Payload], tuple[int, int | None, int | None] | None],
+    ) -> tuple[Payload | None, list[Item] | TailWindow]:
+        return await self.engine.read(
+            functools.partial(
+                ops.window_after_record,
+                codec=self.codec,
+                session_id=session_id,
+                key=key,
+                max_items=max_items,
+                max_tokens=max_tokens,
+                start_for=start_for,
+            )
+        )
+
     async def pop(self, session_id: str, fence: Fence | None) -> Item | None:
         return await self.engine.write(
             functools.partial(ops.pop, codec=self.codec, session_id=session_id, fence=fence)

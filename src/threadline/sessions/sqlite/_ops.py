@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ...errors import CorruptItemError, LeaseLostError, SessionError, UserError
 from ...items import Item
@@ -55,6 +55,7 @@ __all__ = [
     "session_info",
     "stats",
     "window",
+    "window_after_record",
     "window_since",
 ]
 
@@ -319,6 +320,23 @@ def window_since(
                 raise CorruptItemError(session_id, start - 1, problem)
     items = _read_newest(conn, codec, sid, session_id, size, total) if size else []
     return TailWindow(total, anchor, items, int(tail_tokens))
+
+
+def window_after_record(
+    conn: sqlite3.Connection,
+    codec: ItemCodec,
+    session_id: str,
+    key: str,
+    max_items: int | None,
+    max_tokens: int | None,
+    start_for: Callable[[Payload], tuple[int, int | None, int | None] | None],
+) -> tuple[Payload | None, list[Item] | TailWindow]:
+    """``window_after_record``: the record, then the window it asks for, in one snapshot."""
+    payload = get_record(conn, session_id, key)
+    plan = None if payload is None else start_for(payload)
+    if plan is None:
+        return payload, window(conn, codec, session_id, max_items, max_tokens)
+    return payload, window_since(conn, codec, session_id, *plan)
 
 
 def add(
