@@ -90,7 +90,10 @@ class ThreadlineSession(Session, Protocol):
 
         A window never splits a function call from its output and never starts inside a
         turn: when it holds a user message it starts at one. Token counts come from
-        :func:`estimate_tokens`. With no budget this is the whole history.
+        :func:`estimate_tokens`. With no budget this is the whole history. When a
+        compaction summary covers the older part of the history, the window is that
+        summary (a system message, counted in the budget) then the newest whole turns after
+        the range it covers.
         """
         ...
 
@@ -102,7 +105,7 @@ class ThreadlineSession(Session, Protocol):
         ...
 
     async def replace_items(self, items: list[Item]) -> None:
-        """Replace the whole history with ``items`` atomically (used by compaction)."""
+        """Replace the whole history with ``items`` atomically (a compaction summary is dropped)."""
         ...
 
     async def fork(self, new_session_id: str, at: int | None = None) -> Self:

@@ -124,6 +124,18 @@ class SummaryTests(ConformanceHarness):
                 session.session_id, summary.end, None, budget - summary.tokens
             )
             assert window[1:] == rest.items
+        for most in (None, 3):  # the backend's one-read path agrees with the generic one
+
+            def start_for(payload: Any, most: int | None = most) -> Any:
+                return (summary.end, most, None)
+
+            fast = await backend.window_after_record(
+                session.session_id, SUMMARY_RECORD, most, None, start_for
+            )
+            generic = await StoreBackend.window_after_record(
+                backend, session.session_id, SUMMARY_RECORD, most, None, start_for
+            )
+            assert fast == generic and fast[0] is not None
         three = await session.get_window(max_items=3)
         assert three[0] == summary.item and len(three) <= 3
         # a budget the summary does not fit: the plain window, without the summary
