@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from ._handle import StoreSession
 from ._search import search_terms
-from ._summary import SUMMARY_RECORD, Summary, read_summary
+from ._summary import SUMMARY_PREFIX, SUMMARY_RECORD, Summary, is_summary_item, read_summary
 from .backend import (
     Fence,
     LeaseGrant,
@@ -53,6 +53,7 @@ __all__ = [
     "DEFAULT_LEASE_TTL",
     "KEY_ENV_VAR",
     "STORE_CAPABILITIES",
+    "SUMMARY_PREFIX",
     "SUMMARY_RECORD",
     "EncryptionCodec",
     "Fence",
@@ -80,6 +81,7 @@ __all__ = [
     "ThreadlineSession",
     "capabilities_of",
     "estimate_tokens",
+    "is_summary_item",
     "key_from_env",
     "new_key",
     "open_store",
