@@ -622,3 +622,37 @@ async def test_a_compaction_that_lost_the_race_writes_nothing(store: Any) -> Non
     assert outcome.status == "skipped" and "another compaction" in outcome.reason
     summary = await read_summary(session)
     assert summary is not None and summary.text == "the winner"
+
+
+async def test_the_agents_model_summarises_with_the_agents_settings_without_tools(
+    store: Any,
+) -> None:
+    from threadline import ModelSettings
+
+    session = store.session("s")
+    await plain_history(session, 4)
+    model = ScriptedModel(responder=lambda request: "short summary")
+    agent = Agent(
+        name="A",
+        model=model,
+        model_settings=ModelSettings(temperature=0.2, tool_choice="required"),
+        tools=[lookup],
+    )
+    outcome = await compact_session(session, agent=agent, keep_tokens=100)
+    assert outcome.compacted
+    request = model.requests[-1]
+    assert request.settings.temperature == 0.2 and request.settings.tool_choice is None
+    assert list(request.tools) == []
+    other = ScriptedModel(responder=lambda request: "other summary")
+    await plain_history(store.session("t"), 4)
+    await compact_session(store.session("t"), model=other, agent=agent, keep_tokens=100)
+    assert other.requests[-1].settings.temperature is None  # a model of its own: its defaults
+
+
+async def test_compacting_a_closed_session_is_an_error(store: Any) -> None:
+    from threadline import SessionClosedError
+
+    session = store.session("s")
+    session.close()
+    with pytest.raises(SessionClosedError):
+        await compact_session(session, model=Summariser())

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import dataclasses
 import logging
 import threading
 import time
@@ -204,6 +205,7 @@ async def compact_session(
     from .config import RunConfig
 
     store_session = check_compactable(session)
+    store_session._usable()  # a closed session is an error here, not a failed compaction
     config = run_config or RunConfig()
     chosen = settings or getattr(config, "compaction", None) or CompactionSettings()
     if model is not None:
@@ -214,8 +216,8 @@ async def compact_session(
     resolved = resolved.resolve(config.session_settings)
     if keep_tokens is not None:
         chosen = CompactionSettings(**{**vars(chosen), "keep_tokens": keep_tokens})
-    summariser = _summariser(chosen, agent, config)
-    return await _compact(store_session, summariser, chosen, resolved, config)
+    summariser, model_settings = _summariser(chosen, agent, config)
+    return await _compact(store_session, summariser, model_settings, chosen, resolved, config)
 
 
 def start_compaction(
@@ -255,18 +257,25 @@ async def wait_for_compactions() -> list[CompactionResult]:
 # ---------------------------------------------------------------------- the work
 
 
-def _summariser(settings: CompactionSettings, agent: Agent[Any] | None, config: RunConfig) -> Model:
+def _summariser(
+    settings: CompactionSettings, agent: Agent[Any] | None, config: RunConfig
+) -> tuple[Model, ModelSettings]:
+    """The summarising model, and its settings: the agent's own (without tool settings) when
+    it is the agent's model, else the model's defaults."""
     chosen = settings.model
     if isinstance(chosen, Model):
-        return chosen
+        return chosen, ModelSettings()
     if chosen is None and agent is not None:
-        return resolve_model(agent, config)
+        own = agent.model_settings.resolve(config.model_settings)
+        own = dataclasses.replace(own, tool_choice=None, parallel_tool_calls=None)
+        return resolve_model(agent, config), own
     if chosen is None and isinstance(config.model, Model):
-        return config.model
+        return config.model, ModelSettings()
     name = chosen if chosen is not None else config.model
-    return resolve_provider(config.model_provider).get_model(
+    model = resolve_provider(config.model_provider).get_model(
         name if isinstance(name, str) else None
     )
+    return model, ModelSettings()
 
 
 def _default_keep(settings: SessionSettings) -> int:
@@ -300,17 +309,18 @@ async def _auto(
                 f"not past compact_at={compact_at}",
                 summary,
             )
-        summariser = _summariser(settings, agent, config)
+        summariser, model_settings = _summariser(settings, agent, config)
     except Exception as exc:
         return _report(
             session, "failed", f"{type(exc).__name__}: {exc}", 0.0, config, trigger="after run"
         )
-    return await _compact(session, summariser, settings, session_settings, config)
+    return await _compact(session, summariser, model_settings, settings, session_settings, config)
 
 
 async def _compact(
     session: StoreSession,
     model: Model,
+    model_settings: ModelSettings,
     settings: CompactionSettings,
     session_settings: SessionSettings,
     config: RunConfig,
@@ -322,6 +332,7 @@ async def _compact(
     name = str(getattr(model, "model", type(model).__name__))
     work = _Work(session, model, name, settings, session_settings, keep, began)
     work.traced = not config.tracing_disabled
+    work.model_settings = model_settings
     with span(
         "compaction",
         session.session_id,
@@ -372,6 +383,7 @@ class _Work:
         self.first_start: int | None = None
         self.summary: Summary | None = None
         self.traced = True
+        self.model_settings = ModelSettings()
 
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -449,7 +461,7 @@ class _Work:
         request = ModelRequest(
             instructions=instructions,
             input=[user_message(render_prompt(base.text if base else None, covered))],
-            settings=ModelSettings(),
+            settings=self.model_settings,
         )
         with span("model", self.name, disabled=not self.traced, purpose="compaction") as opened:
             try:
