@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "InvalidItemError": ".errors",
     "Agent": ".agent",
     "Handoff": ".agent",
     "handoff": ".agent",
@@ -109,6 +110,7 @@ __all__ = [
     "InputGuardrail",
     "InputGuardrailResult",
     "InputGuardrailTripwireTriggered",
+    "InvalidItemError",
     "ItemHelpers",
     "LeaseLostError",
     "MaxTurnsExceeded",
@@ -186,6 +188,7 @@ if TYPE_CHECKING:
         CorruptItemError,
         GuardrailTripwireTriggered,
         InputGuardrailTripwireTriggered,
+        InvalidItemError,
         LeaseLostError,
         MaxTurnsExceeded,
         MissingDependencyError,

@@ -4,6 +4,7 @@
 ThreadlineError
 ├── UserError                  misuse: bad arguments, bad items, missing configuration
 │   ├── SettingsError             a setting that does not exist or has the wrong type (a TypeError too)
+│   ├── InvalidItemError          an item that cannot be stored as JSON (a TypeError too)
 │   ├── ModelNotConfiguredError   no way to resolve a model (says the ways to fix it)
 │   └── MissingDependencyError    an optional extra is not installed (names the extra)
 ├── RunError                   a run could not complete
@@ -38,6 +39,7 @@ __all__ = [
     "CorruptItemError",
     "GuardrailTripwireTriggered",
     "InputGuardrailTripwireTriggered",
+    "InvalidItemError",
     "LeaseLostError",
     "MaxTurnsExceeded",
     "MissingDependencyError",
@@ -74,6 +76,15 @@ class SettingsError(UserError, TypeError):
     """A setting that does not exist, or a settings value of the wrong type.
 
     Also a ``TypeError``, as the OpenAI Agents SDK raises for an unknown setting.
+    """
+
+
+class InvalidItemError(UserError, TypeError):
+    """An item or batch that cannot be stored: not a JSON object, or not serialisable as JSON
+    that reads back equal (``NaN``, a set, a non-string key, a lone surrogate, ...).
+
+    Also a ``TypeError``, as the OpenAI Agents SDK's sessions raise for a value ``json.dumps``
+    refuses.
     """
 
 

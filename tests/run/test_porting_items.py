@@ -1,0 +1,116 @@
+"""Items the OpenAI Agents SDK stores, on every backend, under a run (issue 9, difference 6).
+
+A session keeps them as given; a run reads them back and sends the model what it can read,
+converted where the Responses format has a spelling for it and left out (logged) otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from openai import AsyncOpenAI
+
+from threadline import Agent, OpenAIChatCompletionsModel, OpenAIResponsesModel, Runner
+from threadline.errors import InvalidItemError, UserError
+from threadline.items import assistant_message, user_message
+from threadline.testing import ScriptedServer, reply
+
+STORED: list[dict[str, Any]] = [
+    user_message("earlier"),
+    {"type": "function_call", "call_id": "call_a", "name": "lookup"},  # no arguments
+    {"type": "function_call_output", "call_id": "call_a", "output": None},
+    {"role": "assistant", "content": None},
+    {"app_metadata": {"source": "crm"}},
+    {"type": "sdk_future_item", "x": 1},
+    {"type": "function_call", "call_id": "call_b", "name": "lookup", "arguments": "{}"},
+    {"role": "tool", "tool_call_id": "call_b", "content": "42"},
+    assistant_message("done"),
+]
+
+
+def _model(server: ScriptedServer, api: str) -> Any:
+    client = AsyncOpenAI(api_key="k", base_url=server.base_url, max_retries=0)
+    if api == "chat":
+        return OpenAIChatCompletionsModel(model="m", openai_client=client)
+    return OpenAIResponsesModel(model="m", openai_client=client)
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+async def test_a_history_of_sdk_items_runs_on_every_backend(
+    store: Any, api: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = store.session("sdk-history")
+    await session.add_items(STORED)
+    assert await session.get_items() == STORED
+    caplog.set_level(logging.DEBUG, logger="threadline.models")
+    with ScriptedServer() as server:
+        server.add(reply("fine"))
+        result = await Runner.run(
+            Agent(name="A", model=_model(server, api)), "next", session=session
+        )
+        body = server.requests[0].body
+    assert result.final_output == "fine"
+    if api == "chat":
+        assert body["messages"] == [
+            {"role": "user", "content": "earlier"},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "call_a",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": "{}"},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_a", "content": ""},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "call_b",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": "{}"},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_b", "content": "42"},
+            {"role": "assistant", "content": "done"},
+            {"role": "user", "content": "next"},
+        ]
+    else:
+        assert body["input"] == [
+            user_message("earlier"),
+            {"type": "function_call", "call_id": "call_a", "name": "lookup", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_a", "output": ""},
+            STORED[6],
+            {"type": "function_call_output", "call_id": "call_b", "output": "42"},
+            assistant_message("done"),
+            user_message("next"),
+        ]
+    skipped = [r.getMessage() for r in caplog.records if "is not sent to the model" in r.message]
+    assert len(skipped) == 3 and "item 3 (assistant)" in skipped[0]
+    assert "item 5 (sdk_future_item)" in skipped[2]
+    # the session keeps every item as given, then the run's input and answer
+    stored = await session.get_items()
+    assert stored[: len(STORED)] == STORED
+    assert stored[len(STORED) :][0] == user_message("next")
+
+
+async def test_an_unserialisable_batch_is_a_type_error_and_writes_nothing(store: Any) -> None:
+    session = store.session("refused")
+    with pytest.raises(InvalidItemError, match="item 1 is not JSON-serialisable") as caught:
+        await session.add_items([user_message("a"), {"role": "user", "content": {1, 2}}])
+    assert isinstance(caught.value, TypeError) and isinstance(caught.value, UserError)
+    with pytest.raises(InvalidItemError, match="item 0 a function_call_output item needs"):
+        await session.add_items([{"type": "function_call_output", "output": "orphan"}])
+    assert await session.get_items() == []
+
+
+async def test_a_run_input_the_model_cannot_read_is_refused() -> None:
+    """Stored, such an item is kept; as a run's input it would never reach the model."""
+    agent = Agent(name="A", model="unused")
+    with pytest.raises(InvalidItemError, match="input item 0 has neither a 'type' nor a 'role'"):
+        await Runner.run(agent, [{"app_metadata": 1}])
