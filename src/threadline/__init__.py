@@ -12,6 +12,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "ToolOutputGuardrailTripwireTriggered": ".errors",
+    "ToolInputGuardrailTripwireTriggered": ".errors",
+    "tool_output_guardrail": ".tools.guardrails",
+    "tool_input_guardrail": ".tools.guardrails",
+    "ToolOutputGuardrailResult": ".tools.guardrails",
+    "ToolInputGuardrailResult": ".tools.guardrails",
+    "ToolOutputGuardrailData": ".tools.guardrails",
+    "ToolInputGuardrailData": ".tools.guardrails",
+    "ToolOutputGuardrail": ".tools.guardrails",
+    "ToolInputGuardrail": ".tools.guardrails",
+    "ToolGuardrailFunctionOutput": ".tools.guardrails",
     "InvalidItemError": ".errors",
     "Agent": ".agent",
     "Handoff": ".agent",
@@ -162,6 +173,15 @@ __all__ = [
     "ToolCallOutputItem",
     "ToolContext",
     "ToolError",
+    "ToolGuardrailFunctionOutput",
+    "ToolInputGuardrail",
+    "ToolInputGuardrailData",
+    "ToolInputGuardrailResult",
+    "ToolInputGuardrailTripwireTriggered",
+    "ToolOutputGuardrail",
+    "ToolOutputGuardrailData",
+    "ToolOutputGuardrailResult",
+    "ToolOutputGuardrailTripwireTriggered",
     "TracingProcessor",
     "Usage",
     "UserError",
@@ -177,6 +197,8 @@ __all__ = [
     "set_default_openai_key",
     "set_trace_processors",
     "set_tracing_disabled",
+    "tool_input_guardrail",
+    "tool_output_guardrail",
 ]
 
 if TYPE_CHECKING:
@@ -209,6 +231,8 @@ if TYPE_CHECKING:
         ThreadlineError,
         ToolArgumentsError,
         ToolError,
+        ToolInputGuardrailTripwireTriggered,
+        ToolOutputGuardrailTripwireTriggered,
         UserError,
     )
     from .guardrails import (
@@ -260,6 +284,17 @@ if TYPE_CHECKING:
     )
     from .tools.base import FunctionTool, Tool
     from .tools.function_tool import function_tool
+    from .tools.guardrails import (
+        ToolGuardrailFunctionOutput,
+        ToolInputGuardrail,
+        ToolInputGuardrailData,
+        ToolInputGuardrailResult,
+        ToolOutputGuardrail,
+        ToolOutputGuardrailData,
+        ToolOutputGuardrailResult,
+        tool_input_guardrail,
+        tool_output_guardrail,
+    )
     from .tracing import (
         Span,
         TracingProcessor,

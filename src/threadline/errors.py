@@ -14,7 +14,9 @@ ThreadlineError
 │   ├── ToolError                 a tool raised and the tool is set to propagate errors
 │   ├── GuardrailTripwireTriggered   a guardrail stopped the run
 │   │   ├── InputGuardrailTripwireTriggered    an input guardrail rejected the input
-│   │   └── OutputGuardrailTripwireTriggered   an output guardrail rejected the final output
+│   │   ├── OutputGuardrailTripwireTriggered   an output guardrail rejected the final output
+│   │   ├── ToolInputGuardrailTripwireTriggered    a tool input guardrail stopped the run
+│   │   └── ToolOutputGuardrailTripwireTriggered   a tool output guardrail stopped the run
 │   └── ModelError                the model endpoint failed (HTTP status, network, timeout)
 │       ├── ModelAuthenticationError   401/403: the key is missing or wrong
 │       ├── ModelRateLimitError        429 after the client's retries
@@ -60,6 +62,8 @@ __all__ = [
     "ThreadlineError",
     "ToolArgumentsError",
     "ToolError",
+    "ToolInputGuardrailTripwireTriggered",
+    "ToolOutputGuardrailTripwireTriggered",
     "UserError",
 ]
 
@@ -280,3 +284,36 @@ class CorruptItemError(SessionError):
 
 class SchemaVersionError(SessionError):
     """The store was created by a newer version of threadline than this one."""
+
+
+class _ToolGuardrailTripwire(GuardrailTripwireTriggered):
+    """A tool guardrail's ``raise_exception`` behavior stopped the run.
+
+    ``guardrail`` and ``output`` (its ``ToolGuardrailFunctionOutput``) are as in the OpenAI
+    Agents SDK; nothing of the step that made the call was stored.
+    """
+
+    _kind = "tool"
+
+    def __init__(self, guardrail: Any, output: Any) -> None:
+        self.guardrail = guardrail
+        self.output = output
+        self.guardrail_result = None
+        name = guardrail.get_name() if hasattr(guardrail, "get_name") else "?"
+        RunError.__init__(
+            self,
+            f"{self._kind} guardrail {name!r} stopped the run (raise_exception); see "
+            ".output.output_info for why",
+        )
+
+
+class ToolInputGuardrailTripwireTriggered(_ToolGuardrailTripwire):
+    """A tool input guardrail stopped the run before the tool ran."""
+
+    _kind = "tool input"
+
+
+class ToolOutputGuardrailTripwireTriggered(_ToolGuardrailTripwire):
+    """A tool output guardrail stopped the run after the tool ran."""
+
+    _kind = "tool output"

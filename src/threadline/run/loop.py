@@ -86,6 +86,8 @@ class _Run:
     """The input, held back from the session until every input guardrail passed."""
     input_guardrail_results: list[InputGuardrailResult] = field(default_factory=list)
     output_guardrail_results: list[OutputGuardrailResult] = field(default_factory=list)
+    tool_input_guardrail_results: list[Any] = field(default_factory=list)
+    tool_output_guardrail_results: list[Any] = field(default_factory=list)
 
     def record(self, item: RunItem) -> None:
         self.new_items.append(item)
@@ -143,6 +145,8 @@ async def run_agent(
         context_wrapper=run.context,
         input_guardrail_results=run.input_guardrail_results,
         output_guardrail_results=run.output_guardrail_results,
+        tool_input_guardrail_results=run.tool_input_guardrail_results,
+        tool_output_guardrail_results=run.tool_output_guardrail_results,
     )
 
 
@@ -170,6 +174,8 @@ async def _turns(run: _Run) -> Any:
             run.config.tracing_disabled,
         )
         for result in results:
+            run.tool_input_guardrail_results += result.input_guardrail_results
+            run.tool_output_guardrail_results += result.output_guardrail_results
             step_items.append(result.item)
             run.record(
                 ToolCallOutputItem(agent=run.agent, raw_item=result.item, output=result.value)
