@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "ModelTracing": ".models.sdk_adapter",
     "ToolOutputGuardrailTripwireTriggered": ".errors",
     "ToolInputGuardrailTripwireTriggered": ".errors",
     "tool_output_guardrail": ".tools.guardrails",
@@ -138,6 +139,7 @@ __all__ = [
     "ModelResponse",
     "ModelSettings",
     "ModelTimeoutError",
+    "ModelTracing",
     "OpenAIChatCompletionsModel",
     "OpenAIProvider",
     "OpenAIResponsesModel",
@@ -249,6 +251,7 @@ if TYPE_CHECKING:
     from .models.openai_chat import OpenAIChatCompletionsModel
     from .models.openai_provider import OpenAIProvider
     from .models.openai_responses import OpenAIResponsesModel
+    from .models.sdk_adapter import ModelTracing
     from .models.settings import ModelSettings
     from .run import (
         AgentUpdatedStreamEvent,

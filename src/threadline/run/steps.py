@@ -52,7 +52,8 @@ def tool_specs(agent: Agent[Any]) -> list[ToolSpec]:
         for t in agent.tools
     ]
     specs += [
-        ToolSpec(h.tool_name, h.tool_description, h.parameters, True) for h in agent.get_handoffs()
+        ToolSpec(h.tool_name, h.tool_description, h.parameters, True, handoff=True)
+        for h in agent.get_handoffs()
     ]
     return specs
 
