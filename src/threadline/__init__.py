@@ -12,6 +12,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "RunErrorData": ".run.error_handlers",
+    "RunErrorHandlerResult": ".run.error_handlers",
+    "RunErrorHandlerInput": ".run.error_handlers",
+    "RunErrorHandlers": ".run.error_handlers",
+    "HandoffInputData": ".agent",
     "ModelTracing": ".models.sdk_adapter",
     "ToolOutputGuardrailTripwireTriggered": ".errors",
     "ToolInputGuardrailTripwireTriggered": ".errors",
@@ -116,6 +121,7 @@ __all__ = [
     "GuardrailTripwireTriggered",
     "Handoff",
     "HandoffCallItem",
+    "HandoffInputData",
     "HandoffOutputItem",
     "InMemorySession",
     "InMemoryStore",
@@ -151,6 +157,10 @@ __all__ = [
     "RunConfig",
     "RunContextWrapper",
     "RunError",
+    "RunErrorData",
+    "RunErrorHandlerInput",
+    "RunErrorHandlerResult",
+    "RunErrorHandlers",
     "RunHooks",
     "RunItem",
     "RunItemStreamEvent",
@@ -206,7 +216,7 @@ __all__ = [
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-    from .agent import Agent, Handoff, handoff
+    from .agent import Agent, Handoff, HandoffInputData, handoff
     from .context import RunContextWrapper, ToolContext
     from .errors import (
         CorruptItemError,
@@ -269,6 +279,12 @@ if TYPE_CHECKING:
         RunResultStreaming,
         ToolCallItem,
         ToolCallOutputItem,
+    )
+    from .run.error_handlers import (
+        RunErrorData,
+        RunErrorHandlerInput,
+        RunErrorHandlerResult,
+        RunErrorHandlers,
     )
     from .run.model_resolution import (
         set_default_openai_api,

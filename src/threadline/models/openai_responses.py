@@ -41,6 +41,10 @@ class OpenAIResponsesModel:
     Errors of the client surface as :class:`~threadline.errors.ModelError` subclasses.
     """
 
+    supports_previous_response_id = True
+    """The server keeps responses: a run may chain to the previous one
+    (``Runner.run(..., auto_previous_response_id=True)``) and send only new items."""
+
     def __init__(self, model: str, openai_client: AsyncOpenAI) -> None:
         self.model = model
         self.openai_client = openai_client

@@ -162,6 +162,7 @@ def function_tool(
     strict_mode: bool = True,
     tool_input_guardrails: list[ToolInputGuardrail[Any]] | None = None,
     tool_output_guardrails: list[ToolOutputGuardrail[Any]] | None = None,
+    is_enabled: bool | Callable[[RunContextWrapper[Any], Any], Any] = True,
 ) -> FunctionTool: ...
 
 
@@ -177,6 +178,7 @@ def function_tool(
     strict_mode: bool = True,
     tool_input_guardrails: list[ToolInputGuardrail[Any]] | None = None,
     tool_output_guardrails: list[ToolOutputGuardrail[Any]] | None = None,
+    is_enabled: bool | Callable[[RunContextWrapper[Any], Any], Any] = True,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -191,6 +193,7 @@ def function_tool(
     strict_mode: bool = True,
     tool_input_guardrails: list[ToolInputGuardrail[Any]] | None = None,
     tool_output_guardrails: list[ToolOutputGuardrail[Any]] | None = None,
+    is_enabled: bool | Callable[[RunContextWrapper[Any], Any], Any] = True,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a :class:`FunctionTool` from a typed function, used bare or with arguments.
 
@@ -200,7 +203,9 @@ def function_tool(
     exception raised by the function into the output the model sees (``None``: the run fails).
     ``strict_mode`` makes the schema strict (all parameters required, no extra keys).
     ``tool_input_guardrails`` / ``tool_output_guardrails`` check each call before / after the
-    function runs (see :mod:`threadline.tools.guardrails`). Raises
+    function runs (see :mod:`threadline.tools.guardrails`). ``is_enabled`` (a bool, or a
+    function of ``(context_wrapper, agent)``, sync or async) says whether the model is offered
+    the tool before each model call. Raises
     :class:`~threadline.errors.UserError` when the function cannot be described as a tool.
     """
     # Types defined in the calling function (not at module level) are found through its locals.
@@ -219,11 +224,12 @@ def function_tool(
             failure_error_function=failure_error_function,
             strict_mode=strict_mode,
         )
-        if tool_input_guardrails is not None or tool_output_guardrails is not None:
+        if tool_input_guardrails or tool_output_guardrails or is_enabled is not True:
             tool = dataclasses.replace(
                 tool,
                 tool_input_guardrails=tool_input_guardrails,
                 tool_output_guardrails=tool_output_guardrails,
+                is_enabled=is_enabled,
             )
         return tool
 
