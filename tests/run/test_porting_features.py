@@ -132,7 +132,10 @@ async def test_input_items_replace_new_items_for_the_next_agent_only() -> None:
     expert_model = ScriptedModel(["ok"])
     expert = Agent(name="Expert", model=expert_model)
 
+    histories: list[Any] = []
+
     def only_history(data: HandoffInputData) -> HandoffInputData:
+        histories.append(data.input_history)
         return data.clone(pre_handoff_items=(), input_items=())
 
     triage = Agent(
@@ -141,6 +144,7 @@ async def test_input_items_replace_new_items_for_the_next_agent_only() -> None:
         handoffs=[handoff(expert, input_filter=only_history)],
     )
     result = await Runner.run(triage, "hi")
+    assert histories == ["hi"]  # without a session, the run's input as given (as the SDK)
     assert expert_model.requests[0].input == [{"role": "user", "content": "hi"}]
     assert [type(i).__name__ for i in result.new_items][:2] == [
         "HandoffCallItem",

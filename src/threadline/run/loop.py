@@ -410,8 +410,12 @@ async def _filter_handoff_input(run: _Run, input_filter: Any, step_start: int) -
             "a handoff input_filter cannot rewrite a history the server keeps "
             "(previous_response_id, conversation_id or auto_previous_response_id); drop one"
         )
+    given = run.original_input
+    history: str | tuple[Item, ...] = tuple(run.model_input[: run.history_len])
+    if run.memory is None and run.pre_start == 0 and isinstance(given, str):
+        history = given  # as the SDK: the run's input as given, when it is all the history
     data = HandoffInputData(
-        input_history=tuple(run.model_input[: run.history_len]),
+        input_history=history,
         pre_handoff_items=tuple(run.new_items[run.pre_start : step_start]),
         new_items=tuple(run.new_items[step_start:]),
         run_context=run.context,
@@ -424,9 +428,9 @@ async def _filter_handoff_input(run: _Run, input_filter: Any, step_start: int) -
             f"the handoff input_filter returned {type(filtered).__name__}; return a "
             "HandoffInputData (data.clone(...))"
         )
-    history = filtered.input_history
+    kept = filtered.input_history
     shown = filtered.new_items if filtered.input_items is None else filtered.input_items
-    items = input_to_items(history) if isinstance(history, str) else list(history)
+    items = input_to_items(kept) if isinstance(kept, str) else list(kept)
     items += [item.to_input_item() for item in (*filtered.pre_handoff_items, *shown)]
     run.model_input = items
     # What the next agent saw is the input history of any later handoff.
