@@ -250,3 +250,27 @@ async def test_a_subclass_of_the_sdks_model_runs() -> None:
     assert isinstance(seen["settings"], SdkSettings) and seen["settings"].temperature == 0.5
     assert seen["tracing"] is SdkTracing.DISABLED
     assert result.last_response_id == "r9"
+
+
+async def test_a_custom_model_that_keeps_responses_is_chained() -> None:
+    class Chained(EchoModel):
+        supports_previous_response_id = True
+
+    call_item = {
+        "type": "function_call",
+        "call_id": "c1",
+        "name": "get_weather",
+        "arguments": '{"city": "Rome"}',
+    }
+    chained = Chained(script=[[call_item], [message("Sunny.")]])
+    agent = Agent(name="A", model=chained, tools=[get_weather])
+    await Runner.run(agent, "Rome?", auto_previous_response_id=True)
+    first, second = chained.calls
+    assert first["previous_response_id"] is None
+    assert second["previous_response_id"] == "resp_1"
+    assert [item["type"] for item in second["input"]] == ["function_call_output"]
+    plain = EchoModel(script=[[call_item], [message("Sunny.")]])
+    await Runner.run(
+        Agent(name="A", model=plain, tools=[get_weather]), "Rome?", auto_previous_response_id=True
+    )
+    assert plain.calls[1]["previous_response_id"] is None and len(plain.calls[1]["input"]) == 3

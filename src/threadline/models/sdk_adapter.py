@@ -203,6 +203,10 @@ class SDKModelAdapter:
     def __init__(self, model: Any) -> None:
         self.wrapped = model
         self.model = str(getattr(model, "model", None) or type(model).__name__)
+        # a custom model that keeps responses on the server says so (auto_previous_response_id)
+        self.supports_previous_response_id = bool(
+            getattr(model, "supports_previous_response_id", False)
+        )
 
     def __repr__(self) -> str:
         return f"SDKModelAdapter({self.wrapped!r})"
