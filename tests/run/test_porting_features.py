@@ -333,3 +333,16 @@ async def test_a_call_to_a_disabled_tool_is_answered_as_unknown() -> None:
     result = await Runner.run(agent, "hi")
     assert result.final_output == "fine"
     assert "there is no tool named 'ask'" in model.requests[1].input[-1]["output"]
+
+
+async def test_a_streamed_run_takes_error_handlers_too() -> None:
+    streamed = Runner.run_streamed(
+        _looping_agent(), "go", max_turns=1, error_handlers={"max_turns": lambda d: "cut short"}
+    )
+    names = [
+        event.name
+        async for event in streamed.stream_events()
+        if event.type == "run_item_stream_event"
+    ]
+    assert streamed.final_output == "cut short"
+    assert names[-1] == "message_output_created"

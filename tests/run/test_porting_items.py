@@ -114,3 +114,20 @@ async def test_a_run_input_the_model_cannot_read_is_refused() -> None:
     agent = Agent(name="A", model="unused")
     with pytest.raises(InvalidItemError, match="input item 0 has neither a 'type' nor a 'role'"):
         await Runner.run(agent, [{"app_metadata": 1}])
+
+
+async def test_a_file_the_sdk_wrote_with_such_items_opens_with_them(tmp_path: Any) -> None:
+    """The real SDK stores these items; the adopted history holds them unchanged."""
+    from agents import SQLiteSession as SdkSession
+
+    from threadline.sessions import SQLiteSession
+
+    path = tmp_path / "sdk.db"
+    sdk = SdkSession("user_1", str(path))
+    await sdk.add_items(STORED)
+    sdk.close()
+    session = SQLiteSession("user_1", path)
+    try:
+        assert await session.get_items() == STORED
+    finally:
+        session.close()
