@@ -274,3 +274,24 @@ async def test_a_custom_model_that_keeps_responses_is_chained() -> None:
         Agent(name="A", model=plain, tools=[get_weather]), "Rome?", auto_previous_response_id=True
     )
     assert plain.calls[1]["previous_response_id"] is None and len(plain.calls[1]["input"]) == 3
+
+
+def test_detection_reads_the_signature_not_the_name() -> None:
+    class Seven:
+        async def get_response(self, a: Any, b: Any, c: Any, d: Any, e: Any, f: Any, g: Any) -> Any:
+            raise NotImplementedError
+
+    class OneRequest:
+        async def get_response(self, request: Any, extra: Any = None) -> Any:
+            raise NotImplementedError
+
+    class Static:
+        @staticmethod
+        async def get_response(system_instructions: Any, *rest: Any, **kw: Any) -> Any:
+            raise NotImplementedError
+
+    instance = OneRequest()
+    instance.get_response = EchoModel().get_response  # type: ignore[method-assign]
+    assert is_sdk_style_model(Seven()) and is_sdk_style_model(Static())
+    assert not is_sdk_style_model(OneRequest())
+    assert is_sdk_style_model(instance)  # a method set on the instance is looked at

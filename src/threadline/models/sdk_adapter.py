@@ -23,9 +23,10 @@ model span itself); ``prompt`` as ``None``.
 from __future__ import annotations
 
 import enum
+import functools
 import inspect
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -79,7 +80,23 @@ def is_sdk_style_model(model: object) -> bool:
     sdk_model = getattr(interface, "Model", None)
     if isinstance(sdk_model, type) and isinstance(model, sdk_model):
         return True
-    method = getattr(model, "get_response", None)
+    if "get_response" in getattr(model, "__dict__", {}):  # set on the instance: look each time
+        return _sdk_signature(getattr(model, "get_response", None))
+    return _sdk_style_class(cast(Hashable, type(model)))
+
+
+@functools.lru_cache(maxsize=256)
+def _sdk_style_class(cls: Hashable) -> bool:
+    """Whether instances of ``cls`` have an SDK-style ``get_response``, decided once per class
+    (the runner asks on every model call)."""
+    raw = inspect.getattr_static(cls, "get_response", None)
+    method = getattr(cls, "get_response", None)
+    # a plain function on the class still takes ``self``; static and class methods do not
+    return _sdk_signature(method, skip_self=inspect.isfunction(raw))
+
+
+def _sdk_signature(method: object, *, skip_self: bool = False) -> bool:
+    """Whether ``method`` takes the SDK's positional arguments."""
     if not callable(method):
         return False
     try:
@@ -91,6 +108,8 @@ def is_sdk_style_model(model: object) -> bool:
         for p in parameters
         if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     ]
+    if skip_self:
+        positional = positional[1:]
     return bool(positional) and (positional[0].name == _SDK_FIRST or len(positional) >= 7)
 
 
