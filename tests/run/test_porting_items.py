@@ -131,3 +131,34 @@ async def test_a_file_the_sdk_wrote_with_such_items_opens_with_them(tmp_path: An
         assert await session.get_items() == STORED
     finally:
         session.close()
+
+
+def test_items_no_model_reads_are_classified_other() -> None:
+    from threadline.sessions.codec import (
+        KIND_CALL,
+        KIND_OTHER,
+        KIND_OUTPUT,
+        KIND_USER,
+        encode_items,
+    )
+
+    kinds = [row.kind for row in encode_items(STORED)]
+    assert kinds == [
+        KIND_USER,
+        KIND_CALL,
+        KIND_OUTPUT,
+        KIND_OTHER,  # content None
+        KIND_OTHER,  # metadata
+        KIND_OTHER,  # unknown type
+        KIND_CALL,
+        KIND_OTHER,  # chat-style tool result
+        KIND_OTHER,  # assistant message
+    ]
+
+
+async def test_windows_keep_them_and_still_start_at_a_user_turn(store: Any) -> None:
+    session = store.session("window")
+    later = [user_message("second"), {"role": "assistant", "content": None}]
+    await session.add_items([*STORED, *later])
+    assert await session.get_window(max_items=7) == later  # no user turn among the last 7
+    assert await session.get_window(max_items=len(STORED) + 2) == [*STORED, *later]
