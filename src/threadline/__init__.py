@@ -90,6 +90,10 @@ _EXPORTS: dict[str, str] = {
     "RawResponsesStreamEvent": ".run",
     "ReasoningItem": ".run",
     "RunConfig": ".run",
+    "CompactionResult": ".run",
+    "CompactionSettings": ".run",
+    "compact_session": ".run",
+    "wait_for_compactions": ".run",
     "RunHooks": ".run",
     "RunItem": ".run",
     "RunItemStreamEvent": ".run",
@@ -115,6 +119,8 @@ __all__ = [
     "Agent",
     "AgentUpdatedStreamEvent",
     "AsyncOpenAI",
+    "CompactionResult",
+    "CompactionSettings",
     "CorruptItemError",
     "FunctionTool",
     "GuardrailFunctionOutput",
@@ -199,6 +205,7 @@ __all__ = [
     "UserError",
     "__version__",
     "add_trace_processor",
+    "compact_session",
     "function_tool",
     "handoff",
     "input_guardrail",
@@ -211,6 +218,7 @@ __all__ = [
     "set_tracing_disabled",
     "tool_input_guardrail",
     "tool_output_guardrail",
+    "wait_for_compactions",
 ]
 
 if TYPE_CHECKING:
@@ -265,6 +273,8 @@ if TYPE_CHECKING:
     from .models.settings import ModelSettings
     from .run import (
         AgentUpdatedStreamEvent,
+        CompactionResult,
+        CompactionSettings,
         HandoffCallItem,
         HandoffOutputItem,
         MessageOutputItem,
@@ -279,6 +289,8 @@ if TYPE_CHECKING:
         RunResultStreaming,
         ToolCallItem,
         ToolCallOutputItem,
+        compact_session,
+        wait_for_compactions,
     )
     from .run.error_handlers import (
         RunErrorData,
