@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import SessionClosedError, UserError
 from ..items import Item
+from ._lineage import ORIGIN_KEY, LineageMixin, fork_point, origin_record
+from ._metadata import MetadataMixin
 from ._window import check_fork_cut, item_pairs
 from .base import SessionSettings
 from .codec import (
@@ -34,7 +36,7 @@ __all__ = ["StoreSession"]
 H = TypeVar("H", bound="StoreSession")
 
 
-class StoreSession:
+class StoreSession(MetadataMixin, LineageMixin):
     """A conversation history in a store: ``store.session(session_id)``.
 
     Implements the whole :class:`~threadline.sessions.ThreadlineSession` contract:
@@ -176,21 +178,33 @@ class StoreSession:
         fence = self._fence()
         await store._backend.replace(self.session_id, rows, fence)
 
-    async def fork(self: H, new_session_id: str, at: int | None = None) -> H:
+    async def fork(
+        self: H, new_session_id: str, at: int | None = None, *, at_turn: int | None = None
+    ) -> H:
         """A new session of this store holding a copy of the first ``at`` items (all when
-        ``None``); ``new_session_id`` must hold no items yet."""
+        ``None``), or of the first ``at_turn`` turns (negative: counted from the end);
+        ``new_session_id`` must hold no items yet. With records, the fork gets an
+        ``origin`` record (see :meth:`origin`)."""
         store = self._usable()
         new_session_id = check_session_id(new_session_id)
         at = check_count(at, "at")
         if new_session_id == self.session_id:
             raise UserError(f"cannot fork session {self.session_id!r} into itself: pick a new id")
+        at = await fork_point(store._backend, self.session_id, at, at_turn)
         if store.codec.plain_json:
             await store._backend.fork(self.session_id, new_session_id, at)
+            copied = None
         else:
-            await self._fork_resealed(new_session_id, at)
-        return type(self)._bind(store, new_session_id, self.session_settings)
+            copied = await self._fork_resealed(new_session_id, at)
+        forked = type(self)._bind(store, new_session_id, self.session_settings)
+        if "records" in store.capabilities:
+            if copied is None:
+                info = await store._backend.session_info(new_session_id)
+                copied = 0 if info is None else info.item_count
+            await forked.put_records({ORIGIN_KEY: origin_record(self.session_id, copied, at_turn)})
+        return forked
 
-    async def _fork_resealed(self, new_session_id: str, at: int | None) -> None:
+    async def _fork_resealed(self, new_session_id: str, at: int | None) -> int:
         """Fork through the codec: a sealed payload may be bound to its session (encryption
         at rest binds it), so the copy is opened and sealed again for ``new_session_id``.
 
@@ -207,6 +221,7 @@ class StoreSession:
         rows = encode_items(items, self.store.codec, new_session_id)
         if rows:
             await backend.append(new_session_id, rows, None)
+        return len(rows)
 
     # ------------------------------------------------------------------ session records
 

@@ -251,6 +251,52 @@ class StoreBackend(abc.ABC):
             if after is None:
                 return None
 
+    async def list_sessions_with_record(
+        self,
+        limit: int | None,
+        after: str | None,
+        key: str,
+        select: Callable[[str, Payload | None], Any],
+    ) -> tuple[list[tuple[SessionInfo, Any]], str | None]:
+        """Sessions in :meth:`list_sessions` order for which ``select(session_id, payload)``
+        (``payload``: the session's record ``key``, or ``None`` when it has none) returns
+        something other than ``None``, each with what it returned, and the cursor after the
+        last one returned (``None`` when none may follow).
+
+        ``select`` may be called from any thread and may raise (the listing then fails). The default pages through
+        :meth:`list_sessions` and reads each record with :meth:`get_record`, asking for no
+        more sessions than are still wanted so the cursor is exact; a backend that can read
+        the records with the listing (a join) should override it. Only called when
+        ``"records"`` is in :attr:`capabilities`.
+        """
+        found: list[tuple[SessionInfo, Any]] = []
+        cursor = after
+        while True:
+            wanted = None if limit is None else limit - len(found)
+            infos, cursor = await self.list_sessions(wanted, cursor)
+            for info in infos:
+                selected = select(info.session_id, await self.get_record(info.session_id, key))
+                if selected is not None:
+                    found.append((info, selected))
+            if cursor is None or (limit is not None and len(found) >= limit):
+                return found, cursor
+
+    async def user_positions(self, session_id: str) -> list[int]:
+        """The positions of the session's user messages, oldest first (where its turns start).
+
+        The default reads the whole history; a backend that stores each item's kind beside
+        it should read only that.
+        """
+        from ..items import is_user_message
+
+        items = await self.read(session_id, None)
+        return [position for position, item in enumerate(items) if is_user_message(item)]
+
+    async def read_oldest(self, session_id: str, limit: int) -> list[Item]:
+        """The oldest ``limit`` items (``limit`` > 0), oldest first. The default reads the
+        whole history; a backend with an index on positions should read only those."""
+        return (await self.read(session_id, None))[:limit]
+
     async def search(
         self, terms: Sequence[str], limit: int, session_id: str | None
     ) -> list[SearchHit]:

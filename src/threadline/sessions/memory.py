@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -304,6 +304,53 @@ class InMemoryBackend(StoreBackend):
             ]
         more = limit is not None and len(page) > limit
         return infos, (f"t{page[limit - 1][0]}" if more and limit else None)
+
+    async def list_sessions_with_record(
+        self,
+        limit: int | None,
+        after: str | None,
+        key: str,
+        select: Callable[[str, Payload | None], Any],
+    ) -> tuple[list[tuple[SessionInfo, Any]], str | None]:
+        db = self._open()
+        below = _tick_cursor(after)
+        with db.lock:
+            ordered = sorted(
+                (
+                    (found.tick, session_id, found)
+                    for session_id, found in db.sessions.items()
+                    if below is None or found.tick < below
+                ),
+                key=lambda entry: entry[0],
+                reverse=True,
+            )
+            page: list[tuple[SessionInfo, Any]] = []
+            for index, (tick, session_id, found) in enumerate(ordered):
+                selected = select(session_id, found.records.get(key))
+                if selected is None:
+                    continue
+                info = SessionInfo.from_timestamps(
+                    session_id, len(found.rows), found.created_at, found.updated_at
+                )
+                page.append((info, selected))
+                if limit is not None and len(page) >= limit:
+                    more = index + 1 < len(ordered)
+                    return page, (f"t{tick}" if more else None)
+        return page, None
+
+    async def user_positions(self, session_id: str) -> list[int]:
+        db = self._open()
+        with db.lock:
+            found = db.sessions.get(session_id)
+            rows = [] if found is None else found.rows
+            return [index for index, row in enumerate(rows) if row.kind == KIND_USER]
+
+    async def read_oldest(self, session_id: str, limit: int) -> list[Item]:
+        db = self._open()
+        with db.lock:
+            found = db.sessions.get(session_id)
+            taken = [] if found is None else found.rows[:limit]
+        return self._decode(session_id, taken, 0)
 
     async def session_info(self, session_id: str) -> SessionInfo | None:
         db = self._open()

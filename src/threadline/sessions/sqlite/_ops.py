@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ...errors import CorruptItemError, LeaseLostError, SessionError, UserError
 from ...items import Item
@@ -45,15 +46,18 @@ __all__ = [
     "get_record",
     "list_records",
     "list_sessions",
+    "list_sessions_with_record",
     "pop",
     "pop_turn",
     "put_records",
     "read_newest",
+    "read_oldest",
     "release_lease",
     "renew_lease",
     "replace",
     "session_info",
     "stats",
+    "user_positions",
     "window",
 ]
 
@@ -552,6 +556,74 @@ def list_sessions(
     page = [(str(r[0]), int(r[1]), float(r[2]), float(r[3])) for r in rows]
     cursor = (float(rows[-1][3]), int(rows[-1][4])) if more and rows else None
     return page, cursor
+
+
+def list_sessions_with_record(
+    conn: sqlite3.Connection,
+    limit: int | None,
+    after: tuple[float, int] | None,
+    key: str,
+    select: Callable[[str, Payload | None], Any],
+) -> tuple[list[tuple[tuple[str, int, float, float], Any]], tuple[float, int] | None]:
+    """Sessions newest first with their record ``key``, those ``select`` keeps (one join
+    along the listing index); returns ``(row, selected)`` pairs and the next cursor."""
+    sql = (
+        "SELECT s.session_id, s.item_count, s.created_at, s.updated_at, s.sid, r.data "
+        "FROM threadline_sessions AS s LEFT JOIN threadline_records AS r "
+        "ON r.sid = s.sid AND r.key = ?"
+    )
+    params: list[object] = [key]
+    if after is not None:
+        sql += " WHERE s.updated_at <= ? AND (s.updated_at < ? OR s.sid < ?)"
+        params += [after[0], after[0], after[1]]
+    sql += " ORDER BY s.updated_at DESC, s.sid DESC"
+    cursor = conn.execute(sql, params)
+    page: list[tuple[tuple[str, int, float, float], Any]] = []
+    try:
+        for session_id, count, created, updated, sid, data in cursor:
+            selected = select(str(session_id), data)
+            if selected is None:
+                continue
+            page.append(((str(session_id), int(count), float(created), float(updated)), selected))
+            if limit is not None and len(page) >= limit:
+                more = cursor.fetchone() is not None
+                return page, ((float(updated), int(sid)) if more else None)
+    finally:
+        cursor.close()
+    return page, None
+
+
+def user_positions(conn: sqlite3.Connection, session_id: str) -> list[int]:
+    """The positions of the session's user messages, oldest first (from the kind column)."""
+    found = _session(conn, session_id)
+    if found is None:
+        return []
+    return [
+        seq
+        for (seq,) in conn.execute(
+            "SELECT seq FROM threadline_items WHERE sid = ? AND kind = ? ORDER BY seq",
+            (found[0], KIND_USER),
+        )
+    ]
+
+
+def read_oldest(
+    conn: sqlite3.Connection, codec: ItemCodec, session_id: str, limit: int
+) -> list[Item]:
+    """The oldest ``limit`` items, oldest first."""
+    found = _session(conn, session_id)
+    if found is None:
+        return []
+    items = []
+    for seq, data in conn.execute(
+        "SELECT seq, CAST(data AS BLOB) FROM threadline_items WHERE sid = ? ORDER BY seq LIMIT ?",
+        (found[0], limit),
+    ).fetchall():
+        item, problem = decode_payload(codec, session_id, data)
+        if item is None:
+            raise CorruptItemError(session_id, seq, problem)
+        items.append(item)
+    return items
 
 
 def session_info(conn: sqlite3.Connection, session_id: str) -> tuple[str, int, float, float] | None:
