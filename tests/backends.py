@@ -66,6 +66,7 @@ class LoopBoundBackend(InMemoryBackend):
     list_sessions_with_record = StoreBackend.list_sessions_with_record
     user_positions = StoreBackend.user_positions
     read_oldest = StoreBackend.read_oldest
+    read_json = StoreBackend.read_json
 
     async def _io(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()

@@ -106,13 +106,15 @@ def function_call_output(call_id: str, output: str) -> Item:
     return {"type": "function_call_output", "call_id": call_id, "output": output}
 
 
-def _problem(item: object) -> str | None:
-    """Why ``item`` is not a valid input item, or ``None`` when it is."""
+def _problem(item: object, values: bool = True) -> str | None:
+    """Why ``item`` is not a valid input item, or ``None`` when it is (``values=False``
+    skips the walk over its values, for an item fresh from ``json.loads`` whose depth was
+    bounded otherwise)."""
     if not isinstance(item, dict):
         return f"expected a dict, got {type(item).__name__}"
     item_type = item.get("type")
     role = item.get("role")
-    shape = _value_problem(item)
+    shape = _value_problem(item) if values else None
     if shape is not None:
         return shape
     if item_type is None or item_type == "message":
@@ -169,9 +171,13 @@ def _value_problem(value: dict[Any, Any]) -> str | None:
     return None
 
 
-def validate_item(item: object, index: int = 0) -> Item:
-    """Return ``item`` if it is a valid input item, else raise :class:`UserError`."""
-    problem = _problem(item)
+def validate_item(item: object, index: int = 0, *, values: bool = True) -> Item:
+    """Return ``item`` if it is a valid input item, else raise :class:`UserError`.
+
+    ``values=False`` skips the walk over its values (non-string keys, depth): only for an
+    item just decoded from JSON (whose keys are strings) whose depth the caller bounded.
+    """
+    problem = _problem(item, values)
     if problem is not None:
         raise UserError(f"item {index} {problem}: {_preview(item)}")
     assert isinstance(item, dict)
@@ -193,6 +199,11 @@ def validate_items(items: object) -> list[Item]:
     return checked
 
 
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+# One encoder for every item: json.dumps with options builds a new encoder on each call,
+# which costs more than encoding a typical item.
+
+
 def encode_item(item: Item, index: int = 0) -> str:
     """Serialise one validated item to compact JSON, or raise :class:`UserError`.
 
@@ -201,7 +212,7 @@ def encode_item(item: Item, index: int = 0) -> str:
     ``"\\ud800"``, which no UTF-8 storage can hold).
     """
     try:
-        data = json.dumps(item, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        data = _compact(item)
     except (TypeError, ValueError, RecursionError) as exc:
         raise UserError(f"item {index} is not JSON-serialisable ({exc}): {_preview(item)}") from exc
     bad = lone_surrogate(data)

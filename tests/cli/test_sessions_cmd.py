@@ -75,7 +75,9 @@ def test_export_then_import_round_trips(
     assert run(db, "import", str(file)) == 0
     assert "imported 2 items into session copy" in capsys.readouterr().out
     assert run(db, "--json", "show", "copy") == 0
-    assert json.loads(capsys.readouterr().out) == [json.loads(x) for x in exported.splitlines()]
+    header, *items = exported.splitlines()
+    assert json.loads(header)["format"] == "threadline.session"
+    assert json.loads(capsys.readouterr().out) == [json.loads(x) for x in items]
 
 
 def test_import_rejects_bad_lines_and_writes_nothing(

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..items import Item, pairing_problem
 from ..sessions import SessionStore
-from ._render import print_history, print_sessions, print_table, write_jsonl
+from ._render import print_history, print_sessions, print_table
 from .commands import open_store, store_name
 
 __all__ = ["sessions_command"]
@@ -113,70 +112,40 @@ async def _search(store: SessionStore, args: argparse.Namespace) -> int:
 
 async def _export(store: SessionStore, args: argparse.Namespace) -> int:
     await _known(store, args.session_id)
-    items = await store.session(args.session_id).get_items()
     if args.output is None:
-        write_jsonl(items, sys.stdout)
+        await store.export_jsonl(args.session_id, sys.stdout)  # type: ignore[attr-defined]
         return 0
-    await asyncio.to_thread(_write_file, args.output, items)
-    print(f"wrote {len(items)} items to {args.output}", file=sys.stderr)
+    count = await store.export_jsonl(args.session_id, args.output)  # type: ignore[attr-defined]
+    print(f"wrote {count} items to {args.output}", file=sys.stderr)
     return 0
-
-
-def _write_file(name: str, items: list[Item]) -> None:
-    path = Path(name).expanduser()
-    try:
-        with path.open("w", encoding="utf-8") as handle:
-            write_jsonl(items, handle)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _read_jsonl(path: Path) -> list[Item]:
-    if not path.is_file():
-        raise UserError(f"no such file: {path}")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    items: list[Item] = []
-    for number, raw in enumerate(data.splitlines(), 1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise UserError(
-                f"{path}:{number} is not UTF-8 text (byte {raw[exc.start]:#04x} at column "
-                f"{exc.start + 1}); export files are JSON lines in UTF-8"
-            ) from None
-        if not line.strip():
-            continue
-        try:
-            items.append(json.loads(line))
-        except (json.JSONDecodeError, RecursionError) as exc:
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-            raise UserError(f"{path}:{number} is not valid JSON ({reason})") from exc
-    problem = pairing_problem(items) if all(isinstance(item, dict) for item in items) else None
-    if problem is not None:
-        raise UserError(f"{path}: {problem}, which no model accepts; nothing was imported")
-    return items
 
 
 async def _import(store: SessionStore, args: argparse.Namespace) -> int:
     path = Path(args.file)
-    items = await asyncio.to_thread(_read_jsonl, path)
     session_id = path.stem if args.session is None else args.session
-    session = store.session(session_id)
-    held = await session.get_items(limit=1)
-    if held and not (args.append or args.replace):
+    info = await store.session_info(session_id)
+    if args.replace:
+        mode = "replace"
+    elif args.append or (info is not None and info.item_count == 0):
+        mode = "append"
+    elif info is not None:
         raise UserError(
             f"session {session_id!r} already has items in {store_name(store)}; pass --append "
             "to add these after them, --replace to replace them, or --session ID for another"
         )
-    if args.replace:
-        await session.replace_items(items)  # validated first, atomic
-        print(f"replaced session {session_id} with {len(items)} imported items")
     else:
-        await session.add_items(items)  # validated before anything is written
-        print(f"imported {len(items)} items into session {session_id}")
+        mode = "refuse"
+    result = await store.import_jsonl(path, session_id, mode)  # type: ignore[attr-defined]
+    if result.version == 0:
+        print(
+            f"note: {path} is in the old plain format (items only, no header); "
+            "`threadline sessions export` now writes a header with metadata and records",
+            file=sys.stderr,
+        )
+    if mode == "replace":
+        print(f"replaced session {session_id} with {result.items} imported items")
+    else:
+        print(f"imported {result.items} items into session {session_id}")
     return 0
 
 

@@ -12,6 +12,8 @@
 * :class:`ItemCodec` / :class:`JsonCodec` — how a store seals items into stored payloads;
   :class:`EncryptionCodec` encrypts them at rest (``threadline[encryption]``), with
   :func:`key_from_env`, :func:`new_key` and :func:`reencrypt` (after a key rotation).
+* ``store.export_jsonl`` / ``store.import_jsonl`` — move a session between stores in the
+  versioned JSON lines format of :mod:`threadline.sessions.transfer` (:class:`ImportResult`).
 * :class:`StoreBackend` — the row-level interface a new backend implements.
 * :mod:`threadline.sessions.testing` — the conformance suite every backend passes.
 """
@@ -19,6 +21,7 @@
 from __future__ import annotations
 
 from ._handle import StoreSession
+from ._metadata import METADATA_SIZE_LIMIT
 from ._search import search_terms
 from .backend import Fence, LeaseGrant, SearchHit, SessionPage, StoreBackend, StoreStats
 from .base import (
@@ -36,14 +39,19 @@ from .lease import Lease, writer_lease
 from .memory import InMemoryDatabase, InMemorySession, InMemoryStore
 from .sqlite import SQLiteSession, SQLiteStore
 from .store import STORE_CAPABILITIES, SessionStore, Store, open_store, store_schemes
+from .transfer import EXPORT_FORMAT, EXPORT_VERSION, ImportResult
 
 __all__ = [
     "CAPABILITIES",
     "DEFAULT_LEASE_TTL",
+    "EXPORT_FORMAT",
+    "EXPORT_VERSION",
     "KEY_ENV_VAR",
+    "METADATA_SIZE_LIMIT",
     "STORE_CAPABILITIES",
     "EncryptionCodec",
     "Fence",
+    "ImportResult",
     "InMemoryDatabase",
     "InMemorySession",
     "InMemoryStore",

@@ -17,6 +17,7 @@ from ._search import search_terms
 from .backend import SearchHit, SessionPage, StoreBackend, StoreStats
 from .base import CAPABILITIES, SessionInfo, SessionSettings
 from .codec import ItemCodec, check_count, check_session_id
+from .transfer import TransferMixin
 
 __all__ = ["STORE_CAPABILITIES", "Store"]
 
@@ -27,7 +28,7 @@ STORE_CAPABILITIES = CAPABILITIES | {"search", "shared"}
 then excludes writers everywhere, not only in this store object)."""
 
 
-class Store:
+class Store(TransferMixin):
     """A session store over one backend (see :class:`~threadline.sessions.SessionStore`).
 
     ``store.session(session_id)`` hands out light handles; the store owns the connections,

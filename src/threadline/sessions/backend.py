@@ -292,6 +292,16 @@ class StoreBackend(abc.ABC):
         items = await self.read(session_id, None)
         return [position for position, item in enumerate(items) if is_user_message(item)]
 
+    async def read_json(self, session_id: str) -> list[str]:
+        """Every item's compact JSON text (opened by the codec), oldest first: what an
+        export writes. The default reads the items and encodes them again; a backend that
+        keeps the JSON text may return it as stored, once it checked that each row is one
+        JSON object (a corrupt row is a :class:`~threadline.errors.CorruptItemError`, as on
+        any read)."""
+        from ..items import encode_item
+
+        return [encode_item(item) for item in await self.read(session_id, None)]
+
     async def read_oldest(self, session_id: str, limit: int) -> list[Item]:
         """The oldest ``limit`` items (``limit`` > 0), oldest first. The default reads the
         whole history; a backend with an index on positions should read only those."""

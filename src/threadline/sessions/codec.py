@@ -170,13 +170,18 @@ def _kind(item: Item) -> tuple[int, str | None]:
 
 
 def encode_items(
-    items: object, codec: ItemCodec | None = None, session_id: str = ""
+    items: object,
+    codec: ItemCodec | None = None,
+    session_id: str = "",
+    *,
+    validated: bool = False,
 ) -> list[EncodedItem]:
     """Validate and serialise a batch, or raise :class:`UserError` naming the first bad item.
 
     With a ``codec`` other than plain JSON each payload is sealed by it (for ``session_id``).
+    ``validated=True``: the caller already checked every item (``validate_item``).
     """
-    checked = validate_items(items)
+    checked: list[Item] = items if validated else validate_items(items)  # type: ignore[assignment]
     encoded = []
     plain = codec is None or codec.plain_json
     for index, item in enumerate(checked):

@@ -345,6 +345,20 @@ class InMemoryBackend(StoreBackend):
             rows = [] if found is None else found.rows
             return [index for index, row in enumerate(rows) if row.kind == KIND_USER]
 
+    async def read_json(self, session_id: str) -> list[str]:
+        db = self._open()
+        with db.lock:
+            found = db.sessions.get(session_id)
+            rows = [] if found is None else list(found.rows)
+        if not (self.codec.plain_json and all(row.data.__class__ is str for row in rows)):
+            return await StoreBackend.read_json(self, session_id)
+        texts = [str(row.data) for row in rows]
+        with gc_paused(len(texts) > _GC_PAUSE_ABOVE):
+            checked = decode_joined(ROW_SEPARATOR.join(texts), len(texts)) if texts else []
+        if checked is None:
+            self._decode(session_id, rows, 0)  # names the corrupt row
+        return texts
+
     async def read_oldest(self, session_id: str, limit: int) -> list[Item]:
         db = self._open()
         with db.lock:

@@ -199,6 +199,14 @@ class SQLiteBackend(StoreBackend):
         )
         return found
 
+    async def read_json(self, session_id: str) -> list[str]:
+        texts: list[str] | None = await self.engine.read(
+            functools.partial(ops.read_json, codec=self.codec, session_id=session_id)
+        )
+        if texts is None:
+            return await super().read_json(session_id)
+        return texts
+
     async def read_oldest(self, session_id: str, limit: int) -> list[Item]:
         found: list[Item] = await self.engine.read(
             functools.partial(ops.read_oldest, codec=self.codec, session_id=session_id, limit=limit)

@@ -50,6 +50,7 @@ __all__ = [
     "pop",
     "pop_turn",
     "put_records",
+    "read_json",
     "read_newest",
     "read_oldest",
     "release_lease",
@@ -605,6 +606,41 @@ def user_positions(conn: sqlite3.Connection, session_id: str) -> list[int]:
             (found[0], KIND_USER),
         )
     ]
+
+
+if sqlite3.sqlite_version_info >= (3, 44, 0):
+    _CONCAT_UP = f"group_concat(data, '{ROW_SEPARATOR}' ORDER BY seq)"
+else:
+    _CONCAT_UP = f"group_concat(data, '{ROW_SEPARATOR}')"
+
+_OLDEST_CHUNK = (
+    f"SELECT count(*), max(seq), {_CONCAT_UP} FROM ("
+    "SELECT seq, data FROM threadline_items WHERE sid = ? AND seq > ? ORDER BY seq LIMIT ?)"
+)
+
+
+def read_json(conn: sqlite3.Connection, codec: ItemCodec, session_id: str) -> list[str] | None:
+    """Every item's stored JSON text, oldest first, each checked to be one JSON object; or
+    ``None`` when the codec is not plain JSON or a row is not (the caller then reads the
+    items, which names a corrupt row)."""
+    if not codec.plain_json:
+        return None
+    found = _session(conn, session_id)
+    if found is None:
+        return []
+    texts: list[str] = []
+    above = -1
+    with gc_paused(found[1] > _GC_PAUSE_ABOVE):
+        while True:
+            count, top, joined = _fetch_chunk(conn, _OLDEST_CHUNK, (found[0], above, _CHUNK * 5))
+            if not count:
+                return texts
+            if joined is None or "\n" in joined or decode_joined(joined, count) is None:
+                return None  # (compact JSON never holds a raw line feed)
+            texts += joined.split(ROW_SEPARATOR)
+            above = top
+            if count < _CHUNK * 5:
+                return texts
 
 
 def read_oldest(

@@ -55,6 +55,7 @@ from ._optional import OptionalCapabilityTests
 from ._reference import check_window, reference_pop_turn, reference_window
 from ._stateful import run_stateful
 from ._store import StoreOpener, StoreTests
+from ._transfer import TransferTests
 
 __all__ = [
     "SessionConformance",
@@ -307,7 +308,7 @@ StoreFactory = Callable[[], Any]
 """Opens a new store object on this test's storage (or returns an awaitable of one)."""
 
 
-class StoreConformance(SessionConformance, StoreTests, ListingTests):
+class StoreConformance(SessionConformance, StoreTests, ListingTests, TransferTests):
     """The session tests on handles of a store, plus the store-level tests.
 
     Override ``make_store`` (and optionally ``store_lifespan``, ``corrupt_item`` and
