@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ def sessions_command(args: argparse.Namespace) -> int:
         "import": _import,
         "fork": _fork,
         "rm": _rm,
+        "prune": _prune,
         "stats": _stats,
     }[args.action]
 
@@ -151,8 +154,52 @@ async def _import(store: SessionStore, args: argparse.Namespace) -> int:
 
 async def _fork(store: SessionStore, args: argparse.Namespace) -> int:
     await _known(store, args.session_id)
-    await store.session(args.session_id).fork(args.new_session_id)
-    print(f"forked {args.session_id} to {args.new_session_id}")
+    at_turn = getattr(args, "at_turn", None)
+    forked = await store.session(args.session_id).fork(args.new_session_id, at_turn=at_turn)
+    count = len(await forked.get_items())
+    turns = "" if at_turn is None else f" (turns before {at_turn})"
+    print(f"forked {args.session_id} to {args.new_session_id}: {count} items{turns}")
+    return 0
+
+
+_UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` or combinations such as ``1d12h``."""
+    spec = text.strip().lower()
+    parts = _DURATION.findall(spec)
+    if not spec or "".join(number + unit for number, unit in parts) != spec:
+        raise UserError(
+            f"cannot read the duration {text!r}: write a number and a unit (w, d, h, m, s), "
+            "such as 30d, 12h or 1d12h"
+        )
+    seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
+    if seconds <= 0:
+        raise UserError(f"the duration {text!r} must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+async def _prune(store: SessionStore, args: argparse.Namespace) -> int:
+    idle = None if args.idle is None else parse_duration(args.idle)
+    result = await store.prune(idle_for=idle, dry_run=args.dry_run)  # type: ignore[attr-defined]
+    if args.json:
+        _emit_json(
+            {
+                "sessions": result.sessions,
+                "items": result.items,
+                "busy": result.busy,
+                "dry_run": result.dry_run,
+            }
+        )
+        return 0
+    verb = "would delete" if result.dry_run else "deleted"
+    print(f"{verb} {len(result.sessions)} sessions ({result.items} items)")
+    for session_id in result.sessions:
+        print(f"  {session_id}")
+    if result.busy:
+        print(f"left {len(result.busy)} sessions in use alone: {', '.join(result.busy)}")
     return 0
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from ._handle import StoreSession
 from ._metadata import METADATA_SIZE_LIMIT
+from ._retention import PruneResult
 from ._search import search_terms
 from .backend import Fence, LeaseGrant, SearchHit, SessionPage, StoreBackend, StoreStats
 from .base import (
@@ -59,6 +60,7 @@ __all__ = [
     "JsonCodec",
     "Lease",
     "LeaseGrant",
+    "PruneResult",
     "SQLiteSession",
     "SQLiteStore",
     "SearchHit",

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from ..errors import SessionClosedError, UserError
 from ._handle import StoreSession
 from ._metadata import check_metadata_filter, list_with_metadata
+from ._retention import StoreRetentionMixin
 from ._search import search_terms
 from .backend import SearchHit, SessionPage, StoreBackend, StoreStats
 from .base import CAPABILITIES, SessionInfo, SessionSettings
@@ -28,7 +29,7 @@ STORE_CAPABILITIES = CAPABILITIES | {"search", "shared"}
 then excludes writers everywhere, not only in this store object)."""
 
 
-class Store(TransferMixin):
+class Store(TransferMixin, StoreRetentionMixin):
     """A session store over one backend (see :class:`~threadline.sessions.SessionStore`).
 
     ``store.session(session_id)`` hands out light handles; the store owns the connections,

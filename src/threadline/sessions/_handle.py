@@ -16,6 +16,7 @@ from ..errors import SessionClosedError, UserError
 from ..items import Item
 from ._lineage import ORIGIN_KEY, LineageMixin, fork_point, origin_record
 from ._metadata import MetadataMixin
+from ._retention import RetentionMixin
 from ._window import check_fork_cut, item_pairs
 from .base import SessionSettings
 from .codec import (
@@ -36,7 +37,7 @@ __all__ = ["StoreSession"]
 H = TypeVar("H", bound="StoreSession")
 
 
-class StoreSession(MetadataMixin, LineageMixin):
+class StoreSession(MetadataMixin, LineageMixin, RetentionMixin):
     """A conversation history in a store: ``store.session(session_id)``.
 
     Implements the whole :class:`~threadline.sessions.ThreadlineSession` contract:

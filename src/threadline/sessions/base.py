@@ -105,8 +105,11 @@ class ThreadlineSession(Session, Protocol):
         """Replace the whole history with ``items`` atomically (used by compaction)."""
         ...
 
-    async def fork(self, new_session_id: str, at: int | None = None) -> Self:
-        """A new session holding a copy of the first ``at`` items (all when ``None``)."""
+    async def fork(
+        self, new_session_id: str, at: int | None = None, *, at_turn: int | None = None
+    ) -> Self:
+        """A new session holding a copy of the first ``at`` items (all when ``None``), or of
+        the first ``at_turn`` turns (negative: counted from the end)."""
         ...
 
     def lease(
