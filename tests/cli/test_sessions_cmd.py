@@ -297,3 +297,28 @@ def test_fork_at_a_turn(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "forked alpha to alpha-0: 0 items" in capsys.readouterr().out
     assert run(db, "fork", "alpha", "alpha-1", "--at-turn", "1") == 0
     assert "2 items" in capsys.readouterr().out
+
+
+def test_show_and_stats_print_usage(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from threadline import Agent, Runner
+    from threadline.testing import ScriptedModel
+
+    async def two_runs() -> None:
+        store = SQLiteStore(db)
+        agent = Agent(name="A", model=ScriptedModel(["Fine.", "Sure."]))
+        await Runner.run(agent, "how are you", session=store.session("beta"))
+        await Runner.run(agent, "and now", session=store.session("beta"))
+        store.close()
+
+    asyncio.run(two_runs())
+    assert run(db, "show", "beta") == 0
+    out = capsys.readouterr().out
+    assert "usage: 2 requests," in out and "over 2 runs" in out
+    table = out.split("usage:")[1].splitlines()
+    assert table[1].split()[:2] == ["run", "requests"]
+    assert [line.split()[:2] for line in table[3:5]] == [["1", "1"], ["2", "1"]]
+    assert run(db, "show", "alpha") == 0
+    assert "usage" not in capsys.readouterr().out  # no runs, no usage
+    assert run(db, "--json", "stats") == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["runs"] == 2 and stats["requests"] == 2 and stats["input_tokens"] > 0

@@ -83,12 +83,35 @@ async def _ls(store: SessionStore, args: argparse.Namespace) -> int:
 
 async def _show(store: SessionStore, args: argparse.Namespace) -> int:
     await _known(store, args.session_id)
-    items = await store.session(args.session_id).get_items()
+    session = store.session(args.session_id)
+    items = await session.get_items()
     if args.json:
         _emit_json(items)
-    else:
-        print_history(items, sys.stdout)
+        return 0
+    print_history(items, sys.stdout)
+    if "records" in store.capabilities:
+        usage = await session.usage()  # type: ignore[attr-defined]
+        if usage.turns:
+            print()
+            print(f"usage: {_usage_line(usage)} over {usage.turns} runs")
+            shown = usage.per_turn[-_TURNS_SHOWN:]
+            rows = [
+                (t.turn, t.requests, t.input_tokens, t.output_tokens, t.time[:19]) for t in shown
+            ]
+            print_table(["run", "requests", "input", "output", "time (UTC)"], rows, sys.stdout)
+            if len(usage.per_turn) > len(shown):
+                print(f"(the last {len(shown)} of {len(usage.per_turn)} runs)")
     return 0
+
+
+_TURNS_SHOWN = 20
+
+
+def _usage_line(usage: Any) -> str:
+    return (
+        f"{usage.requests} requests, {usage.input_tokens} input tokens, "
+        f"{usage.output_tokens} output tokens"
+    )
 
 
 async def _search(store: SessionStore, args: argparse.Namespace) -> int:
@@ -212,11 +235,16 @@ async def _rm(store: SessionStore, args: argparse.Namespace) -> int:
 
 async def _stats(store: SessionStore, args: argparse.Namespace) -> int:
     counted = await store.stats()
+    usage = await store.usage()  # type: ignore[attr-defined]
     stats: dict[str, Any] = {
         "store": store_name(store),
         "sessions": counted.sessions,
         "items": counted.items,
         **{key: value for key, value in counted.details.items() if key != "database"},
+        "runs": usage.turns,
+        "requests": usage.requests,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
     }
     if args.json:
         _emit_json(stats)

@@ -24,6 +24,7 @@ from ._handle import StoreSession
 from ._metadata import METADATA_SIZE_LIMIT
 from ._retention import PruneResult
 from ._search import search_terms
+from ._usage import SessionUsage, TurnUsage
 from .backend import Fence, LeaseGrant, SearchHit, SessionPage, StoreBackend, StoreStats
 from .base import (
     CAPABILITIES,
@@ -69,11 +70,13 @@ __all__ = [
     "SessionPage",
     "SessionSettings",
     "SessionStore",
+    "SessionUsage",
     "Store",
     "StoreBackend",
     "StoreSession",
     "StoreStats",
     "ThreadlineSession",
+    "TurnUsage",
     "capabilities_of",
     "estimate_tokens",
     "key_from_env",

@@ -15,6 +15,7 @@ from ._handle import StoreSession
 from ._metadata import check_metadata_filter, list_with_metadata
 from ._retention import StoreRetentionMixin
 from ._search import search_terms
+from ._usage import StoreUsageMixin
 from .backend import SearchHit, SessionPage, StoreBackend, StoreStats
 from .base import CAPABILITIES, SessionInfo, SessionSettings
 from .codec import ItemCodec, check_count, check_session_id
@@ -29,7 +30,7 @@ STORE_CAPABILITIES = CAPABILITIES | {"search", "shared"}
 then excludes writers everywhere, not only in this store object)."""
 
 
-class Store(TransferMixin, StoreRetentionMixin):
+class Store(TransferMixin, StoreRetentionMixin, StoreUsageMixin):
     """A session store over one backend (see :class:`~threadline.sessions.SessionStore`).
 
     ``store.session(session_id)`` hands out light handles; the store owns the connections,

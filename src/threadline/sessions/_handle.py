@@ -17,6 +17,7 @@ from ..items import Item
 from ._lineage import ORIGIN_KEY, LineageMixin, fork_point, origin_record
 from ._metadata import MetadataMixin
 from ._retention import RetentionMixin
+from ._usage import UsageMixin
 from ._window import check_fork_cut, item_pairs
 from .base import SessionSettings
 from .codec import (
@@ -37,7 +38,7 @@ __all__ = ["StoreSession"]
 H = TypeVar("H", bound="StoreSession")
 
 
-class StoreSession(MetadataMixin, LineageMixin, RetentionMixin):
+class StoreSession(MetadataMixin, LineageMixin, RetentionMixin, UsageMixin):
     """A conversation history in a store: ``store.session(session_id)``.
 
     Implements the whole :class:`~threadline.sessions.ThreadlineSession` contract:

@@ -11,7 +11,7 @@ from ...items import assistant_message, function_call, function_call_output, use
 from .._metadata import METADATA_SIZE_LIMIT, TITLE_LENGTH
 from ._harness import ConformanceHarness, SessionFactory, asyncio_test
 
-__all__ = ["LineageTests", "MetadataTests"]
+__all__ = ["LineageTests", "MetadataTests", "UsageTests"]
 
 
 def _turns(count: int) -> list[dict[str, object]]:
@@ -103,6 +103,39 @@ class MetadataTests(ConformanceHarness):
         title = await session.title()
         assert title is not None and title.endswith("…") and len(title) <= TITLE_LENGTH
         assert words.startswith(title[:-1]) and words[len(title) - 1] == " "
+
+
+class UsageTests(ConformanceHarness):
+    """``session.usage()`` over the records the runner writes with each step."""
+
+    @asyncio_test
+    async def test_usage_reads_the_run_records(self, make_session: SessionFactory) -> None:
+        from ...usage import Usage
+        from .._usage import UsageLedger
+
+        session = await self.new(make_session, "usage-records")
+        self.require(session, "records")
+        assert (await session.usage()).turns == 0
+        total = None
+        for run, (requests, sent, got) in enumerate([(1, 100, 7), (3, 900, 40)], 1):
+            ledger = UsageLedger(total, Usage())
+            ledger.sample(sent * 2, sent)
+            records = ledger.records(Usage(requests, sent, got, sent + got))
+            await session.add_items([user_message(f"run {run}")], records=records)
+            total = await session.get_record("usage")
+        usage = await session.usage()
+        assert (usage.turns, usage.requests, usage.input_tokens, usage.output_tokens) == (
+            2,
+            4,
+            1000,
+            47,
+        )
+        assert [(t.turn, t.requests, t.input_tokens) for t in usage.per_turn] == [
+            (1, 1, 100),
+            (2, 3, 900),
+        ]
+        assert usage.calibration == pytest.approx(2.0)
+        assert (await session.usage(per_turn=False)).per_turn == []
 
 
 class LineageTests(ConformanceHarness):

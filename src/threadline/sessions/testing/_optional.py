@@ -13,14 +13,16 @@ from ...errors import SessionBusyError, UserError
 from ...items import assistant_message, function_call, function_call_output, user_message
 from ..lease import writer_lease
 from ._harness import ConformanceHarness, SessionFactory, asyncio_test, sample_history
-from ._metadata import LineageTests, MetadataTests
+from ._metadata import LineageTests, MetadataTests, UsageTests
 from ._records import RecordTests
 from ._reference import check_window, reference_pop_turn, reference_window
 
 __all__ = ["OptionalCapabilityTests"]
 
 
-class OptionalCapabilityTests(RecordTests, MetadataTests, LineageTests, ConformanceHarness):
+class OptionalCapabilityTests(
+    RecordTests, MetadataTests, UsageTests, LineageTests, ConformanceHarness
+):
     """The tests of every optional capability (see :data:`~threadline.sessions.CAPABILITIES`)."""
 
     # ------------------------------------------------------------------ get_window
