@@ -43,11 +43,14 @@ _JSONISH = (
 _CHINESE = "金门大桥位于旧金山，是一座悬索桥，连接旧金山半岛和马林县。它在雾中常常只露出塔顶。"
 
 
-def _inputs(count: int) -> list[tuple[str, str]]:
+_KINDS = ("prose", "json", "chinese")
+
+
+def _inputs(count: int, content: str) -> list[tuple[str, str]]:
     prose = [item["content"] for item in turns(count) if item.get("role") == "user"]
     kinds = []
     for n in range(count):
-        kind = ("prose", "json", "chinese")[n % 3]
+        kind = _KINDS[n % 3] if content == "mixed" else content
         if kind == "prose":
             text = str(prose[n])
         elif kind == "json":
@@ -84,7 +87,7 @@ def _model(provider: str) -> Any:
     return ScriptedModel(["Noted."] * 1000)
 
 
-async def measure(provider: str, count: int) -> dict[str, Any]:
+async def measure(provider: str, count: int, content: str) -> dict[str, Any]:
     model = Recording(_model(provider))
     agent = Agent(
         name="A",
@@ -94,10 +97,8 @@ async def measure(provider: str, count: int) -> dict[str, Any]:
     )
     rows = []
     async with InMemoryStore() as store:
-        session = store.session(
-            "calibration", session_settings=SessionSettings(max_tokens=1500)
-        )
-        for kind, text in _inputs(count):
+        session = store.session("calibration", session_settings=SessionSettings(max_tokens=1500))
+        for kind, text in _inputs(count, content):
             ratio = calibration_ratio(await session.get_record("usage"))
             before = len(model.samples)
             await Runner.run(agent, text, session=session)
@@ -122,12 +123,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--provider", choices=["local", "scripted"], default="scripted")
     parser.add_argument("--turns", type=int, default=24)
+    parser.add_argument("--content", choices=["mixed", *_KINDS], default="mixed")
     args = parser.parse_args()
-    result = await measure(args.provider, args.turns)
+    result = await measure(args.provider, args.turns, args.content)
     rows = result["rows"]
     errors = _errors(rows)
     ratios = [ratio for *_, ratio in rows if ratio]
-    print(f"provider {args.provider}: {len(rows)} requests")
+    print(f"provider {args.provider}, content {args.content}: {len(rows)} requests")
     print(
         f"  raw estimate error: median {errors['raw'][0]:.1%}, max {errors['raw'][1]:.1%}; "
         f"reported/estimated at the end: {rows[-1][2] / rows[-1][1]:.3f}"

@@ -67,6 +67,7 @@ class LoopBoundBackend(InMemoryBackend):
     user_positions = StoreBackend.user_positions
     read_oldest = StoreBackend.read_oldest
     read_json = StoreBackend.read_json
+    fork_resealed = StoreBackend.fork_resealed
 
     async def _io(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -33,7 +34,7 @@ async def test_a_session_travels_across_backends(tmp_path: Path) -> None:
     await first.add_items(history)
     await first.set_metadata({"title": "Trip", "user": "u1"})
     await first.put_records(records)
-    for hop, (source, target) in enumerate(zip(stores, stores[1:], strict=False)):
+    for hop, (source, target) in enumerate(itertools.pairwise(stores)):
         path = tmp_path / f"hop-{hop}.jsonl"
         assert await source.export_jsonl("trip", path) == 4
         result = await target.import_jsonl(path)
@@ -54,8 +55,8 @@ async def test_a_session_travels_across_backends(tmp_path: Path) -> None:
 async def test_a_store_without_records_imports_items_only(tmp_path: Path) -> None:
     """A backend without "records": metadata in the file is refused unless appending."""
     from threadline.sessions import Store
-    from threadline.sessions.memory import InMemoryBackend, InMemoryDatabase
     from threadline.sessions.codec import JsonCodec
+    from threadline.sessions.memory import InMemoryBackend, InMemoryDatabase
 
     class NoRecords(InMemoryBackend):
         capabilities = InMemoryBackend.capabilities - {"records"}

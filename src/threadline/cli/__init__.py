@@ -135,7 +135,7 @@ def _sessions_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     prune.add_argument(
         "--dry-run", action="store_true", help="list what would be deleted, delete nothing"
     )
-    action("stats", "sessions, items and file size")
+    action("stats", "sessions, items, file size and usage")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,6 @@ from ._lineage import ORIGIN_KEY, LineageMixin, fork_point, origin_record
 from ._metadata import MetadataMixin
 from ._retention import RetentionMixin
 from ._usage import UsageMixin
-from ._window import check_fork_cut, item_pairs
 from .base import SessionSettings
 from .codec import (
     check_count,
@@ -208,22 +207,14 @@ class StoreSession(MetadataMixin, LineageMixin, RetentionMixin, UsageMixin):
 
     async def _fork_resealed(self, new_session_id: str, at: int | None) -> int:
         """Fork through the codec: a sealed payload may be bound to its session (encryption
-        at rest binds it), so the copy is opened and sealed again for ``new_session_id``.
+        at rest binds it), so each copied payload is opened and sealed again for
+        ``new_session_id`` (see :meth:`StoreBackend.fork_resealed`)."""
+        codec, old_id = self.store.codec, self.session_id
 
-        The backend's own fork (with nothing to copy) checks that the new session is empty;
-        the copy is then one atomic append.
-        """
-        backend = self.store._backend
-        items = await backend.read(self.session_id, None)
-        if at is not None and at < len(items):
-            check_fork_cut(self.session_id, at, item_pairs(items))
-        await backend.fork(self.session_id, new_session_id, 0)
-        if at is not None:
-            items = items[:at]
-        rows = encode_items(items, self.store.codec, new_session_id)
-        if rows:
-            await backend.append(new_session_id, rows, None)
-        return len(rows)
+        def reseal(payload: str | bytes) -> str | bytes:
+            return codec.seal(new_session_id, codec.open(old_id, payload))
+
+        return await self.store._backend.fork_resealed(old_id, new_session_id, at, reseal)
 
     # ------------------------------------------------------------------ session records
 

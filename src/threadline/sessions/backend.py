@@ -199,6 +199,36 @@ class StoreBackend(abc.ABC):
         """Copy the first ``at`` items (all when ``None``) into ``new_session_id``, which must
         hold no items (else :class:`~threadline.errors.UserError`)."""
 
+    async def fork_resealed(
+        self,
+        session_id: str,
+        new_session_id: str,
+        at: int | None,
+        reseal: Callable[[Payload], Payload],
+    ) -> int:
+        """:meth:`fork` for a codec whose payloads are bound to their session: each copied
+        payload is ``reseal(payload)`` (opened for ``session_id``, sealed for
+        ``new_session_id``); returns how many items were copied.
+
+        The default reads the items, encodes them again for the new session and appends them
+        in one transaction (after :meth:`fork` with nothing to copy checked the new session is
+        empty). A backend may copy the rows in one transaction instead, resealing each
+        payload and keeping its kind, call id and token count.
+        """
+        from ._window import check_fork_cut, item_pairs
+        from .codec import encode_items
+
+        items = await self.read(session_id, None)
+        if at is not None and at < len(items):
+            check_fork_cut(session_id, at, item_pairs(items))
+        await self.fork(session_id, new_session_id, 0)
+        if at is not None:
+            items = items[:at]
+        rows = encode_items(items, self.codec, new_session_id, validated=True)
+        if rows:
+            await self.append(new_session_id, rows, None)
+        return len(rows)
+
     # ------------------------------------------------------------------ session records
 
     async def get_record(self, session_id: str, key: str) -> Payload | None:

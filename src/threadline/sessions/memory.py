@@ -273,6 +273,47 @@ class InMemoryBackend(StoreBackend):
                 return
             self._touch(db, new_session_id, time.time()).rows = list(rows)
 
+    async def fork_resealed(
+        self,
+        session_id: str,
+        new_session_id: str,
+        at: int | None,
+        reseal: Callable[[Payload], Payload],
+    ) -> int:
+        db = self._open()
+        with db.lock:  # one step, like fork: check, reseal every copied row, write
+            target = db.sessions.get(new_session_id)
+            if target is not None and target.rows:
+                raise UserError(
+                    f"cannot fork session {session_id!r} into {new_session_id!r}: that session "
+                    f"already holds {len(target.rows)} items; clear it first or pick a new id"
+                )
+            source = db.sessions.get(session_id)
+            if source is None:
+                return 0
+            if at is not None and at < len(source.rows):
+                check_fork_cut(
+                    session_id,
+                    at,
+                    (
+                        (position, row.kind, row.call_id)
+                        for position, row in enumerate(source.rows)
+                        if row.kind in (KIND_CALL, KIND_OUTPUT)
+                    ),
+                )
+            rows = source.rows if at is None else source.rows[:at]
+            copied = []
+            for position, row in enumerate(rows):
+                try:
+                    copied.append(row._replace(data=reseal(row.data)))
+                except ValueError as exc:
+                    raise CorruptItemError(
+                        session_id, position, f"the {self.codec.name} codec cannot open it: {exc}"
+                    ) from None
+            if copied:
+                self._touch(db, new_session_id, time.time()).rows = copied
+            return len(copied)
+
     # ------------------------------------------------------------------ the store
 
     async def delete(self, session_id: str) -> bool:

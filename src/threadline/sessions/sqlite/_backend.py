@@ -138,6 +138,25 @@ class SQLiteBackend(StoreBackend):
             functools.partial(ops.fork, session_id=session_id, new_session_id=new_session_id, at=at)
         )
 
+    async def fork_resealed(
+        self,
+        session_id: str,
+        new_session_id: str,
+        at: int | None,
+        reseal: Callable[[Payload], Payload],
+    ) -> int:
+        copied: int = await self.engine.write(
+            functools.partial(
+                ops.fork_resealed,
+                codec=self.codec,
+                session_id=session_id,
+                new_session_id=new_session_id,
+                at=at,
+                reseal=reseal,
+            )
+        )
+        return copied
+
     # ------------------------------------------------------------------ session records
 
     async def get_record(self, session_id: str, key: str) -> Payload | None:

@@ -43,6 +43,7 @@ __all__ = [
     "clear",
     "delete",
     "fork",
+    "fork_resealed",
     "get_record",
     "list_records",
     "list_sessions",
@@ -531,6 +532,55 @@ def fork(conn: sqlite3.Connection, session_id: str, new_session_id: str, at: int
         "UPDATE threadline_sessions SET item_count = ?, updated_at = ? WHERE sid = ?",
         (count, now, sid),
     )
+
+
+def fork_resealed(
+    conn: sqlite3.Connection,
+    codec: ItemCodec,
+    session_id: str,
+    new_session_id: str,
+    at: int | None,
+    reseal: Callable[[Payload], Payload],
+) -> int:
+    """:func:`fork` through ``reseal`` (each payload opened and sealed for the new session),
+    in one transaction; returns how many items were copied."""
+    fork(conn, session_id, new_session_id, 0)  # checks that the new session is empty
+    source = _session(conn, session_id)
+    count = 0 if source is None else source[1] if at is None else min(at, source[1])
+    if source is None or count == 0:
+        return 0
+    if count < source[1]:
+        pairs = conn.execute(
+            "SELECT seq, kind, call_id FROM threadline_items "
+            f"WHERE sid = ? AND kind IN ({KIND_CALL:d}, {KIND_OUTPUT:d}) ORDER BY seq",
+            (source[0],),
+        )
+        try:
+            check_fork_cut(session_id, count, pairs)
+        finally:
+            pairs.close()
+    now = time.time()
+    target = _session(conn, new_session_id)
+    sid = target[0] if target is not None else _create_session(conn, new_session_id, now)
+    rows = []
+    for seq, kind, call_id, tokens, data in conn.execute(
+        "SELECT seq, kind, call_id, tokens, data FROM threadline_items "
+        "WHERE sid = ? AND seq < ? ORDER BY seq",
+        (source[0], count),
+    ):
+        try:
+            sealed = reseal(data)
+        except ValueError as exc:
+            raise CorruptItemError(
+                session_id, seq, f"the {codec.name} codec cannot open it: {exc}"
+            ) from None
+        rows.append((sid, seq, kind, call_id, tokens, sealed))
+    conn.executemany(_INSERT, rows)
+    conn.execute(
+        "UPDATE threadline_sessions SET item_count = ?, updated_at = ? WHERE sid = ?",
+        (count, now, sid),
+    )
+    return count
 
 
 def list_sessions(
