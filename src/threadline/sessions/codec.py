@@ -53,6 +53,7 @@ __all__ = [
     "decode_record",
     "encode_items",
     "encode_record",
+    "encode_texts",
     "estimate_tokens",
     "gc_paused",
     "search_text",
@@ -186,6 +187,21 @@ def encode_items(
     plain = codec is None or codec.plain_json
     for index, item in enumerate(checked):
         data = encode_item(item, index)
+        kind, call_id = _kind(item)
+        payload: str | bytes = data if plain or codec is None else codec.seal(session_id, data)
+        encoded.append(EncodedItem(payload, kind, call_id, estimate_tokens(data)))
+    return encoded
+
+
+def encode_texts(
+    items: list[Item], texts: list[str], codec: ItemCodec | None = None, session_id: str = ""
+) -> list[EncodedItem]:
+    """Rows for checked items whose JSON text the caller already has (``texts[i]`` decodes
+    to ``items[i]``; an import reads both from a file), sealed by ``codec``; the token
+    estimate counts the text as given."""
+    plain = codec is None or codec.plain_json
+    encoded = []
+    for item, data in zip(items, texts, strict=True):
         kind, call_id = _kind(item)
         payload: str | bytes = data if plain or codec is None else codec.seal(session_id, data)
         encoded.append(EncodedItem(payload, kind, call_id, estimate_tokens(data)))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -34,9 +35,15 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from ..errors import UserError
-from ..items import MAX_DEPTH, Item, pairing_problem, validate_item
+from ..items import MAX_DEPTH, Item, encode_item, pairing_problem, validate_item
 from ._metadata import METADATA_KEY, check_metadata
-from .codec import check_record_key, check_session_id, encode_items, encode_record
+from .codec import (
+    check_record_key,
+    check_session_id,
+    encode_record,
+    encode_texts,
+    gc_paused,
+)
 
 if TYPE_CHECKING:
     from ._base_store import Store
@@ -59,6 +66,8 @@ EXPORT_VERSION = 1
 ImportMode = Literal["refuse", "append", "replace"]
 _MODES = ("refuse", "append", "replace")
 _CHUNK = 2000
+_GC_PAUSE_ABOVE = 1 << 20
+"""Bytes of file above which decoding runs with the cyclic garbage collector paused."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +181,8 @@ class _Parsed:
     items: list[Item]
     lines: list[int]
     """The line number of each item."""
+    texts: list[str] = dataclasses.field(default_factory=list)
+    """The JSON text each item is stored as: its line's text (checked), or its compact JSON."""
 
 
 def _read_text(source: str | os.PathLike[str] | IO[str]) -> tuple[bytes | str, str]:
@@ -226,6 +237,7 @@ def _parse(data: bytes | str, name: str) -> _Parsed:
         texts.append(line)
         parsed.lines.append(number)
     parsed.items = _load_items(texts, parsed.lines, name)
+    parsed.texts = texts
     return parsed
 
 
@@ -266,9 +278,20 @@ def _load_items(texts: list[str], lines: list[int], name: str) -> list[Item]:
         shallow = line.count("{") + line.count("[") <= MAX_DEPTH
         try:
             items.append(validate_item(value, index, values=not shallow))
+            if "\\u" in line or "\r" in line or line[0] != "{" or line[-1] != "}":
+                # An escape may hide a lone surrogate, and a line may carry spaces around it:
+                # store the item's own compact JSON instead of the line's text.
+                texts[index] = encode_item(items[-1], index)
         except UserError as exc:
             raise UserError(f"{name}:{lines[index]}: {exc}; nothing was imported") from None
     return items
+
+
+def _parse_paused(data: bytes | str, name: str) -> _Parsed:
+    # Decoding a big file makes many containers at once; the collector would run over them
+    # again and again for nothing (decoded JSON holds no cycles).
+    with gc_paused(len(data) > _GC_PAUSE_ABOVE):
+        return _parse(data, name)
 
 
 def _header(parsed: _Parsed, header: dict[str, Any], name: str, number: int) -> None:
@@ -325,7 +348,7 @@ async def import_jsonl(
         raise UserError(f"mode must be one of {', '.join(map(repr, _MODES))}, got {mode!r}")
     store._check_open()
     data, name = await asyncio.to_thread(_read_text, source)
-    parsed = await asyncio.to_thread(_parse, data, name)
+    parsed = await asyncio.to_thread(_parse_paused, data, name)
     del data
     target = session_id if session_id is not None else parsed.session_id
     if target is None:
@@ -351,14 +374,9 @@ async def import_jsonl(
             f"{store._backend.where} cannot keep: import with mode='append' to take the items only"
         )
     codec = store.codec
-    try:
-        rows = await asyncio.to_thread(
-            functools.partial(encode_items, parsed.items, codec, target, validated=True)
-        )
-    except UserError as exc:  # a value JSON cannot hold (a lone surrogate)
-        raise UserError(
-            f"{name}:{_line_of(str(exc), parsed.lines)}: {exc}; nothing was imported"
-        ) from None
+    rows = await asyncio.to_thread(
+        functools.partial(encode_texts, parsed.items, parsed.texts, codec, target)
+    )
     session = store.session(target)
     payloads = {key: encode_record(codec, target, key, value) for key, value in records.items()}
     backend = store._backend
