@@ -53,6 +53,8 @@ async def _one_round(name: str, items: list[dict[str, Any]]) -> dict[str, float]
             for start in range(0, len(items), 10_000):
                 await session.add_items(items[start : start + 10_000])
             await session.set_metadata({"title": "bench", "user": "u1"})
+            if "search" in store.capabilities:
+                await store.search("quick")  # the search index catches up now, not later
             path = tmp / "export.jsonl"
             began, cpu = time.perf_counter(), time.process_time()
             written = await store.export_jsonl("source", path)

@@ -28,7 +28,7 @@ import functools
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -179,7 +179,7 @@ class _Parsed:
     metadata: dict[str, Any]
     records: dict[str, Any]
     items: list[Item]
-    lines: list[int]
+    lines: Sequence[int]
     """The line number of each item."""
     texts: list[str] = dataclasses.field(default_factory=list)
     """The JSON text each item is stored as: its line's text (checked), or its compact JSON."""
@@ -223,20 +223,29 @@ def _parse(data: bytes | str, name: str) -> _Parsed:
     # Split on line feeds only: str.splitlines would also split inside a JSON string that
     # holds U+2028 or another Unicode line separator.
     parsed = _Parsed(0, None, {}, {}, [], [])
-    texts: list[str] = []
-    first = True
-    for number, line in enumerate(text.split("\n"), 1):
-        if not line or line.isspace():
-            continue
-        if first:
-            first = False
-            value = _load_line(line, name, number)
-            if isinstance(value, dict) and "format" in value:
-                _header(parsed, value, name, number)
-                continue
-        texts.append(line)
-        parsed.lines.append(number)
-    parsed.items = _load_items(texts, parsed.lines, name)
+    raw = text.split("\n")
+    if raw and not raw[-1]:
+        raw.pop()  # the line feed that ends the last line
+    start = next((i for i, line in enumerate(raw) if line and not line.isspace()), len(raw))
+    if start < len(raw):
+        value = _load_line(raw[start], name, start + 1)
+        if isinstance(value, dict) and "format" in value:
+            _header(parsed, value, name, start + 1)
+            start += 1
+    texts: list[str]
+    if not any(mark in text for mark in ("\n\n", "\n ", "\n\t", "\n\r", "\n\x0b", "\n\x0c")):
+        # No blank line (the files export writes): item i is on line start + i + 1.
+        texts = raw[start:]
+        numbers: Sequence[int] = range(start + 1, start + 1 + len(texts))
+    else:
+        texts, picked = [], []
+        for number, line in enumerate(raw[start:], start + 1):
+            if line and not line.isspace():
+                texts.append(line)
+                picked.append(number)
+        numbers = picked
+    parsed.lines = numbers
+    parsed.items = _load_items(texts, numbers, name)
     parsed.texts = texts
     return parsed
 
@@ -260,7 +269,7 @@ def _load_line(line: str, name: str, number: int) -> Any:
         ) from None
 
 
-def _load_items(texts: list[str], lines: list[int], name: str) -> list[Item]:
+def _load_items(texts: list[str], lines: Sequence[int], name: str) -> list[Item]:
     """Decode and check every item line (one ``json.loads`` for all of them when they are
     all valid; line by line to name the first bad one otherwise)."""
     values: Any = None
@@ -408,7 +417,7 @@ async def import_jsonl(
     return ImportResult(target, len(rows), len(records), mode, parsed.version)
 
 
-def _line_of(problem: str, lines: list[int]) -> int:
+def _line_of(problem: str, lines: Sequence[int]) -> int:
     """The line number of the item a problem names (``"item 3 ..."``), else 0."""
     words = problem.split(maxsplit=2)
     if len(words) >= 2 and words[0] == "item" and words[1].isdigit():

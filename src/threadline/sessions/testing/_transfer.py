@@ -152,3 +152,36 @@ class TransferTests(ConformanceHarness):
         await store.import_jsonl(path, session_id="empty-import")
         info = await store.session_info("empty-import")
         assert info is not None and info.item_count == 0
+
+    @asyncio_test
+    async def test_blank_lines_escapes_and_line_endings(self, store: Any, tmp_path: Path) -> None:
+        header = json.dumps({"format": EXPORT_FORMAT, "version": 1, "session_id": "odd-lines"})
+        lines = [
+            "",
+            header,
+            "   ",
+            '{"role": "user", "content": "caf\\u00e9, spaced"}',
+            "",
+            '  {"role":"assistant","content":"padded"}  ',
+            '{"role":"user","content":"crlf"}\r',
+        ]
+        path = tmp_path / "odd.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        result = await store.import_jsonl(path)
+        assert result.session_id == "odd-lines" and result.items == 3
+        items = await store.session("odd-lines").get_items()
+        assert items == [
+            {"role": "user", "content": "café, spaced"},
+            {"role": "assistant", "content": "padded"},
+            {"role": "user", "content": "crlf"},
+        ]
+        out = tmp_path / "again.jsonl"
+        await store.export_jsonl("odd-lines", out)
+        body = out.read_text(encoding="utf-8").split("\n")[1:]
+        assert body[0] == '{"role":"user","content":"café, spaced"}'  # escapes re-encoded
+        assert [json.loads(line) for line in body if line] == items
+        lines.insert(5, '{"role": "user", "content": "\\ud800"}')  # a lone surrogate, line 6
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        with pytest.raises(UserError, match=r"odd.jsonl:6: .*not valid Unicode"):
+            await store.import_jsonl(path, session_id="odd-2")
+        assert await store.session_info("odd-2") is None
