@@ -37,6 +37,9 @@ def _stores(tmp: Path) -> dict[str, Callable[[], Any]]:
     key = bytes(range(32))
     return {
         "sqlite file": lambda: SQLiteStore(tmp / "bench.db"),
+        "sqlite file, synchronous=NORMAL": lambda: SQLiteStore(
+            tmp / "bench-normal.db", synchronous="NORMAL"
+        ),
         "memory": lambda: InMemoryStore(),
         "sqlite file, encrypted": lambda: SQLiteStore(
             tmp / "bench-enc.db", codec=EncryptionCodec(key, key_id="bench")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import json
 import os
 import tempfile
@@ -47,6 +46,7 @@ from .codec import (
 
 if TYPE_CHECKING:
     from ._base_store import Store
+    from .codec import EncodedItem, ItemCodec
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -303,6 +303,11 @@ def _parse_paused(data: bytes | str, name: str) -> _Parsed:
         return _parse(data, name)
 
 
+def _encode_paused(parsed: _Parsed, codec: ItemCodec, session_id: str) -> list[EncodedItem]:
+    with gc_paused(len(parsed.items) > 2000):
+        return encode_texts(parsed.items, parsed.texts, codec, session_id)
+
+
 def _header(parsed: _Parsed, header: dict[str, Any], name: str, number: int) -> None:
     where = f"{name}:{number}"
     if header.get("format") != EXPORT_FORMAT:
@@ -383,9 +388,7 @@ async def import_jsonl(
             f"{store._backend.where} cannot keep: import with mode='append' to take the items only"
         )
     codec = store.codec
-    rows = await asyncio.to_thread(
-        functools.partial(encode_texts, parsed.items, parsed.texts, codec, target)
-    )
+    rows = await asyncio.to_thread(_encode_paused, parsed, codec, target)
     session = store.session(target)
     payloads = {key: encode_record(codec, target, key, value) for key, value in records.items()}
     backend = store._backend
