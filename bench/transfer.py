@@ -69,6 +69,8 @@ async def _one_round(name: str, items: list[dict[str, Any]]) -> dict[str, float]
             import_s = time.perf_counter() - began
             import_cpu = time.process_time() - cpu
             assert result.items == len(items)
+            if "search" in store.capabilities:
+                await store.search("quick")  # index the imported items before the forks
             began = time.perf_counter()
             await session.fork("forked")
             fork_s = time.perf_counter() - began

@@ -389,6 +389,8 @@ async def import_jsonl(
         )
     codec = store.codec
     rows = await asyncio.to_thread(_encode_paused, parsed, codec, target)
+    version = parsed.version
+    del parsed  # the decoded items: the write needs only the rows (and the collector less)
     session = store.session(target)
     payloads = {key: encode_record(codec, target, key, value) for key, value in records.items()}
     backend = store._backend
@@ -417,7 +419,7 @@ async def import_jsonl(
                 changes.update(payloads)
                 if changes:
                     await backend.put_records(target, changes, fence)
-    return ImportResult(target, len(rows), len(records), mode, parsed.version)
+    return ImportResult(target, len(rows), len(records), mode, version)
 
 
 def _line_of(problem: str, lines: Sequence[int]) -> int:
