@@ -66,7 +66,7 @@ class TransferTests(ConformanceHarness):
         good = [json.dumps(item) for item in _history()]
         cases = [
             ("{not json", "not valid JSON"),
-            ('{"role": "wizard", "content": "x"}', "role"),
+            ('{"type": 5, "content": "x"}', "'type' must be a string"),
             ('{"role": "user", "content": NaN}', "NaN"),
             ("[1, 2]", "dict"),
         ]
