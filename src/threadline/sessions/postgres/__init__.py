@@ -1,0 +1,5 @@
+"""The PostgreSQL store (``pip install 'threadline[postgres]'``): see :mod:`.store`."""
+
+from .store import PostgresSession, PostgresStore
+
+__all__ = ["PostgresSession", "PostgresStore"]
