@@ -170,13 +170,13 @@ class PostgresBackend(StoreBackend):
         searchable = codec.searchable
         return (
             session_key(session_id),
-            session_id,
+            session_id.encode("utf-8"),
             None if fence is None else fence.owner,
             None if fence is None else fence.epoch,
             batch,
             False,
             [row.kind for row in rows],
-            [row.call_id for row in rows],
+            [None if row.call_id is None else row.call_id.encode("utf-8") for row in rows],
             [row.tokens for row in rows],
             [row.data.encode("utf-8") if isinstance(row.data, str) else row.data for row in rows],
             [_vector(codec, session_id, row) if searchable else None for row in rows],
@@ -358,7 +358,7 @@ class PostgresBackend(StoreBackend):
                     "nextval('threadline_tick')) "
                     f"ON CONFLICT (skey) DO UPDATE SET item_count = 0, {_TOUCH}",
                     skey,
-                    session_id,
+                    session_id.encode("utf-8"),
                 )
                 await conn.execute("DELETE FROM threadline_items WHERE skey = $1", skey)
                 if args is not None:
@@ -411,7 +411,7 @@ class PostgresBackend(StoreBackend):
                         source,
                         [KIND_CALL, KIND_OUTPUT],
                     )
-                    check_fork_cut(session_id, count, ((p[0], p[1], p[2]) for p in pairs))
+                    check_fork_cut(session_id, count, ((p[0], p[1], _text(p[2])) for p in pairs))
                 made = await conn.fetchval(
                     "INSERT INTO threadline_sessions AS s "
                     "(skey, session_id, item_count, created_at, updated_at, tick) "
@@ -420,7 +420,7 @@ class PostgresBackend(StoreBackend):
                     f"ON CONFLICT (skey) DO UPDATE SET item_count = $3, {_TOUCH} "
                     "WHERE s.item_count = 0 RETURNING 1",
                     target,
-                    new_session_id,
+                    new_session_id.encode("utf-8"),
                     count,
                 )
                 if made is None:
@@ -478,7 +478,7 @@ class PostgresBackend(StoreBackend):
         rows = await self.pools.run(run, retry=True, what="listing sessions")
         more = limit is not None and len(rows) > limit
         page = rows[:limit] if limit is not None else rows
-        infos = [SessionInfo.from_timestamps(r[0], int(r[1]), r[2], r[3]) for r in page]
+        infos = [SessionInfo.from_timestamps(_text(r[0]), int(r[1]), r[2], r[3]) for r in page]
         return infos, (f"t{page[-1][4]}" if more and page else None)
 
     async def session_info(self, session_id: str) -> SessionInfo | None:
@@ -492,7 +492,9 @@ class PostgresBackend(StoreBackend):
             )
 
         row = await self.pools.run(run, retry=True, what=f"reading session {session_id!r}")
-        return None if row is None else SessionInfo.from_timestamps(row[0], int(row[1]), row[2], row[3])
+        if row is None:
+            return None
+        return SessionInfo.from_timestamps(_text(row[0]), int(row[1]), row[2], row[3])
 
     async def search(
         self, terms: Sequence[str], limit: int, session_id: str | None
@@ -525,7 +527,8 @@ class PostgresBackend(StoreBackend):
             offset = 0
             while len(hits) < limit:
                 rows = await conn.fetch(sql, *params, batch, offset)
-                for sid, seq, data in rows:
+                for raw_id, seq, data in rows:
+                    sid = _text(raw_id)
                     item, problem = decode_payload(self.codec, sid, data)
                     if item is None:
                         raise CorruptItemError(sid, int(seq), problem)
@@ -620,6 +623,11 @@ class PostgresBackend(StoreBackend):
         await self.pools.run(
             run, retry=True, what=f"releasing the lease of session {session_id!r}"
         )
+
+
+def _text(value: bytes | None) -> Any:
+    """A stored UTF-8 column (session id, call id) as text."""
+    return None if value is None else bytes(value).decode("utf-8")
 
 
 def _tick_cursor(after: str | None) -> int:

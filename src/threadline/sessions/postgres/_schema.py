@@ -9,7 +9,8 @@ is missing or older (:class:`SchemaMissingError`) or newer (:class:`SchemaVersio
 Layout (version 1). Every table's primary key starts with ``skey``, the SHA-256 of the
 session id's UTF-8 bytes, so each table can be distributed by it (Citus ``create_distributed_table(
 'threadline_items', 'skey')``, co-located); ``threadline_migrations`` is a small reference
-table. The session id itself is data in ``threadline_sessions`` (any length, never an index key).
+table. The session id itself is data in ``threadline_sessions`` (its UTF-8 bytes, of any
+length, never an index key; ``call_id`` is bytes too, as PostgreSQL text cannot hold NUL).
 
 * ``threadline_sessions`` — one row per session: the id, item count, timestamps (Unix seconds,
   server clock) and ``tick``, from a sequence, that orders the listing (``threadline_sessions_recent``).
@@ -45,7 +46,7 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             """
             CREATE TABLE threadline_sessions (
                 skey bytea PRIMARY KEY,
-                session_id text NOT NULL,
+                session_id bytea NOT NULL,
                 item_count bigint NOT NULL DEFAULT 0,
                 created_at double precision NOT NULL,
                 updated_at double precision NOT NULL,
@@ -59,7 +60,7 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
                 skey bytea NOT NULL,
                 seq bigint NOT NULL,
                 kind smallint NOT NULL,
-                call_id text,
+                call_id bytea,
                 tokens integer NOT NULL,
                 data bytea NOT NULL,
                 batch uuid,
@@ -97,8 +98,8 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             """,
             """
             CREATE FUNCTION threadline_append(
-                p_skey bytea, p_session_id text, p_owner text, p_epoch bigint, p_batch uuid,
-                p_retry boolean, p_kinds smallint[], p_call_ids text[], p_tokens integer[],
+                p_skey bytea, p_session_id bytea, p_owner text, p_epoch bigint, p_batch uuid,
+                p_retry boolean, p_kinds smallint[], p_call_ids bytea[], p_tokens integer[],
                 p_data bytea[], p_search text[]
             ) RETURNS bigint LANGUAGE plpgsql AS $$
             DECLARE
