@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import CorruptItemError, LeaseLostError, UserError
 from ...items import Item
 from .._search import make_snippet, matches, word_set
 from .._window import check_fork_cut, window_size
-from ..backend import Fence, LeaseGrant, SearchHit, StoreBackend, StoreStats
+from ..backend import Fence, LeaseGrant, Payload, SearchHit, StoreBackend, StoreStats
 from ..base import SessionInfo
 from ..codec import (
     KIND_CALL,
@@ -59,7 +59,7 @@ _NEWEST = (
     "WHERE skey = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
 )
 _TOP = 1 << 62
-_APPEND = "SELECT threadline_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+_APPEND = "SELECT threadline_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 _FENCE = "SELECT threadline_check_fence($1, $2, $3)"
 _TOUCH = "updated_at = threadline_now(), tick = nextval('threadline_tick')"
 
@@ -109,7 +109,9 @@ def _fence_error(exc: BaseException, session_id: str) -> LeaseLostError | None:
 class PostgresBackend(StoreBackend):
     """Rows and transactions of one PostgreSQL schema (see the module docstring)."""
 
-    capabilities = frozenset({"window", "pop_turn", "replace", "fork", "lease", "search", "shared"})
+    capabilities = frozenset(
+        {"window", "pop_turn", "replace", "fork", "lease", "records", "search", "shared"}
+    )
 
     def __init__(self, pools: Pools, codec: ItemCodec) -> None:
         super().__init__(codec)
@@ -164,10 +166,16 @@ class PostgresBackend(StoreBackend):
             return items
 
     def _append_args(
-        self, session_id: str, rows: Sequence[EncodedItem], fence: Fence | None, batch: uuid.UUID
+        self,
+        session_id: str,
+        rows: Sequence[EncodedItem],
+        fence: Fence | None,
+        batch: uuid.UUID,
+        records: Mapping[str, Payload | None] | None = None,
     ) -> tuple[Any, ...]:
         codec = self.codec
         searchable = codec.searchable
+        keys, payloads = _record_args(records)
         return (
             session_key(session_id),
             session_id.encode("utf-8"),
@@ -180,16 +188,22 @@ class PostgresBackend(StoreBackend):
             [row.tokens for row in rows],
             [row.data.encode("utf-8") if isinstance(row.data, str) else row.data for row in rows],
             [_vector(codec, session_id, row) if searchable else None for row in rows],
+            keys,
+            payloads,
         )
 
     # ------------------------------------------------------------------ one session's items
 
     async def append(
-        self, session_id: str, rows: Sequence[EncodedItem], fence: Fence | None
+        self,
+        session_id: str,
+        rows: Sequence[EncodedItem],
+        fence: Fence | None,
+        records: Mapping[str, Payload | None] | None = None,
     ) -> None:
         import asyncpg
 
-        args = self._append_args(session_id, rows, fence, uuid.uuid4())
+        args = self._append_args(session_id, rows, fence, uuid.uuid4(), records)
 
         async def run(conn: Any, attempt: int) -> None:
             try:
@@ -441,6 +455,58 @@ class PostgresBackend(StoreBackend):
 
         await self.pools.run(run, retry=False, what=f"forking session {session_id!r}")
 
+    # ------------------------------------------------------------------ session records
+
+    async def get_record(self, session_id: str, key: str) -> Payload | None:
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> Payload | None:
+            found = await conn.fetchval(
+                "SELECT data FROM threadline_records WHERE skey = $1 AND key = $2", skey, key
+            )
+            return None if found is None else bytes(found)
+
+        return await self.pools.run(run, retry=True, what=f"reading a record of {session_id!r}")
+
+    async def list_records(self, session_id: str, prefix: str) -> list[tuple[str, Payload]]:
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> list[tuple[str, Payload]]:
+            rows = await conn.fetch(
+                "SELECT key, data FROM threadline_records WHERE skey = $1 AND key >= $2 "
+                "AND starts_with(key, $2) ORDER BY key",
+                skey,
+                prefix,
+            )
+            return [(str(row[0]), bytes(row[1])) for row in rows]
+
+        return await self.pools.run(run, retry=True, what=f"listing the records of {session_id!r}")
+
+    async def put_records(
+        self, session_id: str, records: Mapping[str, Payload | None], fence: Fence | None
+    ) -> None:
+        skey = session_key(session_id)
+        keys, payloads = _record_args(records)
+        writes = any(value is not None for value in records.values())
+
+        async def run(conn: Any, attempt: int) -> None:
+            async with conn.transaction():
+                await self._fenced(conn, skey, session_id, fence)
+                if writes:
+                    await conn.execute(
+                        "INSERT INTO threadline_sessions "
+                        "(skey, session_id, item_count, created_at, updated_at, tick) "
+                        "VALUES ($1, $2, 0, threadline_now(), threadline_now(), "
+                        "nextval('threadline_tick')) ON CONFLICT (skey) DO NOTHING",
+                        skey,
+                        session_id.encode("utf-8"),
+                    )
+                await conn.execute(
+                    "SELECT threadline_put_records($1, $2, $3)", skey, keys, payloads
+                )
+
+        await self.pools.run(run, retry=True, what=f"writing records of {session_id!r}")
+
     # ------------------------------------------------------------------ the store
 
     async def delete(self, session_id: str) -> bool:
@@ -452,6 +518,7 @@ class PostgresBackend(StoreBackend):
                     "DELETE FROM threadline_sessions WHERE skey = $1 RETURNING 1", skey
                 )
                 await conn.execute("DELETE FROM threadline_items WHERE skey = $1", skey)
+                await conn.execute("DELETE FROM threadline_records WHERE skey = $1", skey)
                 await conn.execute(
                     "DELETE FROM threadline_leases WHERE skey = $1 "
                     "AND (owner = '' OR expires_at < threadline_now())",
@@ -620,9 +687,21 @@ class PostgresBackend(StoreBackend):
                 fence.epoch,
             )
 
-        await self.pools.run(
-            run, retry=True, what=f"releasing the lease of session {session_id!r}"
-        )
+        await self.pools.run(run, retry=True, what=f"releasing the lease of session {session_id!r}")
+
+
+def _record_args(
+    records: Mapping[str, Payload | None] | None,
+) -> tuple[list[str] | None, list[bytes | None] | None]:
+    """The keys and payloads (``None``: delete) of a records write, as SQL arrays."""
+    if not records:
+        return None, None
+    keys = list(records)
+    payloads = [
+        None if value is None else value.encode("utf-8") if isinstance(value, str) else value
+        for value in records.values()
+    ]
+    return keys, payloads
 
 
 def _text(value: bytes | None) -> Any:

@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ...errors import SchemaMissingError, SessionError, StoreUnavailableError
-
 from . import _schema
 
 __all__ = ["ConnectionLost", "Pools", "Settings", "translate"]
@@ -205,7 +204,9 @@ class Pools:
     async def pool(self, *, migrate: bool = False) -> Any:
         """This event loop's pool (made, and the schema checked, on first use)."""
         if self.closed:
-            raise SessionError(f"the session store {self.settings.where} is closed: open a new store")
+            raise SessionError(
+                f"the session store {self.settings.where} is closed: open a new store"
+            )
         loop = asyncio.get_running_loop()
         pool = self._pools.get(loop)
         if pool is not None and not migrate:

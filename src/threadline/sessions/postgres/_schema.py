@@ -20,6 +20,8 @@ length, never an index key; ``call_id`` is bytes too, as PostgreSQL text cannot 
   ``call_id``, ``tokens`` choose a window without decoding ``data`` (the payload, bytes);
   ``batch`` marks the first row of each append (a retried append finds it and does nothing);
   ``search`` is the item's words as a ``tsvector`` (GIN index) for full-text search.
+* ``threadline_records`` — a session's named records (payloads sealed by the codec like
+  items), primary key ``(skey, key)``, keys in code point order (``COLLATE "C"``).
 * ``threadline_leases`` — the fenced writer lease: holder token, epoch, expiry (server clock).
 * Functions: ``threadline_check_fence`` (SQLSTATE ``TL001`` when a fence is stale; it takes a
   share lock on the lease row so a takeover waits for the write in flight) and
@@ -41,7 +43,7 @@ _MIGRATION_LOCK = 0x7468726561646C6E  # "threadln": one migrator at a time per d
 
 MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
     (
-        "sessions, items, leases, full-text search, append and fence functions",
+        "sessions, items, records, leases, full-text search, append and fence functions",
         (
             """
             CREATE TABLE threadline_sessions (
@@ -78,6 +80,25 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             )
             """,
             """
+            CREATE TABLE threadline_records (
+                skey bytea NOT NULL,
+                key text COLLATE "C" NOT NULL,
+                data bytea NOT NULL,
+                PRIMARY KEY (skey, key)
+            )
+            """,
+            """
+            CREATE FUNCTION threadline_put_records(p_skey bytea, p_keys text[], p_data bytea[])
+            RETURNS void LANGUAGE sql AS $$
+                DELETE FROM threadline_records AS r USING unnest(p_keys, p_data) AS t(key, data)
+                    WHERE r.skey = p_skey AND r.key = t.key AND t.data IS NULL;
+                INSERT INTO threadline_records (skey, key, data)
+                    SELECT p_skey, t.key, t.data FROM unnest(p_keys, p_data) AS t(key, data)
+                    WHERE t.data IS NOT NULL
+                    ON CONFLICT (skey, key) DO UPDATE SET data = EXCLUDED.data;
+            $$
+            """,
+            """
             CREATE FUNCTION threadline_now() RETURNS double precision
             LANGUAGE sql VOLATILE AS $$ SELECT extract(epoch FROM clock_timestamp())::float8 $$
             """,
@@ -100,7 +121,7 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             CREATE FUNCTION threadline_append(
                 p_skey bytea, p_session_id bytea, p_owner text, p_epoch bigint, p_batch uuid,
                 p_retry boolean, p_kinds smallint[], p_call_ids bytea[], p_tokens integer[],
-                p_data bytea[], p_search text[]
+                p_data bytea[], p_search text[], p_record_keys text[], p_record_data bytea[]
             ) RETURNS bigint LANGUAGE plpgsql AS $$
             DECLARE
                 v_n bigint := cardinality(p_data);
@@ -126,6 +147,9 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
                         CASE WHEN t.n = 1 THEN p_batch END, t.search::tsvector
                     FROM unnest(p_kinds, p_call_ids, p_tokens, p_data, p_search)
                         WITH ORDINALITY AS t(kind, call_id, tokens, data, search, n);
+                IF p_record_keys IS NOT NULL THEN
+                    PERFORM threadline_put_records(p_skey, p_record_keys, p_record_data);
+                END IF;
                 RETURN v_start;
             END $$
             """,
