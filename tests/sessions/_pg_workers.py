@@ -64,7 +64,9 @@ def run_turns(
     return asyncio.run(main())
 
 
-def hold_leases_forever(url: str, schema: str, session_ids: list[str], ttl: float, ready: str) -> None:
+def hold_leases_forever(
+    url: str, schema: str, session_ids: list[str], ttl: float, ready: str
+) -> None:
     """Take the lease of every session, write half a turn in each, signal ``ready``, then
     wait to be killed (the parent sends SIGKILL)."""
     from threadline.items import user_message
@@ -89,7 +91,12 @@ def netns_writer(url: str, session_id: str, ttl: float, log: str) -> None:
     """The app host of the multi-host test: hold the lease of ``session_id`` and write turns
     (a user message, then a two-item step) as fast as it can, logging each acknowledged
     write to ``log`` as one JSON line, until a write fails; then log the error and exit."""
-    from threadline.items import assistant_message, function_call, function_call_output, user_message
+    from threadline.items import (
+        assistant_message,
+        function_call,
+        function_call_output,
+        user_message,
+    )
     from threadline.sessions import SessionSettings
     from threadline.sessions.postgres import PostgresStore
 

@@ -90,6 +90,7 @@ def _is_connection_failure(exc: BaseException) -> bool:
             asyncpg.AdminShutdownError,
             asyncpg.CrashShutdownError,
             asyncpg.TooManyConnectionsError,
+            asyncpg.InternalClientError,  # a connection the server cut while it sat idle
         ),
     ):
         return True
@@ -267,25 +268,32 @@ class Pools:
                         "?pool_size=N) or run fewer sessions at once per process",
                         server=settings.where,
                     ) from None
+                broken = True
                 try:
                     sent = True
-                    return await operation(conn, attempt)
+                    result = await operation(conn, attempt)
+                    broken = False
+                    return result
+                except BaseException as exc:
+                    broken = _is_connection_failure(exc)
+                    raise
                 finally:
+                    with contextlib.suppress(Exception):
+                        if broken:
+                            conn.terminate()  # the pool opens a fresh one in its place
                     with contextlib.suppress(Exception):
                         await pool.release(conn)
             except SessionError:
                 raise
-            except asyncpg.PostgresError as exc:
+            except Exception as exc:
                 if not _is_connection_failure(exc):
-                    error = translate(exc, settings)
+                    error = (
+                        translate(exc, settings) if isinstance(exc, asyncpg.PostgresError) else None
+                    )
                     if error is None:
                         raise
                     raise error from None
                 failure: BaseException = exc
-            except (OSError, ConnectionError, asyncpg.InterfaceError) as exc:
-                if not _is_connection_failure(exc):
-                    raise
-                failure = exc
             error = translate(failure, settings)
             assert error is not None
             if (retry or not sent) and time.monotonic() + delay < deadline:
