@@ -135,5 +135,47 @@ def netns_writer(url: str, session_id: str, ttl: float, log: str) -> None:
     asyncio.run(main())
 
 
+def netns_setup(url: str) -> None:
+    """Create the schema (the deployment's ``threadline db migrate``)."""
+    from threadline.sessions.postgres import PostgresStore
+
+    async def main() -> None:
+        store = PostgresStore(url)
+        await store.setup()
+        await store.aclose()
+
+    asyncio.run(main())
+
+
+def netns_takeover(url: str, session_id: str, ttl: float, out: str) -> None:
+    """The second app host: wait for the lease of ``session_id`` (the cut host still holds
+    it), then record how long that took and the stored history in ``out`` (JSON)."""
+    import time
+
+    from threadline.errors import SessionBusyError
+    from threadline.sessions.postgres import PostgresStore
+
+    async def main() -> None:
+        store = PostgresStore(url)
+        session = store.session(session_id)
+        busy = False
+        try:
+            async with session.lease(wait=False):
+                pass
+        except SessionBusyError:
+            busy = True
+        started = time.monotonic()
+        async with session.lease(timeout=ttl + 20, ttl=ttl) as lease:
+            waited = time.monotonic() - started
+            items = await session.get_items()
+            await session.add_items([{"role": "user", "content": "after the takeover"}])
+            epoch = lease.epoch
+        await store.aclose()
+        with open(out, "w") as handle:
+            json.dump({"busy": busy, "waited": waited, "epoch": epoch, "items": items}, handle)
+
+    asyncio.run(main())
+
+
 if __name__ == "__main__":  # python -m tests.sessions._pg_workers NAME JSON-ARGS
     globals()[sys.argv[1]](*json.loads(sys.argv[2]))
