@@ -2,8 +2,9 @@
 
 An asyncpg pool belongs to the event loop that made it, and a store may be used from several
 (``Runner.run_sync`` runs on a loop of its own thread, ``asyncio.run`` on another), so
-:class:`Pools` keeps one pool per running loop, made on first use there; a pool whose loop
-has closed is dropped. The first connection of each pool checks the schema version
+:class:`Pools` keeps one pool per running loop, made on first use there. A small task on that
+loop closes the pool when the loop shuts down (``asyncio.run`` cancels what is left on it);
+a pool whose loop has closed is dropped. The first connection of each pool checks the schema version
 (:func:`~._schema.check`), unless the store was opened with ``create=True``, which migrates.
 
 :func:`translate` turns a driver or network failure into a threadline error that names the
@@ -141,6 +142,21 @@ def translate(exc: BaseException, settings: Settings) -> SessionError | None:
     return None
 
 
+async def _guard(pool: Any) -> None:
+    """Wait until cancelled, then close ``pool``: ``asyncio.run`` (and ``Runner.run_sync``)
+    cancel the tasks left on a loop before closing it, so a pool never outlives its loop
+    with its sockets open, even when the store is used again (or closed) on another loop."""
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        if not pool._closed:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=2)
+            except BaseException:
+                pool.terminate()
+        raise
+
+
 class Pools:
     """One asyncpg pool per event loop (see the module docstring)."""
 
@@ -148,6 +164,7 @@ class Pools:
         self.settings = settings
         self._pools: dict[asyncio.AbstractEventLoop, Any] = {}
         self._making: dict[asyncio.AbstractEventLoop, asyncio.Future[Any]] = {}
+        self._guards: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         self._lock = threading.Lock()
         self.closed = False
 
@@ -199,6 +216,7 @@ class Pools:
             dead = [loop for loop in self._pools if loop.is_closed()]
             for loop in dead:
                 pool = self._pools.pop(loop)
+                self._guards.pop(loop, None)
                 with contextlib.suppress(Exception):
                     pool.terminate()
 
@@ -230,6 +248,7 @@ class Pools:
                 raise
             with self._lock:
                 self._pools[loop] = pool
+                self._guards[loop] = loop.create_task(_guard(pool), name="threadline-pg-pool")
             del self._making[loop]
             making.set_result(pool)
             return pool
@@ -325,7 +344,15 @@ class Pools:
             loop = None
         with self._lock:
             pools = dict(self._pools)
+            guards = dict(self._guards)
             self._pools.clear()
+            self._guards.clear()
+        for pool_loop, guard in guards.items():
+            if pool_loop is loop:
+                guard.cancel()
+            elif not pool_loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    pool_loop.call_soon_threadsafe(guard.cancel)
         for pool_loop, pool in pools.items():
             if pool_loop is loop:
                 try:
