@@ -115,7 +115,7 @@ class SQLiteSide(ThreadlineSide):
     @classmethod
     async def drop_target(cls, target: str) -> None:
         for suffix in ("", "-wal", "-shm"):
-            Path(target + suffix).unlink(missing_ok=True)
+            Path(target + suffix).unlink(missing_ok=True)  # noqa: ASYNC240
 
     def make_store(self) -> Any:
         from threadline.sessions import SQLiteStore
@@ -171,7 +171,7 @@ class PostgresSide(ThreadlineSide):
     def make_store(self) -> Any:
         from threadline.sessions.postgres import PostgresStore
 
-        return PostgresStore(PG_URL, schema=self.target, pool_size=20)
+        return PostgresStore(PG_URL, schema=self.target, pool_size=8)
 
     async def bulk(self, session_id: str, count: int) -> None:
         import hashlib
@@ -235,7 +235,8 @@ class SdkSQLAlchemySide(Side):
         url = PG_URL.replace("postgresql://", "postgresql+asyncpg://")
         self.engine = create_async_engine(
             url,
-            pool_size=20,
+            pool_size=8,
+            max_overflow=0,
             connect_args={"server_settings": {"search_path": self.target}},
         )
         self.sessions: dict[str, Any] = {}

@@ -9,8 +9,9 @@
   statement; a read of more than one chunk runs in a repeatable-read snapshot).
 * **Other writes** (pop, pop turn, replace, clear, fork, delete) are short transactions that
   check the fence first (``threadline_check_fence``), then lock the session row.
-* **Leases** are a row per session; expiry is judged by the server's clock, so app hosts
-  whose clocks differ agree on it.
+* **Leases** are a row per session, changed by one function call each (committed without
+  waiting for the WAL flush); expiry is judged by the server's clock, so app hosts whose
+  clocks differ agree on it.
 * **Search** matches the items' word vectors (``tsvector`` built from the same word rules as
   every backend, GIN index), then verifies each hit against the item.
 """
@@ -630,26 +631,14 @@ class PostgresBackend(StoreBackend):
 
         async def run(conn: Any, attempt: int) -> LeaseGrant:
             while True:
-                epoch = await conn.fetchval(
-                    "INSERT INTO threadline_leases AS l (skey, owner, epoch, expires_at) "
-                    "VALUES ($1, $2, 1, threadline_now() + $3) ON CONFLICT (skey) DO UPDATE "
-                    "SET owner = EXCLUDED.owner, epoch = l.epoch + 1, "
-                    "expires_at = EXCLUDED.expires_at "
-                    "WHERE l.owner = '' OR l.owner = EXCLUDED.owner "
-                    "OR l.expires_at <= threadline_now() RETURNING epoch",
-                    skey,
-                    owner,
-                    ttl,
-                )
-                if epoch is not None:
-                    return LeaseGrant(True, int(epoch))
                 row = await conn.fetchrow(
-                    "SELECT owner, epoch, expires_at - threadline_now() FROM threadline_leases "
-                    "WHERE skey = $1",
-                    skey,
+                    "SELECT * FROM threadline_lease_acquire($1, $2, $3)", skey, owner, ttl
                 )
-                if row is not None:
-                    return LeaseGrant(False, int(row[1]), str(row[0]), max(0.0, float(row[2])))
+                if row is None:  # the row was deleted between the two steps: try again
+                    continue
+                if row[0]:
+                    return LeaseGrant(True, int(row[1]))
+                return LeaseGrant(False, int(row[1]), str(row[2]), max(0.0, float(row[3])))
 
         return await self.pools.run(
             run, retry=True, what=f"taking the lease of session {session_id!r}"
@@ -659,15 +648,10 @@ class PostgresBackend(StoreBackend):
         skey = session_key(session_id)
 
         async def run(conn: Any, attempt: int) -> bool:
-            status = await conn.execute(
-                "UPDATE threadline_leases SET expires_at = threadline_now() + $4 "
-                "WHERE skey = $1 AND owner = $2 AND epoch = $3",
-                skey,
-                fence.owner,
-                fence.epoch,
-                ttl,
+            kept = await conn.fetchval(
+                "SELECT threadline_lease_renew($1, $2, $3, $4)", skey, fence.owner, fence.epoch, ttl
             )
-            return _status_count(status) == 1
+            return bool(kept)
 
         return await self.pools.run(
             run, retry=True, what=f"renewing the lease of session {session_id!r}"
@@ -680,11 +664,7 @@ class PostgresBackend(StoreBackend):
 
         async def run(conn: Any, attempt: int) -> None:
             await conn.execute(
-                "UPDATE threadline_leases SET owner = '', expires_at = 0 "
-                "WHERE skey = $1 AND owner = $2 AND epoch = $3",
-                skey,
-                fence.owner,
-                fence.epoch,
+                "SELECT threadline_lease_release($1, $2, $3)", skey, fence.owner, fence.epoch
             )
 
         await self.pools.run(run, retry=True, what=f"releasing the lease of session {session_id!r}")

@@ -149,7 +149,7 @@ async def _guard(pool: Any) -> None:
     try:
         await asyncio.Event().wait()
     except asyncio.CancelledError:
-        if not pool._closed:
+        if not pool.is_closing():  # not already closed, or being closed by aclose()
             try:
                 await asyncio.wait_for(pool.close(), timeout=2)
             except BaseException:

@@ -24,8 +24,12 @@ length, never an index key; ``call_id`` is bytes too, as PostgreSQL text cannot 
   items), primary key ``(skey, key)``, keys in code point order (``COLLATE "C"``).
 * ``threadline_leases`` — the fenced writer lease: holder token, epoch, expiry (server clock).
 * Functions: ``threadline_check_fence`` (SQLSTATE ``TL001`` when a fence is stale; it takes a
-  share lock on the lease row so a takeover waits for the write in flight) and
-  ``threadline_append`` (a whole append in one round trip).
+  share lock on the lease row so a takeover waits for the write in flight),
+  ``threadline_append`` (a whole append in one round trip) and ``threadline_lease_acquire`` /
+  ``_renew`` / ``_release``, which commit without waiting for the WAL flush
+  (``synchronous_commit = off`` for that transaction only): a lease change lost in a server
+  crash only makes its holder's next write fail its fence check, and any item written under
+  a lease is flushed after (so together with) the lease row that allowed it.
 """
 
 from __future__ import annotations
@@ -115,6 +119,48 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
                         MESSAGE = 'this run held epoch ' || p_epoch ||
                         coalesce('; the session''s lease is now at epoch ' || v_epoch, '');
                 END IF;
+            END $$
+            """,
+            """
+            CREATE FUNCTION threadline_lease_acquire(p_skey bytea, p_owner text, p_ttl float8)
+            RETURNS TABLE (acquired boolean, epoch bigint, owner text, expires_in float8)
+            LANGUAGE plpgsql AS $$
+            DECLARE v_epoch bigint;
+            BEGIN
+                PERFORM set_config('synchronous_commit', 'off', true);
+                INSERT INTO threadline_leases AS l (skey, owner, epoch, expires_at)
+                    VALUES (p_skey, p_owner, 1, threadline_now() + p_ttl)
+                    ON CONFLICT (skey) DO UPDATE SET owner = EXCLUDED.owner,
+                        epoch = l.epoch + 1, expires_at = EXCLUDED.expires_at
+                    WHERE l.owner = '' OR l.owner = EXCLUDED.owner
+                        OR l.expires_at <= threadline_now()
+                    RETURNING l.epoch INTO v_epoch;
+                IF v_epoch IS NOT NULL THEN
+                    RETURN QUERY SELECT true, v_epoch, p_owner, p_ttl;
+                ELSE
+                    RETURN QUERY SELECT false, l.epoch, l.owner, l.expires_at - threadline_now()
+                        FROM threadline_leases AS l WHERE l.skey = p_skey;
+                END IF;
+            END $$
+            """,
+            """
+            CREATE FUNCTION threadline_lease_renew(
+                p_skey bytea, p_owner text, p_epoch bigint, p_ttl float8
+            ) RETURNS boolean LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM set_config('synchronous_commit', 'off', true);
+                UPDATE threadline_leases SET expires_at = threadline_now() + p_ttl
+                    WHERE skey = p_skey AND owner = p_owner AND epoch = p_epoch;
+                RETURN FOUND;
+            END $$
+            """,
+            """
+            CREATE FUNCTION threadline_lease_release(p_skey bytea, p_owner text, p_epoch bigint)
+            RETURNS void LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM set_config('synchronous_commit', 'off', true);
+                UPDATE threadline_leases SET owner = '', expires_at = 0
+                    WHERE skey = p_skey AND owner = p_owner AND epoch = p_epoch;
             END $$
             """,
             """
