@@ -83,6 +83,20 @@ def test_urls_and_options() -> None:
             open_store(bad)
 
 
+def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from threadline.errors import MissingDependencyError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "asyncpg" else real(name, *a)
+    )
+    with pytest.raises(MissingDependencyError, match=r"'asyncpg'.*\[postgres\]") as caught:
+        open_store("postgresql://app@db/chat")
+    assert caught.value.extra == "postgres"
+
+
 async def test_unreachable_server_names_it() -> None:
     store = open_store(
         f"postgresql://app:hunter2@127.0.0.1:{_free_port()}/chat", retry_for=0.3, connect_timeout=1
