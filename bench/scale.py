@@ -223,6 +223,12 @@ class SdkSQLAlchemySide(Side):
     async def make_target(cls) -> str:
         schema = f"tl_sdk_{uuid.uuid4().hex[:10]}"
         await _pg_execute(f'CREATE SCHEMA "{schema}"')
+        side = cls(schema)
+        await side.open()
+        try:  # its tables, once (four processes creating them at once collide)
+            await side._session("setup", create=True).get_items()
+        finally:
+            await side.close()
         return schema
 
     @classmethod
@@ -244,12 +250,12 @@ class SdkSQLAlchemySide(Side):
     async def close(self) -> None:
         await self.engine.dispose()
 
-    def _session(self, session_id: str) -> Any:
+    def _session(self, session_id: str, create: bool = False) -> Any:
         from agents.extensions.memory import SQLAlchemySession
 
         found = self.sessions.get(session_id)
         if found is None:
-            found = SQLAlchemySession(session_id, engine=self.engine, create_tables=True)
+            found = SQLAlchemySession(session_id, engine=self.engine, create_tables=create)
             self.sessions[session_id] = found
         return found
 
