@@ -330,6 +330,30 @@ async def test_server_restart_during_runs_leaves_whole_turns(
     assert outcomes.count("ok") >= 10, outcomes
 
 
+async def test_token_windows_wider_than_one_read_match_the_reference() -> None:
+    from threadline.sessions.testing import reference_window
+
+    store = PostgresStore(POSTGRES_URL, schema=new_postgres_schema(), create=True)
+    session = store.session("long")
+    history: list[Any] = []
+    for turn in range(400):  # 1200 items: many chunks of the windowed read
+        history += [
+            user_message(f"q{turn}"),
+            assistant_message(f"a{turn}"),
+            assistant_message("x" * (turn % 7)),
+        ]
+    await session.add_items(history)
+    try:
+        for max_tokens in (5, 700, 3000, 9000, 10**6):
+            expected = reference_window(history, None, max_tokens)
+            assert await session.get_window(max_tokens=max_tokens) == expected, max_tokens
+        assert await session.get_window(max_items=1000, max_tokens=10**6) == reference_window(
+            history, 1000, 10**6
+        )
+    finally:
+        await store.aclose()
+
+
 def test_explain_window_and_limit_are_index_range_scans() -> None:
     async def main() -> list[str]:
         store = PostgresStore(POSTGRES_URL, schema=new_postgres_schema(), create=True)

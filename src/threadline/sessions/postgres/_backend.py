@@ -263,23 +263,22 @@ class PostgresBackend(StoreBackend):
             taken.reverse()
             return self._decode(session_id, [(r[0], r[4]) for r in taken])
 
-        def enough(rows: list[Any], asked: int) -> bool:
-            if len(rows) < asked or max_items is not None:
-                return True
+        def spent(rows: list[Any]) -> bool:
             return max_tokens is not None and sum(r[3] for r in rows) > max_tokens
 
         async def run(conn: Any, attempt: int) -> list[Item]:
             asked = max_items + 1 if max_items is not None else _WINDOW_CHUNK
             rows = await conn.fetch(_NEWEST, skey, _TOP, asked)
-            if enough(rows, asked):
+            if max_items is not None or len(rows) < asked or spent(rows):
                 return choose(rows)
+            # A token budget wider than one chunk: read on, newest first, in one snapshot.
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 rows = []
                 below = _TOP
                 while True:
                     chunk = await conn.fetch(_NEWEST, skey, below, asked)
                     rows.extend(chunk)
-                    if len(chunk) < asked or enough(rows, len(rows) + 1):
+                    if len(chunk) < asked or spent(rows):
                         return choose(rows)
                     below = chunk[-1][0]
                     asked = min(asked * 4, _CHUNK)

@@ -84,6 +84,7 @@ def _is_connection_failure(exc: BaseException) -> bool:
         exc,
         (
             OSError,
+            asyncio.TimeoutError,  # not an OSError before Python 3.11
             ConnectionError,
             asyncpg.ConnectionDoesNotExistError,
             asyncpg.CannotConnectNowError,
@@ -123,8 +124,9 @@ def translate(exc: BaseException, settings: Settings) -> SessionError | None:
         )
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return StoreUnavailableError(
-            f"the PostgreSQL server {where} did not answer within "
-            f"{settings.connect_timeout:g}s: check that it is running and reachable",
+            f"the PostgreSQL server {where} did not answer in time (connect_timeout "
+            f"{settings.connect_timeout:g}s, command_timeout {settings.command_timeout}); "
+            f"retried for {settings.retry_for:g}s: check that it is running and reachable",
             server=where,
         )
     if _is_connection_failure(exc):
