@@ -102,8 +102,8 @@ def open_store(url: str, **options: Any) -> Store:
       (``?synchronous=NORMAL&lock_timeout=10``). A bare path with no scheme is a SQLite file.
     * ``memory://`` — an :class:`~threadline.sessions.InMemoryStore`, gone with the process.
     * ``postgresql://user@host:5432/db`` (or ``postgres://``) — a
-      :class:`~threadline.sessions.postgres.PostgresStore` (``pip install
-      'threadline[postgres]'``); query parameters set its options (``?pool_size=20``). Its
+      :class:`~threadline.sessions.postgres.PostgresStore` (the ``postgres``
+      extra: ``pip install -e '.[postgres]'`` in a checkout); query parameters set its options (``?pool_size=20``). Its
       schema is made by ``await store.setup()`` / ``threadline db migrate --store URL``.
 
     ``options`` are passed to the store's constructor (``codec=`` for example). An unknown

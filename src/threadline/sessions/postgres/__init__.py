@@ -1,4 +1,4 @@
-"""The PostgreSQL store (``pip install 'threadline[postgres]'``): see :mod:`.store`."""
+"""The PostgreSQL store (the ``postgres`` extra: ``pip install -e '.[postgres]'`` in a checkout): see :mod:`.store`."""
 
 from .store import PostgresSession, PostgresStore
 
