@@ -378,3 +378,22 @@ def test_explain_window_and_limit_are_index_range_scans() -> None:
     (plan,) = asyncio.run(main())
     assert "Index Scan Backward using threadline_items_pkey" in plan, plan
     assert "Sort" not in plan, plan
+
+
+async def test_one_pool_per_event_loop_closed_with_its_loop() -> None:
+    store = PostgresStore(POSTGRES_URL, schema=new_postgres_schema(), create=True)
+    await store.session("s").add_items([user_message("x")])
+    await store.setup()  # through the pool this loop already has
+    guards = [t for t in asyncio.all_tasks() if t.get_name() == "threadline-pg-pool"]
+    assert len(guards) == 1
+
+    def other_loop() -> list[Any]:
+        async def use() -> list[Any]:
+            return await store.session("s").get_items()
+
+        return asyncio.run(use())  # a second pool, closed when that loop shuts down
+
+    assert await asyncio.to_thread(other_loop) == [user_message("x")]
+    assert len(store._backend.pools._pools) == 2
+    await store.aclose()
+    assert guards[0].done()

@@ -250,7 +250,8 @@ class Pools:
                 raise
             with self._lock:
                 self._pools[loop] = pool
-                self._guards[loop] = loop.create_task(_guard(pool), name="threadline-pg-pool")
+                if loop not in self._guards:
+                    self._guards[loop] = loop.create_task(_guard(pool), name="threadline-pg-pool")
             del self._making[loop]
             making.set_result(pool)
             return pool
