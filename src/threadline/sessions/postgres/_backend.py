@@ -27,7 +27,15 @@ from ...errors import CorruptItemError, LeaseLostError, UserError
 from ...items import Item
 from .._search import make_snippet, matches, word_set
 from .._window import check_fork_cut, window_size
-from ..backend import Fence, LeaseGrant, Payload, SearchHit, StoreBackend, StoreStats
+from ..backend import (
+    Fence,
+    LeaseGrant,
+    Payload,
+    SearchHit,
+    StoreBackend,
+    StoreStats,
+    TailWindow,
+)
 from ..base import SessionInfo
 from ..codec import (
     KIND_CALL,
@@ -282,6 +290,52 @@ class PostgresBackend(StoreBackend):
                         return choose(rows)
                     below = chunk[-1][0]
                     asked = min(asked * 4, _CHUNK)
+
+        return await self.pools.run(run, retry=True, what=f"reading session {session_id!r}")
+
+    async def window_since(
+        self, session_id: str, start: int, max_items: int | None, max_tokens: int | None
+    ) -> TailWindow:
+        """The items from position ``start`` on, in one snapshot: a range scan of the tail
+        (the part a compaction summary does not cover), never the whole history."""
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> TailWindow:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                count = await conn.fetchval(
+                    "SELECT item_count FROM threadline_sessions WHERE skey = $1", skey
+                )
+                count = int(count or 0)
+                if start > count:
+                    return TailWindow(count, None, [], 0)
+                rows = list(
+                    await conn.fetch(
+                        "SELECT seq, kind, call_id, tokens, data FROM threadline_items "
+                        "WHERE skey = $1 AND seq >= $2 ORDER BY seq DESC",
+                        skey,
+                        start,
+                    )
+                )
+                anchor = None
+                if start > 0:
+                    found = await conn.fetchrow(
+                        "SELECT seq, data FROM threadline_items WHERE skey = $1 AND seq = $2",
+                        skey,
+                        start - 1,
+                    )
+                    if found is not None:
+                        anchor = self._decode(session_id, [found])[0]
+            tail_tokens = sum(int(r[3]) for r in rows)
+            if max_items is None and max_tokens is None:
+                size = len(rows)
+            elif max_items == 0 or max_tokens == 0:
+                size = 0
+            else:
+                size = window_size(((r[1], r[2], r[3]) for r in rows), max_items, max_tokens)
+            taken = rows[:size]
+            taken.reverse()
+            items = self._decode(session_id, [(r[0], r[4]) for r in taken])
+            return TailWindow(count, anchor, items, tail_tokens)
 
         return await self.pools.run(run, retry=True, what=f"reading session {session_id!r}")
 
