@@ -17,6 +17,7 @@ _EXPORTS: dict[str, str] = {
     "handoff": ".agent",
     "RunContextWrapper": ".context",
     "ToolContext": ".context",
+    "ContextWindowExceededError": ".errors",
     "CorruptItemError": ".errors",
     "GuardrailFunctionOutput": ".guardrails",
     "InputGuardrail": ".guardrails",
@@ -97,6 +98,7 @@ __all__ = [
     "Agent",
     "AgentUpdatedStreamEvent",
     "AsyncOpenAI",
+    "ContextWindowExceededError",
     "CorruptItemError",
     "FunctionTool",
     "GuardrailFunctionOutput",
@@ -183,6 +185,7 @@ if TYPE_CHECKING:
     from .agent import Agent, Handoff, handoff
     from .context import RunContextWrapper, ToolContext
     from .errors import (
+        ContextWindowExceededError,
         CorruptItemError,
         GuardrailTripwireTriggered,
         InputGuardrailTripwireTriggered,

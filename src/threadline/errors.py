@@ -16,6 +16,7 @@ ThreadlineError
 │   │   └── OutputGuardrailTripwireTriggered   an output guardrail rejected the final output
 │   └── ModelError                the model endpoint failed (HTTP status, network, timeout)
 │       ├── ModelAuthenticationError   401/403: the key is missing or wrong
+│       ├── ContextWindowExceededError the request did not fit the model's context window
 │       ├── ModelRateLimitError        429 after the client's retries
 │       ├── ModelTimeoutError          no answer within the timeout
 │       └── ModelConnectionError       the endpoint could not be reached
@@ -35,6 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ContextWindowExceededError",
     "CorruptItemError",
     "GuardrailTripwireTriggered",
     "InputGuardrailTripwireTriggered",
@@ -175,6 +177,15 @@ class ModelError(RunError):
 
 class ModelAuthenticationError(ModelError):
     """The endpoint refused the credentials (HTTP 401 or 403)."""
+
+
+class ContextWindowExceededError(ModelError):
+    """The endpoint refused the request because it does not fit the model's context window.
+
+    The message names the fixes: send less history (``--max-history-tokens`` in the CLI,
+    ``SessionSettings(max_tokens=...)`` in code) or tell threadline the model's window
+    (``ModelSettings(context_window=...)``), so that the runner's default window fits it.
+    """
 
 
 class ModelRateLimitError(ModelError):

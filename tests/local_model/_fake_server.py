@@ -8,6 +8,9 @@ stdin, one reply line on stdout, serve until stdin closes) without loading any m
   text is ``" Hello there.\\n"`` (whitespace on purpose); every request body is appended to
   the file ``argv[2]`` as one JSON line. Requests without the right bearer key get 401.
 * ``slow``: like ``ok`` after a 0.6 s "load".
+* ``ctx``: like ``ok``, but a request whose prompt (about four characters a token, plus the
+  chat template) and ``max_tokens`` exceed the ``context_size`` it was started with gets
+  llama.cpp's HTTP 400 ``exceed_context_size_error``.
 * ``error``: reply with an error and exit 1.
 * ``exit``: exit 3 without a reply.
 * ``hang``: never reply.
@@ -28,6 +31,12 @@ from typing import Any
 
 PREFIX = "threadline-local-server "
 REPLY = " Hello there.\n"
+TEMPLATE_TOKENS = 420  # about what the real chat template's preamble and examples take
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    chars = sum(len(str(m.get("content") or "")) for m in body.get("messages", []))
+    return TEMPLATE_TOKENS + chars // 4
 
 
 def _completion(body: dict[str, Any]) -> dict[str, Any]:
@@ -109,6 +118,13 @@ def main() -> int:
             if record:
                 with open(record, "a") as f:
                     f.write(json.dumps(body) + "\n")
+            n_ctx = int(settings.get("context_size", 8192))
+            needed = _prompt_tokens(body) + int(body.get("max_tokens") or 0)
+            if mode == "ctx" and needed > n_ctx:
+                message = "the request exceeds the available context size, try increasing it"
+                error = {"code": 400, "message": message, "type": "exceed_context_size_error"}
+                self._send(400, {"error": {**error, "n_prompt_tokens": needed, "n_ctx": n_ctx}})
+                return
             if not body.get("stream"):
                 self._send(200, _completion(body))
                 return

@@ -69,12 +69,29 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
         "--api-key-env", metavar="VAR", help="environment variable holding the API key"
     )
     parser.add_argument(
+        "--max-history-tokens",
+        type=_positive_int,
+        metavar="N",
+        help="send at most N estimated tokens of stored history per request "
+        "(default: what fits the model's context window)",
+    )
+    parser.add_argument(
         "--instructions",
         metavar="TEXT",
         default="You are a helpful assistant. Reply concisely.",
         help="the assistant's instructions",
     )
     _verbose_argument(parser, after=True)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
 
 
 def _version() -> str:

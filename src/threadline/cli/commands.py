@@ -13,8 +13,8 @@ from typing import Any
 from ..agent import Agent
 from ..errors import UserError
 from ..models.base import Model
-from ..run import Runner
-from ..sessions import SessionInfo, SessionStore, SQLiteStore
+from ..run import RunConfig, Runner
+from ..sessions import SessionInfo, SessionSettings, SessionStore, SQLiteStore
 from ..sessions import open_store as open_store_url
 from ._paths import default_db_path, new_session_id
 from ._progress import LoadProgress
@@ -30,6 +30,7 @@ __all__ = [
     "model_name",
     "open_store",
     "pick_session",
+    "run_config_from_args",
     "store_name",
 ]
 
@@ -158,6 +159,13 @@ def _continuing(info: SessionInfo) -> str:
     return f"continuing {info.session_id}: {info.item_count} items, last {when}"
 
 
+def run_config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run settings ``chat`` and ``ask`` pass on: ``--max-history-tokens`` becomes
+    ``SessionSettings(max_tokens=N)``, which wins over the window fitted to the model."""
+    limit = getattr(args, "max_history_tokens", None)
+    return RunConfig(session_settings=SessionSettings(max_tokens=limit) if limit else None)
+
+
 def chat_command(args: argparse.Namespace) -> int:
     """Start the REPL on the chosen session."""
     store = open_store(args.db, args.store)
@@ -174,6 +182,7 @@ def chat_command(args: argparse.Namespace) -> int:
         err=sys.stderr,
         interactive=interactive,
         model_name=model_name(model),
+        run_config=run_config_from_args(args),
     )
     return run_repl(app)
 
@@ -192,7 +201,9 @@ def ask_command(args: argparse.Namespace) -> int:
             hint = f" (continue it with --session {session_id} or -c)" if new else ""
             print(line + hint, file=sys.stderr)
             session = store.session(session_id)
-            result = await Runner.run(agent, args.question, session=session)
+            result = await Runner.run(
+                agent, args.question, session=session, run_config=run_config_from_args(args)
+            )
             return result.final_output
         finally:
             await _close_client(model)

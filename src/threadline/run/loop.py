@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,12 +21,14 @@ from ..errors import (
     MaxTurnsExceeded,
     ModelBehaviorError,
     OutputGuardrailTripwireTriggered,
+    ThreadlineError,
     UserError,
 )
 from ..items import Item, function_call_output, input_to_items
 from ..models.base import Model, ModelRequest, ModelResponse, ResponseCompleted
 from ..tracing import span
 from .config import RunConfig
+from .context_budget import history_budget
 from .events import (
     AgentUpdatedStreamEvent,
     RunItemStreamEvent,
@@ -52,6 +55,8 @@ if TYPE_CHECKING:
 __all__ = ["run_agent"]
 
 Emit = Callable[[StreamEvent], None]
+
+logger = logging.getLogger("threadline.run")
 
 _ITEM_EVENTS = {
     "message_output_item": "message_output_created",
@@ -129,7 +134,12 @@ async def run_agent(
             if memory is None:
                 run.model_input = list(new_input)
             else:  # a guarded input is stored only once the guardrails let it through
-                run.model_input = await memory.start(new_input, save=not guarded)
+                budget = None
+                if memory.settings.max_tokens is None:  # an explicit budget always wins
+                    budget = await _default_history_budget(run, new_input)
+                run.model_input = await memory.start(
+                    new_input, save=not guarded, default_max_tokens=budget
+                )
                 run.unsaved_input = list(new_input) if guarded else []
             final_output = await _turns(run)
         if run_span is not None:
@@ -147,6 +157,37 @@ async def run_agent(
 
 
 _NOT_FINAL: Any = object()
+
+
+async def _default_history_budget(run: _Run, new_input: list[Item]) -> int | None:
+    """The history budget that fits the starting agent's model, or ``None`` when its context
+    window is unknown (or the model cannot be resolved yet: the first call says why)."""
+    agent = run.agent
+    try:
+        model = resolve_model(agent, run.config)
+    except ThreadlineError:
+        return None
+    schema = agent.output_schema
+    budget = history_budget(
+        model,
+        agent.model_settings.resolve(run.config.model_settings),
+        instructions=await agent.get_instructions(run.context),
+        tools=tool_specs(agent),
+        output_schema=schema.output_schema if schema is not None else None,
+        new_input=new_input,
+    )
+    if budget is None:
+        return None
+    logger.debug(
+        "threadline: model %r: context window %d tokens, %d reserved for the reply, %d for "
+        "instructions, tools and input; history budget %d tokens",
+        getattr(model, "model", model),
+        budget.context_window,
+        budget.reserved_reply,
+        budget.fixed,
+        budget.history_tokens,
+    )
+    return budget.history_tokens
 
 
 async def _turns(run: _Run) -> Any:

@@ -68,9 +68,15 @@ class SessionMemory:
         self.input_callback = input_callback
         self._extra: dict[str, Any] = {"wrapper": context} if wants_wrapper(session) else {}
 
-    async def load_history(self) -> list[Item]:
-        """The stored window this run sends, repaired so that it is valid to send."""
+    async def load_history(self, default_max_tokens: int | None = None) -> list[Item]:
+        """The stored window this run sends, repaired so that it is valid to send.
+
+        ``default_max_tokens`` (the budget that fits the model's context window) applies when
+        the settings set no ``max_tokens``: an explicit setting always wins.
+        """
         limit, max_tokens = self.settings.limit, self.settings.max_tokens
+        if max_tokens is None:
+            max_tokens = default_max_tokens
         get_window = getattr(self.session, "get_window", None)
         extra = self._extra
         if callable(get_window) and (not extra or _declares_wrapper(get_window)):
@@ -90,13 +96,20 @@ class SessionMemory:
         )
         return repaired
 
-    async def start(self, new_items: list[Item], *, save: bool = True) -> list[Item]:
+    async def start(
+        self,
+        new_items: list[Item],
+        *,
+        save: bool = True,
+        default_max_tokens: int | None = None,
+    ) -> list[Item]:
         """Load history, merge the new input into it, persist the new input (unless ``save``
         is false: a guarded input is saved once the guardrails passed).
 
-        Returns the items to send to the model.
+        ``default_max_tokens`` is passed to :meth:`load_history`. Returns the items to send to
+        the model.
         """
-        history = await self.load_history()
+        history = await self.load_history(default_max_tokens)
         if self.input_callback is not None:
             merged = self.input_callback(history, list(new_items))
             if inspect.isawaitable(merged):

@@ -1,0 +1,211 @@
+"""The default history window fits the model's context window; an explicit budget wins.
+
+Through the real openai client against the scripted server: every request of a long session
+stays inside the budget, and the budget follows ``ModelSettings(context_window=...)``, the
+table of well-known names, the reply reserve, the instructions and the tools.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from openai import AsyncOpenAI
+
+from threadline import (
+    Agent,
+    ContextWindowExceededError,
+    InMemorySession,
+    ModelSettings,
+    OpenAIChatCompletionsModel,
+    RunConfig,
+    Runner,
+    SessionSettings,
+    UserError,
+    function_tool,
+)
+from threadline.models.context_windows import context_window_of, known_context_window
+from threadline.run.context_budget import SAFETY_MARGIN, history_budget
+from threadline.run.steps import tool_specs
+from threadline.sessions.codec import estimate_tokens
+from threadline.testing import ScriptedServer, error, raw, reply
+
+TEXT = "Tell me more about the history of the bridge and its towers, please. " * 6  # ~420 chars
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    with ScriptedServer() as srv:
+        srv.responder = lambda request: reply("Noted: the bridge has a long history. " * 3)
+        yield srv
+
+
+def model(server: ScriptedServer, name: str = "test-model") -> OpenAIChatCompletionsModel:
+    client = AsyncOpenAI(api_key="k", base_url=server.base_url, max_retries=0)
+    return OpenAIChatCompletionsModel(model=name, openai_client=client)
+
+
+def history_tokens(body: dict[str, Any]) -> int:
+    """Estimated tokens of the history a request carried (everything but system and the
+    newest user message)."""
+    messages = [m for m in body["messages"] if m["role"] != "system"][:-1]
+    return sum(estimate_tokens(json.dumps(m)) for m in messages)
+
+
+def request_tokens(body: dict[str, Any]) -> int:
+    return sum(estimate_tokens(json.dumps(m)) for m in body["messages"])
+
+
+async def test_a_long_session_never_exceeds_the_window(server: ScriptedServer) -> None:
+    window = 3000
+    settings = ModelSettings(context_window=window, max_tokens=300)
+    agent = Agent(name="a", instructions="Be brief.", model=model(server), model_settings=settings)
+    session = InMemorySession("long")
+    for turn in range(40):
+        await Runner.run(agent, f"{turn}: {TEXT}", session=session)
+    bodies = [r.body for r in server.requests]
+    assert len(bodies) == 40
+    assert all(request_tokens(body) + 300 <= window for body in bodies)
+    assert len(await session.get_items()) == 80  # nothing stored is lost, only not sent
+    last = bodies[-1]["messages"]
+    assert not any(m["content"].startswith("0: ") for m in last if m["role"] == "user")
+    assert request_tokens(bodies[-1]) > window // 2  # the window is used, not wasted
+
+
+async def test_an_explicit_budget_always_wins(server: ScriptedServer) -> None:
+    agent = Agent(name="a", model=model(server), model_settings=ModelSettings(context_window=1000))
+    session = InMemorySession("s", session_settings=SessionSettings(max_tokens=50_000))
+    await session.add_items([{"role": "user", "content": f"{i}: {TEXT}"} for i in range(20)])
+    await Runner.run(agent, "go on", session=session)
+    assert len(server.requests[-1].body["messages"]) == 21  # the session's own setting
+    config = RunConfig(session_settings=SessionSettings(max_tokens=400))
+    await Runner.run(agent, "go on", session=session, run_config=config)
+    assert history_tokens(server.requests[-1].body) <= 400  # the run's setting
+    await Runner.run(agent, "go on", session=InMemorySession("t"), run_config=config)
+
+
+async def test_a_known_model_name_gets_its_window_and_an_unknown_one_sends_everything(
+    server: ScriptedServer,
+) -> None:
+    session = InMemorySession("s")
+    await session.add_items([{"role": "user", "content": f"{i}: {TEXT}"} for i in range(80)])
+    await Runner.run(Agent(name="a", model=model(server, "gpt-4")), "go on", session=session)
+    sent = server.requests[-1].body
+    assert request_tokens(sent) + 1024 <= 8192 and len(sent["messages"]) < 81
+    await Runner.run(Agent(name="a", model=model(server, "my-own-model")), "x", session=session)
+    assert len(server.requests[-1].body["messages"]) == 83  # unknown window: no default cut
+
+
+def test_the_budget_counts_instructions_tools_input_and_the_reply() -> None:
+    @function_tool
+    def lookup(query: str) -> str:
+        """Look something up.
+
+        Args:
+            query: What to look up.
+        """
+        return query
+
+    agent = Agent(name="a", tools=[lookup])
+    tools = tool_specs(agent)
+    settings = ModelSettings(context_window=8000, max_tokens=500)
+    bare = history_budget(object(), settings, instructions=None)
+    assert bare is not None and bare.reserved_reply == 500
+    assert bare.history_tokens == int((8000 - 500) * SAFETY_MARGIN)
+    full = history_budget(
+        object(),
+        settings,
+        instructions="x" * 4000,
+        tools=tools,
+        new_input=[{"role": "user", "content": "y" * 400}],
+    )
+    assert full is not None and full.fixed > 1000 + 100
+    assert full.history_tokens == int((8000 - 500 - full.fixed) * SAFETY_MARGIN)
+    default_reply = history_budget(object(), ModelSettings(context_window=8192), instructions=None)
+    assert default_reply is not None and default_reply.reserved_reply == 1024
+    tiny = history_budget(object(), ModelSettings(context_window=300), instructions="z" * 4000)
+    assert tiny is not None and tiny.history_tokens == 0
+    assert history_budget(object(), ModelSettings(), instructions=None) is None
+
+
+def test_the_table_of_known_windows() -> None:
+    assert known_context_window("gpt-4o-2024-08-06") == 128_000
+    assert known_context_window("gpt-4o-mini") == 128_000
+    assert known_context_window("gpt-4-0613") == 8_192
+    assert known_context_window("GPT-4.1-mini") == 1_047_576
+    assert known_context_window("openai/gpt-4o") == 128_000
+    assert known_context_window("llama3.1:8b") == 131_072
+    assert known_context_window("gemini-2.5-flash") == 1_048_576
+    assert known_context_window("something-else") is None
+    assert known_context_window(None) is None
+
+    class Own:
+        model = "gpt-4o"
+        context_window = 4096
+
+    assert context_window_of(Own()) == 4096  # the model's own word over the table
+    assert context_window_of(Own(), 2048) == 2048  # the setting over both
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1.5, True, "8192"])
+def test_a_bad_context_window_setting_is_refused(bad: Any) -> None:
+    with pytest.raises(UserError, match="context_window"):
+        ModelSettings(context_window=bad)
+
+
+OVERFLOWS = [
+    # OpenAI
+    {
+        "error": {
+            "message": "This model's maximum context length is 8192 tokens. However, your "
+            "messages resulted in 9000 tokens. Please reduce the length of the messages.",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    },
+    # vLLM
+    {
+        "object": "error",
+        "message": "This model's maximum context length is 4096 tokens. However, you requested "
+        "5000 tokens (4000 in the messages, 1000 in the completion).",
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    },
+    # llama.cpp server
+    {
+        "error": {
+            "code": 400,
+            "message": "the request exceeds the available context size, try increasing it",
+            "type": "exceed_context_size_error",
+            "n_prompt_tokens": 9000,
+            "n_ctx": 8192,
+        }
+    },
+    # Ollama
+    {"error": {"message": "input length exceeds maximum context length", "type": "api_error"}},
+]
+
+
+@pytest.mark.parametrize("body", OVERFLOWS, ids=["openai", "vllm", "llama.cpp", "ollama"])
+async def test_a_context_overflow_names_the_fix(server: ScriptedServer, body: Any) -> None:
+    server.add(raw(json.dumps(body), status=400))
+    agent = Agent(name="a", model=model(server))
+    with pytest.raises(ContextWindowExceededError) as caught:
+        await Runner.run(agent, "hi")
+    message = str(caught.value)
+    assert caught.value.status_code == 400
+    for fix in ("--max-history-tokens", "SessionSettings(max_tokens=", "context_window="):
+        assert fix in message
+    assert "\n" not in message
+
+
+async def test_another_bad_request_is_not_called_an_overflow(server: ScriptedServer) -> None:
+    server.add(error(400, "Unknown parameter: 'foo'"))
+    with pytest.raises(Exception) as caught:
+        await Runner.run(Agent(name="a", model=model(server)), "hi")
+    assert not isinstance(caught.value, ContextWindowExceededError)
+    assert "Unknown parameter" in str(caught.value)
