@@ -69,6 +69,11 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
         "--api-key-env", metavar="VAR", help="environment variable holding the API key"
     )
     parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="print replies as raw text (default on a terminal: rendered Markdown)",
+    )
+    parser.add_argument(
         "--max-history-tokens",
         type=_positive_int,
         metavar="N",

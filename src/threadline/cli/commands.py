@@ -18,6 +18,7 @@ from ..sessions import SessionInfo, SessionSettings, SessionStore, SQLiteStore
 from ..sessions import open_store as open_store_url
 from ._paths import default_db_path, new_session_id
 from ._progress import LoadProgress
+from ._reply import choose_renderer
 from .chat import ChatApp, run_repl
 
 __all__ = [
@@ -183,6 +184,7 @@ def chat_command(args: argparse.Namespace) -> int:
         interactive=interactive,
         model_name=model_name(model),
         run_config=run_config_from_args(args),
+        renderer=choose_renderer(sys.stdout, plain=args.plain),
     )
     return run_repl(app)
 
@@ -210,7 +212,10 @@ def ask_command(args: argparse.Namespace) -> int:
             await store.aclose()
 
     answer = asyncio.run(ask())
-    print(answer if isinstance(answer, str) else json.dumps(answer, default=str))
+    if isinstance(answer, str):
+        choose_renderer(sys.stdout, plain=args.plain).show(answer)
+    else:
+        print(json.dumps(answer, default=str))
     return 0
 
 
