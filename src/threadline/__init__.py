@@ -7,7 +7,10 @@ the ``openai`` client is only loaded when a model is used.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: `threadline --help` starts faster
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -33,7 +33,9 @@ Every message says what happened and what to do about it, in one line.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "ContextWindowExceededError",

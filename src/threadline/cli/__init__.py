@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     sdk.add_argument("--sessions-table", default="agent_sessions", metavar="NAME")
     sdk.add_argument("--messages-table", default="agent_messages", metavar="NAME")
     _verbose_argument(sdk, after=True)
+
+    completion = commands.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell")
     return parser
 
 
@@ -198,6 +201,11 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from .commands import db_command
 
         return db_command(args)
+    if args.command == "completion":
+        from .completion import completion_script
+
+        sys.stdout.write(completion_script(args.shell, parser))
+        return 0
     parser.print_help()
     return 2
 
