@@ -67,10 +67,29 @@ def test_every_command_of_the_parser_is_in_the_scripts(capsys: pytest.CaptureFix
 
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
-def test_the_zsh_script_parses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_zsh_script_parses_and_completes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "_threadline"
     path.write_text(script("zsh", capsys))
     subprocess.run(["zsh", "-n", str(path)], check=True)
+
+    # as zsh's bashcompinit calls it: COMP_WORDS holds zsh's words (counted from 1) and
+    # COMP_CWORD = CURRENT - 1; its compgen leaves the prefix match to zsh itself
+    def offered(*words: str) -> list[str]:
+        program = (
+            f"autoload -U compinit; compinit -u; source {path}\n"
+            f"COMP_WORDS=(threadline {' '.join(words)}); COMP_CWORD={len(words)}\n"
+            "_threadline; print -l -- $COMPREPLY"
+        )
+        done = subprocess.run(["zsh", "-c", program], capture_output=True, text=True, check=True)
+        return done.stdout.split()
+
+    assert offered("sessions", "ex") == [
+        "ls", "show", "search", "export", "import", "fork", "rm", "stats"
+    ]  # fmt: skip
+    assert "--max-history-tokens" in offered("chat", "--pl")
+    assert "--plain" not in offered("sessions", "--j")
 
 
 @pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
@@ -78,6 +97,15 @@ def test_the_fish_script_parses(tmp_path: Path, capsys: pytest.CaptureFixture[st
     path = tmp_path / "threadline.fish"
     path.write_text(script("fish", capsys))
     subprocess.run(["fish", "--no-execute", str(path)], check=True)
+
+    def offered(line: str) -> list[str]:
+        program = f"source {path}; complete -C {line!r}"
+        done = subprocess.run(["fish", "-c", program], capture_output=True, text=True, check=True)
+        return [row.split("\t")[0] for row in done.stdout.splitlines()]
+
+    assert offered("threadline sessions ex") == ["export"]
+    assert offered("threadline chat --max") == ["--max-history-tokens"]
+    assert "sessions" in offered("threadline ") and "ls" not in offered("threadline ")
 
 
 def test_an_unknown_shell_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

@@ -92,8 +92,11 @@ _threadline_valued() {{
     esac
 }}
 _threadline() {{
-    local cur="${{COMP_WORDS[COMP_CWORD]}}" path="" word skip="" i
-    for ((i = 1; i < COMP_CWORD; i++)); do
+    # zsh's bashcompinit keeps zsh's arrays, which count from 1: shift the indexes there
+    local offset=0 path="" word skip="" cur i
+    [[ -n "${{ZSH_VERSION-}}" ]] && offset=1
+    cur="${{COMP_WORDS[COMP_CWORD + offset]}}"
+    for ((i = 1 + offset; i < COMP_CWORD + offset; i++)); do
         word="${{COMP_WORDS[i]}}"
         if [[ -n "$skip" ]]; then skip=""; continue; fi
         if [[ "$word" == -* ]]; then
