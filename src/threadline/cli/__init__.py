@@ -77,8 +77,7 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-history-tokens",
         type=_positive_int,
         metavar="N",
-        help="send at most N estimated tokens of stored history per request "
-        "(default: what fits the model's context window)",
+        help="stored history sent per request, in tokens (default: what fits the model)",
     )
     parser.add_argument(
         "--instructions",
