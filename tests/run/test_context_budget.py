@@ -209,3 +209,66 @@ async def test_another_bad_request_is_not_called_an_overflow(server: ScriptedSer
         await Runner.run(Agent(name="a", model=model(server)), "hi")
     assert not isinstance(caught.value, ContextWindowExceededError)
     assert "Unknown parameter" in str(caught.value)
+
+
+class ListSession:
+    """A session with only the four contract methods (as the OpenAI Agents SDK's)."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        self.items: list[dict[str, Any]] = []
+
+    async def get_items(self, limit: int | None = None) -> list[dict[str, Any]]:
+        return list(self.items if limit is None else self.items[-limit:])
+
+    async def add_items(self, items: list[dict[str, Any]]) -> None:
+        self.items += items
+
+    async def pop_item(self) -> dict[str, Any] | None:
+        return self.items.pop() if self.items else None
+
+    async def clear_session(self) -> None:
+        self.items.clear()
+
+
+def mixed_history(turns: int) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for i in range(turns):
+        items.append({"role": "user", "content": f"{i}: {TEXT}"})
+        if i % 3 == 0:
+            items.append(
+                {"type": "function_call", "call_id": f"c{i}", "name": "look", "arguments": "{}"}
+            )
+            items.append({"type": "function_call_output", "call_id": f"c{i}", "output": TEXT})
+        items.append(
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": f"answer {i}"}],
+            }
+        )
+    return items
+
+
+async def test_a_session_without_get_window_gets_the_same_window(server: ScriptedServer) -> None:
+    plain, ours = ListSession("p"), InMemorySession("o")
+    history = mixed_history(30)
+    plain.items = [dict(item) for item in history]
+    await ours.add_items(history)
+    for budget in (300, 1000, 2500):
+        expected = await ours.get_window(max_tokens=budget)
+        config = RunConfig(session_settings=SessionSettings(max_tokens=budget))
+        agent = Agent(name="a", model=model(server))
+        await Runner.run(agent, "next", session=plain, run_config=config)
+        sent = server.requests[-1].body["messages"]
+        assert [m["content"] for m in sent if m["role"] == "user"] == [
+            *(item["content"] for item in expected if item.get("role") == "user"),
+            "next",
+        ]
+        sent_calls = [c["id"] for m in sent for c in m.get("tool_calls") or []]
+        assert sent_calls == [i["call_id"] for i in expected if i.get("type") == "function_call"]
+        assert len(expected) < len(history)
+        plain.items = plain.items[:-2]  # forget this run's turn for the next budget
+    agent = Agent(name="a", model=model(server), model_settings=ModelSettings(context_window=1500))
+    await Runner.run(agent, "next", session=plain)
+    assert request_tokens(server.requests[-1].body) + 256 <= 1500

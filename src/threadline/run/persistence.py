@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..items import Item, repair_orphans
+from ..sessions._window import window_of_items
 from ..sessions.base import SessionSettings
 from ..sessions.lease import declared_parameters, writer_lease
 from .config import RunConfig, SessionInputCallback
@@ -81,10 +82,13 @@ class SessionMemory:
         extra = self._extra
         if callable(get_window) and (not extra or _declares_wrapper(get_window)):
             history = await get_window(max_items=limit, max_tokens=max_tokens, **extra)
-        elif limit is None:  # no argument: a session's get_items(self) works too
-            history = await self.session.get_items(**extra)
         else:
-            history = await self.session.get_items(limit, **extra)
+            if limit is None:  # no argument: a session's get_items(self) works too
+                history = await self.session.get_items(**extra)
+            else:
+                history = await self.session.get_items(limit, **extra)
+            if max_tokens is not None:  # no get_window: the same window, cut here
+                history = window_of_items(list(history), None, max_tokens)
         repaired = repair_orphans(list(history))
         logger.debug(
             "threadline: session %r: window of %d items (max_items=%s, max_tokens=%s)%s",
