@@ -91,19 +91,26 @@ def test_without_rich_replies_are_plain_silently(monkeypatch: pytest.MonkeyPatch
     assert out.getvalue() == ANSWER + "\n"
 
 
-def test_the_markdown_renderer_streams_and_stops_cleanly() -> None:
+def test_the_markdown_renderer_streams_then_prints_the_whole_reply() -> None:
     out = io.StringIO()
     renderer = MarkdownReply(out, force_terminal=True)
     renderer.start()
     for piece in ("The **tow", "ers** are ", "tall."):
         renderer.feed(piece)
     renderer.finish(None)
-    final_frame = out.getvalue().rsplit("\x1b[2K", 1)[-1]
-    assert "\x1b[1mtowers\x1b[0m are tall." in final_frame  # bold, markers gone
-    renderer.start()
-    renderer.feed("half a rep")
-    renderer.abort()  # a cancelled reply leaves the live view stopped
+    printed = out.getvalue().rsplit("\x1b[?25h", 1)[-1]  # after the live view ended
+    assert "\x1b[1mtowers\x1b[0m are tall." in printed  # bold, the markers gone
     assert renderer._live is None
+
+
+def test_a_cancelled_reply_keeps_what_arrived() -> None:
+    out = io.StringIO()
+    renderer = MarkdownReply(out, force_terminal=True)
+    renderer.start()
+    renderer.feed("half a *rep")
+    renderer.abort()
+    assert renderer._live is None
+    assert "half a" in out.getvalue().rsplit("\x1b[?25h", 1)[-1]
 
 
 def test_the_cli_does_not_import_rich_until_it_renders() -> None:

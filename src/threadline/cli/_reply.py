@@ -8,6 +8,7 @@ and with ``--plain``.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol, TextIO
 
 __all__ = ["MarkdownReply", "PlainReply", "ReplyRenderer", "choose_renderer"]
@@ -68,14 +69,19 @@ class PlainReply:
 
 class MarkdownReply:
     """Renders the reply as Markdown (headings, lists, emphasis, highlighted code) with
-    ``rich``, redrawn live as it streams."""
+    ``rich``: redrawn live as it streams (at most :attr:`FRAMES_PER_SECOND` times a second,
+    cropped to the screen), then printed once in full, so the scrollback holds the whole
+    reply."""
+
+    FRAMES_PER_SECOND = 12
 
     def __init__(self, out: TextIO, *, force_terminal: bool | None = None) -> None:
         from rich.console import Console
 
-        self.console = Console(file=out, force_terminal=force_terminal, soft_wrap=False)
+        self.console = Console(file=out, force_terminal=force_terminal)
         self._text = ""
         self._live: Any = None
+        self._drawn = 0.0
 
     def _markdown(self, text: str) -> Any:
         from rich.markdown import Markdown
@@ -90,36 +96,43 @@ class MarkdownReply:
         self._live = Live(
             self._markdown(""),
             console=self.console,
-            refresh_per_second=8,
-            vertical_overflow="visible",
             auto_refresh=False,
+            transient=True,  # the live frame is replaced by the reply printed in full
+            vertical_overflow="ellipsis",
         )
         self._live.start()
+        self._drawn = 0.0
 
     def feed(self, delta: str) -> None:
-        """Add the piece and redraw."""
+        """Add the piece; redraw unless the last frame is very recent."""
         self._text += delta
-        if self._live is not None:
+        now = time.monotonic()
+        if self._live is not None and now - self._drawn >= 1 / self.FRAMES_PER_SECOND:
             self._live.update(self._markdown(self._text), refresh=True)
+            self._drawn = now
 
-    def finish(self, text: str | None) -> None:
-        """Draw the complete reply and stop the live view."""
-        if text is not None:
-            self._text = text
+    def _stop(self) -> None:
         if self._live is not None:
-            self._live.update(self._markdown(self._text), refresh=True)
             self._live.stop()
             self._live = None
+
+    def finish(self, text: str | None) -> None:
+        """Stop the live view and print the complete reply."""
+        if text is not None:
+            self._text = text
+        self._stop()
+        self.console.print(self._markdown(self._text))
 
     def show(self, text: str) -> None:
         """Render ``text`` once."""
         self.console.print(self._markdown(text))
 
     def abort(self) -> None:
-        """Stop the live view, keeping what was drawn."""
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
+        """Stop the live view and print what had arrived, so it is not lost."""
+        live = self._live is not None
+        self._stop()
+        if live and self._text:
+            self.console.print(self._markdown(self._text))
 
 
 def choose_renderer(out: TextIO, *, plain: bool = False) -> ReplyRenderer:
