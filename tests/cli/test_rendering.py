@@ -25,6 +25,14 @@ class Terminal(io.StringIO):
         return True
 
 
+@pytest.fixture(autouse=True)
+def colour_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same terminal settings wherever the tests run."""
+    monkeypatch.setenv("TERM", "xterm-256color")
+    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
     with ScriptedServer() as srv:
@@ -78,6 +86,13 @@ def test_chat_streams_markdown_on_a_terminal_and_raw_text_with_plain(
     monkeypatch.setattr(sys, "stdin", io.StringIO("And wide?\n"))
     assert run(server, tmp_path, "chat", "--session", "s", "--plain") == 0
     assert plain.getvalue() == ANSWER + "\n"
+
+
+def test_a_dumb_terminal_gets_the_raw_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "dumb")
+    assert isinstance(choose_renderer(Terminal()), PlainReply)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert isinstance(choose_renderer(Terminal()), MarkdownReply)
 
 
 def test_without_rich_replies_are_plain_silently(monkeypatch: pytest.MonkeyPatch) -> None:

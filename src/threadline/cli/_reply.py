@@ -3,11 +3,12 @@
 ``rich`` is imported here only, and only when a reply is rendered on a terminal: it comes with
 the ``local`` and ``cli`` extras; without it replies are plain text, silently. Raw text is kept
 whenever standard output is not a terminal (a pipe or a file gets exactly what the model said)
-and with ``--plain``.
+and with ``--plain`` (or ``TERM=dumb``).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Protocol, TextIO
 
@@ -136,10 +137,10 @@ class MarkdownReply:
 
 
 def choose_renderer(out: TextIO, *, plain: bool = False) -> ReplyRenderer:
-    """Markdown on a terminal when ``rich`` is installed; else (``plain``, a pipe, a file, or
-    no ``rich``) the raw text."""
+    """Markdown on a terminal when ``rich`` is installed; else (``plain``, a pipe, a file, a
+    ``TERM=dumb`` terminal, or no ``rich``) the raw text."""
     isatty = getattr(out, "isatty", None)
-    if plain or not callable(isatty) or not isatty():
+    if plain or not callable(isatty) or not isatty() or os.environ.get("TERM") == "dumb":
         return PlainReply(out)
     try:
         return MarkdownReply(out, force_terminal=True)
