@@ -10,7 +10,10 @@ stdin, one reply line on stdout, serve until stdin closes) without loading any m
 * ``slow``: like ``ok`` after a 0.6 s "load".
 * ``ctx``: like ``ok``, but a request whose prompt (about four characters a token, plus the
   chat template) and ``max_tokens`` exceed the ``context_size`` it was started with gets
-  llama.cpp's HTTP 400 ``exceed_context_size_error``.
+  llama.cpp's HTTP 400 ``exceed_context_size_error``; the usage it reports counts the prompt
+  that way.
+* ``dense``: like ``ctx`` with a tokenizer that needs a token for every two characters (as
+  real ones do for code).
 * ``error``: reply with an error and exit 1.
 * ``exit``: exit 3 without a reply.
 * ``hang``: never reply.
@@ -34,12 +37,19 @@ REPLY = " Hello there.\n"
 TEMPLATE_TOKENS = 420  # about what the real chat template's preamble and examples take
 
 
-def _prompt_tokens(body: dict[str, Any]) -> int:
+def _prompt_tokens(body: dict[str, Any], chars_per_token: int = 4) -> int:
     chars = sum(len(str(m.get("content") or "")) for m in body.get("messages", []))
-    return TEMPLATE_TOKENS + chars // 4
+    return TEMPLATE_TOKENS + chars // chars_per_token
 
 
-def _completion(body: dict[str, Any]) -> dict[str, Any]:
+def _usage(body: dict[str, Any], mode: str) -> dict[str, int]:
+    if mode not in ("ctx", "dense"):
+        return {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    prompt = _prompt_tokens(body, 2 if mode == "dense" else 4)
+    return {"prompt_tokens": prompt, "completion_tokens": 3, "total_tokens": prompt + 3}
+
+
+def _completion(body: dict[str, Any], mode: str = "ok") -> dict[str, Any]:
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -52,7 +62,7 @@ def _completion(body: dict[str, Any]) -> dict[str, Any]:
                 "finish_reason": "stop",
             }
         ],
-        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+        "usage": _usage(body, mode),
     }
 
 
@@ -119,14 +129,15 @@ def main() -> int:
                 with open(record, "a") as f:
                     f.write(json.dumps(body) + "\n")
             n_ctx = int(settings.get("context_size", 8192))
-            needed = _prompt_tokens(body) + int(body.get("max_tokens") or 0)
-            if mode == "ctx" and needed > n_ctx:
+            per_token = 2 if mode == "dense" else 4
+            needed = _prompt_tokens(body, per_token) + int(body.get("max_tokens") or 0)
+            if mode in ("ctx", "dense") and needed > n_ctx:
                 message = "the request exceeds the available context size, try increasing it"
                 error = {"code": 400, "message": message, "type": "exceed_context_size_error"}
                 self._send(400, {"error": {**error, "n_prompt_tokens": needed, "n_ctx": n_ctx}})
                 return
             if not body.get("stream"):
-                self._send(200, _completion(body))
+                self._send(200, _completion(body, mode))
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -134,6 +145,9 @@ def main() -> int:
             for piece in (" ", " Hel", "lo", " there", ".\n", ""):
                 self.wfile.write(f"data: {json.dumps(_chunk(piece))}\n\n".encode())
             self.wfile.write(f"data: {json.dumps(_chunk(None, 'stop'))}\n\n".encode())
+            if (body.get("stream_options") or {}).get("include_usage"):
+                usage = {**_chunk(None), "choices": [], "usage": _usage(body, mode)}
+                self.wfile.write(f"data: {json.dumps(usage)}\n\n".encode())
             self.wfile.write(b"data: [DONE]\n\n")
             self.close_connection = True
 

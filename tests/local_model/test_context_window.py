@@ -16,6 +16,7 @@ import pytest
 from threadline import Agent, ContextWindowExceededError, RunConfig, Runner, SessionSettings
 from threadline.cli.chat import ChatApp, run_repl
 from threadline.models import local
+from threadline.run import context_budget
 from threadline.sessions import SQLiteStore
 
 from ._fake_server import _prompt_tokens
@@ -23,6 +24,28 @@ from .conftest import FakeServer
 
 LONG = "The bridge's towers rise 227 metres above the water of the strait. " * 15  # ~1000 chars
 TURNS = 40  # ~40 × 260 tokens of user text alone: well past 8192
+CODE = "area = {'r': r, 'a': 3.14159 * r ** 2}; " * 25  # ~1000 chars on one line
+
+
+@pytest.fixture(autouse=True)
+def no_observed_ratios(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(context_budget, "_ratios", {})
+
+
+def chat(fake: FakeServer, tmp_path: Path, lines: list[str]) -> tuple[int, str, str]:
+    store = SQLiteStore(tmp_path / "chat.db")
+    out, err = io.StringIO(), io.StringIO()
+    app = ChatApp(
+        agent=Agent(
+            name="Assistant", instructions="Reply concisely.", model=local.local_model(fake.server)
+        ),
+        store=store,
+        session_id="long",
+        out=out,
+        err=err,
+    )
+    status = run_repl(app, io.StringIO("".join(line + "\n" for line in lines)))
+    return status, out.getvalue(), err.getvalue()
 
 
 def test_the_local_model_declares_its_context(make_fake: Callable[..., FakeServer]) -> None:
@@ -35,20 +58,9 @@ def test_a_chat_past_the_context_keeps_working(
     make_fake: Callable[..., FakeServer], tmp_path: Path
 ) -> None:
     fake = make_fake("ctx")
-    model = local.local_model(fake.server)
-    store = SQLiteStore(tmp_path / "chat.db")
-    out, err = io.StringIO(), io.StringIO()
-    app = ChatApp(
-        agent=Agent(name="Assistant", instructions="Reply concisely.", model=model),
-        store=store,
-        session_id="long",
-        out=out,
-        err=err,
-    )
-    lines = "".join(f"{i}: {LONG}\n" for i in range(TURNS))
-    assert run_repl(app, io.StringIO(lines)) == 0
-    assert "error" not in err.getvalue()
-    assert out.getvalue().splitlines() == ["Hello there."] * TURNS
+    status, out, err = chat(fake, tmp_path, [f"{i}: {LONG}" for i in range(TURNS)])
+    assert status == 0 and "error" not in err
+    assert out.splitlines() == ["Hello there."] * TURNS
     requests = [body for body in fake.requests() if body.get("messages")][-TURNS:]
     assert len(requests) == TURNS
     assert all(_prompt_tokens(body) + body["max_tokens"] <= 8192 for body in requests)
@@ -56,6 +68,20 @@ def test_a_chat_past_the_context_keeps_working(
     assert last[-1]["content"].startswith(f"{TURNS - 1}: ")
     assert not any(str(m["content"]).startswith("0: ") for m in last)  # old turns left out
     assert len(last) > 10  # but the window is not needlessly small
+
+
+def test_a_denser_tokenizer_is_learned_from_the_reported_usage(
+    make_fake: Callable[..., FakeServer], tmp_path: Path
+) -> None:
+    # code takes about twice the tokens the estimate says: the runner learns it from the
+    # usage of the first turns, before the history reaches the window
+    fake = make_fake("dense")
+    status, out, err = chat(fake, tmp_path, [f"{i}: {CODE}" for i in range(TURNS)])
+    assert status == 0 and "error" not in err, err
+    assert out.splitlines() == ["Hello there."] * TURNS
+    requests = [body for body in fake.requests() if body.get("messages")][-TURNS:]
+    assert all(_prompt_tokens(body, 2) + body["max_tokens"] <= 8192 for body in requests)
+    assert _prompt_tokens(requests[-1], 2) > 8192 // 2  # and the window is still used
 
 
 async def test_an_explicit_budget_wins_and_an_overflow_names_the_fix(

@@ -27,12 +27,24 @@ from threadline import (
     function_tool,
 )
 from threadline.models.context_windows import context_window_of, known_context_window
-from threadline.run.context_budget import SAFETY_MARGIN, history_budget
+from threadline.run import context_budget
+from threadline.run.context_budget import (
+    SAFETY_MARGIN,
+    history_budget,
+    observe_usage,
+    request_tokens,
+    token_ratio,
+)
 from threadline.run.steps import tool_specs
 from threadline.sessions.codec import estimate_tokens
 from threadline.testing import ScriptedServer, error, raw, reply
 
 TEXT = "Tell me more about the history of the bridge and its towers, please. " * 6  # ~420 chars
+
+
+@pytest.fixture(autouse=True)
+def no_observed_ratios(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(context_budget, "_ratios", {})
 
 
 @pytest.fixture
@@ -54,7 +66,7 @@ def history_tokens(body: dict[str, Any]) -> int:
     return sum(estimate_tokens(json.dumps(m)) for m in messages)
 
 
-def request_tokens(body: dict[str, Any]) -> int:
+def body_tokens(body: dict[str, Any]) -> int:
     return sum(estimate_tokens(json.dumps(m)) for m in body["messages"])
 
 
@@ -67,11 +79,11 @@ async def test_a_long_session_never_exceeds_the_window(server: ScriptedServer) -
         await Runner.run(agent, f"{turn}: {TEXT}", session=session)
     bodies = [r.body for r in server.requests]
     assert len(bodies) == 40
-    assert all(request_tokens(body) + 300 <= window for body in bodies)
+    assert all(body_tokens(body) + 300 <= window for body in bodies)
     assert len(await session.get_items()) == 80  # nothing stored is lost, only not sent
     last = bodies[-1]["messages"]
     assert not any(m["content"].startswith("0: ") for m in last if m["role"] == "user")
-    assert request_tokens(bodies[-1]) > window // 2  # the window is used, not wasted
+    assert body_tokens(bodies[-1]) > window // 2  # the window is used, not wasted
 
 
 async def test_an_explicit_budget_always_wins(server: ScriptedServer) -> None:
@@ -93,7 +105,7 @@ async def test_a_known_model_name_gets_its_window_and_an_unknown_one_sends_every
     await session.add_items([{"role": "user", "content": f"{i}: {TEXT}"} for i in range(80)])
     await Runner.run(Agent(name="a", model=model(server, "gpt-4")), "go on", session=session)
     sent = server.requests[-1].body
-    assert request_tokens(sent) + 1024 <= 8192 and len(sent["messages"]) < 81
+    assert body_tokens(sent) + 1024 <= 8192 and len(sent["messages"]) < 81
     await Runner.run(Agent(name="a", model=model(server, "my-own-model")), "x", session=session)
     assert len(server.requests[-1].body["messages"]) == 83  # unknown window: no default cut
 
@@ -271,4 +283,51 @@ async def test_a_session_without_get_window_gets_the_same_window(server: Scripte
         plain.items = plain.items[:-2]  # forget this run's turn for the next budget
     agent = Agent(name="a", model=model(server), model_settings=ModelSettings(context_window=1500))
     await Runner.run(agent, "next", session=plain)
-    assert request_tokens(server.requests[-1].body) + 256 <= 1500
+    assert body_tokens(server.requests[-1].body) + 256 <= 1500
+
+
+def test_the_ratio_of_reported_to_estimated_tokens_is_kept_per_model() -> None:
+    class M:
+        def __init__(self, name: str) -> None:
+            self.model = name
+
+    dense, other = M("dense"), M("other")
+    assert token_ratio(dense) == 1.0
+    observe_usage(dense, 1000, 2100)
+    assert token_ratio(dense) == 2.1 and token_ratio(M("dense")) == 2.1
+    assert token_ratio(other) == 1.0
+    observe_usage(other, 1000, 600)  # the estimate was generous: budgets do not grow
+    assert token_ratio(other) == 1.0
+    observe_usage(other, 50, 5000)  # too small a request to say anything
+    assert token_ratio(other) == 1.0
+    observe_usage(other, 1000, 10**6)
+    assert token_ratio(other) == context_budget.MAX_RATIO
+    settings = ModelSettings(context_window=8000, max_tokens=500)
+    plain = history_budget(M("x"), settings, instructions=None)
+    scaled = history_budget(dense, settings, instructions=None)
+    assert plain is not None and scaled is not None and scaled.token_ratio == 2.1
+    assert scaled.history_tokens == int((7500 / 2.1) * SAFETY_MARGIN)
+
+
+async def test_the_runner_learns_the_ratio_from_the_first_call(server: ScriptedServer) -> None:
+    session = InMemorySession("s")
+    await session.add_items([{"role": "user", "content": f"{i}: {TEXT}"} for i in range(10)])
+    chat = model(server)
+    agent = Agent(name="a", model=chat, model_settings=ModelSettings(context_window=100_000))
+    sent_estimate = 0
+
+    def answer(request: Any) -> Any:
+        nonlocal sent_estimate
+        sent_estimate = sum(estimate_tokens(json.dumps(m)) for m in request.body["messages"])
+        return reply("ok", usage={"input_tokens": 3 * sent_estimate, "output_tokens": 1})
+
+    server.responder = answer
+    await Runner.run(agent, "hi", session=session)
+    ours = request_tokens(chat, instructions=None, items=(await session.get_items())[:11])
+    assert token_ratio(chat) == pytest.approx(3 * sent_estimate / ours)  # about 3
+    assert 2.5 < token_ratio(chat) < 3.5
+    config = RunConfig(session_settings=SessionSettings(max_tokens=1))  # explicit: no learning
+    server.responder = lambda request: reply("ok", usage={"input_tokens": 1, "output_tokens": 1})
+    before = token_ratio(chat)
+    await Runner.run(agent, "hi", session=session, run_config=config)
+    assert token_ratio(chat) == before

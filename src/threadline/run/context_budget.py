@@ -9,6 +9,12 @@ whose window is unknown there is no default budget.
 
 One function, :func:`history_budget`, so that anything that needs the same number (a retry with
 a smaller window, compaction) computes it the same way.
+
+The estimate (four characters of JSON a token) is close for prose, but a tokenizer may need
+twice as many tokens for code or some scripts. So the runner compares, on the first model call
+of each run that got a default budget, the estimate with the input tokens the endpoint
+reported (:func:`observe_usage`), and later budgets for that model shrink by the ratio seen
+(:func:`token_ratio`; never grow: a ratio below 1 counts as 1). It is kept per process.
 """
 
 from __future__ import annotations
@@ -24,11 +30,45 @@ from ..models.context_windows import context_window_of
 from ..models.settings import ModelSettings
 from ..sessions.codec import estimate_tokens
 
-__all__ = ["SAFETY_MARGIN", "HistoryBudget", "history_budget", "reply_reserve"]
+__all__ = [
+    "SAFETY_MARGIN",
+    "HistoryBudget",
+    "history_budget",
+    "observe_usage",
+    "reply_reserve",
+    "request_tokens",
+    "token_ratio",
+]
 
 SAFETY_MARGIN = 0.9
 """The share of the remaining room the history may use: the estimate (about four characters of
 JSON a token) is close for English prose but not exact for every tokenizer."""
+
+
+MAX_RATIO = 4.0
+"""The largest tokens-per-estimate ratio :func:`observe_usage` keeps."""
+MIN_OBSERVED = 200
+"""Requests estimated below this many tokens say too little about the ratio to count."""
+
+_ratios: dict[tuple[str, str], float] = {}
+
+
+def _model_key(model: Any) -> tuple[str, str]:
+    return type(model).__qualname__, str(getattr(model, "model", ""))
+
+
+def token_ratio(model: Any) -> float:
+    """Reported input tokens per estimated token for ``model``, as last observed (1.0 when
+    nothing was observed)."""
+    return _ratios.get(_model_key(model), 1.0)
+
+
+def observe_usage(model: Any, estimated: int, reported: int) -> None:
+    """Remember how many input tokens ``model``'s endpoint counted (``reported``) for a request
+    estimated at ``estimated`` tokens."""
+    if estimated < MIN_OBSERVED or reported <= 0:
+        return
+    _ratios[_model_key(model)] = min(MAX_RATIO, max(1.0, reported / estimated))
 
 
 @dataclass(frozen=True)
@@ -41,6 +81,8 @@ class HistoryBudget:
     fixed: int
     """Estimated tokens of instructions, tools, output schema, new input and prompt overhead."""
     history_tokens: int
+    token_ratio: float = 1.0
+    """Reported tokens per estimated token that the budget allowed for (see :func:`token_ratio`)."""
 
 
 def reply_reserve(context_window: int, settings: ModelSettings) -> int:
@@ -53,6 +95,27 @@ def reply_reserve(context_window: int, settings: ModelSettings) -> int:
 
 def _json_tokens(value: Any) -> int:
     return estimate_tokens(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def request_tokens(
+    model: Any,
+    *,
+    instructions: str | None,
+    tools: Sequence[ToolSpec] = (),
+    output_schema: OutputSchema | None = None,
+    items: Sequence[Item] = (),
+) -> int:
+    """Estimated tokens of a request to ``model`` besides the reply: instructions, tools,
+    output schema, ``items`` and the model's own prompt overhead."""
+    total = estimate_tokens(instructions) if instructions else 0
+    total += sum(_json_tokens([t.name, t.description, t.parameters]) for t in tools)
+    if output_schema is not None:
+        total += _json_tokens(output_schema.json_schema)
+    total += sum(estimate_tokens(item) for item in items)
+    overhead = getattr(model, "prompt_overhead", 0)
+    if isinstance(overhead, int) and not isinstance(overhead, bool) and overhead > 0:
+        total += overhead
+    return total
 
 
 def history_budget(
@@ -69,18 +132,19 @@ def history_budget(
 
     ``settings`` are the resolved model settings of the call (``context_window`` and
     ``max_tokens`` count); the other arguments are what the request sends besides history.
+    The budget is in estimated tokens (what ``get_window(max_tokens=...)`` counts).
     """
     window = context_window_of(model, settings.context_window)
     if window is None:
         return None
     reserve = reply_reserve(window, settings)
-    fixed = estimate_tokens(instructions) if instructions else 0
-    fixed += sum(_json_tokens([t.name, t.description, t.parameters]) for t in tools)
-    if output_schema is not None:
-        fixed += _json_tokens(output_schema.json_schema)
-    fixed += sum(estimate_tokens(item) for item in new_input)
-    overhead = getattr(model, "prompt_overhead", 0)
-    if isinstance(overhead, int) and not isinstance(overhead, bool) and overhead > 0:
-        fixed += overhead
-    room = int((window - reserve - fixed) * SAFETY_MARGIN)
-    return HistoryBudget(window, reserve, fixed, max(0, room))
+    fixed = request_tokens(
+        model,
+        instructions=instructions,
+        tools=tools,
+        output_schema=output_schema,
+        items=new_input,
+    )
+    ratio = token_ratio(model)
+    room = int(((window - reserve) / ratio - fixed) * SAFETY_MARGIN)
+    return HistoryBudget(window, reserve, fixed, max(0, room), ratio)

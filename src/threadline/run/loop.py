@@ -28,7 +28,7 @@ from ..items import Item, function_call_output, input_to_items
 from ..models.base import Model, ModelRequest, ModelResponse, ResponseCompleted
 from ..tracing import span
 from .config import RunConfig
-from .context_budget import history_budget
+from .context_budget import history_budget, observe_usage, request_tokens
 from .events import (
     AgentUpdatedStreamEvent,
     RunItemStreamEvent,
@@ -83,6 +83,8 @@ class _Run:
     conversation_id: str | None = None
     sent: int = 0
     """With server-side state, how many of ``model_input`` the server already holds."""
+    calibrate: bool = False
+    """Compare the next call's estimate with its reported input tokens (see context_budget)."""
     model_input: list[Item] = field(default_factory=list)
     new_items: list[RunItem] = field(default_factory=list)
     responses: list[ModelResponse] = field(default_factory=list)
@@ -137,6 +139,7 @@ async def run_agent(
                 budget = None
                 if memory.settings.max_tokens is None:  # an explicit budget always wins
                     budget = await _default_history_budget(run, new_input)
+                    run.calibrate = budget is not None
                 run.model_input = await memory.start(
                     new_input, save=not guarded, default_max_tokens=budget
                 )
@@ -180,12 +183,14 @@ async def _default_history_budget(run: _Run, new_input: list[Item]) -> int | Non
         return None
     logger.debug(
         "threadline: model %r: context window %d tokens, %d reserved for the reply, %d for "
-        "instructions, tools and input; history budget %d tokens",
+        "instructions, tools and input; history budget %d tokens (%.2f tokens per estimated "
+        "token)",
         getattr(model, "model", model),
         budget.context_window,
         budget.reserved_reply,
         budget.fixed,
         budget.history_tokens,
+        budget.token_ratio,
     )
     return budget.history_tokens
 
@@ -405,6 +410,16 @@ async def _call_model(run: _Run) -> ModelResponse:
             ) from exc
         if model_span is not None:
             model_span.attributes["usage"] = vars(response.usage).copy()
+    if run.calibrate:
+        run.calibrate = False
+        estimated = request_tokens(
+            model,
+            instructions=request.instructions,
+            tools=request.tools,
+            output_schema=request.output_schema,
+            items=request.input,
+        )
+        observe_usage(model, estimated, response.usage.input_tokens)
     run.context.usage.add(response.usage)
     run.responses.append(response)
     return response
