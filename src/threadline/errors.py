@@ -187,7 +187,19 @@ class ContextWindowExceededError(ModelError):
     The message names the fixes: send less history (``--max-history-tokens`` in the CLI,
     ``SessionSettings(max_tokens=...)`` in code) or tell threadline the model's window
     (``ModelSettings(context_window=...)``), so that the runner's default window fits it.
+    ``requested_tokens`` is the prompt size the endpoint reported, when it said.
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        url: str | None = None,
+        requested_tokens: int | None = None,
+    ):
+        self.requested_tokens = requested_tokens
+        super().__init__(message, status_code=status_code, url=url)
 
 
 class ModelRateLimitError(ModelError):

@@ -130,11 +130,14 @@ def main() -> int:
                     f.write(json.dumps(body) + "\n")
             n_ctx = int(settings.get("context_size", 8192))
             per_token = 2 if mode == "dense" else 4
-            needed = _prompt_tokens(body, per_token) + int(body.get("max_tokens") or 0)
-            if mode in ("ctx", "dense") and needed > n_ctx:
-                message = "the request exceeds the available context size, try increasing it"
+            prompt = _prompt_tokens(body, per_token)
+            if mode in ("ctx", "dense") and prompt + int(body.get("max_tokens") or 0) > n_ctx:
+                message = (
+                    f"request ({prompt} tokens) exceeds the available context size "
+                    f"({n_ctx} tokens), try increasing it"
+                )
                 error = {"code": 400, "message": message, "type": "exceed_context_size_error"}
-                self._send(400, {"error": {**error, "n_prompt_tokens": needed, "n_ctx": n_ctx}})
+                self._send(400, {"error": {**error, "n_prompt_tokens": prompt, "n_ctx": n_ctx}})
                 return
             if not body.get("stream"):
                 self._send(200, _completion(body, mode))

@@ -102,3 +102,22 @@ async def test_an_explicit_budget_wins_and_an_overflow_names_the_fix(
     result = await Runner.run(agent, "and now?", session=session)  # the default window fits
     assert result.final_output == "Hello there."
     await store.aclose()
+
+
+async def test_an_overflow_teaches_the_next_run_to_fit(
+    make_fake: Callable[..., FakeServer], tmp_path: Path
+) -> None:
+    # a history of code written earlier (another process): the first request is too big for
+    # the dense tokenizer, the error says by how much, and the next run fits
+    fake = make_fake("dense")
+    store = SQLiteStore(tmp_path / "chat.db")
+    session = store.session("s")
+    await session.add_items([{"role": "user", "content": f"{i}: {CODE}"} for i in range(TURNS)])
+    agent = Agent(name="Assistant", model=local.local_model(fake.server))
+    with pytest.raises(ContextWindowExceededError) as caught:
+        await Runner.run(agent, "and now?", session=session)
+    assert caught.value.requested_tokens is not None
+    assert caught.value.requested_tokens > 8192 - 256
+    result = await Runner.run(agent, "and now?", session=session)
+    assert result.final_output == "Hello there."
+    await store.aclose()

@@ -202,14 +202,21 @@ OVERFLOWS = [
 ]
 
 
-@pytest.mark.parametrize("body", OVERFLOWS, ids=["openai", "vllm", "llama.cpp", "ollama"])
-async def test_a_context_overflow_names_the_fix(server: ScriptedServer, body: Any) -> None:
+@pytest.mark.parametrize(
+    ("body", "requested"),
+    list(zip(OVERFLOWS, [9000, 4000, 9000, None], strict=True)),
+    ids=["openai", "vllm", "llama.cpp", "ollama"],
+)
+async def test_a_context_overflow_names_the_fix(
+    server: ScriptedServer, body: Any, requested: int | None
+) -> None:
     server.add(raw(json.dumps(body), status=400))
     agent = Agent(name="a", model=model(server))
     with pytest.raises(ContextWindowExceededError) as caught:
         await Runner.run(agent, "hi")
     message = str(caught.value)
     assert caught.value.status_code == 400
+    assert caught.value.requested_tokens == requested
     for fix in ("--max-history-tokens", "SessionSettings(max_tokens=", "context_window="):
         assert fix in message
     assert "\n" not in message

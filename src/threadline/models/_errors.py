@@ -52,6 +52,12 @@ _OVERFLOW_TEXT = re.compile(
     re.IGNORECASE,
 )
 
+# Where the messages say how many tokens the prompt had: llama.cpp, OpenAI, vLLM, Anthropic's.
+_REQUESTED = re.compile(
+    r"request \((\d+) tokens\)|resulted in (\d+) tokens|\((\d+) in the messages"
+    r"|prompt is too long: (\d+) tokens"
+)
+
 OVERFLOW_FIX = (
     "send less history: --max-history-tokens N in the CLI, or SessionSettings(max_tokens=...) "
     "in code; or give the model's real window as ModelSettings(context_window=...) so that "
@@ -162,6 +168,7 @@ def model_error(exc: OpenAIError, client: AsyncOpenAI, *, midstream: bool = Fals
             f"window (HTTP {exc.status_code}: {one_line(detail, 300)}); {OVERFLOW_FIX}",
             status_code=exc.status_code,
             url=url,
+            requested_tokens=_requested_tokens(exc, detail),
         )
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
@@ -186,6 +193,19 @@ def is_context_overflow(exc: OpenAIError) -> bool:
     if any(isinstance(code, str) and code in _OVERFLOW_CODES for code in codes):
         return True
     return bool(_OVERFLOW_TEXT.search(_server_message(exc)))
+
+
+def _requested_tokens(exc: OpenAIError, detail: str) -> int | None:
+    """The prompt's size in tokens as an overflow error states it, if it does."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        count = body.get("n_prompt_tokens")
+        if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+            return count
+    found = _REQUESTED.search(detail)
+    if found is None:
+        return None
+    return int(next(group for group in found.groups() if group is not None))
 
 
 def _status_hint(status: int) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..context import RunContextWrapper
 from ..errors import (
+    ContextWindowExceededError,
     InputGuardrailTripwireTriggered,
     MaxTurnsExceeded,
     ModelBehaviorError,
@@ -396,6 +397,10 @@ async def _call_model(run: _Run) -> ModelResponse:
             response = await (
                 _stream(model, request, run.emit) if run.emit else model.get_response(request)
             )
+        except ContextWindowExceededError as exc:
+            if run.calibrate and exc.requested_tokens is not None:  # the next run fits better
+                observe_usage(model, _estimate(model, request), exc.requested_tokens)
+            raise
         except Exception as exc:
             loop_error = _other_loop_error(exc)
             if loop_error is None:
@@ -412,17 +417,20 @@ async def _call_model(run: _Run) -> ModelResponse:
             model_span.attributes["usage"] = vars(response.usage).copy()
     if run.calibrate:
         run.calibrate = False
-        estimated = request_tokens(
-            model,
-            instructions=request.instructions,
-            tools=request.tools,
-            output_schema=request.output_schema,
-            items=request.input,
-        )
-        observe_usage(model, estimated, response.usage.input_tokens)
+        observe_usage(model, _estimate(model, request), response.usage.input_tokens)
     run.context.usage.add(response.usage)
     run.responses.append(response)
     return response
+
+
+def _estimate(model: Model, request: ModelRequest) -> int:
+    return request_tokens(
+        model,
+        instructions=request.instructions,
+        tools=request.tools,
+        output_schema=request.output_schema,
+        items=request.input,
+    )
 
 
 def _other_loop_error(exc: BaseException) -> RuntimeError | None:
