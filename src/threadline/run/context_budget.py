@@ -2,7 +2,8 @@
 
 ``history budget = SAFETY_MARGIN × ((window − reserved reply tokens) ÷ ratio − instructions −
 tools schema − output schema − new input − the model's own prompt overhead)``, in estimated
-tokens; ``ratio`` is the reported-to-estimated tokens ratio observed for the model (below). The runner asks this module before it loads a session's window, unless the user set
+tokens; ``ratio`` is the reported-to-estimated tokens ratio observed for the model (below).
+The runner asks this module before it loads a session's window, unless the user set
 ``SessionSettings(max_tokens=...)`` (on the session or the run), which always wins. The window
 itself comes from :func:`threadline.models.context_windows.context_window_of`; for a model
 whose window is unknown there is no default budget.
