@@ -21,19 +21,30 @@ reported (:func:`observe_usage`), and later budgets for that model shrink by the
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..errors import ThreadlineError
 from ..items import Item
-from ..models.base import OutputSchema, ToolSpec
+from ..models.base import ModelRequest, OutputSchema, ToolSpec
 from ..models.context_windows import context_window_of
 from ..models.settings import ModelSettings
 from ..sessions.codec import estimate_tokens
+from .model_resolution import resolve_model
+from .steps import tool_specs
+
+if TYPE_CHECKING:
+    from ..agent import Agent
+    from ..context import RunContextWrapper
+    from .config import RunConfig
 
 __all__ = [
     "SAFETY_MARGIN",
     "HistoryBudget",
+    "default_history_budget",
+    "estimate_request",
     "history_budget",
     "observe_usage",
     "reply_reserve",
@@ -45,6 +56,8 @@ SAFETY_MARGIN = 0.9
 """The share of the remaining room the history may use: the estimate (about four characters of
 JSON a token) is close for English prose but not exact for every tokenizer."""
 
+
+logger = logging.getLogger("threadline.run")
 
 MAX_RATIO = 4.0
 """The largest tokens-per-estimate ratio :func:`observe_usage` keeps."""
@@ -149,3 +162,53 @@ def history_budget(
     ratio = token_ratio(model)
     room = int(((window - reserve) / ratio - fixed) * SAFETY_MARGIN)
     return HistoryBudget(window, reserve, fixed, max(0, room), ratio)
+
+
+def estimate_request(model: Any, request: ModelRequest) -> int:
+    """:func:`request_tokens` of a :class:`~threadline.models.base.ModelRequest`."""
+    return request_tokens(
+        model,
+        instructions=request.instructions,
+        tools=request.tools,
+        output_schema=request.output_schema,
+        items=request.input,
+    )
+
+
+async def default_history_budget(
+    agent: Agent[Any],
+    config: RunConfig,
+    context: RunContextWrapper[Any],
+    new_input: Sequence[Item],
+) -> HistoryBudget | None:
+    """The budget that fits ``agent``'s model in a run with ``config``, or ``None`` when the
+    model's window is unknown (or the model cannot be resolved yet: its first call says why).
+
+    Dynamic instructions are called with ``context`` to be counted.
+    """
+    try:
+        model = resolve_model(agent, config)
+    except ThreadlineError:
+        return None
+    schema = agent.output_schema
+    budget = history_budget(
+        model,
+        agent.model_settings.resolve(config.model_settings),
+        instructions=await agent.get_instructions(context),
+        tools=tool_specs(agent),
+        output_schema=schema.output_schema if schema is not None else None,
+        new_input=new_input,
+    )
+    if budget is not None:
+        logger.debug(
+            "threadline: model %r: context window %d tokens, %d reserved for the reply, %d for "
+            "instructions, tools and input; history budget %d tokens (%.2f tokens per "
+            "estimated token)",
+            getattr(model, "model", model),
+            budget.context_window,
+            budget.reserved_reply,
+            budget.fixed,
+            budget.history_tokens,
+            budget.token_ratio,
+        )
+    return budget

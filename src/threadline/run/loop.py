@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import dataclasses
 import inspect
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,14 +21,13 @@ from ..errors import (
     MaxTurnsExceeded,
     ModelBehaviorError,
     OutputGuardrailTripwireTriggered,
-    ThreadlineError,
     UserError,
 )
 from ..items import Item, function_call_output, input_to_items
 from ..models.base import Model, ModelRequest, ModelResponse, ResponseCompleted
 from ..tracing import span
 from .config import RunConfig
-from .context_budget import history_budget, observe_usage, request_tokens
+from .context_budget import default_history_budget, estimate_request, observe_usage
 from .events import (
     AgentUpdatedStreamEvent,
     RunItemStreamEvent,
@@ -56,8 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["run_agent"]
 
 Emit = Callable[[StreamEvent], None]
-
-logger = logging.getLogger("threadline.run")
 
 _ITEM_EVENTS = {
     "message_output_item": "message_output_created",
@@ -139,8 +135,11 @@ async def run_agent(
             else:  # a guarded input is stored only once the guardrails let it through
                 budget = None
                 if memory.settings.max_tokens is None:  # an explicit budget always wins
-                    budget = await _default_history_budget(run, new_input)
-                    run.calibrate = budget is not None
+                    fitted = await default_history_budget(
+                        run.agent, run.config, run.context, new_input
+                    )
+                    budget = None if fitted is None else fitted.history_tokens
+                    run.calibrate = fitted is not None
                 run.model_input = await memory.start(
                     new_input, save=not guarded, default_max_tokens=budget
                 )
@@ -161,39 +160,6 @@ async def run_agent(
 
 
 _NOT_FINAL: Any = object()
-
-
-async def _default_history_budget(run: _Run, new_input: list[Item]) -> int | None:
-    """The history budget that fits the starting agent's model, or ``None`` when its context
-    window is unknown (or the model cannot be resolved yet: the first call says why)."""
-    agent = run.agent
-    try:
-        model = resolve_model(agent, run.config)
-    except ThreadlineError:
-        return None
-    schema = agent.output_schema
-    budget = history_budget(
-        model,
-        agent.model_settings.resolve(run.config.model_settings),
-        instructions=await agent.get_instructions(run.context),
-        tools=tool_specs(agent),
-        output_schema=schema.output_schema if schema is not None else None,
-        new_input=new_input,
-    )
-    if budget is None:
-        return None
-    logger.debug(
-        "threadline: model %r: context window %d tokens, %d reserved for the reply, %d for "
-        "instructions, tools and input; history budget %d tokens (%.2f tokens per estimated "
-        "token)",
-        getattr(model, "model", model),
-        budget.context_window,
-        budget.reserved_reply,
-        budget.fixed,
-        budget.history_tokens,
-        budget.token_ratio,
-    )
-    return budget.history_tokens
 
 
 async def _turns(run: _Run) -> Any:
@@ -399,7 +365,7 @@ async def _call_model(run: _Run) -> ModelResponse:
             )
         except ContextWindowExceededError as exc:
             if run.calibrate and exc.requested_tokens is not None:  # the next run fits better
-                observe_usage(model, _estimate(model, request), exc.requested_tokens)
+                observe_usage(model, estimate_request(model, request), exc.requested_tokens)
             raise
         except Exception as exc:
             loop_error = _other_loop_error(exc)
@@ -417,20 +383,10 @@ async def _call_model(run: _Run) -> ModelResponse:
             model_span.attributes["usage"] = vars(response.usage).copy()
     if run.calibrate:
         run.calibrate = False
-        observe_usage(model, _estimate(model, request), response.usage.input_tokens)
+        observe_usage(model, estimate_request(model, request), response.usage.input_tokens)
     run.context.usage.add(response.usage)
     run.responses.append(response)
     return response
-
-
-def _estimate(model: Model, request: ModelRequest) -> int:
-    return request_tokens(
-        model,
-        instructions=request.instructions,
-        tools=request.tools,
-        output_schema=request.output_schema,
-        items=request.input,
-    )
 
 
 def _other_loop_error(exc: BaseException) -> RuntimeError | None:
