@@ -71,3 +71,11 @@ def _no_ambient_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never pick up a developer's real key or endpoint from the environment."""
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "THREADLINE_MODEL", "OPENAI_ORG_ID"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_learned_token_ratios(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no tokens-per-estimate ratio learned by an earlier one."""
+    from threadline.run import context_budget
+
+    monkeypatch.setattr(context_budget, "_ratios", {})

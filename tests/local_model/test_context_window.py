@@ -16,7 +16,6 @@ import pytest
 from threadline import Agent, ContextWindowExceededError, RunConfig, Runner, SessionSettings
 from threadline.cli.chat import ChatApp, run_repl
 from threadline.models import local
-from threadline.run import context_budget
 from threadline.sessions import SQLiteStore
 
 from ._fake_server import _prompt_tokens
@@ -25,11 +24,6 @@ from .conftest import FakeServer
 LONG = "The bridge's towers rise 227 metres above the water of the strait. " * 15  # ~1000 chars
 TURNS = 40  # ~40 × 260 tokens of user text alone: well past 8192
 CODE = "area = {'r': r, 'a': 3.14159 * r ** 2}; " * 25  # ~1000 chars on one line
-
-
-@pytest.fixture(autouse=True)
-def no_observed_ratios(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(context_budget, "_ratios", {})
 
 
 def chat(fake: FakeServer, tmp_path: Path, lines: list[str]) -> tuple[int, str, str]:

@@ -42,11 +42,6 @@ from threadline.testing import ScriptedServer, error, raw, reply
 TEXT = "Tell me more about the history of the bridge and its towers, please. " * 6  # ~420 chars
 
 
-@pytest.fixture(autouse=True)
-def no_observed_ratios(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(context_budget, "_ratios", {})
-
-
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
     with ScriptedServer() as srv:
