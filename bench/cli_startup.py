@@ -1,5 +1,9 @@
 """How long `threadline --help` takes to start, against the interpreter's own start-up.
 
+Each run's CPU time (user + system, from ``wait4``) and wall-clock time are recorded: on a
+shared machine the wall clock includes waiting for a core, so the target is judged on CPU
+time and the wall clock is reported beside it.
+
 Runs `python -c pass` (the anchor), `python -m threadline.cli --help` and, when it is installed
 next to the interpreter, the `threadline --help` console script, N times each in alternating
 order after a warm-up, and reports each median and the median minus the anchor's. The target
@@ -49,12 +53,16 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _time(command: list[str], env: dict[str, str]) -> float:
+def _time(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall-clock and CPU (user + system) milliseconds of one run of ``command``."""
     start = time.perf_counter()
-    subprocess.run(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
-    )
-    return (time.perf_counter() - start) * 1000
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = (time.perf_counter() - start) * 1000
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"{command} exited with {child.returncode}")
+    return wall, (usage.ru_utime + usage.ru_stime) * 1000
 
 
 def measure(runs: int, python: str) -> dict[str, object]:
@@ -67,14 +75,17 @@ def measure(runs: int, python: str) -> dict[str, object]:
     script = Path(python).with_name("threadline")
     if script.exists():
         cases["threadline --help"] = [str(script), "--help"]  # the console script
-    times: dict[str, list[float]] = {name: [] for name in cases}
+    wall: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
     for command in cases.values():
         for _ in range(WARM_UP):
             _time(command, env)
     order = list(cases)
     for round_number in range(runs):
         for name in order if round_number % 2 == 0 else reversed(order):
-            times[name].append(_time(cases[name], env))
+            spent_wall, spent_cpu = _time(cases[name], env)
+            wall[name].append(spent_wall)
+            cpu[name].append(spent_cpu)
     probe = subprocess.run(
         [python, "-c", PROBE.format(heavy=HEAVY)],
         env=env,
@@ -82,13 +93,17 @@ def measure(runs: int, python: str) -> dict[str, object]:
         text=True,
         check=True,
     )
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    anchor = medians["python -c pass"]
+    medians = {name: statistics.median(values) for name, values in wall.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     return {
         "runs": runs,
         "medians_ms": medians,
-        "above_anchor_ms": {name: value - anchor for name, value in medians.items()},
-        "ranges_ms": {name: (min(v), max(v)) for name, v in times.items()},
+        "above_anchor_ms": {n: v - medians["python -c pass"] for n, v in medians.items()},
+        "ranges_ms": {name: (min(v), max(v)) for name, v in wall.items()},
+        "cpu_medians_ms": cpu_medians,
+        "cpu_above_anchor_ms": {
+            n: v - cpu_medians["python -c pass"] for n, v in cpu_medians.items()
+        },
         "heavy_imported": probe.stdout.split(),
         "load": os.getloadavg(),
     }
@@ -113,7 +128,10 @@ def report(result: dict[str, object], python: str) -> str:
     ranges: dict[str, tuple[float, float]] = result["ranges_ms"]  # type: ignore[assignment]
     heavy: list[str] = result["heavy_imported"]  # type: ignore[assignment]
     load: tuple[float, float, float] = result["load"]  # type: ignore[assignment]
-    worst = max(value for name, value in above.items() if name != "python -c pass")
+    cpu: dict[str, float] = result["cpu_medians_ms"]  # type: ignore[assignment]
+    cpu_above: dict[str, float] = result["cpu_above_anchor_ms"]  # type: ignore[assignment]
+    worst = max(value for name, value in cpu_above.items() if name != "python -c pass")
+    worst_wall = max(value for name, value in above.items() if name != "python -c pass")
     met = worst < TARGET_MS
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -128,17 +146,27 @@ def report(result: dict[str, object], python: str) -> str:
         "",
         "`threadline --help` is the console script installed next to the interpreter.",
         "",
-        "| command | median | range | above `python -c pass` |",
-        "| --- | --- | --- | --- |",
+        "CPU time (user + system of the child process) is what start-up costs; wall-clock time "
+        "adds the wait for a core, which grows with the machine's load.",
+        "",
+        "| command | CPU, median | above `python -c pass` | wall clock, median (range) "
+        "| above `python -c pass` |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for name, value in medians.items():
         low, high = ranges[name]
-        extra = "—" if name == "python -c pass" else f"{above[name]:.1f} ms"
-        lines.append(f"| `{name}` | {value:.1f} ms | {low:.1f}–{high:.1f} ms | {extra} |")
+        anchor = name == "python -c pass"
+        extra_cpu = "—" if anchor else f"{cpu_above[name]:.1f} ms"
+        extra = "—" if anchor else f"{above[name]:.1f} ms"
+        lines.append(
+            f"| `{name}` | {cpu[name]:.1f} ms | {extra_cpu} | {value:.1f} ms "
+            f"({low:.1f}–{high:.1f}) | {extra} |"
+        )
     lines += [
         "",
-        f"Target: `threadline --help` under {TARGET_MS:.0f} ms above the interpreter's own start-up: "
-        f"{'met' if met else 'NOT met'} (worst case {worst:.1f} ms).",
+        f"Target: `threadline --help` under {TARGET_MS:.0f} ms above the interpreter's own start-up "
+        f"(CPU time): {'met' if met else 'NOT met'} (worst case {worst:.1f} ms; wall clock "
+        f"{worst_wall:.1f} ms at this load).",
         "",
         "Heavy modules imported by `--help` (of "
         + ", ".join(f"`{m}`" for m in HEAVY)
