@@ -513,7 +513,9 @@ async def _call_model(run: _Run) -> ModelResponse:
             model_span.attributes["usage"] = vars(response.usage).copy()
     if run.calibrate:
         run.calibrate = False
-        observe_usage(model, estimate_request(model, request), response.usage.input_tokens)
+        if request.previous_response_id is None and request.conversation_id is None:
+            # with server-side state the usage counts history the request did not carry
+            observe_usage(model, estimate_request(model, request), response.usage.input_tokens)
     run.context.usage.add(response.usage)
     run.responses.append(response)
     return response
