@@ -24,6 +24,7 @@ from .chat import ChatApp, run_repl
 __all__ = [
     "ask_command",
     "chat_command",
+    "compaction_settings",
     "db_command",
     "describe_session",
     "make_folder",
@@ -167,6 +168,20 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig(session_settings=SessionSettings(max_tokens=limit) if limit else None)
 
 
+def compaction_settings(args: argparse.Namespace) -> SessionSettings | None:
+    """``SessionSettings(compact_at=...)`` from ``--compact-at`` or ``$THREADLINE_COMPACT_AT``
+    (``None`` when neither is set)."""
+    value = getattr(args, "compact_at", None)
+    if value is None:
+        text = os.environ.get("THREADLINE_COMPACT_AT", "").strip()
+        if not text:
+            return None
+        if not text.isdigit() or int(text) < 1:
+            raise UserError(f"THREADLINE_COMPACT_AT must be a number of tokens >= 1, got {text!r}")
+        value = int(text)
+    return SessionSettings(compact_at=value)
+
+
 def chat_command(args: argparse.Namespace) -> int:
     """Start the REPL on the chosen session."""
     store = open_store(args.db, args.store)
@@ -185,6 +200,7 @@ def chat_command(args: argparse.Namespace) -> int:
         model_name=model_name(model),
         run_config=run_config_from_args(args),
         renderer=choose_renderer(sys.stdout, plain=args.plain),
+        session_settings=compaction_settings(args),
     )
     return run_repl(app)
 
@@ -202,10 +218,14 @@ def ask_command(args: argparse.Namespace) -> int:
             session_id, line, new = await pick_session(store, args)
             hint = f" (continue it with --session {session_id} or -c)" if new else ""
             print(line + hint, file=sys.stderr)
-            session = store.session(session_id)
+            session = store.session(session_id, session_settings=compaction_settings(args))
             result = await Runner.run(
                 agent, args.question, session=session, run_config=run_config_from_args(args)
             )
+            if result.compaction is not None:  # one turn and done: let it finish first
+                outcome = await result.compaction
+                if outcome.compacted:
+                    print(f"· {outcome.describe()}", file=sys.stderr)
             return result.final_output
         finally:
             await _close_client(model)
