@@ -520,6 +520,8 @@ async def _call_model(run: _Run) -> ModelResponse:
             # with server-side state the usage counts history the request did not carry
             observe_usage(model, estimate_request(model, request), response.usage.input_tokens)
     run.context.usage.add(response.usage)
+    if run.memory is not None:
+        run.memory.note_request(request, response.usage)
     run.responses.append(response)
     return response
 
