@@ -89,7 +89,10 @@ async def test_an_explicit_budget_always_wins(server: ScriptedServer) -> None:
     assert len(server.requests[-1].body["messages"]) == 21  # the session's own setting
     config = RunConfig(session_settings=SessionSettings(max_tokens=400))
     await Runner.run(agent, "go on", session=session, run_config=config)
-    assert history_tokens(server.requests[-1].body) <= 400  # the run's setting
+    # the run's setting (in provider tokens, which the session's calibration converts to
+    # estimated tokens: within a factor of two here)
+    assert history_tokens(server.requests[-1].body) <= 800
+    assert len(server.requests[-1].body["messages"]) < 21
     await Runner.run(agent, "go on", session=InMemorySession("t"), run_config=config)
 
 
