@@ -79,3 +79,28 @@ def _no_learned_token_ratios(monkeypatch: pytest.MonkeyPatch) -> None:
     from threadline.run import context_budget
 
     monkeypatch.setattr(context_budget, "_ratios", {})
+
+
+@pytest.fixture(autouse=True)
+def _drop_postgres_schemas() -> Iterator[None]:
+    """Drop the PostgreSQL schemas a test's stores were given (tests/backends.py)."""
+    yield
+    from .backends import POSTGRES_SCHEMAS, POSTGRES_URL
+
+    if not POSTGRES_SCHEMAS:
+        return
+    schemas = list(POSTGRES_SCHEMAS)
+    POSTGRES_SCHEMAS.clear()
+    import asyncio
+
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            for schema in schemas:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
