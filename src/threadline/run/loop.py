@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..context import RunContextWrapper
 from ..errors import (
+    ContextWindowExceededError,
     InputGuardrailTripwireTriggered,
     MaxTurnsExceeded,
     ModelBehaviorError,
@@ -29,6 +30,7 @@ from ..tools.base import FunctionTool
 from ..tracing import span
 from .compaction import start_compaction
 from .config import RunConfig
+from .context_budget import default_history_budget, estimate_request, observe_usage
 from .error_handlers import RunErrorData, handle_max_turns
 from .events import (
     AgentUpdatedStreamEvent,
@@ -88,6 +90,8 @@ class _Run:
     conversation_id: str | None = None
     sent: int = 0
     """With server-side state, how many of ``model_input`` the server already holds."""
+    calibrate: bool = False
+    """Compare the next call's estimate with its reported input tokens (see context_budget)."""
     model_input: list[Item] = field(default_factory=list)
     new_items: list[RunItem] = field(default_factory=list)
     responses: list[ModelResponse] = field(default_factory=list)
@@ -154,7 +158,16 @@ async def run_agent(
             if memory is None:
                 run.model_input = list(new_input)
             else:  # a guarded input is stored only once the guardrails let it through
-                run.model_input = await memory.start(new_input, save=not guarded)
+                budget = None
+                if memory.settings.max_tokens is None:  # an explicit budget always wins
+                    fitted = await default_history_budget(
+                        run.agent, run.config, run.context, new_input
+                    )
+                    budget = None if fitted is None else fitted.history_tokens
+                    run.calibrate = fitted is not None
+                run.model_input = await memory.start(
+                    new_input, save=not guarded, default_max_tokens=budget
+                )
                 run.unsaved_input = list(new_input) if guarded else []
             run.history_len = len(run.model_input)
             final_output = await _turns(run)
@@ -483,6 +496,10 @@ async def _call_model(run: _Run) -> ModelResponse:
             response = await (
                 _stream(model, request, run.emit) if run.emit else model.get_response(request)
             )
+        except ContextWindowExceededError as exc:
+            if run.calibrate and exc.requested_tokens is not None:  # the next run fits better
+                observe_usage(model, estimate_request(model, request), exc.requested_tokens)
+            raise
         except Exception as exc:
             loop_error = _other_loop_error(exc)
             if loop_error is None:
@@ -497,6 +514,11 @@ async def _call_model(run: _Run) -> ModelResponse:
             ) from exc
         if model_span is not None:
             model_span.attributes["usage"] = vars(response.usage).copy()
+    if run.calibrate:
+        run.calibrate = False
+        if request.previous_response_id is None and request.conversation_id is None:
+            # with server-side state the usage counts history the request did not carry
+            observe_usage(model, estimate_request(model, request), response.usage.input_tokens)
     run.context.usage.add(response.usage)
     if run.memory is not None:
         run.memory.note_request(request, response.usage)
