@@ -24,7 +24,8 @@ ThreadlineError
     ├── LeaseLostError            a run's lease was taken over: its writes are refused
     ├── SessionClosedError        the session handle or its store was closed (a RuntimeError too)
     ├── CorruptItemError          a stored row cannot be decoded
-    └── SchemaVersionError        the store was written by a newer threadline
+    ├── SchemaVersionError        the store was written by a newer threadline
+    └── StoreServerError          the store's server is unreachable, refused us, or is full
 ```
 
 Every message says what happened and what to do about it, in one line.
@@ -55,6 +56,7 @@ __all__ = [
     "SessionClosedError",
     "SessionError",
     "SettingsError",
+    "StoreServerError",
     "ThreadlineError",
     "ToolArgumentsError",
     "ToolError",
@@ -269,3 +271,18 @@ class CorruptItemError(SessionError):
 
 class SchemaVersionError(SessionError):
     """The store was created by a newer version of threadline than this one."""
+
+
+class StoreServerError(SessionError):
+    """The database server behind a store failed: unreachable, a dropped connection, refused
+    credentials, or out of memory.
+
+    ``server`` names it (``"Redis at 10.0.0.5:6379/0"``, never with a password); ``reason``
+    says what went wrong. Reads are retried before this is raised; a write is retried only
+    when the retry cannot apply it twice.
+    """
+
+    def __init__(self, server: str, reason: str) -> None:
+        self.server = server
+        self.reason = reason
+        super().__init__(f"the session store {server} failed: {reason}")

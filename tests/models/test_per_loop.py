@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from threadline.models._per_loop import PerLoop
+from threadline.sessions._per_loop import PerLoop
 
 
 class Thing:

@@ -83,6 +83,10 @@ class SessionStore(Protocol):
 _SCHEMES: dict[str, tuple[str, str, str | None]] = {
     "sqlite": ("threadline.sessions.sqlite", "SQLiteStore", None),
     "memory": ("threadline.sessions.memory", "InMemoryStore", None),
+    "redis": ("threadline.sessions.redis", "RedisStore", "redis"),
+    "rediss": ("threadline.sessions.redis", "RedisStore", "redis"),
+    "redis+cluster": ("threadline.sessions.redis", "RedisStore", "redis"),
+    "rediss+cluster": ("threadline.sessions.redis", "RedisStore", "redis"),
 }
 
 
@@ -99,6 +103,9 @@ def open_store(url: str, **options: Any) -> Store:
       in-memory database); query parameters set :class:`SQLiteStore` options
       (``?synchronous=NORMAL&lock_timeout=10``). A bare path with no scheme is a SQLite file.
     * ``memory://`` — an :class:`~threadline.sessions.InMemoryStore`, gone with the process.
+    * ``redis://host:6379/0`` (``rediss://`` for TLS) or ``redis+cluster://node1:7000,node2:7001``
+      — a :class:`~threadline.sessions.redis.RedisStore` (``pip install 'threadline[redis]'``);
+      query parameters set its options (``?prefix=app:&ttl=86400``).
 
     ``options`` are passed to the store's constructor (``codec=`` for example). An unknown
     scheme, a malformed URL or a backend whose extra is missing raises
@@ -124,6 +131,8 @@ def open_store(url: str, **options: Any) -> Store:
     except ImportError as exc:  # pragma: no cover - only backends with extras can miss one
         from ..errors import MissingDependencyError
 
+        if isinstance(exc, MissingDependencyError):
+            raise
         raise MissingDependencyError(
             exc.name or module_name, extra or scheme, f"{scheme}:// stores"
         ) from exc
