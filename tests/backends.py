@@ -259,7 +259,6 @@ BACKENDS: list[Backend] = [
     Backend(
         "redis",
         _redis,
-        loop_bound=True,
         corrupt_item=_corrupt_redis,
         make_schema_newer=_newer_redis,
         marks=_REDIS,
@@ -267,7 +266,6 @@ BACKENDS: list[Backend] = [
     Backend(
         "redis-encrypted",
         _redis_encrypted,
-        loop_bound=True,
         corrupt_item=_corrupt_redis,
         make_schema_newer=_newer_redis,
         marks=_REDIS,
@@ -275,7 +273,6 @@ BACKENDS: list[Backend] = [
     Backend(
         "redis-cluster",
         _redis_cluster,
-        loop_bound=True,
         corrupt_item=_corrupt_redis,
         make_schema_newer=_newer_redis,
         marks=_REDIS,

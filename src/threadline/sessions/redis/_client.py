@@ -70,8 +70,9 @@ class Connection:
         return self._clients.get()
 
     async def aclose(self) -> None:
-        """Close the running loop's client (other loops' clients close with their loops)."""
-        await self._clients.aclose()
+        """Close the running loop's client; other loops' clients close when those loops shut
+        down (a ``Runner.run_sync`` loop at the end of its thread or at exit)."""
+        await self._clients.aclose_all()
 
     def _make(self) -> Any:
         from redis.asyncio.retry import Retry
