@@ -103,6 +103,9 @@ for _name in (
     "lease_acquire",
     "lease_renew",
     "lease_release",
+    "get_record",
+    "list_records",
+    "put_records",
 ):
     _bind_to_loop(_name)
 

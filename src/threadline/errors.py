@@ -263,8 +263,9 @@ class CorruptItemError(SessionError):
     def __init__(self, session_id: str, position: int | str, reason: str) -> None:
         self.session_id = session_id
         self.position = position
+        what = f"stored item at position {position}" if isinstance(position, int) else position
         super().__init__(
-            f"session {session_id!r}: stored item at position {position} is corrupt ({reason}); "
+            f"session {session_id!r}: {what} is corrupt ({reason}); "
             "export the session to inspect it, or remove the item"
         )
 

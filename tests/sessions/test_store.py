@@ -129,6 +129,7 @@ def test_handles_declare_their_capabilities() -> None:
         "replace",
         "fork",
         "lease",
+        "records",
     }
     assert "search" in InMemoryStore().capabilities
     assert "shared" not in SQLiteStore(":memory:").capabilities
@@ -205,7 +206,7 @@ async def test_a_version_1_file_gains_search_and_keeps_its_history(tmp_path: Pat
     finally:
         await store.aclose()
     check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert check.execute(
         "INSERT INTO threadline_fts(threadline_fts) VALUES ('integrity-check')"
@@ -219,3 +220,53 @@ async def test_sqlite_session_spelling_is_unchanged(tmp_path: Path) -> None:
     assert session.store.session("user_123").db_path == session.db_path
     assert await session.store.session("user_123").get_items() == [user_message("hi")]
     session.close()
+
+
+# ---------------------------------------------------------------------- migration to v3
+
+
+async def test_a_version_2_file_gains_records_and_keeps_its_history(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for steps in MIGRATIONS[:2]:
+        for step in steps:
+            step(conn) if callable(step) else conn.execute(step)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("INSERT INTO threadline_sessions VALUES (1, 'old', 1, 100.0, 200.0, 0)")
+    conn.execute(
+        "INSERT INTO threadline_items VALUES (1, 0, 1, NULL, 5, ?)",
+        (json.dumps(user_message("kept")),),
+    )
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        session = store.session("old")
+        assert await session.get_items() == [user_message("kept")]
+        await session.put_records({"meta": {"title": "kept"}})
+        assert await session.get_record("meta") == {"title": "kept"}
+    finally:
+        await store.aclose()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 3
+    check.close()
+
+
+async def test_a_record_moved_to_another_key_or_session_is_corrupt(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "moved.db")
+    try:
+        await store.session("a").put_records({"meta": "mine", "usage": 1})
+        await store.session("b").put_records({"meta": "theirs"})
+
+        def tamper(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE threadline_records SET data = (SELECT data FROM threadline_records "
+                "WHERE key = 'usage') WHERE key = 'meta' AND sid = 1"
+            )
+
+        await store._engine.write(tamper)
+        with pytest.raises(CorruptItemError, match=r"record 'meta'.*not stored under this key"):
+            await store.session("a").get_record("meta")
+        assert await store.session("a").get_record("usage") == 1
+        assert await store.session("b").get_record("meta") == "theirs"
+    finally:
+        await store.aclose()

@@ -8,7 +8,7 @@ and calls the backend; it holds no connection of its own, so it is cheap to make
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -16,7 +16,14 @@ from ..errors import SessionClosedError, UserError
 from ..items import Item
 from ._window import check_fork_cut, item_pairs
 from .base import SessionSettings
-from .codec import check_count, check_session_id, encode_items
+from .codec import (
+    check_count,
+    check_record_key,
+    check_session_id,
+    decode_record,
+    encode_items,
+    encode_record,
+)
 from .lease import Lease, check_fence, check_ttl, fenced_lease, held_lease
 
 if TYPE_CHECKING:
@@ -114,13 +121,25 @@ class StoreSession:
             return []
         return await store._backend.read(self.session_id, limit)
 
-    async def add_items(self, items: list[Item]) -> None:
-        """Append ``items`` atomically, keeping their order (nothing is written if one is bad)."""
+    async def add_items(
+        self, items: list[Item], *, records: Mapping[str, Any] | None = None
+    ) -> None:
+        """Append ``items`` atomically, keeping their order (nothing is written if one is bad).
+
+        ``records`` (a threadline extension; see :meth:`put_records`) are written in the same
+        transaction as the items: both land, or neither.
+        """
         store = self._usable()
         rows = encode_items(items, store.codec, self.session_id)
+        payloads = None if records is None else self._encode_records(store, records)
         fence = self._fence()
         if rows:
-            await store._backend.append(self.session_id, rows, fence)
+            if payloads:
+                await store._backend.append(self.session_id, rows, fence, payloads)
+            else:
+                await store._backend.append(self.session_id, rows, fence)
+        elif payloads:
+            await store._backend.put_records(self.session_id, payloads, fence)
 
     async def pop_item(self) -> Item | None:
         """Remove and return the newest item, or ``None`` when the session is empty."""
@@ -188,6 +207,67 @@ class StoreSession:
         rows = encode_items(items, self.store.codec, new_session_id)
         if rows:
             await backend.append(new_session_id, rows, None)
+
+    # ------------------------------------------------------------------ session records
+
+    def _records_store(self) -> Store:
+        store = self._usable()
+        if "records" not in store.capabilities:
+            raise UserError(
+                f"the session store {store._backend.where} keeps no session records "
+                "(metadata, usage, pending runs): use a store that offers 'records'"
+            )
+        return store
+
+    def _encode_records(
+        self, store: Store, records: Mapping[str, Any]
+    ) -> dict[str, str | bytes | None]:
+        if not isinstance(records, Mapping):
+            raise UserError(f"records must be a mapping of key to value, got {records!r}")
+        if records and "records" not in store.capabilities:
+            self._records_store()
+        return {
+            check_record_key(key): None
+            if value is None
+            else encode_record(store.codec, self.session_id, key, value)
+            for key, value in records.items()
+        }
+
+    async def get_record(self, key: str) -> Any:
+        """The value of the session record ``key``, or ``None`` when there is none.
+
+        Records are small named JSON documents kept with a session (metadata, usage, a pending
+        run): sealed by the store's codec like items, removed with the session, kept by
+        ``clear_session``, ``replace_items`` and ``pop_turn``, not copied by :meth:`fork`.
+        """
+        store = self._records_store()
+        key = check_record_key(key)
+        payload = await store._backend.get_record(self.session_id, key)
+        return (
+            None if payload is None else decode_record(store.codec, self.session_id, key, payload)
+        )
+
+    async def list_records(self, prefix: str = "") -> dict[str, Any]:
+        """The session's records whose key starts with ``prefix`` (all when ``""``), by key."""
+        store = self._records_store()
+        if not isinstance(prefix, str):
+            raise UserError(f"prefix must be a string, got {type(prefix).__name__}")
+        found = await store._backend.list_records(self.session_id, prefix)
+        return {
+            key: decode_record(store.codec, self.session_id, key, payload) for key, payload in found
+        }
+
+    async def put_records(self, records: Mapping[str, Any]) -> None:
+        """Write the session records ``records`` atomically (a ``None`` value deletes its key).
+
+        Values must be JSON (at most :data:`~threadline.sessions.codec.RECORD_SIZE_LIMIT`
+        bytes each); under a lease the write carries its fence, like an item write.
+        """
+        store = self._records_store()
+        payloads = self._encode_records(store, records)
+        fence = self._fence()
+        if payloads:
+            await store._backend.put_records(self.session_id, payloads, fence)
 
     @asynccontextmanager
     async def lease(

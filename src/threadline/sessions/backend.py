@@ -22,7 +22,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from .codec import EncodedItem, ItemCodec
 __all__ = [
     "Fence",
     "LeaseGrant",
+    "Payload",
     "SearchHit",
     "SessionPage",
     "StoreBackend",
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("threadline.sessions")
+
+Payload = str | bytes
+"""A stored payload: compact JSON text, or what the store's codec sealed it into."""
 
 
 @dataclass(frozen=True)
@@ -148,10 +152,19 @@ class StoreBackend(abc.ABC):
 
     @abc.abstractmethod
     async def append(
-        self, session_id: str, rows: Sequence[EncodedItem], fence: Fence | None
+        self,
+        session_id: str,
+        rows: Sequence[EncodedItem],
+        fence: Fence | None,
+        records: Mapping[str, Payload | None] | None = None,
     ) -> None:
         """Append ``rows`` (never empty) after the newest item, atomically, creating the
-        session if needed."""
+        session if needed.
+
+        ``records`` (only passed when the backend offers ``"records"``) are written in the same
+        transaction, as by :meth:`put_records`: the items and the records land together or not
+        at all.
+        """
 
     @abc.abstractmethod
     async def read(self, session_id: str, limit: int | None) -> list[Item]:
@@ -185,6 +198,30 @@ class StoreBackend(abc.ABC):
     async def fork(self, session_id: str, new_session_id: str, at: int | None) -> None:
         """Copy the first ``at`` items (all when ``None``) into ``new_session_id``, which must
         hold no items (else :class:`~threadline.errors.UserError`)."""
+
+    # ------------------------------------------------------------------ session records
+
+    async def get_record(self, session_id: str, key: str) -> Payload | None:
+        """The payload stored under ``key`` for the session, or ``None``.
+
+        Records are small named JSON documents kept beside a session's items (sealed by the
+        codec like items). They belong to the session: :meth:`delete` removes them; ``clear``,
+        ``replace``, ``pop`` and ``pop_turn`` keep them; :meth:`fork` does not copy them.
+        Only called when ``"records"`` is in :attr:`capabilities`.
+        """
+        raise NotImplementedError
+
+    async def list_records(self, session_id: str, prefix: str) -> list[tuple[str, Payload]]:
+        """The session's records whose key starts with ``prefix`` (``""``: all), by key."""
+        raise NotImplementedError
+
+    async def put_records(
+        self, session_id: str, records: Mapping[str, Payload | None], fence: Fence | None
+    ) -> None:
+        """Write ``records`` atomically (a ``None`` payload deletes that key), under ``fence``
+        like an item write. Creates the session when a payload is written to a session that
+        does not exist; does not change the session's ``updated_at``."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ the store
 

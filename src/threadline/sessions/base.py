@@ -37,7 +37,7 @@ __all__ = [
 DEFAULT_LEASE_TTL = 30.0
 """Seconds a writer lease stays valid without a heartbeat (the holder renews it while alive)."""
 
-CAPABILITIES = frozenset({"window", "pop_turn", "replace", "fork", "lease"})
+CAPABILITIES = frozenset({"window", "pop_turn", "replace", "fork", "lease", "records"})
 """Names of the optional capabilities a backend may implement beyond :class:`Session`."""
 
 _CAPABILITY_METHODS = {
@@ -46,6 +46,7 @@ _CAPABILITY_METHODS = {
     "replace": "replace_items",
     "fork": "fork",
     "lease": "lease",
+    "records": "get_record",
 }
 
 

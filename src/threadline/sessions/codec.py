@@ -37,17 +37,22 @@ __all__ = [
     "KIND_OTHER",
     "KIND_OUTPUT",
     "KIND_USER",
+    "RECORD_KEY_LIMIT",
+    "RECORD_SIZE_LIMIT",
     "ROW_SEPARATOR",
     "EncodedItem",
     "ItemCodec",
     "JsonCodec",
     "check_count",
+    "check_record_key",
     "check_session_id",
     "decode_item",
     "decode_joined",
     "decode_payload",
     "decode_problem",
+    "decode_record",
     "encode_items",
+    "encode_record",
     "estimate_tokens",
     "gc_paused",
     "search_text",
@@ -326,3 +331,69 @@ def gc_paused(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+# ---------------------------------------------------------------------- session records
+
+RECORD_KEY_LIMIT = 200
+"""The longest record key, in characters."""
+
+RECORD_SIZE_LIMIT = 1 << 20
+"""The largest record value, in bytes of compact JSON."""
+
+
+def check_record_key(key: object) -> str:
+    """Return ``key`` if it names a record (a non-empty string of at most
+    :data:`RECORD_KEY_LIMIT` printable characters), else raise :class:`UserError`."""
+    if not isinstance(key, str):
+        raise UserError(f"a record key must be a string, got {type(key).__name__}")
+    if not key or len(key) > RECORD_KEY_LIMIT or not key.isprintable():
+        raise UserError(
+            f"a record key must be 1 to {RECORD_KEY_LIMIT} printable characters, got {key!r}"
+        )
+    if lone_surrogate(key) is not None:
+        raise UserError(f"a record key must be valid Unicode text, got {key!r}")
+    return key
+
+
+def encode_record(codec: ItemCodec, session_id: str, key: str, value: object) -> str | bytes:
+    """The stored payload of one record, or :class:`UserError` when ``value`` is not JSON.
+
+    The payload holds the key beside the value (``{"k": key, "v": value}``) and goes through
+    the codec like an item, so a sealed record cannot be moved to another key or session
+    unnoticed.
+    """
+    try:
+        data = json.dumps(
+            {"k": key, "v": value}, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise UserError(f"record {key!r} of session {session_id!r} is not JSON ({exc})") from None
+    if lone_surrogate(data) is not None:
+        raise UserError(f"record {key!r} of session {session_id!r} holds a lone surrogate")
+    size = len(data.encode("utf-8"))
+    if size > RECORD_SIZE_LIMIT:
+        raise UserError(
+            f"record {key!r} of session {session_id!r} is {size} bytes of JSON, more than the "
+            f"{RECORD_SIZE_LIMIT} a record holds: store less in it"
+        )
+    return data if codec.plain_json else codec.seal(session_id, data)
+
+
+def decode_record(codec: ItemCodec, session_id: str, key: str, payload: str | bytes) -> Any:
+    """The value of the record stored as ``payload`` under ``key``.
+
+    Raises :class:`CorruptItemError` (position ``the record 'key'``) when the payload cannot be
+    opened or was stored under another key.
+    """
+    try:
+        envelope = json.loads(codec.open(session_id, payload))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise CorruptItemError(
+            session_id, f"the record {key!r}", str(exc) or type(exc).__name__
+        ) from None
+    if not isinstance(envelope, dict) or envelope.get("k") != key or "v" not in envelope:
+        raise CorruptItemError(
+            session_id, f"the record {key!r}", "it was not stored under this key"
+        )
+    return envelope["v"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -23,7 +23,7 @@ from ._base_store import Store
 from ._handle import StoreSession
 from ._search import make_snippet, matches
 from ._window import check_fork_cut, window_size
-from .backend import Fence, LeaseGrant, SearchHit, StoreBackend, StoreStats
+from .backend import Fence, LeaseGrant, Payload, SearchHit, StoreBackend, StoreStats
 from .base import SessionInfo, SessionSettings
 from .codec import (
     KIND_CALL,
@@ -50,6 +50,7 @@ class _Session:
     created_at: float
     updated_at: float
     tick: int
+    records: dict[str, Payload] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,7 +73,9 @@ class InMemoryDatabase:
 class InMemoryBackend(StoreBackend):
     """Rows in an :class:`InMemoryDatabase`; every method is one step under its lock."""
 
-    capabilities = frozenset({"window", "pop_turn", "replace", "fork", "lease", "search", "shared"})
+    capabilities = frozenset(
+        {"window", "pop_turn", "replace", "fork", "lease", "records", "search", "shared"}
+    )
 
     def __init__(self, database: InMemoryDatabase, codec: ItemCodec) -> None:
         super().__init__(codec)
@@ -131,12 +134,48 @@ class InMemoryBackend(StoreBackend):
     # ------------------------------------------------------------------ one session's items
 
     async def append(
-        self, session_id: str, rows: Sequence[EncodedItem], fence: Fence | None
+        self,
+        session_id: str,
+        rows: Sequence[EncodedItem],
+        fence: Fence | None,
+        records: Mapping[str, Payload | None] | None = None,
     ) -> None:
         db = self._open()
         with db.lock:
             self._check_fence(db, session_id, fence)
-            self._touch(db, session_id, time.time()).rows.extend(rows)
+            found = self._touch(db, session_id, time.time())
+            found.rows.extend(rows)
+            if records:
+                _write_records(found, records)
+
+    async def get_record(self, session_id: str, key: str) -> Payload | None:
+        db = self._open()
+        with db.lock:
+            found = db.sessions.get(session_id)
+            return None if found is None else found.records.get(key)
+
+    async def list_records(self, session_id: str, prefix: str) -> list[tuple[str, Payload]]:
+        db = self._open()
+        with db.lock:
+            found = db.sessions.get(session_id)
+            if found is None:
+                return []
+            return sorted((k, v) for k, v in found.records.items() if k.startswith(prefix))
+
+    async def put_records(
+        self, session_id: str, records: Mapping[str, Payload | None], fence: Fence | None
+    ) -> None:
+        db = self._open()
+        with db.lock:
+            self._check_fence(db, session_id, fence)
+            found = db.sessions.get(session_id)
+            if found is None:
+                if all(value is None for value in records.values()):
+                    return
+                now = time.time()
+                found = _Session([], now, now, next(db.ticks))
+                db.sessions[session_id] = found
+            _write_records(found, records)
 
     async def read(self, session_id: str, limit: int | None) -> list[Item]:
         db = self._open()
@@ -331,6 +370,14 @@ class InMemoryBackend(StoreBackend):
             row = db.leases.get(session_id)
             if row is not None and row.owner == fence.owner and row.epoch == fence.epoch:
                 row.owner, row.expires_at = "", 0.0
+
+
+def _write_records(found: _Session, records: Mapping[str, Payload | None]) -> None:
+    for key, value in records.items():
+        if value is None:
+            found.records.pop(key, None)
+        else:
+            found.records[key] = value
 
 
 def _tick_cursor(after: str | None) -> int | None:

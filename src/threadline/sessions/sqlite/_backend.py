@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...errors import UserError
 from ...items import Item
-from ..backend import Fence, LeaseGrant, SearchHit, StoreBackend, StoreStats
+from ..backend import Fence, LeaseGrant, Payload, SearchHit, StoreBackend, StoreStats
 from ..base import SessionInfo
 from ..codec import EncodedItem, ItemCodec
 from . import _ops as ops
@@ -41,7 +41,7 @@ class SQLiteBackend(StoreBackend):
         super().__init__(codec)
         self.engine = engine
         self._unindexed = 0
-        offered = {"window", "pop_turn", "replace", "fork", "lease", "search"}
+        offered = {"window", "pop_turn", "replace", "fork", "lease", "records", "search"}
         if not engine.memory:
             offered.add("shared")  # a file: other stores and processes may open it too
         self.capabilities = frozenset(offered)
@@ -59,10 +59,16 @@ class SQLiteBackend(StoreBackend):
     # ------------------------------------------------------------------ one session's items
 
     async def append(
-        self, session_id: str, rows: Sequence[EncodedItem], fence: Fence | None
+        self,
+        session_id: str,
+        rows: Sequence[EncodedItem],
+        fence: Fence | None,
+        records: Mapping[str, Payload | None] | None = None,
     ) -> None:
         await self.engine.write(
-            functools.partial(ops.add, session_id=session_id, rows=rows, fence=fence)
+            functools.partial(
+                ops.add, session_id=session_id, rows=rows, fence=fence, records=records
+            )
         )
         if self.codec.searchable:
             self._unindexed += len(rows)
@@ -130,6 +136,27 @@ class SQLiteBackend(StoreBackend):
     async def fork(self, session_id: str, new_session_id: str, at: int | None) -> None:
         await self.engine.write(
             functools.partial(ops.fork, session_id=session_id, new_session_id=new_session_id, at=at)
+        )
+
+    # ------------------------------------------------------------------ session records
+
+    async def get_record(self, session_id: str, key: str) -> Payload | None:
+        found: Payload | None = await self.engine.read(
+            functools.partial(ops.get_record, session_id=session_id, key=key), snapshot=False
+        )
+        return found
+
+    async def list_records(self, session_id: str, prefix: str) -> list[tuple[str, Payload]]:
+        found: list[tuple[str, Payload]] = await self.engine.read(
+            functools.partial(ops.list_records, session_id=session_id, prefix=prefix)
+        )
+        return found
+
+    async def put_records(
+        self, session_id: str, records: Mapping[str, Payload | None], fence: Fence | None
+    ) -> None:
+        await self.engine.write(
+            functools.partial(ops.put_records, session_id=session_id, records=records, fence=fence)
         )
 
     # ------------------------------------------------------------------ the store

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ...errors import CorruptItemError, LeaseLostError, SessionError, UserError
 from ...items import Item
 from .._window import check_fork_cut, window_size
-from ..backend import Fence, LeaseGrant
+from ..backend import Fence, LeaseGrant, Payload
 from ..codec import (
     KIND_CALL,
     KIND_OUTPUT,
@@ -42,9 +42,12 @@ __all__ = [
     "clear",
     "delete",
     "fork",
+    "get_record",
+    "list_records",
     "list_sessions",
     "pop",
     "pop_turn",
+    "put_records",
     "read_newest",
     "release_lease",
     "renew_lease",
@@ -271,8 +274,10 @@ def add(
     session_id: str,
     rows: Sequence[EncodedItem],
     fence: Fence | None = None,
+    records: Mapping[str, Payload | None] | None = None,
 ) -> None:
-    """Append ``rows``, numbering them after the current newest item."""
+    """Append ``rows``, numbering them after the current newest item (and write
+    ``records`` in the same transaction)."""
     check_fence(conn, session_id, fence)
     now = time.time()
     found = conn.execute(
@@ -298,6 +303,83 @@ def add(
         "UPDATE threadline_sessions SET item_count = item_count + ?, updated_at = ? WHERE sid = ?",
         (len(rows), now, sid),
     )
+    if records:
+        _write_records(conn, sid, records)
+
+
+def _write_records(
+    conn: sqlite3.Connection, sid: int, records: Mapping[str, Payload | None]
+) -> None:
+    gone = [(sid, key) for key, value in records.items() if value is None]
+    kept = [(sid, key, value) for key, value in records.items() if value is not None]
+    if gone:
+        conn.executemany("DELETE FROM threadline_records WHERE sid = ? AND key = ?", gone)
+    if kept:
+        conn.executemany(
+            "INSERT OR REPLACE INTO threadline_records (sid, key, data) VALUES (?, ?, ?)", kept
+        )
+
+
+def put_records(
+    conn: sqlite3.Connection,
+    session_id: str,
+    records: Mapping[str, Payload | None],
+    fence: Fence | None = None,
+) -> None:
+    """Write (or, for ``None``, delete) the session's records; creates the session when a
+    record is written to a session that does not exist."""
+    check_fence(conn, session_id, fence)
+    found = _session(conn, session_id)
+    if found is None:
+        if all(value is None for value in records.values()):
+            return
+        sid = _create_session(conn, session_id, time.time())
+    else:
+        sid = found[0]
+    _write_records(conn, sid, records)
+
+
+def get_record(conn: sqlite3.Connection, session_id: str, key: str) -> Payload | None:
+    """The payload of one record, or ``None``."""
+    row = conn.execute(
+        "SELECT r.data FROM threadline_records AS r JOIN threadline_sessions AS s "
+        "ON r.sid = s.sid WHERE s.session_id = ? AND r.key = ?",
+        (session_id, key),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def _past_prefix(prefix: str) -> str:
+    """A string above every string that starts with ``prefix`` (or the largest one there is)."""
+    for index in range(len(prefix) - 1, -1, -1):
+        point = ord(prefix[index]) + 1
+        if 0xD800 <= point <= 0xDFFF:
+            point = 0xE000
+        if point <= 0x10FFFF:
+            return prefix[:index] + chr(point)
+    return "\U0010ffff" * (len(prefix) + 1)
+
+
+def list_records(
+    conn: sqlite3.Connection, session_id: str, prefix: str
+) -> list[tuple[str, Payload]]:
+    """The session's records whose key starts with ``prefix``, by key (a range scan)."""
+    found = _session(conn, session_id)
+    if found is None:
+        return []
+    if not prefix:
+        rows = conn.execute(
+            "SELECT key, data FROM threadline_records WHERE sid = ? ORDER BY key", (found[0],)
+        )
+    else:
+        # A range scan from ``prefix`` to the first string past every key that starts with it
+        # (SQLite compares text as UTF-8 bytes, which orders like code points).
+        rows = conn.execute(
+            "SELECT key, data FROM threadline_records WHERE sid = ? AND key >= ? AND key < ? "
+            "AND substr(key, 1, ?) = ? ORDER BY key",
+            (found[0], prefix, _past_prefix(prefix), len(prefix), prefix),
+        )
+    return [(key, data) for key, data in rows]
 
 
 def _remove_from(
@@ -385,6 +467,7 @@ def delete(conn: sqlite3.Connection, codec: ItemCodec, session_id: str) -> bool:
     if found is None:
         return False
     _remove_all(conn, codec, found[0])
+    conn.execute("DELETE FROM threadline_records WHERE sid = ?", (found[0],))
     conn.execute("DELETE FROM threadline_sessions WHERE sid = ?", (found[0],))
     conn.execute(
         "DELETE FROM threadline_leases WHERE session_id = ? AND (owner = '' OR expires_at < ?)",

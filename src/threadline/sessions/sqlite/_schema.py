@@ -3,7 +3,7 @@
 ``MIGRATIONS`` is append-only: entry ``i`` takes a database from version ``i`` to ``i + 1``,
 and the version lives in ``PRAGMA user_version``. Never edit a released entry; add a new one.
 
-Layout (version 2):
+Layout (version 3):
 
 * ``threadline_sessions`` — one row per session: a small integer ``sid`` standing for the
   session id (which may be any string and is only ever bound as data), the item count and
@@ -19,8 +19,11 @@ Layout (version 2):
   ``threadline_sessions_unindexed`` finds the sessions behind (see ``_search.py``).
   ``threadline_meta`` records the version of the search-text rules.
 * ``threadline_sessions_recent`` — the index ``list_sessions`` pages through, newest first.
+* ``threadline_records`` — a session's named records (small JSON documents, sealed by the
+  codec like items), clustered by ``(sid, key)``.
 
-Version 2 added the lease epoch, the listing index and search (indexing existing items).
+Version 2 added the lease epoch, the listing index and search (indexing existing items);
+version 3 the records table.
 """
 
 from __future__ import annotations
@@ -96,6 +99,16 @@ MIGRATIONS: list[tuple[Step, ...]] = [
         ) WITHOUT ROWID
         """,
         _index_existing_items,
+    ),
+    (
+        """
+        CREATE TABLE threadline_records (
+            sid INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            data NOT NULL,
+            PRIMARY KEY (sid, key)
+        ) WITHOUT ROWID
+        """,
     ),
 ]
 

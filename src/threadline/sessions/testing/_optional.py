@@ -13,12 +13,13 @@ from ...errors import SessionBusyError, UserError
 from ...items import assistant_message, function_call, function_call_output, user_message
 from ..lease import writer_lease
 from ._harness import ConformanceHarness, SessionFactory, asyncio_test, sample_history
+from ._records import RecordTests
 from ._reference import check_window, reference_pop_turn, reference_window
 
 __all__ = ["OptionalCapabilityTests"]
 
 
-class OptionalCapabilityTests(ConformanceHarness):
+class OptionalCapabilityTests(RecordTests, ConformanceHarness):
     """The tests of every optional capability (see :data:`~threadline.sessions.CAPABILITIES`)."""
 
     # ------------------------------------------------------------------ get_window

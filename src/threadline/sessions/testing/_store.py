@@ -166,6 +166,23 @@ class StoreTests(ConformanceHarness):
             await store.delete_session("")
 
     @asyncio_test
+    async def test_records_go_with_the_session(self, stores: StoreOpener) -> None:
+        store = await stores()
+        self.require_store(store, "records")
+        session = store.session("records-owner")
+        await session.put_records({"meta": {"title": "only records"}})
+        listed = await store.session_info("records-owner")
+        assert listed is not None and listed.item_count == 0  # records made the session
+        if "shared" in store.capabilities:
+            other = await stores()
+            assert await other.session("records-owner").get_record("meta") == {
+                "title": "only records"
+            }
+        assert await store.delete_session("records-owner") is True
+        assert await session.list_records() == {}
+        assert await store.session_info("records-owner") is None
+
+    @asyncio_test
     async def test_stats_count_sessions_and_items(self, store: Any) -> None:
         empty = await store.stats()
         assert (empty.sessions, empty.items) == (0, 0)
@@ -423,6 +440,11 @@ class StoreTests(ConformanceHarness):
                 writes.append(stale.pop_turn)
             if "replace" in first.capabilities:
                 writes.append(lambda: stale.replace_items([user_message("overwrite")]))
+            if "records" in first.capabilities:
+                writes.append(lambda: stale.put_records({"meta": "stale"}))
+                writes.append(
+                    lambda: stale.add_items([assistant_message("x")], records={"meta": "stale"})
+                )
             for write in writes:
                 with pytest.raises(LeaseLostError):
                     await write()
