@@ -149,7 +149,7 @@ class PerLoop(Generic[T]):
                 del self._entries[other]
         with _parked_lock:
             for other, entry in others:
-                if not other.is_closed():
+                if not other.is_closed() and entry.keeper is not None:
                     _parked.setdefault(other, []).append(entry.keeper)
         await self.aclose()
 

@@ -22,13 +22,13 @@ atomic, with what holds in between written down here:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import CorruptItemError, LeaseLostError, SchemaVersionError, SessionError, UserError
 from ...items import Item
 from .._window import check_fork_cut
-from ..backend import Fence, LeaseGrant, StoreBackend, StoreStats
+from ..backend import Fence, LeaseGrant, Payload, StoreBackend, StoreStats
 from ..base import SessionInfo
 from ..codec import (
     KIND_CALL,
@@ -55,7 +55,9 @@ _INDEX_PAGE = 200
 class RedisBackend(StoreBackend):
     """Rows and transactions of one Redis server or Cluster (see the module docstring)."""
 
-    capabilities = frozenset({"window", "pop_turn", "replace", "fork", "lease", "shared"})
+    capabilities = frozenset(
+        {"window", "pop_turn", "replace", "fork", "lease", "records", "shared"}
+    )
 
     def __init__(
         self, connection: Connection, codec: ItemCodec, *, prefix: str, ttl: float | None
@@ -94,6 +96,12 @@ class RedisBackend(StoreBackend):
         connection = self._open()
         if self._checked:
             return connection
+        async with connection.first_use():
+            if not self._checked:
+                await self._check_schema(connection)
+        return connection
+
+    async def _check_schema(self, connection: Connection) -> None:
         stored = await connection.command("GET", self.schema_key)
         if stored is None:
             await connection.command("SET", self.schema_key, SCHEMA_VERSION, "NX")
@@ -112,7 +120,6 @@ class RedisBackend(StoreBackend):
                 "upgrade threadline to open it"
             )
         self._checked = True
-        return connection
 
     # ------------------------------------------------------------------ helpers
 
@@ -185,9 +192,34 @@ class RedisBackend(StoreBackend):
     # ------------------------------------------------------------------ one session's items
 
     async def append(
-        self, session_id: str, rows: Sequence[EncodedItem], fence: Fence | None
+        self,
+        session_id: str,
+        rows: Sequence[EncodedItem],
+        fence: Fence | None,
+        records: Mapping[str, Payload | None] | None = None,
     ) -> None:
-        await self._write("append", session_id, fence, self._rows_args(rows))
+        args = self._rows_args(rows)
+        if records:
+            args += _records_args(records)
+        await self._write("append", session_id, fence, args)
+
+    # ------------------------------------------------------------------ session records
+
+    async def get_record(self, session_id: str, key: str) -> Payload | None:
+        connection = await self._ready()
+        payload = await connection.command("HGET", self._keys(session_id).r, key)
+        return None if payload is None else bytes(payload)
+
+    async def list_records(self, session_id: str, prefix: str) -> list[tuple[str, Payload]]:
+        connection = await self._ready()
+        stored = await connection.command("HGETALL", self._keys(session_id).r)
+        found = [(bytes(key).decode("utf-8"), bytes(value)) for key, value in stored.items()]
+        return sorted((key, value) for key, value in found if key.startswith(prefix))
+
+    async def put_records(
+        self, session_id: str, records: Mapping[str, Payload | None], fence: Fence | None
+    ) -> None:
+        await self._write("put_records", session_id, fence, _records_args(records))
 
     async def read(self, session_id: str, limit: int | None) -> list[Item]:
         connection = await self._ready()
@@ -276,7 +308,7 @@ class RedisBackend(StoreBackend):
     async def delete(self, session_id: str) -> bool:
         connection = await self._ready()
         keys = self._keys(session_id)
-        script_keys = [keys.d, keys.m, keys.h, keys.b]
+        script_keys = [keys.d, keys.m, keys.h, keys.b, keys.r]
         if not connection.cluster:
             script_keys.append(self.index_key)
         existed = await connection.script("delete", script_keys, [session_id.encode("utf-8")])
@@ -419,6 +451,13 @@ class RedisBackend(StoreBackend):
             return  # the lease expires after its ttl
         keys = self._keys(session_id)
         await self.connection.script("release", [keys.l], [_fence_value(fence)])
+
+
+def _records_args(records: Mapping[str, Payload | None]) -> list[Any]:
+    args: list[Any] = [len(records)]
+    for key, payload in records.items():
+        args += [f"-{key}", b""] if payload is None else [f"+{key}", payload]
+    return args
 
 
 def _fence_value(fence: Fence) -> str:

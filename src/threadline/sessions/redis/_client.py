@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,23 +59,37 @@ class Connection:
 
     def __init__(self, config: RedisConfig) -> None:
         self.config = config
-        self._clients: PerLoop[Any] = PerLoop(self._make, _close_client)
+        self._clients: PerLoop[_LoopClient] = PerLoop(self._make, _close_client)
+
+    def first_use(self) -> asyncio.Lock:
+        """A lock of the running loop, held while the store's first calls set things up
+        (concurrent first calls wait instead of all connecting at once)."""
+        return self._clients.get().setup_lock
 
     @property
     def cluster(self) -> bool:
         """Whether the store is on a Redis Cluster."""
         return self.config.cluster
 
-    def client(self) -> Any:
-        """The running loop's client."""
-        return self._clients.get()
+    async def client(self) -> Any:
+        """The running loop's client (a Cluster client has learnt the slot map)."""
+        held = self._clients.get()
+        if not held.ready:
+            async with held.lock:
+                if not held.ready and self.config.cluster:
+                    await held.client.initialize()
+                held.ready = True
+        return held.client
 
     async def aclose(self) -> None:
         """Close the running loop's client; other loops' clients close when those loops shut
         down (a ``Runner.run_sync`` loop at the end of its thread or at exit)."""
         await self._clients.aclose_all()
 
-    def _make(self) -> Any:
+    def _make(self) -> _LoopClient:
+        return _LoopClient(self._make_client(), asyncio.Lock(), asyncio.Lock())
+
+    def _make_client(self) -> Any:
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
@@ -102,17 +117,14 @@ class Connection:
         host, port = config.nodes[0]
         return Redis(host=host, port=port, db=config.db, **common)
 
-    async def script(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """Run the script ``name``; one retry after a dropped connection or a timeout."""
+    async def _run(self, action: Callable[[Any], Awaitable[Any]]) -> Any:
+        """``await action(client)``, retried once after a dropped connection or a timeout;
+        every failure of the server raised as :class:`StoreServerError`."""
         from redis import exceptions
 
-        client = self.client()
         for attempt in (1, 2):
             try:
-                try:
-                    return await client.evalsha(_SHAS[name], len(keys), *keys, *args)
-                except exceptions.NoScriptError:
-                    return await client.eval(SCRIPTS[name], len(keys), *keys, *args)
+                return await action(await self.client())
             except (exceptions.ConnectionError, exceptions.TimeoutError) as exc:
                 if attempt == 2 or isinstance(exc, exceptions.AuthenticationError):
                     raise self.failure(exc) from None
@@ -120,43 +132,36 @@ class Connection:
             except (exceptions.RedisError, exceptions.RedisClusterException) as exc:
                 raise self.failure(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run the script ``name`` (``EVALSHA``; its source once if the server lacks it)."""
+        from redis import exceptions
+
+        async def run(client: Any) -> Any:
+            try:
+                return await client.evalsha(_SHAS[name], len(keys), *keys, *args)
+            except exceptions.NoScriptError:
+                return await client.eval(SCRIPTS[name], len(keys), *keys, *args)
+
+        return await self._run(run)
 
     async def command(self, *args: Any) -> Any:
-        """Run one read-only command (retried once like a script)."""
-        from redis import exceptions
-
-        client = self.client()
-        for attempt in (1, 2):
-            try:
-                return await client.execute_command(*args)
-            except (exceptions.ConnectionError, exceptions.TimeoutError) as exc:
-                if attempt == 2 or isinstance(exc, exceptions.AuthenticationError):
-                    raise self.failure(exc) from None
-                await asyncio.sleep(_RETRY_PAUSE)
-            except (exceptions.RedisError, exceptions.RedisClusterException) as exc:
-                raise self.failure(exc) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Run one command (only ones that are safe to repeat: it may be retried)."""
+        return await self._run(lambda client: client.execute_command(*args))
 
     async def pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Run independent read-only commands in one pipeline (split by node on a Cluster)."""
-        from redis import exceptions
-
         if not commands:
             return []
-        client = self.client()
-        for attempt in (1, 2):
-            try:
-                async with client.pipeline(transaction=False) as pipe:
-                    for command in commands:
-                        pipe.execute_command(*command)
-                    return list(await pipe.execute())
-            except (exceptions.ConnectionError, exceptions.TimeoutError) as exc:
-                if attempt == 2 or isinstance(exc, exceptions.AuthenticationError):
-                    raise self.failure(exc) from None
-                await asyncio.sleep(_RETRY_PAUSE)
-            except (exceptions.RedisError, exceptions.RedisClusterException) as exc:
-                raise self.failure(exc) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        async def run(client: Any) -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                return list(await pipe.execute())
+
+        answers: list[Any] = await self._run(run)
+        return answers
 
     def failure(self, exc: BaseException) -> StoreServerError:
         """The :class:`StoreServerError` for a redis-py exception."""
@@ -193,8 +198,18 @@ class Connection:
         return StoreServerError(self.config.where, reason)
 
 
-async def _close_client(client: Any) -> None:
+@dataclass
+class _LoopClient:
+    """One event loop's client, and whether it is ready for concurrent use."""
+
+    client: Any
+    lock: asyncio.Lock
+    setup_lock: asyncio.Lock
+    ready: bool = False
+
+
+async def _close_client(held: _LoopClient) -> None:
     try:
-        await client.aclose()
+        await held.client.aclose()
     except Exception:  # a client whose server is gone still closes its sockets
         return

@@ -10,7 +10,8 @@ Parts: ``d`` the item payloads (a list, oldest first), ``m`` the facts a window 
 item (a parallel list of ``"<kind><tokens>:<call id>"``), ``h`` the session hash (created and
 updated times in microseconds, a write version ``v``), ``b`` the ids of the latest writes (so a
 retried write is not applied twice), ``l`` the writer lease (``"<epoch> <owner>"``, with a
-PX expiry), ``e`` the lease epoch counter. Store-wide keys have no hash tag:
+PX expiry), ``e`` the lease epoch counter, ``r`` the session's records (a hash of record key
+to payload). Store-wide keys have no hash tag:
 ``<prefix>index`` (a sorted set of session ids by last write) and ``<prefix>schema``.
 """
 
@@ -20,7 +21,7 @@ from ...errors import UserError
 
 __all__ = ["SessionKeys", "check_prefix", "encode_id", "meta_entry"]
 
-PARTS = ("d", "m", "h", "l", "b", "e")
+PARTS = ("d", "m", "h", "l", "b", "e", "r")
 
 
 def check_prefix(prefix: object) -> str:
@@ -43,7 +44,7 @@ def encode_id(session_id: str) -> str:
 class SessionKeys:
     """The key names of one session (see the module docstring)."""
 
-    __slots__ = ("b", "d", "e", "h", "l", "m")
+    __slots__ = ("b", "d", "e", "h", "l", "m", "r")
 
     def __init__(self, prefix: str, session_id: str) -> None:
         base = f"{prefix}{{{encode_id(session_id)}}}:"
@@ -53,10 +54,11 @@ class SessionKeys:
         self.l = base + "l"
         self.b = base + "b"
         self.e = base + "e"
+        self.r = base + "r"
 
     def writes(self) -> list[str]:
         """The keys of a write script, in the order the scripts expect."""
-        return [self.d, self.m, self.h, self.l, self.b, self.e]
+        return [self.d, self.m, self.h, self.l, self.b, self.e, self.r]
 
 
 def meta_entry(kind: int, tokens: int, call_id: str | None) -> str:

@@ -1,7 +1,7 @@
 """The Lua scripts: each backend operation is one script, atomic on the session's slot.
 
 Write scripts take the session's keys in :meth:`SessionKeys.writes` order
-(``d m h l b e``), plus the store index as a seventh key on a single server (on a Cluster the
+(``d m h l b e r``), plus the store index as an eighth key on a single server (on a Cluster the
 index lives on another slot and the client updates it after the script). Their first four
 arguments are the same: the fence (``"<epoch> <owner>"``, or empty outside a lease), the
 write's id (empty when it has none), the session ttl in milliseconds (``0``: none) and the
@@ -36,6 +36,11 @@ local function push(key, first, last)
     i = j + 1
   end
 end
+local function expire_all(ttl)
+  for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], KEYS[7]}) do
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
 local function touch()
   local t = redis.call('TIME')
   local now = t[1] .. string.format('%06d', tonumber(t[2]))
@@ -48,25 +53,57 @@ local function touch()
   end
   local ttl = tonumber(ARGV[3])
   if ttl > 0 then
-    for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6]}) do
-      redis.call('PEXPIRE', key, ttl)
-    end
+    expire_all(ttl)
   end
-  if KEYS[7] then
-    redis.call('ZADD', KEYS[7], 'GT', now, ARGV[4])
+  if KEYS[8] then
+    redis.call('ZADD', KEYS[8], 'GT', now, ARGV[4])
   end
   return now
 end
+-- record writes from ARGV[first]: a count, then (op key, payload) pairs; an op key is
+-- '+key' (set) or '-key' (delete; its payload is empty)
+local function write_records(first)
+  local n = tonumber(ARGV[first] or '0')
+  for i = first + 1, first + 2 * n, 2 do
+    local key = string.sub(ARGV[i], 2)
+    if string.sub(ARGV[i], 1, 1) == '+' then
+      redis.call('HSET', KEYS[7], key, ARGV[i + 1])
+    else
+      redis.call('HDEL', KEYS[7], key)
+    end
+  end
+end
 """
 
-# ARGV[5] = n, then n payloads, then n window facts.
+# ARGV[5] = n, then n payloads, then n window facts, then record writes (see write_records).
 _APPEND = r"""
 if seen() then return {'DUP', redis.call('HGET', KEYS[3], 'u') or ''} end
 if not fenced() then return {'LOST'} end
 local n = tonumber(ARGV[5])
 push(KEYS[1], 6, 5 + n)
 push(KEYS[2], 6 + n, 5 + 2 * n)
+write_records(6 + 2 * n)
 return {'OK', touch()}
+"""
+
+# ARGV[5..] = record writes. Creates the session (when a record is set) without touching an
+# existing session's updated time.
+_PUT_RECORDS = r"""
+if seen() then return {'DUP', ''} end
+if not fenced() then return {'LOST'} end
+write_records(5)
+local created = ''
+if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('HLEN', KEYS[7]) > 0 then
+  created = touch()
+else
+  if ARGV[2] ~= '' then
+    redis.call('LPUSH', KEYS[5], ARGV[2])
+    redis.call('LTRIM', KEYS[5], 0, 63)
+  end
+  local ttl = tonumber(ARGV[3])
+  if ttl > 0 then expire_all(ttl) end
+end
+return {'OK', created}
 """
 
 # Same arguments as append: every item is replaced.
@@ -115,11 +152,11 @@ push(KEYS[2], 6 + n, 5 + 2 * n)
 return {'OK', touch()}
 """
 
-# KEYS d m h b [index]; ARGV[1] = session id.
+# KEYS d m h b r [index]; ARGV[1] = session id.
 _DELETE = r"""
 local existed = redis.call('EXISTS', KEYS[3])
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-if KEYS[5] then redis.call('ZREM', KEYS[5], ARGV[1]) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+if KEYS[6] then redis.call('ZREM', KEYS[6], ARGV[1]) end
 return existed
 """
 
@@ -260,6 +297,7 @@ return 1
 
 SCRIPTS: dict[str, str] = {
     "append": _WRITE_HELPERS + _APPEND,
+    "put_records": _WRITE_HELPERS + _PUT_RECORDS,
     "replace": _WRITE_HELPERS + _REPLACE,
     "clear": _WRITE_HELPERS + _CLEAR,
     "trim": _WRITE_HELPERS + _TRIM,
