@@ -283,4 +283,7 @@ def run_repl(app: ChatApp, stdin: TextIO | None = None) -> int:
         # A chat in which every turn failed did not do its job (scripts can tell).
         return 1 if turns and failed == turns else 0
     finally:
+        # As asyncio.run ends: what belongs to this loop (a Redis store's client) closes now.
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
