@@ -303,7 +303,13 @@ async def test_a_full_redis_refuses_the_turn_whole() -> None:
         count = len(items)
         with pytest.raises(StoreServerError, match="out of memory"):
             await session.add_items([user_message("turn"), *big])
+        with pytest.raises(StoreServerError, match="out of memory"):
+            await session.replace_items([user_message("summary"), *big])  # refused whole
         assert len(await session.get_items()) == count
+        async with session.lease():  # removing still works on a full server, and frees it
+            assert len(await session.pop_turn()) == 21
+        assert await store.delete_session("full") is True
+        await session.add_items([user_message("room again")])
     finally:
         await store.aclose()
         server.close()

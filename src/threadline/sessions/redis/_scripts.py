@@ -13,6 +13,8 @@ write id was applied already), ``CHANGED`` (the session moved since the client l
 after a dropped connection that had in fact been applied answers ``DUP`` and is not applied
 twice (the ids of a session's latest 64 writes are kept).
 
+The scripts declare Redis 7 flags (see :data:`SCRIPTS`), so a store needs Redis 7 or newer.
+
 The window script is :func:`threadline.sessions._window.window_size` in Lua: the conformance
 suite checks that both choose the same items.
 """
@@ -295,22 +297,28 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
+_GROWS = "#!lua\n"
+_FREES = "#!lua flags=allow-oom\n"
+_READS = "#!lua flags=no-writes\n"
+
 SCRIPTS: dict[str, str] = {
-    "append": _WRITE_HELPERS + _APPEND,
-    "put_records": _WRITE_HELPERS + _PUT_RECORDS,
-    "replace": _WRITE_HELPERS + _REPLACE,
-    "clear": _WRITE_HELPERS + _CLEAR,
-    "trim": _WRITE_HELPERS + _TRIM,
-    "fork_into": _WRITE_HELPERS + _FORK_INTO,
-    "delete": _DELETE,
-    "read": _READ,
-    "snapshot": _SNAPSHOT,
-    "window": _WINDOW,
-    "peek": _PEEK,
-    "peek_turn": _PEEK_TURN,
-    "info": _INFO,
-    "acquire": _ACQUIRE,
-    "renew": _RENEW,
-    "release": _RELEASE,
+    "append": _GROWS + _WRITE_HELPERS + _APPEND,
+    "put_records": _GROWS + _WRITE_HELPERS + _PUT_RECORDS,
+    "replace": _GROWS + _WRITE_HELPERS + _REPLACE,
+    "fork_into": _GROWS + _WRITE_HELPERS + _FORK_INTO,
+    "clear": _FREES + _WRITE_HELPERS + _CLEAR,
+    "trim": _FREES + _WRITE_HELPERS + _TRIM,
+    "delete": _FREES + _DELETE,
+    "acquire": _FREES + _ACQUIRE,
+    "renew": _FREES + _RENEW,
+    "release": _FREES + _RELEASE,
+    "read": _READS + _READ,
+    "snapshot": _READS + _SNAPSHOT,
+    "window": _READS + _WINDOW,
+    "peek": _READS + _PEEK,
+    "peek_turn": _READS + _PEEK_TURN,
+    "info": _READS + _INFO,
 }
-"""Script sources by name."""
+"""Script sources by name. Each declares its flags (Redis 7): a script that adds data is refused
+whole, before it starts, when the server is out of memory (``maxmemory``); one that only
+removes data or keeps the lease (``allow-oom``) still runs then; readers declare ``no-writes``."""
