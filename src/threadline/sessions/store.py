@@ -104,7 +104,7 @@ def open_store(url: str, **options: Any) -> Store:
       (``?synchronous=NORMAL&lock_timeout=10``). A bare path with no scheme is a SQLite file.
     * ``memory://`` — an :class:`~threadline.sessions.InMemoryStore`, gone with the process.
     * ``redis://host:6379/0`` (``rediss://`` for TLS) or ``redis+cluster://node1:7000,node2:7001``
-      — a :class:`~threadline.sessions.redis.RedisStore` (``pip install 'threadline[redis]'``);
+      — a :class:`~threadline.sessions.redis.RedisStore` (``pip install -e '.[redis]'`` in a threadline checkout);
       query parameters set its options (``?prefix=app:&ttl=86400``).
 
     ``options`` are passed to the store's constructor (``codec=`` for example). An unknown

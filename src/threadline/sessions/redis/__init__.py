@@ -1,4 +1,4 @@
-"""The Redis store (``pip install 'threadline[redis]'``): :class:`RedisStore`.
+"""The Redis store (``pip install -e '.[redis]'`` in a threadline checkout): :class:`RedisStore`.
 
 ``_keys`` names the keys (one hash-tagged family per session), ``_scripts`` holds the Lua
 scripts, ``_client`` the per-loop clients and failures, ``_backend`` maps the backend
