@@ -118,11 +118,11 @@ def test_aclose_all_leaves_other_loops_objects_to_their_shutdown() -> None:
     other: Thing = idle.run_until_complete(_get(per_loop))
     mine: list[Thing] = []
 
-    async def close_all() -> None:
-        mine.append(per_loop.get())
-        await per_loop.aclose_all()
+    async def close_all(owner: PerLoop[Thing]) -> None:
+        mine.append(owner.get())
+        await owner.aclose_all()
 
-    asyncio.run(close_all())
+    asyncio.run(close_all(per_loop))
     assert mine[0].closed_on is not None and other.closed_on is None
     del per_loop
     gc.collect()  # the owner is gone; the idle loop's object is still waiting for its loop
