@@ -22,10 +22,13 @@ from ..errors import (
     OutputGuardrailTripwireTriggered,
     UserError,
 )
-from ..items import Item, function_call_output, input_to_items
+from ..items import Item, assistant_message, function_call_output, input_to_items
+from ..models._chat_convert import new_item_id
 from ..models.base import Model, ModelRequest, ModelResponse, ResponseCompleted
+from ..tools.base import FunctionTool
 from ..tracing import span
 from .config import RunConfig
+from .error_handlers import RunErrorData, handle_max_turns
 from .events import (
     AgentUpdatedStreamEvent,
     RunItemStreamEvent,
@@ -36,7 +39,13 @@ from .hooks import RunHooks
 from .model_resolution import resolve_model
 from .persistence import SessionMemory, session_memory
 from .result import RunResult
-from .run_items import HandoffOutputItem, RunItem, ToolCallOutputItem, run_item_for
+from .run_items import (
+    HandoffOutputItem,
+    MessageOutputItem,
+    RunItem,
+    ToolCallOutputItem,
+    run_item_for,
+)
 from .steps import StepPlan, plan_step, tool_specs
 from .tool_exec import run_tools
 
@@ -86,6 +95,17 @@ class _Run:
     """The input, held back from the session until every input guardrail passed."""
     input_guardrail_results: list[InputGuardrailResult] = field(default_factory=list)
     output_guardrail_results: list[OutputGuardrailResult] = field(default_factory=list)
+    error_handlers: dict[str, Any] | None = None
+    auto_previous_response_id: bool = False
+    """Chain each model call to the previous response (Responses models), sending new items."""
+    history_len: int = 0
+    """How many of ``model_input`` are the input history a handoff's input filter sees."""
+    pre_start: int = 0
+    """Where the run items a handoff's input filter sees as ``pre_handoff_items`` start."""
+    enabled_tools: list[FunctionTool] | None = None
+    """The agent's tools offered in the last model call (``is_enabled``)."""
+    tool_input_guardrail_results: list[Any] = field(default_factory=list)
+    tool_output_guardrail_results: list[Any] = field(default_factory=list)
 
     def record(self, item: RunItem) -> None:
         self.new_items.append(item)
@@ -106,6 +126,8 @@ async def run_agent(
     context_wrapper: RunContextWrapper[Any] | None = None,
     previous_response_id: str | None = None,
     conversation_id: str | None = None,
+    error_handlers: dict[str, Any] | None = None,
+    auto_previous_response_id: bool = False,
 ) -> RunResult:
     """Run ``starting_agent`` until it produces a final output; see :class:`Runner`."""
     new_input = input_to_items(input)
@@ -119,6 +141,8 @@ async def run_agent(
         previous_response_id=previous_response_id,
         conversation_id=conversation_id,
         original_input=input,
+        error_handlers=error_handlers,
+        auto_previous_response_id=auto_previous_response_id,
     )
     with span(
         "run", config.workflow_name, disabled=config.tracing_disabled, agent=starting_agent.name
@@ -131,6 +155,7 @@ async def run_agent(
             else:  # a guarded input is stored only once the guardrails let it through
                 run.model_input = await memory.start(new_input, save=not guarded)
                 run.unsaved_input = list(new_input) if guarded else []
+            run.history_len = len(run.model_input)
             final_output = await _turns(run)
         if run_span is not None:
             run_span.attributes["usage"] = vars(run.context.usage).copy()
@@ -143,6 +168,8 @@ async def run_agent(
         context_wrapper=run.context,
         input_guardrail_results=run.input_guardrail_results,
         output_guardrail_results=run.output_guardrail_results,
+        tool_input_guardrail_results=run.tool_input_guardrail_results,
+        tool_output_guardrail_results=run.tool_output_guardrail_results,
     )
 
 
@@ -157,8 +184,9 @@ async def _turns(run: _Run) -> Any:
         if run.unsaved_input and run.memory is not None:
             await run.memory.save(run.unsaved_input)
             run.unsaved_input = []
-        plan = plan_step(run.agent, response)
+        plan = plan_step(run.agent, response, run.enabled_tools)
         step_items = list(response.output)
+        step_start = len(run.new_items)
         for raw in response.output:
             run.record(run_item_for(run.agent, raw, _handoff_names(run.agent)))
         results = await run_tools(
@@ -170,6 +198,8 @@ async def _turns(run: _Run) -> Any:
             run.config.tracing_disabled,
         )
         for result in results:
+            run.tool_input_guardrail_results += result.input_guardrail_results
+            run.tool_output_guardrail_results += result.output_guardrail_results
             step_items.append(result.item)
             run.record(
                 ToolCallOutputItem(agent=run.agent, raw_item=result.item, output=result.value)
@@ -183,7 +213,7 @@ async def _turns(run: _Run) -> Any:
         if _server_state(run):
             # the server stored the input it was sent and its own output; only the rest is new
             run.sent = len(run.model_input) + len(response.output)
-            if run.previous_response_id is not None:
+            if run.previous_response_id is not None or run.auto_previous_response_id:
                 run.previous_response_id = response.response_id
         run.model_input += step_items
         final = _NOT_FINAL
@@ -203,11 +233,38 @@ async def _turns(run: _Run) -> Any:
                     run.emit(AgentUpdatedStreamEvent(new_agent=plan.handoff.agent))
                 raise
         if plan.handoff is not None:
-            await _take_handoff(run, plan)
+            await _take_handoff(run, plan, step_start)
             continue
         if final is not _NOT_FINAL:
             return await _finish(run, final)
-    raise MaxTurnsExceeded(run.max_turns)
+    return await _max_turns_reached(run)
+
+
+async def _max_turns_reached(run: _Run) -> Any:
+    """Raise :class:`MaxTurnsExceeded`, unless a ``max_turns`` error handler ends the run."""
+    error = MaxTurnsExceeded(run.max_turns)
+    handler = (run.error_handlers or {}).get("max_turns")
+    if handler is None:
+        raise error
+    output = [item.to_input_item() for item in run.new_items]
+    data = RunErrorData(
+        input=run.original_input,
+        new_items=list(run.new_items),
+        history=input_to_items(run.original_input) + output,
+        output=output,
+        raw_responses=list(run.responses),
+        last_agent=run.agent,
+    )
+    handled = await handle_max_turns(handler, error, run.context, data)
+    if handled is None:
+        raise error
+    final, text = handled
+    if text is not None:
+        message = assistant_message(text, item_id=new_item_id("msg"))
+        run.record(MessageOutputItem(agent=run.agent, raw_item=message))
+        if run.memory is not None:
+            await run.memory.save([message])
+    return await _finish(run, final)
 
 
 def _input_guardrails(run: _Run) -> list[InputGuardrail[Any]]:
@@ -259,7 +316,23 @@ async def _check_output(run: _Run, output: Any) -> None:
 
 
 def _server_state(run: _Run) -> bool:
-    return run.previous_response_id is not None or run.conversation_id is not None
+    return (
+        run.previous_response_id is not None
+        or run.conversation_id is not None
+        or (run.auto_previous_response_id and _chains_responses(run))
+    )
+
+
+def _chains_responses(run: _Run) -> bool:
+    """Whether the last response can be chained to (``auto_previous_response_id``): it has an
+    id and its model keeps responses on the server (a Responses model)."""
+    last = run.responses[-1] if run.responses else None
+    model = resolve_model(run.agent, run.config)
+    return (
+        last is not None
+        and last.response_id is not None
+        and bool(getattr(model, "supports_previous_response_id", False))
+    )
 
 
 def _final_output(agent: Agent[Any], plan: StepPlan) -> Any:
@@ -305,9 +378,11 @@ def _handoff_outputs(run: _Run, plan: StepPlan) -> list[Item]:
     return outputs
 
 
-async def _take_handoff(run: _Run, plan: StepPlan) -> None:
+async def _take_handoff(run: _Run, plan: StepPlan, step_start: int) -> None:
     assert plan.handoff is not None
     source, target = run.agent, plan.handoff.agent
+    if plan.handoff.input_filter is not None:
+        await _filter_handoff_input(run, plan.handoff.input_filter, step_start)
     with span(
         "handoff",
         f"{source.name} -> {target.name}",
@@ -323,11 +398,66 @@ async def _take_handoff(run: _Run, plan: StepPlan) -> None:
     await _enter_agent(run, target)
 
 
+async def _filter_handoff_input(run: _Run, input_filter: Any, step_start: int) -> None:
+    """Replace what the next agent sees with what ``input_filter`` makes of it.
+
+    The session is not touched: it keeps every item as it was produced.
+    """
+    from ..agent import HandoffInputData
+
+    if _server_state(run):
+        raise UserError(
+            "a handoff input_filter cannot rewrite a history the server keeps "
+            "(previous_response_id, conversation_id or auto_previous_response_id); drop one"
+        )
+    given = run.original_input
+    history: str | tuple[Item, ...] = tuple(run.model_input[: run.history_len])
+    if run.memory is None and run.pre_start == 0 and isinstance(given, str):
+        history = given  # as the SDK: the run's input as given, when it is all the history
+    data = HandoffInputData(
+        input_history=history,
+        pre_handoff_items=tuple(run.new_items[run.pre_start : step_start]),
+        new_items=tuple(run.new_items[step_start:]),
+        run_context=run.context,
+    )
+    filtered = input_filter(data)
+    if inspect.isawaitable(filtered):
+        filtered = await filtered
+    if not isinstance(filtered, HandoffInputData):
+        raise UserError(
+            f"the handoff input_filter returned {type(filtered).__name__}; return a "
+            "HandoffInputData (data.clone(...))"
+        )
+    kept = filtered.input_history
+    shown = filtered.new_items if filtered.input_items is None else filtered.input_items
+    items = input_to_items(kept) if isinstance(kept, str) else list(kept)
+    items += [item.to_input_item() for item in (*filtered.pre_handoff_items, *shown)]
+    run.model_input = items
+    # What the next agent saw is the input history of any later handoff.
+    run.history_len = len(items)
+    run.pre_start = len(run.new_items)
+
+
+async def _offered_tools(run: _Run, agent: Agent[Any]) -> list[FunctionTool]:
+    """The agent's tools whose ``is_enabled`` (a bool or a function) says yes right now."""
+    offered = []
+    for tool in agent.tools:
+        enabled = tool.is_enabled
+        if callable(enabled):
+            enabled = enabled(run.context, agent)
+            if inspect.isawaitable(enabled):
+                enabled = await enabled
+        if enabled:
+            offered.append(tool)
+    return offered
+
+
 async def _call_model(run: _Run) -> ModelResponse:
     agent = run.agent
     model = resolve_model(agent, run.config)
     schema = agent.output_schema
-    tools = tool_specs(agent)
+    run.enabled_tools = await _offered_tools(run, agent)
+    tools = tool_specs(agent, run.enabled_tools)
     settings = agent.model_settings.resolve(run.config.model_settings)
     if not tools and settings.tool_choice is not None:
         settings = dataclasses.replace(settings, tool_choice=None)  # endpoints reject it

@@ -50,6 +50,7 @@ from threadline.tools._schema import (
     strip_titles,
 )
 from threadline.tools.base import FunctionTool, ToolErrorFunction, default_tool_error_function
+from threadline.tools.guardrails import ToolInputGuardrail, ToolOutputGuardrail
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
@@ -159,6 +160,9 @@ def function_tool(
     use_docstring_info: bool = True,
     failure_error_function: ToolErrorFunction | None = default_tool_error_function,
     strict_mode: bool = True,
+    tool_input_guardrails: list[ToolInputGuardrail[Any]] | None = None,
+    tool_output_guardrails: list[ToolOutputGuardrail[Any]] | None = None,
+    is_enabled: bool | Callable[[RunContextWrapper[Any], Any], Any] = True,
 ) -> FunctionTool: ...
 
 
@@ -172,6 +176,9 @@ def function_tool(
     use_docstring_info: bool = True,
     failure_error_function: ToolErrorFunction | None = default_tool_error_function,
     strict_mode: bool = True,
+    tool_input_guardrails: list[ToolInputGuardrail[Any]] | None = None,
+    tool_output_guardrails: list[ToolOutputGuardrail[Any]] | None = None,
+    is_enabled: bool | Callable[[RunContextWrapper[Any], Any], Any] = True,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -184,6 +191,9 @@ def function_tool(
     use_docstring_info: bool = True,
     failure_error_function: ToolErrorFunction | None = default_tool_error_function,
     strict_mode: bool = True,
+    tool_input_guardrails: list[ToolInputGuardrail[Any]] | None = None,
+    tool_output_guardrails: list[ToolOutputGuardrail[Any]] | None = None,
+    is_enabled: bool | Callable[[RunContextWrapper[Any], Any], Any] = True,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a :class:`FunctionTool` from a typed function, used bare or with arguments.
 
@@ -191,7 +201,11 @@ def function_tool(
     description; ``docstring_style`` forces one docstring layout (default: detect);
     ``use_docstring_info=False`` ignores the docstring. ``failure_error_function`` turns an
     exception raised by the function into the output the model sees (``None``: the run fails).
-    ``strict_mode`` makes the schema strict (all parameters required, no extra keys). Raises
+    ``strict_mode`` makes the schema strict (all parameters required, no extra keys).
+    ``tool_input_guardrails`` / ``tool_output_guardrails`` check each call before / after the
+    function runs (see :mod:`threadline.tools.guardrails`). ``is_enabled`` (a bool, or a
+    function of ``(context_wrapper, agent)``, sync or async) says whether the model is offered
+    the tool before each model call. Raises
     :class:`~threadline.errors.UserError` when the function cannot be described as a tool.
     """
     # Types defined in the calling function (not at module level) are found through its locals.
@@ -200,7 +214,7 @@ def function_tool(
     del caller
 
     def decorate(function: Callable[..., Any]) -> FunctionTool:
-        return _build_tool(
+        tool = _build_tool(
             function,
             localns=localns,
             name_override=name_override,
@@ -210,6 +224,14 @@ def function_tool(
             failure_error_function=failure_error_function,
             strict_mode=strict_mode,
         )
+        if tool_input_guardrails or tool_output_guardrails or is_enabled is not True:
+            tool = dataclasses.replace(
+                tool,
+                tool_input_guardrails=tool_input_guardrails,
+                tool_output_guardrails=tool_output_guardrails,
+                is_enabled=is_enabled,
+            )
+        return tool
 
     return decorate if func is None else decorate(func)
 
