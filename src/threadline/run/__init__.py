@@ -1,6 +1,12 @@
 """Running agents: the Runner, its configuration, results, events and hooks."""
 
 from ..context import RunContextWrapper, ToolContext
+from .compaction import (
+    CompactionResult,
+    CompactionSettings,
+    compact_session,
+    wait_for_compactions,
+)
 from .config import DEFAULT_MAX_TURNS, RunConfig
 from .events import AgentUpdatedStreamEvent, RawResponsesStreamEvent, RunItemStreamEvent
 from .hooks import RunHooks
@@ -19,6 +25,8 @@ from .runner import Runner
 __all__ = [
     "DEFAULT_MAX_TURNS",
     "AgentUpdatedStreamEvent",
+    "CompactionResult",
+    "CompactionSettings",
     "HandoffCallItem",
     "HandoffOutputItem",
     "MessageOutputItem",
@@ -35,4 +43,6 @@ __all__ = [
     "ToolCallItem",
     "ToolCallOutputItem",
     "ToolContext",
+    "compact_session",
+    "wait_for_compactions",
 ]

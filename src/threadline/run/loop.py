@@ -27,6 +27,7 @@ from ..models._chat_convert import new_item_id
 from ..models.base import Model, ModelRequest, ModelResponse, ResponseCompleted
 from ..tools.base import FunctionTool
 from ..tracing import span
+from .compaction import start_compaction
 from .config import RunConfig
 from .error_handlers import RunErrorData, handle_max_turns
 from .events import (
@@ -159,6 +160,7 @@ async def run_agent(
             final_output = await _turns(run)
         if run_span is not None:
             run_span.attributes["usage"] = vars(run.context.usage).copy()
+    compaction = start_compaction(run.memory, config, run.agent)  # in the background
     return RunResult(
         input=input,
         new_items=run.new_items,
@@ -168,6 +170,7 @@ async def run_agent(
         context_wrapper=run.context,
         input_guardrail_results=run.input_guardrail_results,
         output_guardrail_results=run.output_guardrail_results,
+        compaction=compaction,
         tool_input_guardrail_results=run.tool_input_guardrail_results,
         tool_output_guardrail_results=run.tool_output_guardrail_results,
     )

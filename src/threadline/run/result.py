@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..agent import Agent
     from ..guardrails import InputGuardrailResult, OutputGuardrailResult
     from ..tools.guardrails import ToolInputGuardrailResult, ToolOutputGuardrailResult
+    from .compaction import CompactionResult
 
 __all__ = ["RunResult", "RunResultStreaming"]
 
@@ -32,7 +33,10 @@ class RunResult:
     calls and outputs, handoffs); ``final_output`` the last agent's answer (text, or the
     validated ``output_type`` value); ``raw_responses`` every model response;
     ``input_guardrail_results`` / ``output_guardrail_results`` what the guardrails said, and
-    ``tool_input_guardrail_results`` / ``tool_output_guardrail_results`` the tool guardrails.
+    ``tool_input_guardrail_results`` / ``tool_output_guardrail_results`` the tool guardrails;
+    ``compaction`` the background compaction this run started (``await result.compaction``
+    gives its :class:`~threadline.run.compaction.CompactionResult`; it never raises), or
+    ``None`` when the session has no ``compact_at``.
     """
 
     input: str | list[Item]
@@ -45,6 +49,7 @@ class RunResult:
     output_guardrail_results: list[OutputGuardrailResult] = field(default_factory=list)
     tool_input_guardrail_results: list[ToolInputGuardrailResult] = field(default_factory=list)
     tool_output_guardrail_results: list[ToolOutputGuardrailResult] = field(default_factory=list)
+    compaction: asyncio.Task[CompactionResult] | None = field(default=None, repr=False)
 
     @property
     def usage(self) -> Usage:
@@ -150,6 +155,11 @@ class RunResultStreaming:
         self.tool_input_guardrail_results = result.tool_input_guardrail_results
         self.tool_output_guardrail_results = result.tool_output_guardrail_results
         self.is_complete = True
+
+    @property
+    def compaction(self) -> asyncio.Task[CompactionResult] | None:
+        """As :attr:`RunResult.compaction`, once the stream has completed (``None`` before)."""
+        return None if self._result is None else self._result.compaction
 
     def cancel(self) -> None:
         """Stop the run; ``stream_events()`` then ends without an error."""
