@@ -28,7 +28,7 @@ from typing import Any
 from ...errors import CorruptItemError, LeaseLostError, SchemaVersionError, SessionError, UserError
 from ...items import Item
 from .._window import check_fork_cut
-from ..backend import Fence, LeaseGrant, Payload, StoreBackend, StoreStats
+from ..backend import Fence, LeaseGrant, Payload, StoreBackend, StoreStats, TailWindow
 from ..base import SessionInfo
 from ..codec import (
     KIND_CALL,
@@ -236,6 +236,21 @@ class RedisBackend(StoreBackend):
             "window", [keys.d, keys.m], [max_items or 0, max_tokens or 0]
         )
         return self._decode(session_id, payloads, start)
+
+    async def window_since(
+        self, session_id: str, start: int, max_items: int | None, max_tokens: int | None
+    ) -> TailWindow:
+        connection = await self._ready()
+        keys = self._keys(session_id)
+        budgets = [-1 if b == 0 else (b or 0) for b in (max_items, max_tokens)]
+        count, tail_tokens, first, payloads, anchor = await connection.script(
+            "window_since", [keys.d, keys.m], [start, *budgets]
+        )
+        anchored = None
+        if anchor is not None and start > 0:
+            anchored = self._decode(session_id, [anchor], start - 1)[0]
+        items = self._decode(session_id, payloads, first)
+        return TailWindow(int(count), anchored, items, int(tail_tokens))
 
     async def pop(self, session_id: str, fence: Fence | None) -> Item | None:
         connection = await self._ready()

@@ -177,6 +177,53 @@ return {redis.call('LLEN', KEYS[1]), redis.call('LRANGE', KEYS[1], 0, -1),
         redis.call('LRANGE', KEYS[2], 0, -1)}
 """
 
+# How many of the newest ``available`` items (of ``n``) make the window (KEYS[2] = m); a bound of
+# 0 is no bound. _window.window_size in Lua: collect newest first, then the safe start.
+_CHOOSE = r"""
+local function choose(n, available, max_items, max_tokens)
+  local kinds, ids = {}, {}
+  local taken, total, cut, seen_rows, chunk = 0, 0, false, 0, 32
+  while seen_rows < available and not cut do
+    local first = -math.min(seen_rows + chunk, available)
+    local rows = redis.call('LRANGE', KEYS[2], first, -(seen_rows + 1))
+    for i = #rows, 1, -1 do
+      local row = rows[i]
+      local colon = string.find(row, ':', 2, true)
+      local tokens = tonumber(string.sub(row, 2, colon - 1))
+      if max_items > 0 and taken >= max_items then cut = true; break end
+      if max_tokens > 0 and total + tokens > max_tokens then cut = true; break end
+      total = total + tokens
+      taken = taken + 1
+      kinds[taken] = tonumber(string.sub(row, 1, 1))
+      ids[taken] = string.sub(row, colon + 1)
+    end
+    seen_rows = seen_rows + #rows
+    chunk = math.min(chunk * 2, 1024)
+  end
+  local start = 1
+  if cut then
+    local kind, id = {}, {}
+    for i = 1, taken do kind[i] = kinds[taken - i + 1]; id[i] = ids[taken - i + 1] end
+    while true do
+      for i = start, taken do
+        if kind[i] == 1 then start = i; break end
+      end
+      local calls = {}
+      for i = start, taken do
+        if kind[i] == 2 then calls[id[i]] = true end
+      end
+      local orphan = -1
+      for i = taken, start, -1 do
+        if kind[i] == 3 and not calls[id[i]] then orphan = i; break end
+      end
+      if orphan < 0 then break end
+      start = orphan + 1
+    end
+  end
+  return math.max(taken - start + 1, 0)
+end
+"""
+
 # KEYS d m; ARGV[1] = max items, ARGV[2] = max tokens (0: no bound).
 # -> {count, first position, payloads}
 _WINDOW = r"""
@@ -187,48 +234,38 @@ if n == 0 then return {0, 0, {}} end
 if max_items == 0 and max_tokens == 0 then
   return {n, 0, redis.call('LRANGE', KEYS[1], 0, -1)}
 end
-local kinds, ids = {}, {}
-local taken, total, cut, seen_rows, chunk = 0, 0, false, 0, 32
-while seen_rows < n and not cut do
-  local first = -math.min(seen_rows + chunk, n)
-  local rows = redis.call('LRANGE', KEYS[2], first, -(seen_rows + 1))
-  for i = #rows, 1, -1 do
-    local row = rows[i]
-    local colon = string.find(row, ':', 2, true)
-    local tokens = tonumber(string.sub(row, 2, colon - 1))
-    if max_items > 0 and taken >= max_items then cut = true; break end
-    if max_tokens > 0 and total + tokens > max_tokens then cut = true; break end
-    total = total + tokens
-    taken = taken + 1
-    kinds[taken] = tonumber(string.sub(row, 1, 1))
-    ids[taken] = string.sub(row, colon + 1)
-  end
-  seen_rows = seen_rows + #rows
-  chunk = math.min(chunk * 2, 1024)
-end
-local start = 1
-if cut then
-  local kind, id = {}, {}
-  for i = 1, taken do kind[i] = kinds[taken - i + 1]; id[i] = ids[taken - i + 1] end
-  while true do
-    for i = start, taken do
-      if kind[i] == 1 then start = i; break end
-    end
-    local calls = {}
-    for i = start, taken do
-      if kind[i] == 2 then calls[id[i]] = true end
-    end
-    local orphan = -1
-    for i = taken, start, -1 do
-      if kind[i] == 3 and not calls[id[i]] then orphan = i; break end
-    end
-    if orphan < 0 then break end
-    start = orphan + 1
-  end
-end
-local size = taken - start + 1
-if size <= 0 then return {n, n, {}} end
+local size = choose(n, n, max_items, max_tokens)
+if size == 0 then return {n, n, {}} end
 return {n, n - size, redis.call('LRANGE', KEYS[1], -size, -1)}
+"""
+
+# KEYS d m; ARGV[1] = start, ARGV[2] = max items, ARGV[3] = max tokens (0: no bound, -1: no
+# items). -> {count, tail tokens, first position, payloads, anchor payload or false}
+_WINDOW_SINCE = r"""
+local n = redis.call('LLEN', KEYS[2])
+local start = tonumber(ARGV[1])
+local max_items = tonumber(ARGV[2])
+local max_tokens = tonumber(ARGV[3])
+if start > n then return {n, 0, n, {}, false} end
+local available = n - start
+local tail_tokens = 0
+if available > 0 then
+  for _, row in ipairs(redis.call('LRANGE', KEYS[2], -available, -1)) do
+    local colon = string.find(row, ':', 2, true)
+    tail_tokens = tail_tokens + tonumber(string.sub(row, 2, colon - 1))
+  end
+end
+local size = available
+if max_items < 0 or max_tokens < 0 then
+  size = 0
+elseif (max_items > 0 or max_tokens > 0) and available > 0 then
+  size = choose(n, available, max_items, max_tokens)
+end
+local anchor = false
+if start > 0 then anchor = redis.call('LINDEX', KEYS[1], -(available + 1)) end
+local payloads = {}
+if size > 0 then payloads = redis.call('LRANGE', KEYS[1], -size, -1) end
+return {n, tail_tokens, n - size, payloads, anchor}
 """
 
 # KEYS d h l; ARGV[1] = fence. -> {'OK', count, version, newest payload} or {'LOST'}
@@ -314,7 +351,8 @@ SCRIPTS: dict[str, str] = {
     "release": _FREES + _RELEASE,
     "read": _READS + _READ,
     "snapshot": _READS + _SNAPSHOT,
-    "window": _READS + _WINDOW,
+    "window": _READS + _CHOOSE + _WINDOW,
+    "window_since": _READS + _CHOOSE + _WINDOW_SINCE,
     "peek": _READS + _PEEK,
     "peek_turn": _READS + _PEEK_TURN,
     "info": _READS + _INFO,
