@@ -102,17 +102,21 @@ def _redis_cli(*args: str, port: int, host: str = "127.0.0.1") -> str:
 
 
 def drop_prefix(url: str, prefix: str) -> None:
-    """Delete every key under ``prefix`` (on each node of a Cluster URL)."""
-    if shutil.which("redis-cli") is None:
-        return
+    """Delete every key under ``prefix`` (on each node of a Cluster URL); binary-safe, so keys
+    of session ids holding newlines or NULs go too."""
+    import redis
+
     location = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
-    cluster = "+cluster" in url
+    pattern = prefix.replace("[", "\\[").replace("*", "\\*").replace("?", "\\?") + "*"
     for node in location.split(","):
         host, _, port = node.rpartition(":")
-        db = [] if cluster else ["-n", url.rsplit("/", 1)[1].split("?", 1)[0] or "0"]
-        keys = _redis_cli(*db, "--scan", "--pattern", f"{prefix}*", port=int(port), host=host)
-        for key in filter(None, keys.splitlines()):
-            _redis_cli(*db, "DEL", key, port=int(port), host=host)
+        db = 0 if "+cluster" in url else int(url.rsplit("/", 1)[1].split("?", 1)[0] or 0)
+        try:
+            with redis.Redis(host=host, port=int(port), db=db, socket_timeout=5) as client:
+                for key in client.scan_iter(match=pattern, count=500):
+                    client.unlink(key)
+        except redis.RedisError:
+            continue  # a node that is gone holds no keys to drop
 
 
 class OwnRedis:
