@@ -154,6 +154,17 @@ async def _corrupt_memory(store: Store, session_id: str, position: int) -> None:
     rows[position] = rows[position]._replace(data="not json")
 
 
+async def _corrupt_redis(store: Any, session_id: str, position: int) -> None:
+    from threadline.sessions.redis._keys import SessionKeys
+
+    keys = SessionKeys(store.prefix, session_id)
+    await store.backend.connection.command("LSET", keys.d, position, b"not json")
+
+
+async def _newer_redis(store: Any) -> None:
+    await store.backend.connection.command("SET", store.prefix + "schema", 99)
+
+
 @dataclass(frozen=True)
 class Backend:
     """One backend configuration (see the module docstring)."""
@@ -273,6 +284,35 @@ def _sqlite_scrambled(tmp_path: Path) -> StoreFactory:
     return lambda: SQLiteStore(tmp_path / "scrambled.db", codec=ScrambleCodec())
 
 
+def _redis_store(url: str, **options: Any) -> StoreFactory:
+    from threadline.sessions.redis import RedisStore
+
+    from .redis_servers import new_prefix
+
+    prefix = new_prefix()  # this test's keys; all of them go when the test process ends
+    return lambda: RedisStore(url, prefix=prefix, **options)
+
+
+def _redis(tmp_path: Path) -> StoreFactory:
+    from .redis_servers import redis_url
+
+    return _redis_store(redis_url())
+
+
+def _redis_encrypted(tmp_path: Path) -> StoreFactory:
+    from .redis_servers import redis_url
+
+    return _redis_store(redis_url(), codec=_encryption_codec())
+
+
+def _redis_cluster(tmp_path: Path) -> StoreFactory:
+    from .redis_servers import cluster_url
+
+    return _redis_store(cluster_url())
+
+
+_REDIS = (pytest.mark.redis,)
+
 BACKENDS: list[Backend] = [
     Backend("memory", _memory, corrupt_item=_corrupt_memory),
     Backend("loop-bound", _loop_bound, loop_bound=True, corrupt_item=_corrupt_memory),
@@ -306,6 +346,27 @@ BACKENDS: list[Backend] = [
         corrupt_item=_corrupt_postgres,
         make_schema_newer=_newer_postgres,
         marks=(pytest.mark.postgres,),
+    ),
+    Backend(
+        "redis",
+        _redis,
+        corrupt_item=_corrupt_redis,
+        make_schema_newer=_newer_redis,
+        marks=_REDIS,
+    ),
+    Backend(
+        "redis-encrypted",
+        _redis_encrypted,
+        corrupt_item=_corrupt_redis,
+        make_schema_newer=_newer_redis,
+        marks=_REDIS,
+    ),
+    Backend(
+        "redis-cluster",
+        _redis_cluster,
+        corrupt_item=_corrupt_redis,
+        make_schema_newer=_newer_redis,
+        marks=_REDIS,
     ),
 ]
 """Every backend configuration; backend-parametrised tests use ``[b.param for b in BACKENDS]``."""

@@ -42,3 +42,16 @@ def require_service(name: str, host: str, port: int) -> None:
     if services_required():
         pytest.fail(f"{reason}, and THREADLINE_REQUIRE_SERVICES=1 requires it")
     pytest.skip(f"{reason} (start it, or set THREADLINE_REQUIRE_SERVICES=1 to make this fail)")
+
+
+def require_available(available: bool, what: str, how: str) -> None:
+    """Skip (or, when servers are required, fail) the running test unless ``available``.
+
+    ``what`` names the server (``"Redis at 127.0.0.1:6379"``), ``how`` says how to provide it.
+    """
+    if available:
+        return
+    message = f"{what} is not reachable: {how}"
+    if services_required():
+        pytest.fail(f"{message} (THREADLINE_REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(message)

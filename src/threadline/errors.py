@@ -31,7 +31,8 @@ ThreadlineError
     ├── SchemaVersionError        the store was written by a newer threadline
     ├── SchemaMissingError        a database server holds no (or an older) threadline schema
     └── StoreUnavailableError     the store's server cannot be reached, refused the login,
-                                  dropped the connection or has no free connection
+        │                         dropped the connection or has no free connection
+        └── StoreServerError      the same, raised by the Redis store (also: it is full)
 ```
 
 Every message says what happened and what to do about it, in one line.
@@ -67,6 +68,7 @@ __all__ = [
     "SessionClosedError",
     "SessionError",
     "SettingsError",
+    "StoreServerError",
     "StoreUnavailableError",
     "ThreadlineError",
     "ToolArgumentsError",
@@ -336,6 +338,21 @@ class StoreUnavailableError(SessionError):
     def __init__(self, message: str, *, server: str = "") -> None:
         self.server = server
         super().__init__(message)
+
+
+class StoreServerError(StoreUnavailableError):
+    """The database server behind a store failed: unreachable, a dropped connection, refused
+    credentials, or out of memory.
+
+    ``server`` names it (``"Redis at 10.0.0.5:6379/0"``, never with a password); ``reason``
+    says what went wrong. Reads are retried before this is raised; a write is retried only
+    when the retry cannot apply it twice.
+    """
+
+    def __init__(self, server: str, reason: str) -> None:
+        self.server = server
+        self.reason = reason
+        super().__init__(f"the session store {server} failed: {reason}", server=server)
 
 
 class _ToolGuardrailTripwire(GuardrailTripwireTriggered):

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from threadline.models._per_loop import PerLoop
+from threadline.sessions._per_loop import PerLoop
 
 
 class Thing:
@@ -108,3 +108,29 @@ def test_a_loop_closed_without_finalizing_is_forgotten() -> None:
     asyncio.run(use())
     assert lost.closed_on is None
     assert loop not in per_loop._entries  # dropped at the next lookup
+
+
+def test_aclose_all_leaves_other_loops_objects_to_their_shutdown() -> None:
+    """A store closed on one loop while its client on an idle loop (a ``run_sync`` loop between
+    calls) is still open: that client is closed by its own loop's shutdown, not dropped."""
+    per_loop = things()
+    idle = asyncio.new_event_loop()
+    other: Thing = idle.run_until_complete(_get(per_loop))
+    mine: list[Thing] = []
+
+    async def close_all(owner: PerLoop[Thing]) -> None:
+        mine.append(owner.get())
+        await owner.aclose_all()
+
+    asyncio.run(close_all(per_loop))
+    assert mine[0].closed_on is not None and other.closed_on is None
+    del per_loop
+    gc.collect()  # the owner is gone; the idle loop's object is still waiting for its loop
+    assert other.closed_on is None
+    idle.run_until_complete(idle.shutdown_asyncgens())
+    assert other.closed_on is idle
+    idle.close()
+
+
+async def _get(per_loop: PerLoop[Thing]) -> Thing:
+    return per_loop.get()

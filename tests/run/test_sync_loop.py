@@ -7,8 +7,8 @@ import threading
 import time
 
 from threadline import Agent, Runner
-from threadline.models._per_loop import PerLoop
 from threadline.run import _sync_loop
+from threadline.sessions._per_loop import PerLoop
 from threadline.testing import ScriptedModel
 
 

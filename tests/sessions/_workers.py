@@ -77,3 +77,55 @@ def stalled_turn(db_path: str, session_id: str, ttl: float, ready: str, result: 
         session.close()
 
     asyncio.run(main())
+
+
+def redis_runs(url: str, prefix: str, base_url: str, worker: int, session_ids: list[str]) -> int:
+    """One ``Runner.run`` turn (a tool call, its output, an answer) on each session, eight at a
+    time, through one Redis store of this process; the model is the parent's scripted server."""
+    from openai import AsyncOpenAI
+
+    from threadline import Agent, OpenAIChatCompletionsModel, Runner, function_tool
+    from threadline.sessions.redis import RedisStore
+
+    @function_tool
+    def lookup(q: str) -> str:
+        """Look ``q`` up."""
+        return f"found {q}"
+
+    async def main() -> None:
+        store = RedisStore(url, prefix=prefix)
+        client = AsyncOpenAI(api_key="test", base_url=base_url, max_retries=0)
+        model = OpenAIChatCompletionsModel(model="scripted", openai_client=client)
+        agent = Agent(name="A", model=model, tools=[lookup])
+        settings = SessionSettings(lease_ttl=10)
+        gate = asyncio.Semaphore(8)
+
+        async def turn(session_id: str) -> None:
+            async with gate:
+                session = store.session(session_id, session_settings=settings)
+                await Runner.run(agent, f"{worker}|{session_id}", session=session)
+
+        await asyncio.gather(*(turn(session_id) for session_id in session_ids))
+        await client.close()
+        await store.aclose()
+
+    asyncio.run(main())
+    return worker
+
+
+def redis_hold_and_die(url: str, prefix: str, session_id: str, ttl: float, ready: str) -> None:
+    """Take the session's Redis lease, write a turn's input, signal ``ready``, then wait to be
+    killed with SIGKILL while holding the lease (mid-turn)."""
+    import time
+
+    from threadline.sessions.redis import RedisStore
+
+    async def main() -> None:
+        store = RedisStore(url, prefix=prefix)
+        session = store.session(session_id, session_settings=SessionSettings(lease_ttl=ttl))
+        async with session.lease():
+            await session.add_items([user_message("turn of the killed worker")])
+            Path(ready).touch()  # noqa: ASYNC240
+            time.sleep(60)  # noqa: ASYNC251 - blocks the loop too: no renewal, as if frozen
+
+    asyncio.run(main())

@@ -112,6 +112,13 @@ async def _set_rows(store: Any, session_id: str, rows: list[str]) -> None:
                 hashlib.sha256(session_id.encode("utf-8")).digest(),
                 seq,
             )
+    elif hasattr(store, "prefix"):  # a RedisStore: the item payloads are a list per session
+        from threadline.sessions.redis._keys import SessionKeys
+
+        key = SessionKeys(store.prefix, session_id).d
+        for seq, row in enumerate(rows):
+            data = row if store.codec.plain_json else store.codec.seal(session_id, row)
+            await store.backend.connection.command("LSET", key, seq, data)
     else:
         stored = store._backend.db.sessions[session_id].rows
         for seq, row in enumerate(rows):

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from threadline.errors import ModelNotConfiguredError, UserError
-from threadline.models._per_loop import PerLoop
 from threadline.models.openai_chat import OpenAIChatCompletionsModel
 from threadline.models.openai_responses import OpenAIResponsesModel
+from threadline.sessions._per_loop import PerLoop
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI

@@ -85,6 +85,10 @@ _SCHEMES: dict[str, tuple[str, str, str | None]] = {
     "memory": ("threadline.sessions.memory", "InMemoryStore", None),
     "postgresql": ("threadline.sessions.postgres", "PostgresStore", "postgres"),
     "postgres": ("threadline.sessions.postgres", "PostgresStore", "postgres"),
+    "redis": ("threadline.sessions.redis", "RedisStore", "redis"),
+    "rediss": ("threadline.sessions.redis", "RedisStore", "redis"),
+    "redis+cluster": ("threadline.sessions.redis", "RedisStore", "redis"),
+    "rediss+cluster": ("threadline.sessions.redis", "RedisStore", "redis"),
 }
 
 
@@ -105,6 +109,9 @@ def open_store(url: str, **options: Any) -> Store:
       :class:`~threadline.sessions.postgres.PostgresStore` (the ``postgres``
       extra: ``pip install -e '.[postgres]'`` in a checkout); query parameters set its options (``?pool_size=20``). Its
       schema is made by ``await store.setup()`` / ``threadline db migrate --store URL``.
+    * ``redis://host:6379/0`` (``rediss://`` for TLS) or ``redis+cluster://node1:7000,node2:7001``
+      — a :class:`~threadline.sessions.redis.RedisStore` (``pip install -e '.[redis]'`` in a threadline checkout);
+      query parameters set its options (``?prefix=app:&ttl=86400``).
 
     ``options`` are passed to the store's constructor (``codec=`` for example). An unknown
     scheme, a malformed URL or a backend whose extra is missing raises
@@ -130,6 +137,8 @@ def open_store(url: str, **options: Any) -> Store:
     except ImportError as exc:  # pragma: no cover - only backends with extras can miss one
         from ..errors import MissingDependencyError
 
+        if isinstance(exc, MissingDependencyError):
+            raise
         raise MissingDependencyError(
             exc.name or module_name, extra or scheme, f"{scheme}:// stores"
         ) from exc

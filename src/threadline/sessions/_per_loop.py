@@ -68,6 +68,13 @@ def _start(keeper: AsyncGenerator[None, None]) -> None:
     raise AssertionError("the keeper awaited before its first yield")
 
 
+_parked_lock = threading.Lock()
+_parked: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[AsyncGenerator[None, None]]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Keepers handed to their loops by :meth:`PerLoop.aclose_all`, finalized at loop shutdown."""
+
+
 class PerLoop(Generic[T]):
     """One ``make()`` result per running event loop, passed to ``close`` before the loop closes.
 
@@ -121,6 +128,30 @@ class PerLoop(Generic[T]):
             entry = self._entries.pop(loop, None)
         if entry is not None and entry.keeper is not None:
             await entry.keeper.aclose()
+
+    async def aclose_all(self) -> None:
+        """Close the running loop's object now, and hand every other loop's object to that
+        loop to close when it shuts down.
+
+        For an owner that is closed for good (a store): the objects of loops that are not
+        running now (a ``Runner.run_sync`` loop between calls) cannot be closed from here, and
+        dropping them would leave their connections to the garbage collector; parked, they
+        are closed by the loop's ``shutdown_asyncgens()`` like any other.
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            others = [
+                (other, entry)
+                for other, entry in self._entries.items()
+                if other is not loop and not entry.closed and entry.keeper is not None
+            ]
+            for other, _ in others:
+                del self._entries[other]
+        with _parked_lock:
+            for other, entry in others:
+                if not other.is_closed() and entry.keeper is not None:
+                    _parked.setdefault(other, []).append(entry.keeper)
+        await self.aclose()
 
     def _prune(self) -> None:
         """Drop the entries of loops that closed without finalizing them (holding the lock)."""

@@ -1,0 +1,215 @@
+"""Connections to one Redis server or Cluster: a client per event loop, scripts, failures.
+
+A ``redis.asyncio`` client's connections belong to the event loop that opened them, so the
+store keeps one client per running loop (:class:`~threadline.sessions._per_loop.PerLoop`):
+``Runner.run_sync`` and ``asyncio.run`` may share one store. redis-py's own retries are off;
+:meth:`Connection.script` retries a script once after a dropped connection or a timeout,
+which is safe because every write script carries a write id and answers ``DUP`` when it ran
+already. Scripts run with ``EVALSHA``; a server that does not have one yet (new, restarted,
+flushed) answers ``NOSCRIPT`` and gets the source once with ``EVAL``, which caches it.
+
+Every failure of the server becomes a :class:`~threadline.errors.StoreServerError` naming the
+server (never the password).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...errors import StoreServerError
+from .._per_loop import PerLoop
+from ._scripts import SCRIPTS
+
+__all__ = ["Connection", "RedisConfig"]
+
+_SHAS = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in SCRIPTS.items()}
+_RETRY_PAUSE = 0.2
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """Where the server is and how to talk to it."""
+
+    nodes: tuple[tuple[str, int], ...]
+    cluster: bool = False
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ssl: bool = False
+    ssl_options: tuple[tuple[str, str], ...] = ()
+    timeout: float = 10.0
+    connect_timeout: float = 5.0
+
+    @property
+    def where(self) -> str:
+        """How messages name the server (no password)."""
+        hosts = ",".join(f"{host}:{port}" for host, port in self.nodes)
+        scheme = "TLS " if self.ssl else ""
+        if self.cluster:
+            return f"{scheme}Redis Cluster at {hosts}"
+        return f"{scheme}Redis at {hosts}/{self.db}"
+
+
+class Connection:
+    """The clients of one store (one per event loop) and how its scripts run."""
+
+    def __init__(self, config: RedisConfig) -> None:
+        self.config = config
+        self._clients: PerLoop[_LoopClient] = PerLoop(self._make, _close_client)
+
+    def first_use(self) -> asyncio.Lock:
+        """A lock of the running loop, held while the store's first calls set things up
+        (concurrent first calls wait instead of all connecting at once)."""
+        return self._clients.get().setup_lock
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the store is on a Redis Cluster."""
+        return self.config.cluster
+
+    async def client(self) -> Any:
+        """The running loop's client (a Cluster client has learnt the slot map)."""
+        held = self._clients.get()
+        if not held.ready:
+            async with held.lock:
+                if not held.ready and self.config.cluster:
+                    await held.client.initialize()
+                held.ready = True
+        return held.client
+
+    async def aclose(self) -> None:
+        """Close the running loop's client; other loops' clients close when those loops shut
+        down (a ``Runner.run_sync`` loop at the end of its thread or at exit)."""
+        await self._clients.aclose_all()
+
+    def _make(self) -> _LoopClient:
+        return _LoopClient(self._make_client(), asyncio.Lock(), asyncio.Lock())
+
+    def _make_client(self) -> Any:
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        config = self.config
+        common: dict[str, Any] = {
+            "username": config.username,
+            "password": config.password,
+            "socket_timeout": config.timeout,
+            "socket_connect_timeout": config.connect_timeout,
+            "retry": Retry(NoBackoff(), 0),
+            "decode_responses": False,
+        }
+        if config.ssl:
+            common["ssl"] = True
+            common.update(dict(config.ssl_options))
+        if config.cluster:
+            from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+            return RedisCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in config.nodes],
+                **common,
+            )
+        from redis.asyncio import Redis
+
+        host, port = config.nodes[0]
+        return Redis(host=host, port=port, db=config.db, **common)
+
+    async def _run(self, action: Callable[[Any], Awaitable[Any]]) -> Any:
+        """``await action(client)``, retried once after a dropped connection or a timeout;
+        every failure of the server raised as :class:`StoreServerError`."""
+        from redis import exceptions
+
+        for attempt in (1, 2):
+            try:
+                return await action(await self.client())
+            except (exceptions.ConnectionError, exceptions.TimeoutError) as exc:
+                if attempt == 2 or isinstance(exc, exceptions.AuthenticationError):
+                    raise self.failure(exc) from None
+                await asyncio.sleep(_RETRY_PAUSE)
+            except (exceptions.RedisError, exceptions.RedisClusterException) as exc:
+                raise self.failure(exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run the script ``name`` (``EVALSHA``; its source once if the server lacks it)."""
+        from redis import exceptions
+
+        async def run(client: Any) -> Any:
+            try:
+                return await client.evalsha(_SHAS[name], len(keys), *keys, *args)
+            except exceptions.NoScriptError:
+                return await client.eval(SCRIPTS[name], len(keys), *keys, *args)
+
+        return await self._run(run)
+
+    async def command(self, *args: Any) -> Any:
+        """Run one command (only ones that are safe to repeat: it may be retried)."""
+        return await self._run(lambda client: client.execute_command(*args))
+
+    async def pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Run independent read-only commands in one pipeline (split by node on a Cluster)."""
+        if not commands:
+            return []
+
+        async def run(client: Any) -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                return list(await pipe.execute())
+
+        answers: list[Any] = await self._run(run)
+        return answers
+
+    def failure(self, exc: BaseException) -> StoreServerError:
+        """The :class:`StoreServerError` for a redis-py exception."""
+        from redis import exceptions
+
+        detail = str(exc) or type(exc).__name__
+        password = self.config.password
+        if password:
+            detail = detail.replace(password, "***")
+        text = detail.lower()
+        if isinstance(exc, exceptions.AuthenticationError) or any(
+            word in text for word in ("wrongpass", "noauth", "invalid password", "invalid username")
+        ):
+            reason = (
+                "the server refused the credentials: check the user name and password in the "
+                "store URL"
+            )
+        elif isinstance(exc, exceptions.OutOfMemoryError) or text.startswith("oom "):
+            reason = (
+                "the server is out of memory (maxmemory reached), so nothing was written: "
+                "free memory, raise maxmemory, or give sessions a ttl"
+            )
+        elif isinstance(exc, exceptions.ClusterDownError):
+            reason = f"the cluster is down ({detail}): wait for it to recover"
+        elif isinstance(exc, exceptions.ReadOnlyError):
+            reason = "the server is a read-only replica: point the store URL at a primary"
+        elif isinstance(
+            exc,
+            (exceptions.ConnectionError, exceptions.TimeoutError, exceptions.RedisClusterException),
+        ):
+            reason = f"cannot reach the server ({detail}): check that it runs and the store URL"
+        else:
+            reason = f"the server answered an error ({detail})"
+        return StoreServerError(self.config.where, reason)
+
+
+@dataclass
+class _LoopClient:
+    """One event loop's client, and whether it is ready for concurrent use."""
+
+    client: Any
+    lock: asyncio.Lock
+    setup_lock: asyncio.Lock
+    ready: bool = False
+
+
+async def _close_client(held: _LoopClient) -> None:
+    try:
+        await held.client.aclose()
+    except Exception:  # a client whose server is gone still closes its sockets
+        return
