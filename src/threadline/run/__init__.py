@@ -1,6 +1,7 @@
 """Running agents: the Runner, its configuration, results, events and hooks."""
 
 from ..context import RunContextWrapper, ToolContext
+from .approvals import ToolApprovalItem
 from .config import DEFAULT_MAX_TURNS, RunConfig
 from .events import AgentUpdatedStreamEvent, RawResponsesStreamEvent, RunItemStreamEvent
 from .hooks import RunHooks
@@ -15,6 +16,7 @@ from .run_items import (
     ToolCallOutputItem,
 )
 from .runner import Runner
+from .state import RunState
 
 __all__ = [
     "DEFAULT_MAX_TURNS",
@@ -31,7 +33,9 @@ __all__ = [
     "RunItemStreamEvent",
     "RunResult",
     "RunResultStreaming",
+    "RunState",
     "Runner",
+    "ToolApprovalItem",
     "ToolCallItem",
     "ToolCallOutputItem",
     "ToolContext",

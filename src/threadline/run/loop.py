@@ -24,7 +24,10 @@ from ..errors import (
 )
 from ..items import Item, function_call_output, input_to_items
 from ..models.base import Model, ModelRequest, ModelResponse, ResponseCompleted
+from ..sessions.pending import PENDING_RUN_RECORD
 from ..tracing import span
+from ..usage import Usage
+from .approvals import ApprovalBook, gate_calls
 from .config import RunConfig
 from .events import (
     AgentUpdatedStreamEvent,
@@ -37,8 +40,9 @@ from .model_resolution import resolve_model
 from .persistence import SessionMemory, session_memory
 from .result import RunResult
 from .run_items import HandoffOutputItem, RunItem, ToolCallOutputItem, run_item_for
-from .steps import StepPlan, plan_step, tool_specs
-from .tool_exec import run_tools
+from .state import RunState, check_pending_record, find_agent, new_state_id
+from .steps import PlannedCall, StepPlan, plan_step, tool_specs
+from .tool_exec import ToolResult, run_tools
 
 if TYPE_CHECKING:
     from ..agent import Agent
@@ -86,6 +90,11 @@ class _Run:
     """The input, held back from the session until every input guardrail passed."""
     input_guardrail_results: list[InputGuardrailResult] = field(default_factory=list)
     output_guardrail_results: list[OutputGuardrailResult] = field(default_factory=list)
+    approvals: ApprovalBook = field(default_factory=ApprovalBook)
+    turns: int = 0
+    """Model calls made (a resumed run counts those before its interruption)."""
+    resumed: RunState | None = None
+    """The state this run resumes, until its interrupted step is resolved."""
 
     def record(self, item: RunItem) -> None:
         self.new_items.append(item)
@@ -95,7 +104,7 @@ class _Run:
 
 async def run_agent(
     starting_agent: Agent[Any],
-    input: str | list[Item],
+    input: str | list[Item] | RunState,
     *,
     context: Any,
     max_turns: int,
@@ -107,10 +116,25 @@ async def run_agent(
     previous_response_id: str | None = None,
     conversation_id: str | None = None,
 ) -> RunResult:
-    """Run ``starting_agent`` until it produces a final output; see :class:`Runner`."""
-    new_input = input_to_items(input)
+    """Run ``starting_agent`` until it produces a final output or stops for approvals; see
+    :class:`Runner`. ``input`` may be a :class:`RunState` to resume."""
+    resume = input if isinstance(input, RunState) else None
+    if resume is not None:
+        resume.begin_resume(session)
+        agent = find_agent(starting_agent, resume.agent.name)
+        if context_wrapper is None:
+            usage = Usage(**vars(resume.usage))
+            context_wrapper = RunContextWrapper(
+                resume.context if context is None else context, usage=usage
+            )
+        original_input: str | list[Item] = resume.original_input
+        previous_response_id = resume.previous_response_id
+        conversation_id = resume.conversation_id
+    else:
+        assert not isinstance(input, RunState)
+        agent, original_input = starting_agent, input
     run = _Run(
-        agent=starting_agent,
+        agent=agent,
         context=context_wrapper or RunContextWrapper(context),
         config=config,
         hooks=hooks,
@@ -118,96 +142,208 @@ async def run_agent(
         emit=emit,
         previous_response_id=previous_response_id,
         conversation_id=conversation_id,
-        original_input=input,
+        original_input=original_input,
     )
     with span(
-        "run", config.workflow_name, disabled=config.tracing_disabled, agent=starting_agent.name
+        "run", config.workflow_name, disabled=config.tracing_disabled, agent=agent.name
     ) as run_span:
         async with session_memory(session, config, run.context) as memory:
             run.memory = memory
-            guarded = bool(_input_guardrails(run))
-            if memory is None:
-                run.model_input = list(new_input)
-            else:  # a guarded input is stored only once the guardrails let it through
-                run.model_input = await memory.start(new_input, save=not guarded)
-                run.unsaved_input = list(new_input) if guarded else []
-            final_output = await _turns(run)
+            if resume is not None:
+                await _start_resumed(run, resume)
+            else:
+                await _start(run, input_to_items(original_input))
+            outcome = await _turns(run)
         if run_span is not None:
             run_span.attributes["usage"] = vars(run.context.usage).copy()
+    interrupted = outcome if isinstance(outcome, RunState) else None
     return RunResult(
-        input=input,
+        input=original_input,
         new_items=run.new_items,
-        final_output=final_output,
+        final_output=None if interrupted is not None else outcome,
         last_agent=run.agent,
         raw_responses=run.responses,
         context_wrapper=run.context,
         input_guardrail_results=run.input_guardrail_results,
         output_guardrail_results=run.output_guardrail_results,
+        interruptions=[] if interrupted is None else interrupted.get_interruptions(),
+        _state=interrupted,
     )
+
+
+async def _start(run: _Run, new_input: list[Item]) -> None:
+    """A new run: refuse it while the session waits for approvals, then load and save."""
+    memory = run.memory
+    guarded = bool(_input_guardrails(run))
+    if memory is None:
+        run.model_input = list(new_input)
+        return
+    if memory.keeps_records:
+        await check_pending_record(memory.session, None)
+    # a guarded input is stored only once the guardrails let it through
+    run.model_input = await memory.start(new_input, save=not guarded)
+    run.unsaved_input = list(new_input) if guarded else []
+
+
+async def _start_resumed(run: _Run, state: RunState) -> None:
+    """A resumed run: check it is the session's pending run, then rebuild what it had."""
+    run.resumed = state
+    run.approvals = state.approvals.copy()
+    run.turns = state.turns
+    run.new_items = list(state.new_items)
+    run.sent = state.sent
+    memory = run.memory
+    if memory is None:
+        assert state.model_input is not None  # begin_resume checked it
+        run.model_input = list(state.model_input)
+        return
+    if memory.keeps_records:
+        await check_pending_record(memory.session, state.id)
+    run.model_input = await memory.load_history()
 
 
 _NOT_FINAL: Any = object()
 
 
 async def _turns(run: _Run) -> Any:
+    """The run's steps until a final output (returned) or an interruption (its
+    :class:`RunState` is returned)."""
     await _enter_agent(run, run.agent)
-    for turn in range(run.max_turns):
-        guards = _input_guardrails(run) if turn == 0 else []
+    if run.resumed is not None:
+        state = run.resumed
+        response = ModelResponse(
+            output=[dict(item) for item in state.step], response_id=state.response_id
+        )
+        outcome = await _finish_step(run, response, dict(state.answered))
+        if outcome is not _NOT_FINAL:
+            return outcome
+    for _ in range(run.turns, run.max_turns):
+        guards = _input_guardrails(run) if run.turns == 0 else []
         response = await (_guarded_first_call(run, guards) if guards else _call_model(run))
+        run.turns += 1
         if run.unsaved_input and run.memory is not None:
             await run.memory.save(run.unsaved_input)
             run.unsaved_input = []
-        plan = plan_step(run.agent, response)
-        step_items = list(response.output)
         for raw in response.output:
             run.record(run_item_for(run.agent, raw, _handoff_names(run.agent)))
-        results = await run_tools(
-            plan.tool_calls,
-            run.agent,
-            run.context,
-            run.hooks,
-            _nested_runner(run),
-            run.config.tracing_disabled,
-        )
-        for result in results:
-            step_items.append(result.item)
+        outcome = await _finish_step(run, response, {})
+        if outcome is not _NOT_FINAL:
+            return outcome
+    raise MaxTurnsExceeded(run.max_turns)
+
+
+async def _finish_step(run: _Run, response: ModelResponse, done: dict[str, Item]) -> Any:
+    """Carry out what ``response`` asked for and persist the step; the final output,
+    a :class:`RunState` when calls wait for approval, or ``_NOT_FINAL`` to go on.
+
+    ``done`` holds outputs known before an interruption (by call id); they are not run again.
+    """
+    plan = plan_step(run.agent, response)
+    gate = await gate_calls(plan.tool_calls, run.agent, run.context, run.approvals, done)
+    ran = await run_tools(
+        gate.run,
+        run.agent,
+        run.context,
+        run.hooks,
+        _nested_runner(run),
+        run.config.tracing_disabled,
+    )
+    fresh = {str(p.call["call_id"]): r for p, r in zip(gate.run, ran, strict=True)}
+    results: list[ToolResult] = []
+    for planned in plan.tool_calls:
+        call_id = str(planned.call["call_id"])
+        if call_id in fresh:
+            result = fresh[call_id]
+        elif call_id in gate.answered:
+            item = gate.answered[call_id]
+            result = ToolResult(item, item.get("output"))
+        else:
+            continue  # waiting for a decision
+        results.append(result)
+        if call_id not in done:
             run.record(
                 ToolCallOutputItem(agent=run.agent, raw_item=result.item, output=result.value)
             )
-        step_items += _handoff_outputs(run, plan)
-        for refused in plan.refused_outputs:
-            step_items.append(refused)
-            run.record(
-                ToolCallOutputItem(agent=run.agent, raw_item=refused, output=refused["output"])
-            )
-        if _server_state(run):
-            # the server stored the input it was sent and its own output; only the rest is new
-            run.sent = len(run.model_input) + len(response.output)
-            if run.previous_response_id is not None:
-                run.previous_response_id = response.response_id
-        run.model_input += step_items
-        final = _NOT_FINAL
-        if plan.handoff is None:
-            if run.agent.tool_use_behavior == "stop_on_first_tool" and results:
-                final = results[0].value
-            elif not plan.has_calls:
-                final = _final_output(run.agent, plan)
-        if final is not _NOT_FINAL:
-            await _check_output(run, final)  # a blocked answer is not stored
-        if run.memory is not None:
-            try:
-                await run.memory.save(step_items)
-            except BaseException:
-                if plan.handoff is not None and run.emit is not None:
-                    # the handoff happened; the stream says so before the error (as the SDK)
-                    run.emit(AgentUpdatedStreamEvent(new_agent=plan.handoff.agent))
-                raise
-        if plan.handoff is not None:
-            await _take_handoff(run, plan)
-            continue
-        if final is not _NOT_FINAL:
-            return await _finish(run, final)
-    raise MaxTurnsExceeded(run.max_turns)
+    if gate.waiting:
+        answered = {str(r.item["call_id"]): r.item for r in results}
+        return await _interrupt(run, response, answered, gate.waiting)
+    step_items = list(response.output)
+    step_items += [result.item for result in results]
+    step_items += _handoff_outputs(run, plan)
+    for refused in plan.refused_outputs:
+        step_items.append(refused)
+        run.record(ToolCallOutputItem(agent=run.agent, raw_item=refused, output=refused["output"]))
+    if _server_state(run):
+        # the server stored the input it was sent and its own output; only the rest is new
+        run.sent = len(run.model_input) + len(response.output)
+        if run.previous_response_id is not None:
+            run.previous_response_id = response.response_id
+    run.model_input += step_items
+    final = _NOT_FINAL
+    if plan.handoff is None:
+        if run.agent.tool_use_behavior == "stop_on_first_tool" and results:
+            final = results[0].value
+        elif not plan.has_calls:
+            final = _final_output(run.agent, plan)
+    if final is not _NOT_FINAL:
+        await _check_output(run, final)  # a blocked answer is not stored
+    if run.memory is not None:
+        # a resumed step clears the pending run in the same transaction that stores it
+        clear = run.resumed is not None and run.memory.keeps_records
+        try:
+            await run.memory.save(step_items, {PENDING_RUN_RECORD: None} if clear else None)
+        except BaseException:
+            if plan.handoff is not None and run.emit is not None:
+                # the handoff happened; the stream says so before the error (as the SDK)
+                run.emit(AgentUpdatedStreamEvent(new_agent=plan.handoff.agent))
+            raise
+    if run.resumed is not None:
+        run.resumed.mark_resumed()
+        run.resumed = None
+    if plan.handoff is not None:
+        await _take_handoff(run, plan)
+        return _NOT_FINAL
+    if final is not _NOT_FINAL:
+        return await _finish(run, final)
+    return _NOT_FINAL
+
+
+async def _interrupt(
+    run: _Run, response: ModelResponse, answered: dict[str, Item], waiting: list[PlannedCall]
+) -> RunState:
+    """Stop the run: the step's calls in ``waiting`` need a decision.
+
+    Nothing of the step is added to the history (it would hold calls without outputs); with
+    a session that keeps records the state is stored as its pending run instead, replacing
+    the one this run resumed in the same write.
+    """
+    memory = run.memory
+    state = RunState(
+        id=new_state_id(),
+        agent=run.agent,
+        original_input=run.original_input,
+        step=[dict(item) for item in response.output],
+        answered=answered,
+        waiting=[dict(p.call) for p in waiting],
+        approvals=run.approvals.copy(),
+        max_turns=run.max_turns,
+        turns=run.turns,
+        context=run.context.context,
+        usage=Usage(**vars(run.context.usage)),
+        session_id=None if memory is None else memory.session.session_id,
+        model_input=None if memory is not None else list(run.model_input),
+        sent=run.sent,
+        previous_response_id=run.previous_response_id,
+        conversation_id=run.conversation_id,
+        response_id=response.response_id,
+        new_items=list(run.new_items),
+    )
+    if memory is not None and memory.keeps_records:
+        await memory.save([], {PENDING_RUN_RECORD: state.record_value()})
+    if run.resumed is not None:
+        run.resumed.mark_resumed()
+        run.resumed = None
+    return state
 
 
 def _input_guardrails(run: _Run) -> list[InputGuardrail[Any]]:
@@ -412,6 +548,13 @@ def _nested_runner(run: _Run) -> Callable[[Any, str], Any]:
             context_wrapper=wrapper,
         )
         run.context.usage.add(wrapper.usage)
+        if result.interruptions:
+            names = ", ".join(str(i.tool_name) for i in result.interruptions)
+            raise UserError(
+                f"agent {agent.name!r}, run as a tool, stopped for approval of {names}: "
+                "approvals inside Agent.as_tool are not supported; give the approval-gated "
+                "tools to the outer agent"
+            )
         return result
 
     return nested

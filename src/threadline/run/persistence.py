@@ -10,13 +10,13 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from ..errors import UserError
 from ..items import Item, repair_orphans
-from ..sessions.base import SessionSettings
+from ..sessions.base import SessionSettings, capabilities_of
 from ..sessions.lease import declared_parameters, writer_lease
 from .config import RunConfig, SessionInputCallback
 
@@ -67,6 +67,8 @@ class SessionMemory:
         self.settings = settings
         self.input_callback = input_callback
         self._extra: dict[str, Any] = {"wrapper": context} if wants_wrapper(session) else {}
+        self.keeps_records = "records" in capabilities_of(session)
+        """Whether the session keeps records (a pending run is stored with it)."""
 
     async def load_history(self) -> list[Item]:
         """The stored window this run sends, repaired so that it is valid to send."""
@@ -113,9 +115,15 @@ class SessionMemory:
             await self.save(new_items)
         return combined
 
-    async def save(self, items: list[Item]) -> None:
-        """Append one completed step (or the input) as one atomic batch."""
-        if items:
+    async def save(self, items: list[Item], records: Mapping[str, Any] | None = None) -> None:
+        """Append one completed step (or the input) as one atomic batch, with ``records``
+        (session records, in the same transaction) when given."""
+        if records:
+            if items:
+                await self.session.add_items(list(items), records=records, **self._extra)
+            else:
+                await self.session.put_records(records)
+        elif items:
             await self.session.add_items(list(items), **self._extra)
 
 

@@ -19,6 +19,8 @@ from .run_items import RunItem
 if TYPE_CHECKING:
     from ..agent import Agent
     from ..guardrails import InputGuardrailResult, OutputGuardrailResult
+    from .approvals import ToolApprovalItem
+    from .state import RunState
 
 __all__ = ["RunResult", "RunResultStreaming"]
 
@@ -31,6 +33,10 @@ class RunResult:
     calls and outputs, handoffs); ``final_output`` the last agent's answer (text, or the
     validated ``output_type`` value); ``raw_responses`` every model response;
     ``input_guardrail_results`` / ``output_guardrail_results`` what the guardrails said.
+
+    A run that stopped for approvals has ``interruptions`` (the waiting
+    :class:`~threadline.run.approvals.ToolApprovalItem` calls) and ``final_output`` ``None``;
+    ``to_state()`` is the run to decide on and resume.
     """
 
     input: str | list[Item]
@@ -41,11 +47,18 @@ class RunResult:
     context_wrapper: RunContextWrapper[Any]
     input_guardrail_results: list[InputGuardrailResult] = field(default_factory=list)
     output_guardrail_results: list[OutputGuardrailResult] = field(default_factory=list)
+    interruptions: list[ToolApprovalItem] = field(default_factory=list)
+    _state: RunState | None = field(default=None, repr=False)
 
     @property
     def usage(self) -> Usage:
         """Requests and tokens summed over the run's model calls."""
         return self.context_wrapper.usage
+
+    def to_state(self) -> RunState:
+        """The interrupted run as a :class:`~threadline.RunState`: approve or reject each of
+        its interruptions, then resume with ``Runner.run(agent, state)``."""
+        return _state_of(self._state)
 
     def to_input_list(self) -> list[Item]:
         """The input followed by the new items: the next turn's input, for memory by hand."""
@@ -65,6 +78,15 @@ class RunResult:
     def last_response_id(self) -> str | None:
         """The id of the last model response, when the provider gives one."""
         return self.raw_responses[-1].response_id if self.raw_responses else None
+
+
+def _state_of(state: RunState | None) -> RunState:
+    if state is None:
+        raise UserError(
+            "this run did not stop for approvals (result.interruptions is empty), so there "
+            "is no state to resume: start the next turn with a new Runner.run"
+        )
+    return state
 
 
 _DONE = object()
@@ -93,6 +115,8 @@ class RunResultStreaming:
     _cancel_requested: bool = field(default=False, repr=False)
     input_guardrail_results: list[InputGuardrailResult] = field(default_factory=list)
     output_guardrail_results: list[OutputGuardrailResult] = field(default_factory=list)
+    interruptions: list[ToolApprovalItem] = field(default_factory=list)
+    """Set when the stream has ended: the calls waiting for approval, if the run stopped."""
 
     @property
     def last_agent(self) -> Agent[Any]:
@@ -141,6 +165,7 @@ class RunResultStreaming:
         self.context_wrapper = result.context_wrapper
         self.input_guardrail_results = result.input_guardrail_results
         self.output_guardrail_results = result.output_guardrail_results
+        self.interruptions = result.interruptions
         self.is_complete = True
 
     def cancel(self) -> None:
@@ -148,6 +173,10 @@ class RunResultStreaming:
         if self._task is not None and not self._task.done():
             self._cancel_requested = True
             self._task.cancel()
+
+    def to_state(self) -> RunState:
+        """As :meth:`RunResult.to_state`, once the stream has ended."""
+        return _state_of(self._result._state if self._result is not None else None)
 
     def to_input_list(self) -> list[Item]:
         """As :meth:`RunResult.to_input_list`, once the stream has completed."""

@@ -12,6 +12,7 @@ from .config import DEFAULT_MAX_TURNS, RunConfig
 from .hooks import RunHooks
 from .loop import run_agent
 from .result import RunResult, RunResultStreaming
+from .state import RunState
 
 if TYPE_CHECKING:
     from ..agent import Agent
@@ -31,12 +32,22 @@ def _check(
 
     if not isinstance(agent, Agent):
         raise UserError(f"the starting agent must be an Agent, got {type(agent).__name__}")
-    if not isinstance(input, (str, list)):
-        raise UserError(f"input must be a string or a list of items, got {type(input).__name__}")
+    if not isinstance(input, (str, list, RunState)):
+        raise UserError(
+            "input must be a string or a list of items (or a RunState to resume), got "
+            f"{type(input).__name__}"
+        )
     if isinstance(input, list):
         input_to_items(input)  # validates, naming the bad item
     if not isinstance(max_turns, int) or isinstance(max_turns, bool) or max_turns < 1:
         raise UserError(f"max_turns must be a positive integer, got {max_turns!r}")
+    if isinstance(input, RunState) and (
+        previous_response_id is not None or conversation_id is not None
+    ):
+        raise UserError(
+            "a RunState resumes with the server-side state it was saved with: do not pass "
+            "previous_response_id or conversation_id with it"
+        )
     if session is not None and (previous_response_id is not None or conversation_id is not None):
         raise UserError(
             "a session cannot be combined with previous_response_id or conversation_id: "
@@ -51,13 +62,17 @@ class Runner:
     the ``RunContextWrapper``. ``session`` gives the run memory: its history is loaded and
     sent before ``input``, and the input and each completed step are stored. Without a
     session, a run remembers nothing.
+
+    ``input`` may be a :class:`~threadline.RunState` (``result.to_state()`` of a run that
+    stopped for approvals, once its interruptions are approved or rejected): the run resumes
+    where it stopped, with the same session (``context``, when given, replaces the saved one).
     """
 
     @classmethod
     async def run(
         cls,
         starting_agent: Agent[Any],
-        input: str | list[Item],
+        input: str | list[Item] | RunState,
         *,
         context: Any = None,
         max_turns: int = DEFAULT_MAX_TURNS,
@@ -89,7 +104,7 @@ class Runner:
     def run_sync(
         cls,
         starting_agent: Agent[Any],
-        input: str | list[Item],
+        input: str | list[Item] | RunState,
         *,
         context: Any = None,
         max_turns: int = DEFAULT_MAX_TURNS,
@@ -138,7 +153,7 @@ class Runner:
     def run_streamed(
         cls,
         starting_agent: Agent[Any],
-        input: str | list[Item],
+        input: str | list[Item] | RunState,
         *,
         context: Any = None,
         max_turns: int = DEFAULT_MAX_TURNS,
@@ -174,4 +189,5 @@ class Runner:
                 conversation_id=conversation_id,
             )
 
-        return RunResultStreaming(input=input, current_agent=starting_agent, _start=start)
+        shown = input.original_input if isinstance(input, RunState) else input
+        return RunResultStreaming(input=shown, current_agent=starting_agent, _start=start)

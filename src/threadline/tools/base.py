@@ -13,9 +13,18 @@ from typing import Any
 
 from ..context import RunContextWrapper, ToolContext
 
-__all__ = ["FunctionTool", "Tool", "ToolErrorFunction", "default_tool_error_function"]
+__all__ = [
+    "ApprovalFunction",
+    "FunctionTool",
+    "Tool",
+    "ToolErrorFunction",
+    "default_tool_error_function",
+]
 
 ToolErrorFunction = Callable[[RunContextWrapper[Any], Exception], "str | Awaitable[str]"]
+
+ApprovalFunction = Callable[[RunContextWrapper[Any], dict[str, Any], str], "bool | Awaitable[bool]"]
+"""``(run context, parsed arguments, call id) -> bool``: whether this call needs approval."""
 
 
 def default_tool_error_function(ctx: RunContextWrapper[Any], error: Exception) -> str:
@@ -31,6 +40,11 @@ class FunctionTool:
     the model). When it raises, ``failure_error_function`` turns the exception into the output
     the model sees; set it to ``None`` to make the run fail with
     :class:`~threadline.errors.ToolError` instead.
+
+    ``needs_approval`` (``True``, or an :data:`ApprovalFunction` deciding per call) stops the
+    run before the call is carried out: the run returns it in ``result.interruptions``, and
+    resumes from ``result.to_state()`` once it was approved or rejected (see
+    ``docs/approvals.md``).
     """
 
     name: str
@@ -39,6 +53,7 @@ class FunctionTool:
     on_invoke_tool: Callable[[ToolContext[Any], str], Awaitable[Any]]
     strict_json_schema: bool = True
     failure_error_function: ToolErrorFunction | None = default_tool_error_function
+    needs_approval: bool | ApprovalFunction = False
 
 
 Tool = FunctionTool

@@ -49,7 +49,12 @@ from threadline.tools._schema import (
     pointer,
     strip_titles,
 )
-from threadline.tools.base import FunctionTool, ToolErrorFunction, default_tool_error_function
+from threadline.tools.base import (
+    ApprovalFunction,
+    FunctionTool,
+    ToolErrorFunction,
+    default_tool_error_function,
+)
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
@@ -159,6 +164,7 @@ def function_tool(
     use_docstring_info: bool = True,
     failure_error_function: ToolErrorFunction | None = default_tool_error_function,
     strict_mode: bool = True,
+    needs_approval: bool | ApprovalFunction = False,
 ) -> FunctionTool: ...
 
 
@@ -172,6 +178,7 @@ def function_tool(
     use_docstring_info: bool = True,
     failure_error_function: ToolErrorFunction | None = default_tool_error_function,
     strict_mode: bool = True,
+    needs_approval: bool | ApprovalFunction = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -184,6 +191,7 @@ def function_tool(
     use_docstring_info: bool = True,
     failure_error_function: ToolErrorFunction | None = default_tool_error_function,
     strict_mode: bool = True,
+    needs_approval: bool | ApprovalFunction = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a :class:`FunctionTool` from a typed function, used bare or with arguments.
 
@@ -191,9 +199,17 @@ def function_tool(
     description; ``docstring_style`` forces one docstring layout (default: detect);
     ``use_docstring_info=False`` ignores the docstring. ``failure_error_function`` turns an
     exception raised by the function into the output the model sees (``None``: the run fails).
-    ``strict_mode`` makes the schema strict (all parameters required, no extra keys). Raises
-    :class:`~threadline.errors.UserError` when the function cannot be described as a tool.
+    ``strict_mode`` makes the schema strict (all parameters required, no extra keys).
+    ``needs_approval`` (``True``, or ``(ctx, arguments, call_id) -> bool``, sync or async)
+    makes the run stop for a human decision before a call runs (``result.interruptions``).
+    Raises :class:`~threadline.errors.UserError` when the function cannot be described as a
+    tool.
     """
+    if not isinstance(needs_approval, bool) and not callable(needs_approval):
+        raise UserError(
+            "needs_approval must be True, False or a function (ctx, arguments, call_id) -> "
+            f"bool, got {type(needs_approval).__name__}"
+        )
     # Types defined in the calling function (not at module level) are found through its locals.
     caller = sys._getframe(1)
     localns = None if caller.f_locals is caller.f_globals else dict(caller.f_locals)
@@ -209,6 +225,7 @@ def function_tool(
             use_docstring_info=use_docstring_info,
             failure_error_function=failure_error_function,
             strict_mode=strict_mode,
+            needs_approval=needs_approval,
         )
 
     return decorate if func is None else decorate(func)
@@ -249,6 +266,7 @@ def _build_tool(
     use_docstring_info: bool,
     failure_error_function: ToolErrorFunction | None,
     strict_mode: bool,
+    needs_approval: bool | ApprovalFunction = False,
 ) -> FunctionTool:
     if not callable(function):
         raise UserError(f"@function_tool needs a function, got {type(function).__name__}")
@@ -277,6 +295,7 @@ def _build_tool(
         on_invoke_tool=invoker,
         strict_json_schema=strict_mode,
         failure_error_function=failure_error_function,
+        needs_approval=needs_approval,
     )
 
 
