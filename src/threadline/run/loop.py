@@ -178,10 +178,15 @@ async def _start(run: _Run, new_input: list[Item]) -> None:
     if memory is None:
         run.model_input = list(new_input)
         return
-    if memory.keeps_records:
-        await check_pending_record(memory.session, None)
+    session = memory.session
+
+    async def no_pending_run() -> None:
+        await check_pending_record(session, None)
+
     # a guarded input is stored only once the guardrails let it through
-    run.model_input = await memory.start(new_input, save=not guarded)
+    run.model_input = await memory.start(
+        new_input, save=not guarded, check=no_pending_run if memory.keeps_records else None
+    )
     run.unsaved_input = list(new_input) if guarded else []
 
 

@@ -7,10 +7,12 @@ without its output. A cancelled or failed run loses at most the step in flight.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -92,13 +94,23 @@ class SessionMemory:
         )
         return repaired
 
-    async def start(self, new_items: list[Item], *, save: bool = True) -> list[Item]:
+    async def start(
+        self,
+        new_items: list[Item],
+        *,
+        save: bool = True,
+        check: Callable[[], Awaitable[None]] | None = None,
+    ) -> list[Item]:
         """Load history, merge the new input into it, persist the new input (unless ``save``
         is false: a guarded input is saved once the guardrails passed).
 
-        Returns the items to send to the model.
+        ``check`` (a read that may refuse the run) runs beside the history read, and before
+        anything is written. Returns the items to send to the model.
         """
-        history = await self.load_history()
+        if check is None:
+            history = await self.load_history()
+        else:
+            history = await _beside(self.load_history(), check())
         if self.input_callback is not None:
             merged = self.input_callback(history, list(new_items))
             if inspect.isawaitable(merged):
@@ -125,6 +137,20 @@ class SessionMemory:
                 await self.session.put_records(records)
         elif items:
             await self.session.add_items(list(items), **self._extra)
+
+
+async def _beside(main: Awaitable[list[Item]], other: Awaitable[None]) -> list[Item]:
+    """``main``'s result once ``other`` finished too; either one's error is raised."""
+    task = asyncio.ensure_future(other)
+    try:
+        result = await main
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+    await task
+    return result
 
 
 @asynccontextmanager
