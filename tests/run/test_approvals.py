@@ -22,6 +22,7 @@ from threadline import (
     LeaseLostError,
     OpenAIChatCompletionsModel,
     PendingRunError,
+    RunContextWrapper,
     Runner,
     RunState,
     SessionSettings,
@@ -373,6 +374,58 @@ async def test_a_run_state_round_trips_through_json_without_a_session(
     assert_valid_to_send(resumed.to_input_list())
     sent = sent_messages(server, 1)
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
+
+
+async def test_the_state_finds_the_agent_that_was_handed_off_to(
+    server: ScriptedServer, store: Any
+) -> None:
+    def agents(tools: Tools) -> tuple[Agent[Any], Agent[Any]]:
+        mailer = Agent(name="Mailer", model=chat_model(server), tools=[tools.send_email])
+        return Agent(name="Triage", model=chat_model(server), handoffs=[mailer]), mailer
+
+    tools = Tools()
+    triage, mailer = agents(tools)
+    session = store.session("handoff")
+    server.add(
+        tool_calls(("transfer_to_mailer", {})),
+        tool_calls(("send_email", {"to": "r@example.com", "body": "x"})),
+        reply("Mailed."),
+    )
+    result = await Runner.run(triage, "Mail R.", session=session)
+    assert result.interruptions[0].agent is mailer and result.last_agent is mailer
+
+    fresh_tools = Tools()
+    fresh_triage, fresh_mailer = agents(fresh_tools)
+    state = await RunState.from_session(fresh_triage, session)
+    assert state is not None and state.agent is fresh_mailer
+    state.approve(state.interruptions[0])
+    resumed = await Runner.run(fresh_triage, state, session=session)
+    assert (resumed.final_output, resumed.last_agent) == ("Mailed.", fresh_mailer)
+    assert fresh_tools.ran == ["send_email:r@example.com"]
+    assert [i.type for i in resumed.new_items][:2] == ["handoff_call_item", "handoff_output_item"]
+    assert_valid_to_send(await session.get_items())
+    with pytest.raises(UserError, match="cannot be reached from it through handoffs"):
+        await RunState.from_json(Agent(name="Other"), state.to_json())
+
+
+def test_run_sync_resumes_and_context_can_be_replaced(server: ScriptedServer) -> None:
+    seen: list[Any] = []
+
+    @function_tool(needs_approval=True)
+    def whoami(ctx: RunContextWrapper[Any]) -> str:
+        """Who is asking."""
+        seen.append(ctx.context)
+        return "ok"
+
+    agent = Agent(name="A", model=chat_model(server), tools=[whoami])
+    server.add(tool_calls(("whoami", {})), reply("Done."))
+    result = Runner.run_sync(agent, "Who?", context=object())  # a context JSON cannot hold
+    data = result.to_state().to_json()
+    assert data["context_kept"] is False and data["context"] is None
+    state = asyncio.run(RunState.from_json(agent, data, context_override={"user": "u2"}))
+    state.approve(state.interruptions[0])
+    resumed = Runner.run_sync(agent, state)
+    assert resumed.final_output == "Done." and seen == [{"user": "u2"}]
 
 
 async def test_bad_run_state_text_is_a_user_error(server: ScriptedServer) -> None:
