@@ -20,14 +20,18 @@ from openai import AsyncOpenAI
 from threadline import (
     Agent,
     LeaseLostError,
+    ModelError,
     OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
     PendingRunError,
     RunContextWrapper,
     Runner,
+    RunResult,
     RunState,
     SessionSettings,
     StaleRunStateError,
     ToolApprovalItem,
+    ToolError,
     UserError,
     function_tool,
 )
@@ -36,7 +40,7 @@ from threadline.run.approvals import ApprovalBook
 from threadline.sessions import PendingRun
 from threadline.sessions.lease import held_lease
 from threadline.sessions.pending import PENDING_RUN_RECORD
-from threadline.testing import ScriptedServer, reply, tool_calls
+from threadline.testing import ScriptedServer, error, reply, tool_calls
 
 from ..backends import BACKENDS, Backend
 
@@ -426,6 +430,90 @@ def test_run_sync_resumes_and_context_can_be_replaced(server: ScriptedServer) ->
     state.approve(state.interruptions[0])
     resumed = Runner.run_sync(agent, state)
     assert resumed.final_output == "Done." and seen == [{"user": "u2"}]
+
+
+async def test_one_state_resumed_by_two_runs_at_once_runs_its_calls_once(
+    server: ScriptedServer,
+) -> None:
+    tools = Tools()
+    agent = tools.agent(server)
+    server.add(tool_calls(("send_email", {"to": "s@example.com", "body": "x"})), reply("Sent."))
+    state = (await Runner.run(agent, "Email S.")).to_state()
+    state.approve(state.interruptions[0])
+    first, second = await asyncio.gather(
+        Runner.run(agent, state), Runner.run(agent, state), return_exceptions=True
+    )
+    assert isinstance(first, RunResult) and first.final_output == "Sent."
+    assert isinstance(second, StaleRunStateError) and "being resumed" in str(second)
+    assert tools.ran == ["send_email:s@example.com"]
+
+
+async def test_a_resume_that_fails_after_its_step_keeps_the_step(
+    server: ScriptedServer, store: Any
+) -> None:
+    tools = Tools()
+    agent = tools.agent(server)
+    session = store.session("retry")
+    server.add(
+        tool_calls(("send_email", {"to": "t@example.com", "body": "x"})),
+        error(500, "upstream down"),
+        reply("Sent."),
+    )
+    state = (await Runner.run(agent, "Email T.", session=session)).to_state()
+    state.approve(state.interruptions[0])
+    with pytest.raises(ModelError):
+        await Runner.run(agent, state, session=session)
+    # the resolved step was stored (and the pending run cleared) before the model failed
+    assert kinds(await session.get_items())[1:] == ["function_call", "function_call_output"]
+    assert await session.pending_run() is None
+    with pytest.raises(StaleRunStateError):
+        await Runner.run(agent, state, session=session)
+    assert tools.ran == ["send_email:t@example.com"]
+
+
+async def test_a_resume_that_fails_before_its_step_is_stored_can_be_retried(
+    server: ScriptedServer, store: Any
+) -> None:
+    attempts: list[int] = []
+
+    def flaky() -> str:
+        """Fail the first time."""
+        attempts.append(len(attempts))
+        if len(attempts) == 1:
+            raise RuntimeError("the mail server is down")
+        return "sent"
+
+    tool = function_tool(flaky, needs_approval=True, failure_error_function=None)
+    agent = Agent(name="A", model=chat_model(server), tools=[tool])
+    session = store.session("flaky")
+    server.add(tool_calls(("flaky", {})), reply("Sent."))
+    state = (await Runner.run(agent, "Send.", session=session)).to_state()
+    state.approve(state.interruptions[0])
+    with pytest.raises(ToolError, match="the mail server is down"):
+        await Runner.run(agent, state, session=session)
+    assert kinds(await session.get_items()) == ["user"]  # nothing of the step was stored
+    assert (await session.pending_run()).id == state.id  # type: ignore[union-attr]
+    resumed = await Runner.run(agent, state, session=session)  # the same state, again
+    assert resumed.final_output == "Sent." and attempts == [0, 1]
+    assert await session.pending_run() is None
+
+
+async def test_server_side_state_resumes_from_the_interrupted_response(
+    server: ScriptedServer,
+) -> None:
+    tools = Tools()
+    client = AsyncOpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
+    model = OpenAIResponsesModel(model="test-model", openai_client=client)
+    agent = Agent(name="Assistant", model=model, tools=[tools.send_email])
+    server.add(tool_calls(("send_email", {"to": "u@example.com", "body": "x"})), reply("Sent."))
+    result = await Runner.run(agent, "Email U.", previous_response_id="resp_earlier")
+    state = await RunState.from_string(agent, result.to_state().to_string())
+    state.approve(state.interruptions[0])
+    resumed = await Runner.run(agent, state)
+    assert resumed.final_output == "Sent."
+    body = server.requests[1].body
+    assert body["previous_response_id"] == result.last_response_id
+    assert [i["type"] for i in body["input"]] == ["function_call_output"]
 
 
 async def test_bad_run_state_text_is_a_user_error(server: ScriptedServer) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import inspect
 from collections.abc import Callable
@@ -26,7 +27,6 @@ from ..items import Item, function_call_output, input_to_items
 from ..models.base import Model, ModelRequest, ModelResponse, ResponseCompleted
 from ..sessions.pending import PENDING_RUN_RECORD
 from ..tracing import span
-from ..usage import Usage
 from .approvals import ApprovalBook, gate_calls
 from .config import RunConfig
 from .events import (
@@ -120,10 +120,10 @@ async def run_agent(
     :class:`Runner`. ``input`` may be a :class:`RunState` to resume."""
     resume = input if isinstance(input, RunState) else None
     if resume is not None:
-        resume.begin_resume(session)
         agent = find_agent(starting_agent, resume.agent.name)
+        resume.begin_resume(session)  # from here on, the finally below ends it
         if context_wrapper is None:
-            usage = Usage(**vars(resume.usage))
+            usage = copy.deepcopy(resume.usage)
             context_wrapper = RunContextWrapper(
                 resume.context if context is None else context, usage=usage
             )
@@ -144,18 +144,22 @@ async def run_agent(
         conversation_id=conversation_id,
         original_input=original_input,
     )
-    with span(
-        "run", config.workflow_name, disabled=config.tracing_disabled, agent=agent.name
-    ) as run_span:
-        async with session_memory(session, config, run.context) as memory:
-            run.memory = memory
-            if resume is not None:
-                await _start_resumed(run, resume)
-            else:
-                await _start(run, input_to_items(original_input))
-            outcome = await _turns(run)
-        if run_span is not None:
-            run_span.attributes["usage"] = vars(run.context.usage).copy()
+    try:
+        with span(
+            "run", config.workflow_name, disabled=config.tracing_disabled, agent=agent.name
+        ) as run_span:
+            async with session_memory(session, config, run.context) as memory:
+                run.memory = memory
+                if resume is not None:
+                    await _start_resumed(run, resume)
+                else:
+                    await _start(run, input_to_items(original_input))
+                outcome = await _turns(run)
+            if run_span is not None:
+                run_span.attributes["usage"] = vars(run.context.usage).copy()
+    finally:
+        if resume is not None:
+            resume.end_resume()  # a failed resume may be retried
     interrupted = outcome if isinstance(outcome, RunState) else None
     return RunResult(
         input=original_input,
@@ -334,7 +338,7 @@ async def _interrupt(
         max_turns=run.max_turns,
         turns=run.turns,
         context=run.context.context,
-        usage=Usage(**vars(run.context.usage)),
+        usage=copy.deepcopy(run.context.usage),
         session_id=None if memory is None else memory.session.session_id,
         model_input=None if memory is not None else list(run.model_input),
         sent=run.sent,

@@ -17,6 +17,7 @@ discarded it, is refused with :class:`~threadline.errors.StaleRunStateError`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -137,6 +138,7 @@ class RunState:
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
     _resumed: bool = field(default=False, repr=False)
+    _in_flight: bool = field(default=False, repr=False)
 
     # ---------------------------------------------------------------- decisions
 
@@ -227,7 +229,7 @@ class RunState:
             "approvals": self.approvals.to_json(),
             "max_turns": self.max_turns,
             "turns": self.turns,
-            "usage": vars(self.usage).copy(),
+            "usage": dataclasses.asdict(self.usage),
             "context": context,
             "context_kept": kept,
             "new_items": [_item_json(item) for item in self.new_items],
@@ -292,6 +294,11 @@ class RunState:
                 f"run state {self.id} was resumed already; a state is resumed once (the "
                 "resumed run's result.to_state() is the state of any later interruption)"
             )
+        if self._in_flight:
+            raise StaleRunStateError(
+                f"run state {self.id} is being resumed by another run right now; a state is "
+                "resumed once"
+            )
         session_id = getattr(session, "session_id", None) if session is not None else None
         if self.session_id is not None and session_id != self.session_id:
             raise UserError(
@@ -304,6 +311,11 @@ class RunState:
             )
         if self.session_id is None and self.model_input is None:
             raise UserError("this run state holds no history to resume from")
+        self._in_flight = True
+
+    def end_resume(self) -> None:
+        """The resume that :meth:`begin_resume` started ended (resolved or failed)."""
+        self._in_flight = False
 
     def mark_resumed(self) -> None:
         """Record that the interrupted step was resolved; the state cannot be resumed again."""
@@ -365,7 +377,7 @@ def _from_json(start: Agent[Any], data: Any, context_override: Any) -> RunState:
             max_turns=int(data["max_turns"]),
             turns=int(data["turns"]),
             context=context_override if context_override is not None else data["context"],
-            usage=Usage(**{k: int(v) for k, v in dict(data["usage"]).items()}),
+            usage=_usage_from_json(data["usage"]),
             session_id=data["session_id"],
             model_input=None if model_input is None else [dict(i) for i in model_input],
             sent=int(data["sent"]),
@@ -380,6 +392,11 @@ def _from_json(start: Agent[Any], data: Any, context_override: Any) -> RunState:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UserError(f"the run state cannot be read: {exc!r} is missing or wrong") from None
     return state
+
+
+def _usage_from_json(data: Any) -> Usage:
+    known = {f.name for f in dataclasses.fields(Usage)}
+    return Usage(**{k: v for k, v in dict(data).items() if k in known})
 
 
 async def check_pending_record(session: Any, expected_id: str | None) -> None:
