@@ -516,6 +516,31 @@ async def test_server_side_state_resumes_from_the_interrupted_response(
     assert [i["type"] for i in body["input"]] == ["function_call_output"]
 
 
+class Account:
+    def __init__(self, user: str) -> None:
+        self.user = user
+
+
+async def test_a_context_that_is_not_json_goes_through_a_serializer(
+    server: ScriptedServer,
+) -> None:
+    tools = Tools()
+    agent = tools.agent(server)
+    server.add(tool_calls(("send_email", {"to": "v@example.com", "body": "x"})))
+    state = (await Runner.run(agent, "Email V.", context=Account("ann"))).to_state()
+    with pytest.raises(UserError, match="is not JSON: pass context_serializer"):
+        state.to_json(strict_context=True)
+    text = state.to_string(context_serializer=lambda account: {"user": account.user})
+    loaded = await RunState.from_string(
+        agent, text, context_deserializer=lambda data: Account(data["user"])
+    )
+    assert isinstance(loaded.context, Account) and loaded.context.user == "ann"
+    with pytest.raises(UserError, match="pass context_deserializer= or context_override="):
+        await RunState.from_string(agent, text, strict_context=True)
+    with pytest.raises(UserError, match="was not JSON and was left out"):
+        await RunState.from_json(agent, state.to_json(), strict_context=True)
+
+
 async def test_bad_run_state_text_is_a_user_error(server: ScriptedServer) -> None:
     agent = Tools().agent(server)
     with pytest.raises(UserError, match="not valid JSON"):

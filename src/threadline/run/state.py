@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,11 @@ from .run_items import (
 
 if TYPE_CHECKING:
     from ..agent import Agent
+
+ContextSerializer = Callable[[Any], Any]
+"""``context -> JSON value``: how ``RunState.to_json`` saves a context that is not JSON."""
+ContextDeserializer = Callable[[Any], Any]
+"""``JSON value -> context``: the inverse, for ``RunState.from_json``."""
 
 __all__ = ["RunState", "check_pending_record", "find_agent", "keeps_records", "new_state_id"]
 
@@ -202,12 +208,32 @@ class RunState:
 
     # ---------------------------------------------------------------- JSON
 
-    def to_json(self) -> dict[str, Any]:
-        """The state as a JSON object (the run's context is kept when it is JSON).
+    def to_json(
+        self,
+        *,
+        context_serializer: ContextSerializer | None = None,
+        strict_context: bool = False,
+    ) -> dict[str, Any]:
+        """The state as a JSON object.
 
-        Keep it where users cannot change it: whoever can edit it can approve calls.
+        The run's context is kept when it is JSON; ``context_serializer(context)`` turns any
+        other into a JSON mapping (``from_json``'s ``context_deserializer`` turns it back).
+        Without one, a context that is not JSON is left out (``None`` after loading), or is a
+        :class:`~threadline.errors.UserError` with ``strict_context=True``. Keep the state
+        where users cannot change it: whoever can edit it can approve calls.
         """
-        kept, context = _json_or_none(self.context)
+        serialized = context_serializer is not None
+        if context_serializer is not None:
+            kept, context = _json_or_none(context_serializer(self.context))
+            if not kept:
+                raise UserError("context_serializer must return a JSON-compatible value")
+        else:
+            kept, context = _json_or_none(self.context)
+            if not kept and strict_context:
+                raise UserError(
+                    f"the run's context ({type(self.context).__name__}) is not JSON: pass "
+                    "context_serializer= (and context_deserializer= to from_json)"
+                )
         return {
             "kind": _KIND,
             "version": _VERSION,
@@ -232,12 +258,19 @@ class RunState:
             "usage": dataclasses.asdict(self.usage),
             "context": context,
             "context_kept": kept,
+            "context_serialized": serialized,
             "new_items": [_item_json(item) for item in self.new_items],
         }
 
-    def to_string(self) -> str:
+    def to_string(
+        self,
+        *,
+        context_serializer: ContextSerializer | None = None,
+        strict_context: bool = False,
+    ) -> str:
         """:meth:`to_json` as a JSON string."""
-        return json.dumps(self.to_json(), ensure_ascii=False)
+        data = self.to_json(context_serializer=context_serializer, strict_context=strict_context)
+        return json.dumps(data, ensure_ascii=False)
 
     @staticmethod
     async def from_json(
@@ -245,24 +278,39 @@ class RunState:
         state_json: dict[str, Any],
         *,
         context_override: Any = None,
+        context_deserializer: ContextDeserializer | None = None,
+        strict_context: bool = False,
     ) -> RunState:
         """The state :meth:`to_json` wrote, bound to the agents reachable from
         ``initial_agent`` (the agent the run started with).
 
-        ``context_override`` replaces the saved context (needed when it was not JSON).
+        ``context_override`` replaces the saved context; ``context_deserializer`` rebuilds a
+        context saved with a ``context_serializer`` (``strict_context=True`` makes its absence,
+        or a context that was left out, a :class:`~threadline.errors.UserError`).
         """
-        return _from_json(initial_agent, state_json, context_override)
+        return _from_json(
+            initial_agent,
+            state_json,
+            _Context(context_override, context_deserializer, strict_context),
+        )
 
     @staticmethod
     async def from_string(
-        initial_agent: Agent[Any], state_string: str, *, context_override: Any = None
+        initial_agent: Agent[Any],
+        state_string: str,
+        *,
+        context_override: Any = None,
+        context_deserializer: ContextDeserializer | None = None,
+        strict_context: bool = False,
     ) -> RunState:
         """The state :meth:`to_string` wrote (see :meth:`from_json`)."""
         try:
             data = json.loads(state_string)
         except (TypeError, ValueError) as exc:
             raise UserError(f"the run state is not valid JSON ({exc})") from None
-        return _from_json(initial_agent, data, context_override)
+        return _from_json(
+            initial_agent, data, _Context(context_override, context_deserializer, strict_context)
+        )
 
     @staticmethod
     async def from_session(
@@ -271,7 +319,8 @@ class RunState:
         """The run of ``session`` that waits for approvals, or ``None`` when there is none.
 
         Works in any process that reaches the session's store (the state was stored there
-        when the run stopped). The session must keep records (every threadline store does).
+        when the run stopped, with its context when that was JSON; ``context_override``
+        supplies any other). The session must keep records (every threadline store does).
         """
         if not keeps_records(session):
             raise UserError(
@@ -283,7 +332,7 @@ class RunState:
         pending = read_pending_run(session.session_id, value)
         if pending is None:
             return None
-        return _from_json(initial_agent, pending.data, context_override)
+        return _from_json(initial_agent, pending.data, _Context(context_override, None, False))
 
     # ---------------------------------------------------------------- for the runner
 
@@ -353,7 +402,34 @@ def _item_from_json(start: Agent[Any], entry: Any) -> RunItem:
     return cls(agent=agent, raw_item=raw)
 
 
-def _from_json(start: Agent[Any], data: Any, context_override: Any) -> RunState:
+@dataclass(frozen=True)
+class _Context:
+    """How ``from_json`` finds the context: an override, a deserializer, strictness."""
+
+    override: Any
+    deserializer: ContextDeserializer | None
+    strict: bool
+
+    def rebuild(self, data: dict[str, Any]) -> Any:
+        if self.override is not None:
+            return self.override
+        value = data["context"]
+        if data.get("context_serialized"):
+            if self.deserializer is not None:
+                return self.deserializer(value)
+            if self.strict:
+                raise UserError(
+                    "the run state's context was saved with a context_serializer: pass "
+                    "context_deserializer= or context_override="
+                )
+        elif not data.get("context_kept", True) and self.strict:
+            raise UserError(
+                "the run state's context was not JSON and was left out: pass context_override="
+            )
+        return value
+
+
+def _from_json(start: Agent[Any], data: Any, context: _Context) -> RunState:
     if not isinstance(data, dict) or data.get("kind") != _KIND:
         raise UserError("this is not a threadline run state (RunState.to_json() writes one)")
     if data.get("version") != _VERSION:
@@ -376,7 +452,7 @@ def _from_json(start: Agent[Any], data: Any, context_override: Any) -> RunState:
             approvals=ApprovalBook.from_json(data["approvals"]),
             max_turns=int(data["max_turns"]),
             turns=int(data["turns"]),
-            context=context_override if context_override is not None else data["context"],
+            context=context.rebuild(data),
             usage=_usage_from_json(data["usage"]),
             session_id=data["session_id"],
             model_input=None if model_input is None else [dict(i) for i in model_input],
