@@ -893,3 +893,18 @@ async def test_an_approval_arrives_in_a_fresh_process(
         assert kinds(stored) == ["user", "function_call", "function_call_output", "assistant"]
         assert_valid_to_send(stored)
         assert await session.pending_run() is None
+
+
+def test_a_tool_approval_item_is_made_as_the_sdk_makes_it() -> None:
+    agent = Agent(name="A")
+    call = {"type": "function_call", "name": "pay", "call_id": "c1", "arguments": '{"x": 1}'}
+    item = ToolApprovalItem(agent, call)
+    assert (item.tool_name, item.call_id, item.arguments, item.type) == (
+        "pay",
+        "c1",
+        '{"x": 1}',
+        "tool_approval_item",
+    )
+    assert ToolApprovalItem(agent, call, "pay_v2").tool_name == "pay_v2"
+    with pytest.raises(UserError, match="awaits approval and is not an input item"):
+        item.to_input_item()

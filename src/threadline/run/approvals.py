@@ -39,10 +39,11 @@ def _rejection_text(tool_name: str) -> str:
     )
 
 
-@dataclass
+@dataclass(init=False)
 class ToolApprovalItem(RunItem):
     """A tool call that waits for approval: ``agent`` made it, ``raw_item`` is the
-    ``function_call`` item; ``tool_name``, ``arguments`` and ``call_id`` read from it.
+    ``function_call`` item; ``tool_name`` (the call's name unless given), ``arguments`` and
+    ``call_id`` read from it. Made as the SDK makes it: ``(agent, raw_item, tool_name)``.
 
     Never sent to a model: a call waiting for approval is not part of any history yet.
     """
@@ -50,9 +51,17 @@ class ToolApprovalItem(RunItem):
     tool_name: str | None = None
     type: Literal["tool_approval_item"] = "tool_approval_item"
 
-    def __post_init__(self) -> None:
-        if self.tool_name is None:
-            self.tool_name = str(self.raw_item.get("name", ""))
+    def __init__(
+        self,
+        agent: Agent[Any],
+        raw_item: Item,
+        tool_name: str | None = None,
+        type: Literal["tool_approval_item"] = "tool_approval_item",
+    ) -> None:
+        self.agent = agent
+        self.raw_item = raw_item
+        self.tool_name = str(raw_item.get("name", "")) if tool_name is None else tool_name
+        self.type = type
 
     @property
     def name(self) -> str | None:
