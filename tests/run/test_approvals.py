@@ -20,6 +20,7 @@ from openai import AsyncOpenAI
 from threadline import (
     Agent,
     LeaseLostError,
+    MaxTurnsExceeded,
     ModelError,
     OpenAIChatCompletionsModel,
     OpenAIResponsesModel,
@@ -783,6 +784,8 @@ async def test_a_streamed_run_ends_with_its_interruptions(
     session = store.session("streamed")
     server.add(tool_calls(("send_email", {"to": "o@example.com", "body": "x"})), reply("Sent!"))
     streamed = Runner.run_streamed(agent, "Email O.", session=session)
+    with pytest.raises(UserError, match="has not ended; iterate stream_events"):
+        streamed.to_state()
     names = [getattr(e, "name", None) async for e in streamed.stream_events()]
     assert "tool_called" in names
     assert streamed.is_complete
@@ -908,3 +911,20 @@ def test_a_tool_approval_item_is_made_as_the_sdk_makes_it() -> None:
     assert ToolApprovalItem(agent, call, "pay_v2").tool_name == "pay_v2"
     with pytest.raises(UserError, match="awaits approval and is not an input item"):
         item.to_input_item()
+
+
+async def test_a_resumed_run_keeps_the_max_turns_it_started_with(server: ScriptedServer) -> None:
+    tools = Tools()
+    agent = tools.agent(server)
+    server.add(
+        tool_calls(("send_email", {"to": "w@example.com", "body": "x"})),
+        tool_calls(("get_weather", {"city": "Rome"})),
+        reply("never reached"),
+    )
+    state = (await Runner.run(agent, "Email W.", max_turns=2)).to_state()
+    assert state.max_turns == 2 and state.turns == 1
+    state.approve(state.interruptions[0])
+    with pytest.raises(MaxTurnsExceeded):
+        await Runner.run(agent, state)  # the default max_turns=10 does not lift the limit
+    assert tools.ran == ["send_email:w@example.com", "get_weather:Rome"]
+    assert len(server.requests) == 2

@@ -128,6 +128,7 @@ async def run_agent(
                 resume.context if context is None else context, usage=usage
             )
         original_input: str | list[Item] = resume.original_input
+        max_turns = resume.max_turns  # as the SDK: the limit the run started with
         previous_response_id = resume.previous_response_id
         conversation_id = resume.conversation_id
     else:

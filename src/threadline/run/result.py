@@ -176,7 +176,9 @@ class RunResultStreaming:
 
     def to_state(self) -> RunState:
         """As :meth:`RunResult.to_state`, once the stream has ended."""
-        return _state_of(self._result._state if self._result is not None else None)
+        if self._result is None:
+            raise UserError("the streamed run has not ended; iterate stream_events() first")
+        return _state_of(self._result._state)
 
     def to_input_list(self) -> list[Item]:
         """As :meth:`RunResult.to_input_list`, once the stream has completed."""

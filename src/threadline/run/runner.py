@@ -65,7 +65,8 @@ class Runner:
 
     ``input`` may be a :class:`~threadline.RunState` (``result.to_state()`` of a run that
     stopped for approvals, once its interruptions are approved or rejected): the run resumes
-    where it stopped, with the same session (``context``, when given, replaces the saved one).
+    where it stopped, with the same session (``context``, when given, replaces the saved one;
+    ``max_turns`` is the one the run started with, counting every model call of the run).
     """
 
     @classmethod
