@@ -167,8 +167,9 @@ class RunState:
         waiting = {str(call["call_id"]): call for call in self.waiting}
         if not isinstance(call_id, str) or call_id not in waiting:
             raise UserError(
-                f"{item!r} is not one of this run state's waiting calls "
-                f"({', '.join(waiting) or 'none'}): pass an item of state.interruptions"
+                f"call {call_id!r} ({type(item).__name__}) is not one of this run state's "
+                f"waiting calls ({', '.join(waiting) or 'none'}): pass an item of "
+                "state.interruptions"
             )
         return call_id, str(waiting[call_id].get("name", ""))
 
