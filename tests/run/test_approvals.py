@@ -19,6 +19,7 @@ from openai import AsyncOpenAI
 
 from threadline import (
     Agent,
+    CorruptItemError,
     LeaseLostError,
     MaxTurnsExceeded,
     ModelError,
@@ -928,3 +929,26 @@ async def test_a_resumed_run_keeps_the_max_turns_it_started_with(server: Scripte
         await Runner.run(agent, state)  # the default max_turns=10 does not lift the limit
     assert tools.ran == ["send_email:w@example.com", "get_weather:Rome"]
     assert len(server.requests) == 2
+
+
+async def test_discarding_inside_the_sessions_lease_and_a_damaged_record(
+    server: ScriptedServer, store: Any
+) -> None:
+    tools = Tools()
+    agent = tools.agent(server)
+    session = store.session("discard")
+    server.add(tool_calls(("send_email", {"to": "x@example.com", "body": "x"})))
+    await Runner.run(agent, "Email X.", session=session)
+    async with session.lease():  # the task holds the lease: discarding writes under it
+        assert await session.discard_pending_run() is True
+    assert await session.pending_run() is None
+
+    await session.put_records({PENDING_RUN_RECORD: {"not": "a run"}})
+    with pytest.raises(CorruptItemError, match="the pending-run record is corrupt"):
+        await Runner.run(agent, "Hello.", session=session)
+    with pytest.raises(CorruptItemError, match="discard_pending_run"):
+        await session.pending_run()
+    assert await session.discard_pending_run() is True
+    server.add(reply("Hi."))
+    assert (await Runner.run(agent, "Hello.", session=session)).final_output == "Hi."
+    assert_valid_to_send(await session.get_items())
