@@ -347,6 +347,26 @@ async def test_a_policy_that_returns_no_bool_is_a_user_error(server: ScriptedSer
         await Runner.run(Agent(name="A", model=chat_model(server), tools=[act]), "Go.")
 
 
+async def test_a_policy_that_raises_is_a_user_error_naming_the_tool(
+    server: ScriptedServer, store: Any
+) -> None:
+    def broken(ctx: Any, arguments: dict[str, Any], call_id: str) -> bool:
+        raise KeyError("limit")
+
+    @function_tool(needs_approval=broken)
+    def act() -> str:
+        """Act."""
+        return "done"
+
+    session = store.session("broken-policy")
+    server.add(tool_calls(("act", {})))
+    agent = Agent(name="A", model=chat_model(server), tools=[act])
+    with pytest.raises(UserError, match="needs_approval of tool 'act' raised KeyError"):
+        await Runner.run(agent, "Go.", session=session)
+    assert kinds(await session.get_items()) == ["user"]
+    assert await session.pending_run() is None
+
+
 def test_needs_approval_must_be_a_bool_or_a_function() -> None:
     with pytest.raises(UserError, match="needs_approval must be True, False or a function"):
         function_tool(needs_approval="always")  # type: ignore[arg-type]

@@ -247,9 +247,15 @@ async def _needs_approval(
         return True  # arguments a policy cannot read: a person decides
     if not isinstance(arguments, dict):
         return True
-    verdict = policy(context, arguments, str(call["call_id"]))
-    if inspect.isawaitable(verdict):
-        verdict = await verdict
+    try:
+        verdict = policy(context, arguments, str(call["call_id"]))
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+    except Exception as exc:
+        raise UserError(
+            f"needs_approval of tool {tool.name!r} raised {type(exc).__name__}: {exc}; "
+            "make it return True or False for every call"
+        ) from exc
     if not isinstance(verdict, bool):
         raise UserError(
             f"needs_approval of tool {tool.name!r} must return a bool, got {type(verdict).__name__}"
