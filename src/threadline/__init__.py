@@ -12,6 +12,24 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "RunErrorData": ".run.error_handlers",
+    "RunErrorHandlerResult": ".run.error_handlers",
+    "RunErrorHandlerInput": ".run.error_handlers",
+    "RunErrorHandlers": ".run.error_handlers",
+    "HandoffInputData": ".agent",
+    "ModelTracing": ".models.sdk_adapter",
+    "ToolOutputGuardrailTripwireTriggered": ".errors",
+    "ToolInputGuardrailTripwireTriggered": ".errors",
+    "tool_output_guardrail": ".tools.guardrails",
+    "tool_input_guardrail": ".tools.guardrails",
+    "ToolOutputGuardrailResult": ".tools.guardrails",
+    "ToolInputGuardrailResult": ".tools.guardrails",
+    "ToolOutputGuardrailData": ".tools.guardrails",
+    "ToolInputGuardrailData": ".tools.guardrails",
+    "ToolOutputGuardrail": ".tools.guardrails",
+    "ToolInputGuardrail": ".tools.guardrails",
+    "ToolGuardrailFunctionOutput": ".tools.guardrails",
+    "InvalidItemError": ".errors",
     "Agent": ".agent",
     "Handoff": ".agent",
     "handoff": ".agent",
@@ -107,12 +125,14 @@ __all__ = [
     "GuardrailTripwireTriggered",
     "Handoff",
     "HandoffCallItem",
+    "HandoffInputData",
     "HandoffOutputItem",
     "InMemorySession",
     "InMemoryStore",
     "InputGuardrail",
     "InputGuardrailResult",
     "InputGuardrailTripwireTriggered",
+    "InvalidItemError",
     "ItemHelpers",
     "LeaseLostError",
     "MaxTurnsExceeded",
@@ -129,6 +149,7 @@ __all__ = [
     "ModelResponse",
     "ModelSettings",
     "ModelTimeoutError",
+    "ModelTracing",
     "OpenAIChatCompletionsModel",
     "OpenAIProvider",
     "OpenAIResponsesModel",
@@ -141,6 +162,10 @@ __all__ = [
     "RunConfig",
     "RunContextWrapper",
     "RunError",
+    "RunErrorData",
+    "RunErrorHandlerInput",
+    "RunErrorHandlerResult",
+    "RunErrorHandlers",
     "RunHooks",
     "RunItem",
     "RunItemStreamEvent",
@@ -168,6 +193,15 @@ __all__ = [
     "ToolCallOutputItem",
     "ToolContext",
     "ToolError",
+    "ToolGuardrailFunctionOutput",
+    "ToolInputGuardrail",
+    "ToolInputGuardrailData",
+    "ToolInputGuardrailResult",
+    "ToolInputGuardrailTripwireTriggered",
+    "ToolOutputGuardrail",
+    "ToolOutputGuardrailData",
+    "ToolOutputGuardrailResult",
+    "ToolOutputGuardrailTripwireTriggered",
     "TracingProcessor",
     "Usage",
     "UserError",
@@ -183,17 +217,20 @@ __all__ = [
     "set_default_openai_key",
     "set_trace_processors",
     "set_tracing_disabled",
+    "tool_input_guardrail",
+    "tool_output_guardrail",
 ]
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-    from .agent import Agent, Handoff, handoff
+    from .agent import Agent, Handoff, HandoffInputData, handoff
     from .context import RunContextWrapper, ToolContext
     from .errors import (
         CorruptItemError,
         GuardrailTripwireTriggered,
         InputGuardrailTripwireTriggered,
+        InvalidItemError,
         LeaseLostError,
         MaxTurnsExceeded,
         MissingDependencyError,
@@ -216,6 +253,8 @@ if TYPE_CHECKING:
         ThreadlineError,
         ToolArgumentsError,
         ToolError,
+        ToolInputGuardrailTripwireTriggered,
+        ToolOutputGuardrailTripwireTriggered,
         UserError,
     )
     from .guardrails import (
@@ -232,6 +271,7 @@ if TYPE_CHECKING:
     from .models.openai_chat import OpenAIChatCompletionsModel
     from .models.openai_provider import OpenAIProvider
     from .models.openai_responses import OpenAIResponsesModel
+    from .models.sdk_adapter import ModelTracing
     from .models.settings import ModelSettings
     from .run import (
         AgentUpdatedStreamEvent,
@@ -252,6 +292,12 @@ if TYPE_CHECKING:
         ToolCallItem,
         ToolCallOutputItem,
     )
+    from .run.error_handlers import (
+        RunErrorData,
+        RunErrorHandlerInput,
+        RunErrorHandlerResult,
+        RunErrorHandlers,
+    )
     from .run.model_resolution import (
         set_default_openai_api,
         set_default_openai_client,
@@ -269,6 +315,17 @@ if TYPE_CHECKING:
     )
     from .tools.base import FunctionTool, Tool
     from .tools.function_tool import function_tool
+    from .tools.guardrails import (
+        ToolGuardrailFunctionOutput,
+        ToolInputGuardrail,
+        ToolInputGuardrailData,
+        ToolInputGuardrailResult,
+        ToolOutputGuardrail,
+        ToolOutputGuardrailData,
+        ToolOutputGuardrailResult,
+        tool_input_guardrail,
+        tool_output_guardrail,
+    )
     from .tracing import (
         Span,
         TracingProcessor,

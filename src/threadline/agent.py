@@ -14,11 +14,12 @@ from .agent_output import AgentOutputSchema
 from .context import RunContextWrapper, TContext, ToolContext
 from .errors import UserError
 from .guardrails import InputGuardrail, OutputGuardrail
+from .items import Item
 from .models.base import Model
 from .models.settings import ModelSettings
 from .tools.base import FunctionTool
 
-__all__ = ["Agent", "Handoff", "Instructions", "handoff"]
+__all__ = ["Agent", "Handoff", "HandoffInputData", "Instructions", "handoff"]
 
 Instructions = (
     str
@@ -131,12 +132,15 @@ class Agent(Generic[TContext]):
         tool_name: str | None = None,
         tool_description: str | None = None,
         custom_output_extractor: Callable[[Any], str | Awaitable[str]] | None = None,
+        is_enabled: bool | Callable[[RunContextWrapper[Any], Agent[Any]], Any] = True,
     ) -> FunctionTool:
         """This agent as a tool: the caller keeps control and gets this agent's final output.
 
         The tool takes one string argument, ``input``, runs this agent on it as a nested run
         sharing the caller's context, and returns the final output as text (or what
-        ``custom_output_extractor(result)`` returns).
+        ``custom_output_extractor(result)`` returns). ``is_enabled`` — a bool, or a function of
+        ``(context_wrapper, agent)`` (sync or async) asked before every model call — says
+        whether the model is offered the tool.
         """
         name = tool_name or _snake(self.name)
         agent = self
@@ -168,7 +172,35 @@ class Agent(Generic[TContext]):
                 "additionalProperties": False,
             },
             on_invoke_tool=invoke,
+            is_enabled=is_enabled,
         )
+
+
+@dataclass(frozen=True)
+class HandoffInputData:
+    """What a handoff's ``input_filter`` receives and returns (the SDK's shape).
+
+    ``input_history`` is the run's input history (a session's window and the run's input);
+    ``pre_handoff_items`` the run items of the turns before the handoff; ``new_items`` those
+    of the handoff's turn (the handoff call and its output included). When the filter sets
+    ``input_items``, the next agent sees those instead of ``new_items``. :meth:`clone` makes a
+    changed copy.
+    """
+
+    input_history: str | tuple[Item, ...]
+    pre_handoff_items: tuple[Any, ...]
+    new_items: tuple[Any, ...]
+    run_context: RunContextWrapper[Any] | None = None
+    input_items: tuple[Any, ...] | None = None
+
+    def clone(self, **changes: Any) -> HandoffInputData:
+        """A copy with ``changes`` applied, e.g. ``data.clone(pre_handoff_items=())``."""
+        return dataclasses.replace(self, **changes)
+
+
+HandoffInputFilter = Callable[[HandoffInputData], "HandoffInputData | Awaitable[HandoffInputData]"]
+"""A function (sync or async) from the handoff's :class:`HandoffInputData` to what the next
+agent sees."""
 
 
 @dataclass
@@ -176,12 +208,15 @@ class Handoff:
     """A tool that transfers the conversation to another agent.
 
     ``on_handoff(context_wrapper)`` runs (sync or async) when the model takes the handoff.
+    ``input_filter`` rewrites what the next agent sees (see :class:`HandoffInputData`); the
+    session keeps every item as it was produced.
     """
 
     agent: Agent[Any]
     tool_name: str
     tool_description: str
     on_handoff: Callable[[RunContextWrapper[Any]], Any] | None = None
+    input_filter: HandoffInputFilter | None = None
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -195,10 +230,20 @@ def handoff(
     tool_name_override: str | None = None,
     tool_description_override: str | None = None,
     on_handoff: Callable[[RunContextWrapper[Any]], Any] | None = None,
+    input_filter: HandoffInputFilter | None = None,
 ) -> Handoff:
-    """A handoff to ``agent``, by default as the tool ``transfer_to_<agent_name>``."""
+    """A handoff to ``agent``, by default as the tool ``transfer_to_<agent_name>``.
+
+    ``input_filter`` receives the :class:`HandoffInputData` when the handoff is taken and
+    returns what the next agent sees (for example the history without tool calls).
+    """
     if not isinstance(agent, Agent):
         raise UserError(f"handoff() needs an Agent, got {type(agent).__name__}")
+    if input_filter is not None and not callable(input_filter):
+        raise UserError(
+            f"handoff() input_filter must be a function of HandoffInputData, got "
+            f"{type(input_filter).__name__}"
+        )
     description = f"Hand off to the {agent.name} agent to handle the request."
     if agent.handoff_description:
         description += f" {agent.handoff_description}"
@@ -207,6 +252,7 @@ def handoff(
         tool_name=tool_name_override or f"transfer_to_{_snake(agent.name)}",
         tool_description=tool_description_override or description,
         on_handoff=on_handoff,
+        input_filter=input_filter,
     )
 
 

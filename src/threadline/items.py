@@ -19,7 +19,7 @@ import reprlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .errors import UserError
+from .errors import InvalidItemError
 
 __all__ = [
     "MAX_DEPTH",
@@ -34,6 +34,7 @@ __all__ = [
     "lone_surrogate",
     "message_text",
     "pairing_problem",
+    "readable_problem",
     "repair_orphans",
     "user_message",
     "validate_item",
@@ -46,7 +47,8 @@ Item = dict[str, Any]
 MESSAGE_ROLES = frozenset({"user", "assistant", "system", "developer"})
 
 # Item types of the Responses API that carry no role. Any other ``*_call`` /
-# ``*_call_output`` type is accepted too, so newer tool kinds pass through unchanged.
+# ``*_call_output`` type is one too, so newer tool kinds pass through unchanged. Storage accepts
+# every type (see ``_problem``); a model is sent only the types it reads.
 KNOWN_TYPES = frozenset(
     {
         "message",
@@ -61,6 +63,9 @@ KNOWN_TYPES = frozenset(
     }
 )
 
+# The types a session's window pairs by ``call_id``: each needs a string one.
+_PAIRED_TYPES = frozenset({"function_call", "function_call_output"})
+
 MAX_DEPTH = 100
 """How deeply an item's JSON may nest: objects and arrays, the item itself counting as 1.
 
@@ -71,11 +76,6 @@ one or more stack frames per level.
 """
 
 _CONTAINERS = (dict, list, tuple)
-
-_REQUIRED_STR_FIELDS: dict[str, tuple[str, ...]] = {
-    "function_call": ("call_id", "name", "arguments"),
-    "function_call_output": ("call_id",),
-}
 
 
 def user_message(text: str) -> Item:
@@ -107,36 +107,55 @@ def function_call_output(call_id: str, output: str) -> Item:
 
 
 def _problem(item: object) -> str | None:
-    """Why ``item`` is not a valid input item, or ``None`` when it is."""
+    """Why ``item`` cannot be stored, or ``None`` when it can.
+
+    Storage accepts what the OpenAI Agents SDK stores: any JSON object, including items no
+    model reads (a chat-style ``{"role": "tool", ...}``, an unknown ``type``, ``content:
+    None``, an app's own metadata). Refused are only values that would not read back equal
+    or would break the store's invariants: a non-object, a key that is not a string, nesting
+    deeper than :data:`MAX_DEPTH`, a ``type`` or ``role`` that is not a string, and a
+    function call or output without a string ``call_id`` (which could never be paired).
+    """
     if not isinstance(item, dict):
         return f"expected a dict, got {type(item).__name__}"
-    item_type = item.get("type")
-    role = item.get("role")
     shape = _value_problem(item)
     if shape is not None:
         return shape
+    for field in ("type", "role"):
+        value = item.get(field)
+        if value is not None and not isinstance(value, str):
+            return f"{field!r} must be a string when present, got {type(value).__name__}"
+    item_type = item.get("type")
+    if item_type in _PAIRED_TYPES and not isinstance(item.get("call_id"), str):
+        return f"a {item_type} item needs a string 'call_id' (it pairs a call with its output)"
+    return None
+
+
+def readable_problem(item: Mapping[str, Any]) -> str | None:
+    """Why no model API reads ``item`` as it is, or ``None`` when one does.
+
+    Storage keeps such items (as the OpenAI Agents SDK does); a model request leaves them
+    out, and a run's input refuses them. A chat-style ``{"role": "tool", ...}`` result is
+    readable: it is sent as the ``function_call_output`` it stands for.
+    """
+    item_type = item.get("type")
     if item_type is None or item_type == "message":
+        role = item.get("role")
         if role is None:
             return "has neither a 'type' nor a 'role'"
+        if role == "tool":
+            return None
         if not isinstance(role, str) or role not in MESSAGE_ROLES:
             return f"has unknown role {role!r} (expected one of {sorted(MESSAGE_ROLES)})"
-        content = item.get("content")
-        if not isinstance(content, (str, list)):
-            return "a message needs 'content' as a string or a list of parts"
+        if not isinstance(item.get("content"), (str, list)):
+            return "is a message without 'content' as a string or a list of parts"
         return None
-    if not isinstance(item_type, str):
-        return f"'type' must be a string, got {type(item_type).__name__}"
-    if not (
+    if not isinstance(item_type, str) or not (
         item_type in KNOWN_TYPES
         or item_type.endswith("_call")
         or item_type.endswith("_call_output")
     ):
         return f"has unknown type {item_type!r}"
-    for field in _REQUIRED_STR_FIELDS.get(item_type, ()):
-        if not isinstance(item.get(field), str):
-            return f"a {item_type} item needs a string {field!r}"
-    if item_type == "function_call_output" and not isinstance(item.get("output"), (str, list)):
-        return "a function_call_output item needs 'output' as a string or a list"
     return None
 
 
@@ -170,23 +189,25 @@ def _value_problem(value: dict[Any, Any]) -> str | None:
 
 
 def validate_item(item: object, index: int = 0) -> Item:
-    """Return ``item`` if it is a valid input item, else raise :class:`UserError`."""
+    """Return ``item`` if it can be stored, else raise
+    :class:`~threadline.errors.InvalidItemError` (a ``UserError`` and a ``TypeError``)."""
     problem = _problem(item)
     if problem is not None:
-        raise UserError(f"item {index} {problem}: {_preview(item)}")
+        raise InvalidItemError(f"item {index} {problem}: {_preview(item)}")
     assert isinstance(item, dict)
     return item
 
 
 def validate_items(items: object) -> list[Item]:
-    """Validate a batch: every item a JSON-serialisable dict of a known type or role.
+    """Validate a batch: every item a dict that can be stored (see ``_problem``).
 
     A batch is an ordered sequence (a list or a tuple): a set or a one-shot iterator would not
-    keep or show its order. Raises :class:`UserError` naming the first bad item's index;
+    keep or show its order. Raises :class:`~threadline.errors.InvalidItemError` (a
+    ``UserError`` and a ``TypeError``) naming the first bad item's index;
     nothing is returned partially.
     """
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
-        raise UserError(f"items must be a list of dicts, got {type(items).__name__}")
+        raise InvalidItemError(f"items must be a list of dicts, got {type(items).__name__}")
     checked = []
     for index, item in enumerate(items):
         checked.append(validate_item(item, index))
@@ -194,7 +215,8 @@ def validate_items(items: object) -> list[Item]:
 
 
 def encode_item(item: Item, index: int = 0) -> str:
-    """Serialise one validated item to compact JSON, or raise :class:`UserError`.
+    """Serialise one validated item to compact JSON, or raise
+    :class:`~threadline.errors.InvalidItemError`.
 
     Refused: values JSON has no spelling for (``NaN``, ``Infinity``, sets, bytes, integers of
     more than 4,300 digits) and text that is not Unicode (a lone surrogate such as
@@ -203,10 +225,12 @@ def encode_item(item: Item, index: int = 0) -> str:
     try:
         data = json.dumps(item, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
-        raise UserError(f"item {index} is not JSON-serialisable ({exc}): {_preview(item)}") from exc
+        raise InvalidItemError(
+            f"item {index} is not JSON-serialisable ({exc}): {_preview(item)}"
+        ) from exc
     bad = lone_surrogate(data)
     if bad is not None:
-        raise UserError(
+        raise InvalidItemError(
             f"item {index} holds text that is not valid Unicode (a lone surrogate "
             f"{data[bad[0] : bad[1]]!r}): {_preview(item)}"
         )
@@ -263,10 +287,19 @@ def _preview(item: object, limit: int = 80) -> str:
 
 
 def input_to_items(value: str | Sequence[Item]) -> list[Item]:
-    """Turn a run's input (a string or a list of items) into a validated list of items."""
+    """Turn a run's input (a string or a list of items) into a validated list of items.
+
+    Beyond what storage checks, every item must be one a model reads (see
+    :func:`readable_problem`): an input the model would never see is refused, not dropped.
+    """
     if isinstance(value, str):
         return [user_message(value)]
-    return [dict(item) for item in validate_items(value)]
+    items = validate_items(value)
+    for index, item in enumerate(items):
+        problem = readable_problem(item)
+        if problem is not None:
+            raise InvalidItemError(f"input item {index} {problem}: {_preview(item)}")
+    return [dict(item) for item in items]
 
 
 def is_user_message(item: Mapping[str, Any]) -> bool:
@@ -300,25 +333,37 @@ def repair_orphans(items: Sequence[Item]) -> list[Item]:
     """Drop function calls without an output and outputs without a call.
 
     Any model rejects a history holding either, so a window or an imported history is passed
-    through here before it is sent. Order is kept.
+    through here before it is sent. A chat-style ``{"role": "tool", "tool_call_id": ...}``
+    result counts as its call's output (it is sent as one). Order is kept.
     """
     calls = {
         item["call_id"]
         for item in items
         if item.get("type") == "function_call" and isinstance(item.get("call_id"), str)
     }
-    outputs = {
-        item["call_id"]
-        for item in items
-        if item.get("type") == "function_call_output" and isinstance(item.get("call_id"), str)
-    }
+    outputs = {call_id for item in items if isinstance(call_id := _output_call_id(item), str)}
     paired = calls & outputs
-    return [
-        item
-        for item in items
-        if item.get("type") not in ("function_call", "function_call_output")
-        or item.get("call_id") in paired
-    ]
+
+    def kept(item: Item) -> bool:
+        if item.get("type") == "function_call":
+            key = item.get("call_id")
+        elif item.get("type") == "function_call_output" or _is_tool_role(item):
+            key = _output_call_id(item)
+        else:
+            return True
+        return isinstance(key, str) and key in paired
+
+    return [item for item in items if kept(item)]
+
+
+def _is_tool_role(item: Item) -> bool:
+    return item.get("role") == "tool" and item.get("type", "message") == "message"
+
+
+def _output_call_id(item: Item) -> object:
+    if item.get("type") == "function_call_output":
+        return item.get("call_id")
+    return item.get("tool_call_id") if _is_tool_role(item) else None
 
 
 _CALL_OUTPUTS = {

@@ -86,7 +86,9 @@ def test_import_rejects_bad_lines_and_writes_nothing(
     assert run(db, "import", str(bad_json)) == 1
     assert "bad.jsonl:2 is not valid JSON" in capsys.readouterr().err
     bad_item = tmp_path / "bad2.jsonl"
-    bad_item.write_text('{"role": "user", "content": "ok"}\n{"content": "no role"}\n')
+    bad_item.write_text(
+        '{"role": "user", "content": "ok"}\n{"role": 5, "content": "a number for a role"}\n'
+    )
     assert run(db, "import", str(bad_item)) == 1
     assert "item 1" in capsys.readouterr().err
     assert run(db, "--json", "ls") == 0

@@ -36,13 +36,16 @@ from threadline import (
     ToolError,
     UserError,
     function_tool,
+    handoff,
 )
+from threadline.agent import HandoffInputData
 from threadline.items import Item
 from threadline.run.approvals import ApprovalBook
 from threadline.sessions import PendingRun
 from threadline.sessions.lease import held_lease
 from threadline.sessions.pending import PENDING_RUN_RECORD
 from threadline.testing import ScriptedServer, error, reply, tool_calls
+from threadline.tools.guardrails import ToolGuardrailFunctionOutput, tool_input_guardrail
 
 from ..backends import BACKENDS, Backend
 
@@ -972,3 +975,94 @@ async def test_discarding_inside_the_sessions_lease_and_a_damaged_record(
     server.add(reply("Hi."))
     assert (await Runner.run(agent, "Hello.", session=session)).final_output == "Hi."
     assert_valid_to_send(await session.get_items())
+
+
+# ---------------------------------------------------------------------- with the other run features
+
+
+async def test_a_handoff_filter_before_the_interruption_still_shapes_the_resumed_run(
+    server: ScriptedServer, store: Any, open_store: Callable[[], Any], backend: Backend
+) -> None:
+    """The next agent saw a filtered history; resuming (in another store object) sends it
+    that history again, not the raw one the session keeps."""
+
+    def forget_history(data: HandoffInputData) -> HandoffInputData:
+        return data.clone(input_history=(), pre_handoff_items=())
+
+    def agents(tools: Tools) -> Agent[Any]:
+        mailer = Agent(name="Mailer", model=chat_model(server), tools=[tools.send_email])
+        return Agent(
+            name="Triage",
+            model=chat_model(server),
+            handoffs=[handoff(mailer, input_filter=forget_history)],
+        )
+
+    session = store.session("filtered")
+    await session.add_items([{"role": "user", "content": "an old secret turn"}])
+    server.add(
+        tool_calls(("transfer_to_mailer", {})),
+        tool_calls(("send_email", {"to": "y@example.com", "body": "x"})),
+        reply("Mailed."),
+    )
+    tools = Tools()
+    result = await Runner.run(agents(tools), "Mail Y.", session=session)
+    assert "an old secret turn" not in json.dumps(sent_messages(server, 1))
+    other = open_store().session("filtered") if backend.name != "sqlite-memory" else session
+    fresh_tools = Tools()
+    triage = agents(fresh_tools)
+    state = await RunState.from_session(triage, other)
+    assert state is not None and state.id == result.to_state().id
+    state.approve(state.interruptions[0])
+    resumed = await Runner.run(triage, state, session=other)
+    assert resumed.final_output == "Mailed."
+    assert "an old secret turn" not in json.dumps(sent_messages(server, 2))
+    assert sent_messages(server, 2)[-1]["content"] == "sent to y@example.com"
+    stored = await other.get_items()
+    assert stored[0]["content"] == "an old secret turn"  # the session keeps what happened
+    assert_valid_to_send(stored)
+
+
+async def test_auto_previous_response_id_chains_the_resumed_call() -> None:
+    with ScriptedServer() as server:
+        tools = Tools()
+        client = AsyncOpenAI(api_key="test-key", base_url=server.base_url, max_retries=0)
+        model = OpenAIResponsesModel(model="test-model", openai_client=client)
+        agent = Agent(name="Assistant", model=model, tools=[tools.send_email])
+        server.add(tool_calls(("send_email", {"to": "z@example.com", "body": "x"})), reply("Sent."))
+        result = await Runner.run(agent, "Email Z.", auto_previous_response_id=True)
+        state = await RunState.from_json(agent, result.to_state().to_json())
+        state.approve(state.interruptions[0])
+        with pytest.raises(UserError, match="resumes with the server-side state it was saved"):
+            await Runner.run(agent, state, auto_previous_response_id=True)
+        resumed = await Runner.run(agent, state)
+        assert resumed.final_output == "Sent."
+        body = server.requests[1].body
+        assert body["previous_response_id"] == result.last_response_id
+        assert [i["type"] for i in body["input"]] == ["function_call_output"]
+        await client.close()
+
+
+async def test_an_approved_call_still_passes_its_tool_guardrails(server: ScriptedServer) -> None:
+    @tool_input_guardrail
+    def no_competitors(data: Any) -> ToolGuardrailFunctionOutput:
+        if "rival" in data.context.tool_arguments:
+            return ToolGuardrailFunctionOutput.reject_content("Not to rivals.")
+        return ToolGuardrailFunctionOutput.allow()
+
+    ran: list[str] = []
+
+    @function_tool(needs_approval=True, tool_input_guardrails=[no_competitors])
+    def send(to: str) -> str:
+        """Send."""
+        ran.append(to)
+        return "sent"
+
+    agent = Agent(name="A", model=chat_model(server), tools=[send])
+    server.add(tool_calls(("send", {"to": "rival@example.com"})), reply("Blocked."))
+    state = (await Runner.run(agent, "Send.")).to_state()
+    state.approve(state.interruptions[0])
+    resumed = await Runner.run(agent, state)
+    assert ran == []  # approval lets the call through to its guardrails, not past them
+    outputs = [i.raw_item["output"] for i in resumed.new_items if i.type == "tool_call_output_item"]
+    assert outputs == ["Not to rivals."]
+    assert len(resumed.tool_input_guardrail_results) == 1

@@ -324,7 +324,7 @@ async def test_model_settings_overlay() -> None:
     ("kwargs", "message"),
     [
         ({"input": 42}, "input must be a string or a list"),
-        ({"input": [{"content": "no role"}]}, "item 0 has neither"),
+        ({"input": [{"content": "no role"}]}, "input item 0 has neither"),
         ({"input": "x", "max_turns": 0}, "max_turns must be a positive integer"),
     ],
 )

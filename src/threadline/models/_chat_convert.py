@@ -3,8 +3,10 @@
 Going out, a history of items becomes the ``messages`` list of a chat-completions request:
 message items keep their role (``developer`` is sent as ``system``, which every
 OpenAI-compatible server understands), function calls become ``tool_calls`` on an assistant
-message, outputs become ``tool`` messages and reasoning items are left out. Anything chat
-completions cannot express is a :class:`~threadline.errors.UserError` naming the item.
+message, outputs become ``tool`` messages and reasoning items are left out, as are stored items
+no model reads (see :mod:`threadline.models._sendable`), each with a debug line. A Responses
+item that chat completions cannot express (a hosted tool's call, an ``item_reference``) is a
+:class:`~threadline.errors.UserError` naming the item.
 
 Coming back, the assistant's text, refusal and tool calls become a message item and
 ``function_call`` items.
@@ -18,6 +20,7 @@ from typing import Any
 
 from threadline.errors import UserError
 from threadline.items import Item
+from threadline.models._sendable import sendable
 from threadline.models.base import OutputSchema, ToolSpec
 from threadline.models.settings import ModelSettings
 
@@ -52,7 +55,7 @@ def items_to_messages(items: Sequence[Item], instructions: str | None) -> list[d
         messages.append({"role": "system", "content": instructions})
     # The assistant message that following function calls attach to, while one is open.
     open_assistant: dict[str, Any] | None = None
-    for index, item in enumerate(items):
+    for index, item in sendable(items):
         if not isinstance(item, Mapping):
             raise UserError(f"item {index} must be a dict, got {type(item).__name__}")
         item_type = item.get("type", "message")

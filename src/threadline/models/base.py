@@ -31,12 +31,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """A function tool as the model sees it: name, description and JSON schema."""
+    """A function tool as the model sees it: name, description and JSON schema.
+
+    ``handoff`` marks the tool that hands the conversation to another agent (a model that
+    treats handoffs apart, as the OpenAI Agents SDK's interface does, is told which).
+    """
 
     name: str
     description: str
     parameters: dict[str, Any]
     strict: bool = True
+    handoff: bool = False
 
 
 @dataclass(frozen=True)

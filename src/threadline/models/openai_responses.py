@@ -1,7 +1,8 @@
 """A model spoken to through OpenAI's Responses API (``client.responses.create``).
 
-Threadline's items already are Responses input items, so the history is sent as is and the
-response's output items come back as plain dicts that can be stored and sent again.
+Threadline's items already are Responses input items, so the history is sent as is (less the
+stored items no model reads, see :mod:`threadline.models._sendable`) and the response's output
+items come back as plain dicts that can be stored and sent again.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from threadline.models._errors import endpoint_url, openai_errors
 from threadline.models._log import log_request, log_response
 from threadline.models._read import content_type
 from threadline.models._responses_read import ResponsesStream, read_response
+from threadline.models._sendable import sendable
 from threadline.models.base import (
     ModelRequest,
     ModelResponse,
@@ -39,6 +41,10 @@ class OpenAIResponsesModel:
     Errors of the client surface as :class:`~threadline.errors.ModelError` subclasses.
     """
 
+    supports_previous_response_id = True
+    """The server keeps responses: a run may chain to the previous one
+    (``Runner.run(..., auto_previous_response_id=True)``) and send only new items."""
+
     def __init__(self, model: str, openai_client: AsyncOpenAI) -> None:
         self.model = model
         self.openai_client = openai_client
@@ -47,7 +53,10 @@ class OpenAIResponsesModel:
         return f"OpenAIResponsesModel(model={self.model!r})"
 
     def _request_kwargs(self, request: ModelRequest) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"model": self.model, "input": [dict(i) for i in request.input]}
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "input": [dict(item) for _, item in sendable(request.input)],
+        }
         if request.instructions:
             kwargs["instructions"] = request.instructions
         if request.tools:

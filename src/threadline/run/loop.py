@@ -23,12 +23,15 @@ from ..errors import (
     OutputGuardrailTripwireTriggered,
     UserError,
 )
-from ..items import Item, function_call_output, input_to_items
+from ..items import Item, assistant_message, function_call_output, input_to_items
+from ..models._chat_convert import new_item_id
 from ..models.base import Model, ModelRequest, ModelResponse, ResponseCompleted
 from ..sessions.pending import PENDING_RUN_RECORD
+from ..tools.base import FunctionTool
 from ..tracing import span
 from .approvals import ApprovalBook, gate_calls
 from .config import RunConfig
+from .error_handlers import RunErrorData, handle_max_turns
 from .events import (
     AgentUpdatedStreamEvent,
     RunItemStreamEvent,
@@ -39,7 +42,13 @@ from .hooks import RunHooks
 from .model_resolution import resolve_model
 from .persistence import SessionMemory, session_memory
 from .result import RunResult
-from .run_items import HandoffOutputItem, RunItem, ToolCallOutputItem, run_item_for
+from .run_items import (
+    HandoffOutputItem,
+    MessageOutputItem,
+    RunItem,
+    ToolCallOutputItem,
+    run_item_for,
+)
 from .state import RunState, check_pending_record, find_agent, new_state_id
 from .steps import PlannedCall, StepPlan, plan_step, tool_specs
 from .tool_exec import ToolResult, run_tools
@@ -90,11 +99,26 @@ class _Run:
     """The input, held back from the session until every input guardrail passed."""
     input_guardrail_results: list[InputGuardrailResult] = field(default_factory=list)
     output_guardrail_results: list[OutputGuardrailResult] = field(default_factory=list)
+    error_handlers: dict[str, Any] | None = None
+    auto_previous_response_id: bool = False
+    """Chain each model call to the previous response (Responses models), sending new items."""
+    history_len: int = 0
+    """How many of ``model_input`` are the input history a handoff's input filter sees."""
+    pre_start: int = 0
+    """Where the run items a handoff's input filter sees as ``pre_handoff_items`` start."""
+    enabled_tools: list[FunctionTool] | None = None
+    """The agent's tools offered in the last model call (``is_enabled``)."""
+    tool_input_guardrail_results: list[Any] = field(default_factory=list)
+    tool_output_guardrail_results: list[Any] = field(default_factory=list)
+    filtered: bool = False
+    """Whether a handoff's input filter rewrote ``model_input`` (it is no longer the session's)."""
     approvals: ApprovalBook = field(default_factory=ApprovalBook)
     turns: int = 0
     """Model calls made (a resumed run counts those before its interruption)."""
     resumed: RunState | None = None
     """The state this run resumes, until its interrupted step is resolved."""
+    resumed_response: ModelResponse | None = None
+    """The interrupted step's model response (rebuilt from the state), when resuming."""
 
     def record(self, item: RunItem) -> None:
         self.new_items.append(item)
@@ -115,6 +139,8 @@ async def run_agent(
     context_wrapper: RunContextWrapper[Any] | None = None,
     previous_response_id: str | None = None,
     conversation_id: str | None = None,
+    error_handlers: dict[str, Any] | None = None,
+    auto_previous_response_id: bool = False,
 ) -> RunResult:
     """Run ``starting_agent`` until it produces a final output or stops for approvals; see
     :class:`Runner`. ``input`` may be a :class:`RunState` to resume."""
@@ -131,6 +157,7 @@ async def run_agent(
         max_turns = resume.max_turns  # as the SDK: the limit the run started with
         previous_response_id = resume.previous_response_id
         conversation_id = resume.conversation_id
+        auto_previous_response_id = resume.auto_previous_response_id
     else:
         assert not isinstance(input, RunState)
         agent, original_input = starting_agent, input
@@ -144,6 +171,8 @@ async def run_agent(
         previous_response_id=previous_response_id,
         conversation_id=conversation_id,
         original_input=original_input,
+        error_handlers=error_handlers,
+        auto_previous_response_id=auto_previous_response_id,
     )
     try:
         with span(
@@ -171,6 +200,8 @@ async def run_agent(
         context_wrapper=run.context,
         input_guardrail_results=run.input_guardrail_results,
         output_guardrail_results=run.output_guardrail_results,
+        tool_input_guardrail_results=run.tool_input_guardrail_results,
+        tool_output_guardrail_results=run.tool_output_guardrail_results,
         interruptions=[] if interrupted is None else interrupted.get_interruptions(),
         _state=interrupted,
     )
@@ -182,6 +213,7 @@ async def _start(run: _Run, new_input: list[Item]) -> None:
     guarded = bool(_input_guardrails(run))
     if memory is None:
         run.model_input = list(new_input)
+        run.history_len = len(run.model_input)
         return
     session = memory.session
 
@@ -193,6 +225,7 @@ async def _start(run: _Run, new_input: list[Item]) -> None:
         new_input, save=not guarded, check=no_pending_run if memory.keeps_records else None
     )
     run.unsaved_input = list(new_input) if guarded else []
+    run.history_len = len(run.model_input)
 
 
 async def _start_resumed(run: _Run, state: RunState) -> None:
@@ -202,14 +235,23 @@ async def _start_resumed(run: _Run, state: RunState) -> None:
     run.turns = state.turns
     run.new_items = list(state.new_items)
     run.sent = state.sent
+    run.pre_start = state.pre_start
+    run.filtered = state.model_input is not None and state.session_id is not None
+    offered = state.offered_tools
+    if offered is not None:
+        run.enabled_tools = [tool for tool in run.agent.tools if tool.name in offered]
     memory = run.memory
-    if memory is None:
-        assert state.model_input is not None  # begin_resume checked it
-        run.model_input = list(state.model_input)
-        return
-    if memory.keeps_records:
+    if memory is not None and memory.keeps_records:
         await check_pending_record(memory.session, state.id)
+    if state.model_input is not None:  # no session, or a handoff filter rewrote the history
+        run.model_input = list(state.model_input)
+        run.history_len = state.history_len
+        return
+    assert memory is not None  # begin_resume checked it
     run.model_input = await memory.load_history()
+    # the run's items before the interrupted step are stored after its input history now
+    before_step = len(state.new_items) - len(state.step) - len(state.answered)
+    run.history_len = max(len(run.model_input) - before_step, 0)
 
 
 _NOT_FINAL: Any = object()
@@ -224,7 +266,9 @@ async def _turns(run: _Run) -> Any:
         response = ModelResponse(
             output=[dict(item) for item in state.step], response_id=state.response_id
         )
-        outcome = await _finish_step(run, response, dict(state.answered))
+        run.resumed_response = response
+        step_start = len(state.new_items) - len(state.step) - len(state.answered)
+        outcome = await _finish_step(run, response, dict(state.answered), step_start)
         if outcome is not _NOT_FINAL:
             return outcome
     for _ in range(run.turns, run.max_turns):
@@ -234,21 +278,25 @@ async def _turns(run: _Run) -> Any:
         if run.unsaved_input and run.memory is not None:
             await run.memory.save(run.unsaved_input)
             run.unsaved_input = []
+        step_start = len(run.new_items)
         for raw in response.output:
             run.record(run_item_for(run.agent, raw, _handoff_names(run.agent)))
-        outcome = await _finish_step(run, response, {})
+        outcome = await _finish_step(run, response, {}, step_start)
         if outcome is not _NOT_FINAL:
             return outcome
-    raise MaxTurnsExceeded(run.max_turns)
+    return await _max_turns_reached(run)
 
 
-async def _finish_step(run: _Run, response: ModelResponse, done: dict[str, Item]) -> Any:
+async def _finish_step(
+    run: _Run, response: ModelResponse, done: dict[str, Item], step_start: int
+) -> Any:
     """Carry out what ``response`` asked for and persist the step; the final output,
     a :class:`RunState` when calls wait for approval, or ``_NOT_FINAL`` to go on.
 
     ``done`` holds outputs known before an interruption (by call id); they are not run again.
+    ``step_start`` is where the step's items begin in ``run.new_items``.
     """
-    plan = plan_step(run.agent, response)
+    plan = plan_step(run.agent, response, run.enabled_tools)
     gate = await gate_calls(plan.tool_calls, run.agent, run.context, run.approvals, done)
     ran = await run_tools(
         gate.run,
@@ -259,6 +307,9 @@ async def _finish_step(run: _Run, response: ModelResponse, done: dict[str, Item]
         run.config.tracing_disabled,
     )
     fresh = {str(p.call["call_id"]): r for p, r in zip(gate.run, ran, strict=True)}
+    for result in ran:
+        run.tool_input_guardrail_results += result.input_guardrail_results
+        run.tool_output_guardrail_results += result.output_guardrail_results
     results: list[ToolResult] = []
     for planned in plan.tool_calls:
         call_id = str(planned.call["call_id"])
@@ -286,7 +337,7 @@ async def _finish_step(run: _Run, response: ModelResponse, done: dict[str, Item]
     if _server_state(run):
         # the server stored the input it was sent and its own output; only the rest is new
         run.sent = len(run.model_input) + len(response.output)
-        if run.previous_response_id is not None:
+        if run.previous_response_id is not None or run.auto_previous_response_id:
             run.previous_response_id = response.response_id
     run.model_input += step_items
     final = _NOT_FINAL
@@ -311,7 +362,7 @@ async def _finish_step(run: _Run, response: ModelResponse, done: dict[str, Item]
         run.resumed.mark_resumed()
         run.resumed = None
     if plan.handoff is not None:
-        await _take_handoff(run, plan)
+        await _take_handoff(run, plan, step_start)
         return _NOT_FINAL
     if final is not _NOT_FINAL:
         return await _finish(run, final)
@@ -341,7 +392,13 @@ async def _interrupt(
         context=run.context.context,
         usage=copy.deepcopy(run.context.usage),
         session_id=None if memory is None else memory.session.session_id,
-        model_input=None if memory is not None else list(run.model_input),
+        model_input=list(run.model_input) if memory is None or run.filtered else None,
+        history_len=run.history_len,
+        pre_start=run.pre_start,
+        offered_tools=None
+        if run.enabled_tools is None
+        else [tool.name for tool in run.enabled_tools],
+        auto_previous_response_id=run.auto_previous_response_id,
         sent=run.sent,
         previous_response_id=run.previous_response_id,
         conversation_id=run.conversation_id,
@@ -354,6 +411,33 @@ async def _interrupt(
         run.resumed.mark_resumed()
         run.resumed = None
     return state
+
+
+async def _max_turns_reached(run: _Run) -> Any:
+    """Raise :class:`MaxTurnsExceeded`, unless a ``max_turns`` error handler ends the run."""
+    error = MaxTurnsExceeded(run.max_turns)
+    handler = (run.error_handlers or {}).get("max_turns")
+    if handler is None:
+        raise error
+    output = [item.to_input_item() for item in run.new_items]
+    data = RunErrorData(
+        input=run.original_input,
+        new_items=list(run.new_items),
+        history=input_to_items(run.original_input) + output,
+        output=output,
+        raw_responses=list(run.responses),
+        last_agent=run.agent,
+    )
+    handled = await handle_max_turns(handler, error, run.context, data)
+    if handled is None:
+        raise error
+    final, text = handled
+    if text is not None:
+        message = assistant_message(text, item_id=new_item_id("msg"))
+        run.record(MessageOutputItem(agent=run.agent, raw_item=message))
+        if run.memory is not None:
+            await run.memory.save([message])
+    return await _finish(run, final)
 
 
 def _input_guardrails(run: _Run) -> list[InputGuardrail[Any]]:
@@ -405,7 +489,23 @@ async def _check_output(run: _Run, output: Any) -> None:
 
 
 def _server_state(run: _Run) -> bool:
-    return run.previous_response_id is not None or run.conversation_id is not None
+    return (
+        run.previous_response_id is not None
+        or run.conversation_id is not None
+        or (run.auto_previous_response_id and _chains_responses(run))
+    )
+
+
+def _chains_responses(run: _Run) -> bool:
+    """Whether the last response can be chained to (``auto_previous_response_id``): it has an
+    id and its model keeps responses on the server (a Responses model)."""
+    last = run.responses[-1] if run.responses else run.resumed_response
+    model = resolve_model(run.agent, run.config)
+    return (
+        last is not None
+        and last.response_id is not None
+        and bool(getattr(model, "supports_previous_response_id", False))
+    )
 
 
 def _final_output(agent: Agent[Any], plan: StepPlan) -> Any:
@@ -451,9 +551,11 @@ def _handoff_outputs(run: _Run, plan: StepPlan) -> list[Item]:
     return outputs
 
 
-async def _take_handoff(run: _Run, plan: StepPlan) -> None:
+async def _take_handoff(run: _Run, plan: StepPlan, step_start: int) -> None:
     assert plan.handoff is not None
     source, target = run.agent, plan.handoff.agent
+    if plan.handoff.input_filter is not None:
+        await _filter_handoff_input(run, plan.handoff.input_filter, step_start)
     with span(
         "handoff",
         f"{source.name} -> {target.name}",
@@ -469,11 +571,67 @@ async def _take_handoff(run: _Run, plan: StepPlan) -> None:
     await _enter_agent(run, target)
 
 
+async def _filter_handoff_input(run: _Run, input_filter: Any, step_start: int) -> None:
+    """Replace what the next agent sees with what ``input_filter`` makes of it.
+
+    The session is not touched: it keeps every item as it was produced.
+    """
+    from ..agent import HandoffInputData
+
+    if _server_state(run):
+        raise UserError(
+            "a handoff input_filter cannot rewrite a history the server keeps "
+            "(previous_response_id, conversation_id or auto_previous_response_id); drop one"
+        )
+    given = run.original_input
+    history: str | tuple[Item, ...] = tuple(run.model_input[: run.history_len])
+    if run.memory is None and run.pre_start == 0 and isinstance(given, str):
+        history = given  # as the SDK: the run's input as given, when it is all the history
+    data = HandoffInputData(
+        input_history=history,
+        pre_handoff_items=tuple(run.new_items[run.pre_start : step_start]),
+        new_items=tuple(run.new_items[step_start:]),
+        run_context=run.context,
+    )
+    filtered = input_filter(data)
+    if inspect.isawaitable(filtered):
+        filtered = await filtered
+    if not isinstance(filtered, HandoffInputData):
+        raise UserError(
+            f"the handoff input_filter returned {type(filtered).__name__}; return a "
+            "HandoffInputData (data.clone(...))"
+        )
+    kept = filtered.input_history
+    shown = filtered.new_items if filtered.input_items is None else filtered.input_items
+    items = input_to_items(kept) if isinstance(kept, str) else list(kept)
+    items += [item.to_input_item() for item in (*filtered.pre_handoff_items, *shown)]
+    run.model_input = items
+    run.filtered = True
+    # What the next agent saw is the input history of any later handoff.
+    run.history_len = len(items)
+    run.pre_start = len(run.new_items)
+
+
+async def _offered_tools(run: _Run, agent: Agent[Any]) -> list[FunctionTool]:
+    """The agent's tools whose ``is_enabled`` (a bool or a function) says yes right now."""
+    offered = []
+    for tool in agent.tools:
+        enabled = tool.is_enabled
+        if callable(enabled):
+            enabled = enabled(run.context, agent)
+            if inspect.isawaitable(enabled):
+                enabled = await enabled
+        if enabled:
+            offered.append(tool)
+    return offered
+
+
 async def _call_model(run: _Run) -> ModelResponse:
     agent = run.agent
     model = resolve_model(agent, run.config)
     schema = agent.output_schema
-    tools = tool_specs(agent)
+    run.enabled_tools = await _offered_tools(run, agent)
+    tools = tool_specs(agent, run.enabled_tools)
     settings = agent.model_settings.resolve(run.config.model_settings)
     if not tools and settings.tool_choice is not None:
         settings = dataclasses.replace(settings, tool_choice=None)  # endpoints reject it

@@ -3,7 +3,9 @@
 Resolution order (documented in the README):
 
 1. an explicit model: ``RunConfig(model=...)``, else ``Agent(model=...)`` — a ``Model`` object is
-   used as is, a name goes through the run's provider;
+   used as is (one written against the OpenAI Agents SDK's interface through
+   :class:`~threadline.models.sdk_adapter.SDKModelAdapter`), a name goes through the run's
+   provider;
 2. an OpenAI-compatible endpoint configured by ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` (model
    name from ``THREADLINE_MODEL``), or by ``set_default_openai_key`` / ``set_default_openai_client``;
 3. the embedded local model, when the ``local`` extra is installed (an INFO log says so, once
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ModelNotConfiguredError, UserError
 from ..models.base import Model, ModelProvider
+from ..models.sdk_adapter import adapt_model
 
 if TYPE_CHECKING:
     from ..agent import Agent
@@ -160,9 +163,10 @@ def resolve_model(agent: Agent[Any], config: RunConfig) -> Model:
     chosen = config.model if config.model is not None else agent.model
     if chosen is not None and not isinstance(chosen, str):
         if isinstance(chosen, Model):
-            return chosen
+            return adapt_model(chosen)  # a model written for the OpenAI Agents SDK is wrapped
         raise UserError(
             f"agent {agent.name!r}: model must be a model name or a Model, "
             f"got {type(chosen).__name__}"
         )
-    return resolve_provider(config.model_provider).get_model(chosen)
+    model = resolve_provider(config.model_provider).get_model(chosen)
+    return adapt_model(model)

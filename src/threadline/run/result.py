@@ -19,6 +19,7 @@ from .run_items import RunItem
 if TYPE_CHECKING:
     from ..agent import Agent
     from ..guardrails import InputGuardrailResult, OutputGuardrailResult
+    from ..tools.guardrails import ToolInputGuardrailResult, ToolOutputGuardrailResult
     from .approvals import ToolApprovalItem
     from .state import RunState
 
@@ -32,7 +33,8 @@ class RunResult:
     ``input`` is what the caller passed; ``new_items`` what the run produced (messages, tool
     calls and outputs, handoffs); ``final_output`` the last agent's answer (text, or the
     validated ``output_type`` value); ``raw_responses`` every model response;
-    ``input_guardrail_results`` / ``output_guardrail_results`` what the guardrails said.
+    ``input_guardrail_results`` / ``output_guardrail_results`` what the guardrails said, and
+    ``tool_input_guardrail_results`` / ``tool_output_guardrail_results`` the tool guardrails.
 
     A run that stopped for approvals has ``interruptions`` (the waiting
     :class:`~threadline.run.approvals.ToolApprovalItem` calls) and ``final_output`` ``None``;
@@ -47,6 +49,8 @@ class RunResult:
     context_wrapper: RunContextWrapper[Any]
     input_guardrail_results: list[InputGuardrailResult] = field(default_factory=list)
     output_guardrail_results: list[OutputGuardrailResult] = field(default_factory=list)
+    tool_input_guardrail_results: list[ToolInputGuardrailResult] = field(default_factory=list)
+    tool_output_guardrail_results: list[ToolOutputGuardrailResult] = field(default_factory=list)
     interruptions: list[ToolApprovalItem] = field(default_factory=list)
     _state: RunState | None = field(default=None, repr=False)
 
@@ -115,6 +119,8 @@ class RunResultStreaming:
     _cancel_requested: bool = field(default=False, repr=False)
     input_guardrail_results: list[InputGuardrailResult] = field(default_factory=list)
     output_guardrail_results: list[OutputGuardrailResult] = field(default_factory=list)
+    tool_input_guardrail_results: list[ToolInputGuardrailResult] = field(default_factory=list)
+    tool_output_guardrail_results: list[ToolOutputGuardrailResult] = field(default_factory=list)
     interruptions: list[ToolApprovalItem] = field(default_factory=list)
     """Set when the stream has ended: the calls waiting for approval, if the run stopped."""
 
@@ -165,6 +171,8 @@ class RunResultStreaming:
         self.context_wrapper = result.context_wrapper
         self.input_guardrail_results = result.input_guardrail_results
         self.output_guardrail_results = result.output_guardrail_results
+        self.tool_input_guardrail_results = result.tool_input_guardrail_results
+        self.tool_output_guardrail_results = result.tool_output_guardrail_results
         self.interruptions = result.interruptions
         self.is_complete = True
 

@@ -9,6 +9,7 @@ from ..errors import UserError
 from ..items import Item, input_to_items
 from ._sync_loop import thread_loop
 from .config import DEFAULT_MAX_TURNS, RunConfig
+from .error_handlers import RunErrorHandlers, check_error_handlers
 from .hooks import RunHooks
 from .loop import run_agent
 from .result import RunResult, RunResultStreaming
@@ -27,6 +28,7 @@ def _check(
     session: object,
     previous_response_id: object,
     conversation_id: object,
+    auto_previous_response_id: object = False,
 ) -> None:
     from ..agent import Agent
 
@@ -41,17 +43,24 @@ def _check(
         input_to_items(input)  # validates, naming the bad item
     if not isinstance(max_turns, int) or isinstance(max_turns, bool) or max_turns < 1:
         raise UserError(f"max_turns must be a positive integer, got {max_turns!r}")
+    if not isinstance(auto_previous_response_id, bool):
+        raise UserError(
+            f"auto_previous_response_id must be True or False, got {auto_previous_response_id!r}"
+        )
     if isinstance(input, RunState) and (
-        previous_response_id is not None or conversation_id is not None
+        previous_response_id is not None or conversation_id is not None or auto_previous_response_id
     ):
         raise UserError(
             "a RunState resumes with the server-side state it was saved with: do not pass "
-            "previous_response_id or conversation_id with it"
+            "previous_response_id, conversation_id or auto_previous_response_id with it"
         )
-    if session is not None and (previous_response_id is not None or conversation_id is not None):
+    if session is not None and (
+        previous_response_id is not None or conversation_id is not None or auto_previous_response_id
+    ):
         raise UserError(
-            "a session cannot be combined with previous_response_id or conversation_id: "
-            "either threadline keeps the history (session) or the server does, not both"
+            "a session cannot be combined with previous_response_id, conversation_id or "
+            "auto_previous_response_id: either threadline keeps the history (session) or the "
+            "server does, not both"
         )
 
 
@@ -82,13 +91,30 @@ class Runner:
         session: Any = None,
         previous_response_id: str | None = None,
         conversation_id: str | None = None,
+        error_handlers: RunErrorHandlers | None = None,
+        auto_previous_response_id: bool = False,
     ) -> RunResult:
         """Run the agent loop until a final output; return the :class:`RunResult`.
 
         ``previous_response_id`` / ``conversation_id`` keep the history on the server instead
         (Responses API only); they cannot be combined with a ``session``.
+        ``auto_previous_response_id=True`` chains each model call to the previous response
+        when the model is a Responses model (only new items are sent); with another model
+        every call sends the whole history, as without it. ``error_handlers={"max_turns":
+        handler}`` lets ``handler`` end a run that reached ``max_turns`` with a final output
+        instead of :class:`~threadline.errors.MaxTurnsExceeded` (see
+        :mod:`threadline.run.error_handlers`).
         """
-        _check(starting_agent, input, max_turns, session, previous_response_id, conversation_id)
+        _check(
+            starting_agent,
+            input,
+            max_turns,
+            session,
+            previous_response_id,
+            conversation_id,
+            auto_previous_response_id,
+        )
+        handlers = check_error_handlers(error_handlers)
         return await run_agent(
             starting_agent,
             input,
@@ -99,6 +125,8 @@ class Runner:
             session=session,
             previous_response_id=previous_response_id,
             conversation_id=conversation_id,
+            error_handlers=handlers,
+            auto_previous_response_id=auto_previous_response_id,
         )
 
     @classmethod
@@ -114,6 +142,8 @@ class Runner:
         session: Any = None,
         previous_response_id: str | None = None,
         conversation_id: str | None = None,
+        error_handlers: RunErrorHandlers | None = None,
+        auto_previous_response_id: bool = False,
     ) -> RunResult:
         """:meth:`run` for synchronous code. Not callable from inside a running event loop.
 
@@ -141,6 +171,8 @@ class Runner:
             session=session,
             previous_response_id=previous_response_id,
             conversation_id=conversation_id,
+            error_handlers=error_handlers,
+            auto_previous_response_id=auto_previous_response_id,
         )
         task = loop.create_task(coro)
         try:
@@ -163,13 +195,24 @@ class Runner:
         session: Any = None,
         previous_response_id: str | None = None,
         conversation_id: str | None = None,
+        error_handlers: RunErrorHandlers | None = None,
+        auto_previous_response_id: bool = False,
     ) -> RunResultStreaming:
         """Start a streamed run; iterate ``stream_events()`` on the result.
 
         Text arrives as raw response events as it is generated, completed items as run item
         events. Sessions are read and written exactly as in :meth:`run`.
         """
-        _check(starting_agent, input, max_turns, session, previous_response_id, conversation_id)
+        _check(
+            starting_agent,
+            input,
+            max_turns,
+            session,
+            previous_response_id,
+            conversation_id,
+            auto_previous_response_id,
+        )
+        handlers = check_error_handlers(error_handlers)
 
         async def start(streaming: RunResultStreaming) -> RunResult:
             def emit(event: Any) -> None:
@@ -188,6 +231,8 @@ class Runner:
                 emit=emit,
                 previous_response_id=previous_response_id,
                 conversation_id=conversation_id,
+                error_handlers=handlers,
+                auto_previous_response_id=auto_previous_response_id,
             )
 
         shown = input.original_input if isinstance(input, RunState) else input

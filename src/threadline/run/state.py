@@ -134,10 +134,18 @@ class RunState:
     usage: Usage = field(default_factory=Usage)
     session_id: str | None = None
     model_input: list[Item] | None = None
-    """The items the interrupted step was asked with; ``None`` when a session holds them."""
+    """The items the interrupted step was asked with; ``None`` when the session holds them
+    (with a session, they are kept only when a handoff's input filter rewrote them)."""
     sent: int = 0
     previous_response_id: str | None = None
     conversation_id: str | None = None
+    auto_previous_response_id: bool = False
+    history_len: int = 0
+    """How many of ``model_input`` a handoff input filter sees as the input history."""
+    pre_start: int = 0
+    """Where in ``new_items`` a handoff input filter's ``pre_handoff_items`` start."""
+    offered_tools: list[str] | None = None
+    """The names of the tools the interrupted model call was offered (``is_enabled``)."""
     response_id: str | None = None
     new_items: list[RunItem] = field(default_factory=list)
     created_at: str = field(
@@ -247,6 +255,10 @@ class RunState:
             "sent": self.sent,
             "previous_response_id": self.previous_response_id,
             "conversation_id": self.conversation_id,
+            "auto_previous_response_id": self.auto_previous_response_id,
+            "history_len": self.history_len,
+            "pre_start": self.pre_start,
+            "offered_tools": self.offered_tools,
             "response_id": self.response_id,
             "step": self.step,
             "answered": self.answered,
@@ -372,10 +384,9 @@ class RunState:
         self._resumed = True
 
     def record_value(self) -> dict[str, Any]:
-        """The session record that keeps this state (its history stays in the session)."""
-        data = self.to_json()
-        data["model_input"] = None
-        return data
+        """The session record that keeps this state (its history stays in the session,
+        unless a handoff's input filter rewrote what the run sends)."""
+        return self.to_json()
 
 
 def _item_json(item: RunItem) -> dict[str, Any]:
@@ -460,6 +471,12 @@ def _from_json(start: Agent[Any], data: Any, context: _Context) -> RunState:
             sent=int(data["sent"]),
             previous_response_id=data["previous_response_id"],
             conversation_id=data["conversation_id"],
+            auto_previous_response_id=bool(data["auto_previous_response_id"]),
+            history_len=int(data["history_len"]),
+            pre_start=int(data["pre_start"]),
+            offered_tools=None
+            if data["offered_tools"] is None
+            else [str(name) for name in data["offered_tools"]],
             response_id=data["response_id"],
             new_items=[_item_from_json(start, entry) for entry in data["new_items"]],
             created_at=str(data["created_at"]),

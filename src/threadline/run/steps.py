@@ -45,14 +45,16 @@ class StepPlan:
         return bool(self.tool_calls or self.refused_outputs) or self.handoff is not None
 
 
-def tool_specs(agent: Agent[Any]) -> list[ToolSpec]:
-    """The tools and handoffs of ``agent`` as the model sees them."""
+def tool_specs(agent: Agent[Any], tools: list[FunctionTool] | None = None) -> list[ToolSpec]:
+    """The tools (``tools``, by default all of the agent's) and handoffs of ``agent`` as the
+    model sees them."""
     specs = [
         ToolSpec(t.name, t.description, t.params_json_schema, t.strict_json_schema)
-        for t in agent.tools
+        for t in (agent.tools if tools is None else tools)
     ]
     specs += [
-        ToolSpec(h.tool_name, h.tool_description, h.parameters, True) for h in agent.get_handoffs()
+        ToolSpec(h.tool_name, h.tool_description, h.parameters, True, handoff=True)
+        for h in agent.get_handoffs()
     ]
     return specs
 
@@ -71,13 +73,16 @@ def _refuse_custom_call(item: Item, tools: dict[str, FunctionTool]) -> Item:
     }
 
 
-def plan_step(agent: Agent[Any], response: ModelResponse) -> StepPlan:
+def plan_step(
+    agent: Agent[Any], response: ModelResponse, offered: list[FunctionTool] | None = None
+) -> StepPlan:
     """Sort the response's function calls into tool runs and a handoff; find the final text.
 
-    Unknown tool names become a problem reported to the model as the call's output. Only the
-    first handoff is taken; any others are answered with an explanation.
+    Unknown tool names (and tools not ``offered`` to the model this turn, when given) become a
+    problem reported to the model as the call's output. Only the first handoff is taken; any
+    others are answered with an explanation.
     """
-    tools = {t.name: t for t in agent.tools}
+    tools = {t.name: t for t in (agent.tools if offered is None else offered)}
     handoffs = {h.tool_name: h for h in agent.get_handoffs()}
     plan = StepPlan()
     texts: list[str] = []

@@ -9,9 +9,21 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..context import RunContextWrapper, ToolContext
-from ..errors import ToolArgumentsError, ToolError
+from ..errors import (
+    ToolArgumentsError,
+    ToolError,
+    ToolInputGuardrailTripwireTriggered,
+    ToolOutputGuardrailTripwireTriggered,
+)
 from ..items import Item, function_call_output
+from ..tools.base import FunctionTool
 from ..tools.function_tool import tool_output_to_str
+from ..tools.guardrails import (
+    ToolInputGuardrailData,
+    ToolInputGuardrailResult,
+    ToolOutputGuardrailData,
+    ToolOutputGuardrailResult,
+)
 from ..tracing import span
 from .hooks import RunHooks
 from .steps import PlannedCall
@@ -26,13 +38,61 @@ logger = logging.getLogger("threadline.run")
 
 
 class ToolResult:
-    """The outcome of one call: the output item for the model, and the Python value."""
+    """The outcome of one call: the output item for the model, the Python value, and what
+    the tool's guardrails said."""
 
-    __slots__ = ("item", "value")
+    __slots__ = ("input_guardrail_results", "item", "output_guardrail_results", "value")
 
-    def __init__(self, item: Item, value: Any) -> None:
+    def __init__(
+        self,
+        item: Item,
+        value: Any,
+        input_guardrail_results: list[ToolInputGuardrailResult] | None = None,
+        output_guardrail_results: list[ToolOutputGuardrailResult] | None = None,
+    ) -> None:
         self.item = item
         self.value = value
+        self.input_guardrail_results = input_guardrail_results or []
+        self.output_guardrail_results = output_guardrail_results or []
+
+
+async def _input_guardrails(
+    tool: FunctionTool,
+    data: ToolInputGuardrailData,
+    results: list[ToolInputGuardrailResult],
+) -> str | None:
+    """Run the tool's input guardrails in order; the rejection message of the first that
+    rejects, ``None`` when all allow. ``raise_exception`` stops the run."""
+    for guard in tool.tool_input_guardrails or ():
+        output = await guard.run(data)
+        results.append(ToolInputGuardrailResult(guardrail=guard, output=output))
+        behavior = output.behavior
+        if behavior["type"] == "raise_exception":
+            raise ToolInputGuardrailTripwireTriggered(guard, output)
+        if behavior["type"] == "reject_content":
+            logger.debug("threadline: tool call %s rejected by %s", tool.name, guard.get_name())
+            return behavior["message"]
+    return None
+
+
+async def _output_guardrails(
+    tool: FunctionTool,
+    data: ToolOutputGuardrailData,
+    results: list[ToolOutputGuardrailResult],
+) -> str | None:
+    """Run the tool's output guardrails in order, as :func:`_input_guardrails` does."""
+    for guard in tool.tool_output_guardrails or ():
+        output = await guard.run(data)
+        results.append(ToolOutputGuardrailResult(guardrail=guard, output=output))
+        behavior = output.behavior
+        if behavior["type"] == "raise_exception":
+            raise ToolOutputGuardrailTripwireTriggered(guard, output)
+        if behavior["type"] == "reject_content":
+            logger.debug(
+                "threadline: tool output of %s rejected by %s", tool.name, guard.get_name()
+            )
+            return behavior["message"]
+    return None
 
 
 async def _run_one(
@@ -61,6 +121,14 @@ async def _run_one(
         tool_arguments=call.get("arguments", ""),
         run_nested=nested_run,
     )
+    input_results: list[ToolInputGuardrailResult] = []
+    output_results: list[ToolOutputGuardrailResult] = []
+    rejected = await _input_guardrails(
+        tool, ToolInputGuardrailData(context=tool_context, agent=agent), input_results
+    )
+    if rejected is not None:  # the call is answered by the rejection; the tool never runs
+        item = function_call_output(call["call_id"], rejected)
+        return ToolResult(item, rejected, input_results)
     with span("tool", tool.name, disabled=tracing_disabled, arguments=call.get("arguments")) as sp:
         await hooks.on_tool_start(context, agent, tool)
         try:
@@ -75,12 +143,21 @@ async def _run_one(
             value = await message if inspect.isawaitable(message) else message
             if sp is not None:
                 sp.error = f"{type(exc).__name__}: {exc}"
+        rejected = await _output_guardrails(
+            tool,
+            ToolOutputGuardrailData(context=tool_context, agent=agent, output=value),
+            output_results,
+        )
+        if rejected is not None:
+            value = rejected
         text = tool_output_to_str(value)
         logger.debug("threadline: tool %s returned %s", tool.name, _short(text))
         if sp is not None:
             sp.attributes["output"] = text[:1000]
         await hooks.on_tool_end(context, agent, tool, text)
-    return ToolResult(function_call_output(call["call_id"], text), value)
+    return ToolResult(
+        function_call_output(call["call_id"], text), value, input_results, output_results
+    )
 
 
 def _short(text: str, width: int = 200) -> str:

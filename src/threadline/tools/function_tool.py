@@ -55,6 +55,7 @@ from threadline.tools.base import (
     ToolErrorFunction,
     default_tool_error_function,
 )
+from threadline.tools.guardrails import ToolInputGuardrail, ToolOutputGuardrail
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
@@ -164,6 +165,9 @@ def function_tool(
     use_docstring_info: bool = True,
     failure_error_function: ToolErrorFunction | None = default_tool_error_function,
     strict_mode: bool = True,
+    tool_input_guardrails: list[ToolInputGuardrail[Any]] | None = None,
+    tool_output_guardrails: list[ToolOutputGuardrail[Any]] | None = None,
+    is_enabled: bool | Callable[[RunContextWrapper[Any], Any], Any] = True,
     needs_approval: bool | ApprovalFunction = False,
 ) -> FunctionTool: ...
 
@@ -178,6 +182,9 @@ def function_tool(
     use_docstring_info: bool = True,
     failure_error_function: ToolErrorFunction | None = default_tool_error_function,
     strict_mode: bool = True,
+    tool_input_guardrails: list[ToolInputGuardrail[Any]] | None = None,
+    tool_output_guardrails: list[ToolOutputGuardrail[Any]] | None = None,
+    is_enabled: bool | Callable[[RunContextWrapper[Any], Any], Any] = True,
     needs_approval: bool | ApprovalFunction = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
@@ -191,6 +198,9 @@ def function_tool(
     use_docstring_info: bool = True,
     failure_error_function: ToolErrorFunction | None = default_tool_error_function,
     strict_mode: bool = True,
+    tool_input_guardrails: list[ToolInputGuardrail[Any]] | None = None,
+    tool_output_guardrails: list[ToolOutputGuardrail[Any]] | None = None,
+    is_enabled: bool | Callable[[RunContextWrapper[Any], Any], Any] = True,
     needs_approval: bool | ApprovalFunction = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a :class:`FunctionTool` from a typed function, used bare or with arguments.
@@ -200,10 +210,13 @@ def function_tool(
     ``use_docstring_info=False`` ignores the docstring. ``failure_error_function`` turns an
     exception raised by the function into the output the model sees (``None``: the run fails).
     ``strict_mode`` makes the schema strict (all parameters required, no extra keys).
-    ``needs_approval`` (``True``, or ``(ctx, arguments, call_id) -> bool``, sync or async)
-    makes the run stop for a human decision before a call runs (``result.interruptions``).
-    Raises :class:`~threadline.errors.UserError` when the function cannot be described as a
-    tool.
+    ``tool_input_guardrails`` / ``tool_output_guardrails`` check each call before / after the
+    function runs (see :mod:`threadline.tools.guardrails`). ``is_enabled`` (a bool, or a
+    function of ``(context_wrapper, agent)``, sync or async) says whether the model is offered
+    the tool before each model call. ``needs_approval`` (``True``, or
+    ``(ctx, arguments, call_id) -> bool``, sync or async) makes the run stop for a human
+    decision before a call runs (``result.interruptions``). Raises
+    :class:`~threadline.errors.UserError` when the function cannot be described as a tool.
     """
     if not isinstance(needs_approval, bool) and not callable(needs_approval):
         raise UserError(
@@ -216,7 +229,7 @@ def function_tool(
     del caller
 
     def decorate(function: Callable[..., Any]) -> FunctionTool:
-        return _build_tool(
+        tool = _build_tool(
             function,
             localns=localns,
             name_override=name_override,
@@ -227,6 +240,14 @@ def function_tool(
             strict_mode=strict_mode,
             needs_approval=needs_approval,
         )
+        if tool_input_guardrails or tool_output_guardrails or is_enabled is not True:
+            tool = dataclasses.replace(
+                tool,
+                tool_input_guardrails=tool_input_guardrails,
+                tool_output_guardrails=tool_output_guardrails,
+                is_enabled=is_enabled,
+            )
+        return tool
 
     return decorate if func is None else decorate(func)
 

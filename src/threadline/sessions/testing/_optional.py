@@ -128,7 +128,7 @@ class OptionalCapabilityTests(RecordTests, ConformanceHarness):
         await session.add_items([user_message("next")])
         assert await session.get_items() == [*summary, user_message("next")]
         with pytest.raises(UserError, match="item 1"):
-            await session.replace_items([user_message("x"), {"bogus": True}])
+            await session.replace_items([user_message("x"), {"bogus": float("nan")}])
         assert await session.get_items() == [*summary, user_message("next")]
         await session.replace_items([])
         assert await session.get_items() == []
