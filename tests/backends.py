@@ -91,6 +91,7 @@ for _name in (
     "append",
     "read",
     "window",
+    "window_since",
     "pop",
     "pop_turn",
     "replace",

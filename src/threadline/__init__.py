@@ -92,6 +92,10 @@ _EXPORTS: dict[str, str] = {
     "RawResponsesStreamEvent": ".run",
     "ReasoningItem": ".run",
     "RunConfig": ".run",
+    "CompactionResult": ".run",
+    "CompactionSettings": ".run",
+    "compact_session": ".run",
+    "wait_for_compactions": ".run",
     "RunHooks": ".run",
     "RunItem": ".run",
     "RunItemStreamEvent": ".run",
@@ -119,6 +123,8 @@ __all__ = [
     "Agent",
     "AgentUpdatedStreamEvent",
     "AsyncOpenAI",
+    "CompactionResult",
+    "CompactionSettings",
     "CorruptItemError",
     "FunctionTool",
     "GuardrailFunctionOutput",
@@ -207,6 +213,7 @@ __all__ = [
     "UserError",
     "__version__",
     "add_trace_processor",
+    "compact_session",
     "function_tool",
     "handoff",
     "input_guardrail",
@@ -219,6 +226,7 @@ __all__ = [
     "set_tracing_disabled",
     "tool_input_guardrail",
     "tool_output_guardrail",
+    "wait_for_compactions",
 ]
 
 if TYPE_CHECKING:
@@ -275,6 +283,8 @@ if TYPE_CHECKING:
     from .models.settings import ModelSettings
     from .run import (
         AgentUpdatedStreamEvent,
+        CompactionResult,
+        CompactionSettings,
         HandoffCallItem,
         HandoffOutputItem,
         MessageOutputItem,
@@ -291,6 +301,8 @@ if TYPE_CHECKING:
         ToolApprovalItem,
         ToolCallItem,
         ToolCallOutputItem,
+        compact_session,
+        wait_for_compactions,
     )
     from .run.error_handlers import (
         RunErrorData,

@@ -1066,3 +1066,22 @@ async def test_an_approved_call_still_passes_its_tool_guardrails(server: Scripte
     outputs = [i.raw_item["output"] for i in resumed.new_items if i.type == "tool_call_output_item"]
     assert outputs == ["Not to rivals."]
     assert len(resumed.tool_input_guardrail_results) == 1
+
+
+async def test_a_waiting_run_starts_no_compaction_and_its_resume_does(
+    server: ScriptedServer, store: Any
+) -> None:
+    tools = Tools()
+    agent = tools.agent(server)
+    session = store.session(
+        "compact", session_settings=SessionSettings(max_tokens=100_000, compact_at=100_000)
+    )
+    server.add(tool_calls(("send_email", {"to": "c@example.com", "body": "x"})), reply("Sent."))
+    result = await Runner.run(agent, "Email C.", session=session)
+    assert result.interruptions and result.compaction is None
+    state = result.to_state()
+    state.approve(state.interruptions[0])
+    resumed = await Runner.run(agent, state, session=session)
+    assert resumed.compaction is not None
+    await resumed.compaction  # under its threshold: it finds nothing to do, and never raises
+    assert_valid_to_send(await session.get_items())

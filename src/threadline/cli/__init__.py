@@ -49,6 +49,16 @@ def _verbose_argument(parser: argparse.ArgumentParser, *, after: bool = False) -
     )
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of tokens >= 1, got {text!r}")
+    return value
+
+
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--session", metavar="ID", help="session to continue (default: a new one)")
     parser.add_argument(
@@ -67,6 +77,14 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint URL")
     parser.add_argument(
         "--api-key-env", metavar="VAR", help="environment variable holding the API key"
+    )
+    parser.add_argument(
+        "--compact-at",
+        metavar="TOKENS",
+        type=_positive_int,
+        default=None,
+        help="summarise older turns once the unsummarised history passes TOKENS "
+        "(default: $THREADLINE_COMPACT_AT, else never); see docs/context.md",
     )
     parser.add_argument(
         "--instructions",

@@ -15,7 +15,7 @@ from ..agent import Agent
 from ..errors import ThreadlineError
 from ..items import Item
 from ..run import RunConfig, Runner
-from ..sessions import SessionStore, ThreadlineSession
+from ..sessions import SessionSettings, SessionStore, ThreadlineSession
 from ._render import print_history, print_sessions, write_jsonl
 
 __all__ = ["HELP", "ChatApp", "run_repl"]
@@ -26,6 +26,7 @@ Commands:
   /undo           remove the last turn (your message and the reply)
   /clear          remove every item of this session
   /fork NAME      copy this session to NAME and switch to the copy
+  /compact        summarise the older turns now (the raw items stay)
   /switch ID      continue another session (created when new)
   /sessions       list the sessions in the database
   /export FILE    write this session's items to FILE as JSON lines
@@ -47,10 +48,14 @@ class ChatApp:
         run_config: RunConfig | None = None,
         interactive: bool = False,
         model_name: str | None = None,
+        session_settings: SessionSettings | None = None,
     ) -> None:
         self.agent = agent
         self.store = store
-        self.session: ThreadlineSession = store.session(session_id)
+        self.session_settings = session_settings
+        self.session: ThreadlineSession = store.session(
+            session_id, session_settings=session_settings
+        )
         self.out = out
         self.err = err
         self.run_config = run_config or RunConfig()
@@ -82,6 +87,16 @@ class ChatApp:
             self.out.write(json.dumps(result.final_output, default=str))
         self.out.write("\n")
         self.out.flush()
+        await self._after_turn(result.compaction)
+
+    async def _after_turn(self, compaction: Any) -> None:
+        """Let the turn's compaction (started once the reply was stored and shown) finish
+        before the next prompt, and say so in one line when it compacted."""
+        if compaction is None:
+            return
+        outcome = await compaction
+        if outcome.compacted:
+            print(f"· {outcome.describe()}", file=self.err)
 
     async def command(self, line: str) -> None:
         """Carry out one slash command."""
@@ -100,6 +115,7 @@ class ChatApp:
             "undo": self._undo,
             "clear": self._clear,
             "fork": self._fork,
+            "compact": self._compact,
             "switch": self._switch,
             "sessions": self._sessions,
             "export": self._export,
@@ -126,13 +142,19 @@ class ChatApp:
         self.session = await self.session.fork(name)
         print(f"forked to {name}; now in session {name}", file=self.out)
 
+    async def _compact(self, _: str) -> None:
+        from ..run import compact_session
+
+        outcome = await compact_session(self.session, agent=self.agent, run_config=self.run_config)
+        print(outcome.describe(), file=self.out)
+
     async def _switch(self, session_id: str) -> None:
         if not session_id:
             print("usage: /switch ID", file=self.err)
             return
         from .commands import describe_session  # commands imports this module
 
-        self.session = self.store.session(session_id)
+        self.session = self.store.session(session_id, session_settings=self.session_settings)
         print(f"now in session {session_id}", file=self.out)
         print(await describe_session(self.store, session_id), file=self.err)
 

@@ -14,7 +14,7 @@ from ..agent import Agent
 from ..errors import UserError
 from ..models.base import Model
 from ..run import Runner
-from ..sessions import SessionInfo, SessionStore, SQLiteStore
+from ..sessions import SessionInfo, SessionSettings, SessionStore, SQLiteStore
 from ..sessions import open_store as open_store_url
 from ._paths import default_db_path, new_session_id
 from ._progress import LoadProgress
@@ -23,6 +23,7 @@ from .chat import ChatApp, run_repl
 __all__ = [
     "ask_command",
     "chat_command",
+    "compaction_settings",
     "db_command",
     "describe_session",
     "make_folder",
@@ -158,6 +159,20 @@ def _continuing(info: SessionInfo) -> str:
     return f"continuing {info.session_id}: {info.item_count} items, last {when}"
 
 
+def compaction_settings(args: argparse.Namespace) -> SessionSettings | None:
+    """``SessionSettings(compact_at=...)`` from ``--compact-at`` or ``$THREADLINE_COMPACT_AT``
+    (``None`` when neither is set)."""
+    value = getattr(args, "compact_at", None)
+    if value is None:
+        text = os.environ.get("THREADLINE_COMPACT_AT", "").strip()
+        if not text:
+            return None
+        if not text.isdigit() or int(text) < 1:
+            raise UserError(f"THREADLINE_COMPACT_AT must be a number of tokens >= 1, got {text!r}")
+        value = int(text)
+    return SessionSettings(compact_at=value)
+
+
 def chat_command(args: argparse.Namespace) -> int:
     """Start the REPL on the chosen session."""
     store = open_store(args.db, args.store)
@@ -174,6 +189,7 @@ def chat_command(args: argparse.Namespace) -> int:
         err=sys.stderr,
         interactive=interactive,
         model_name=model_name(model),
+        session_settings=compaction_settings(args),
     )
     return run_repl(app)
 
@@ -191,8 +207,12 @@ def ask_command(args: argparse.Namespace) -> int:
             session_id, line, new = await pick_session(store, args)
             hint = f" (continue it with --session {session_id} or -c)" if new else ""
             print(line + hint, file=sys.stderr)
-            session = store.session(session_id)
+            session = store.session(session_id, session_settings=compaction_settings(args))
             result = await Runner.run(agent, args.question, session=session)
+            if result.compaction is not None:  # one turn and done: let it finish first
+                outcome = await result.compaction
+                if outcome.compacted:
+                    print(f"· {outcome.describe()}", file=sys.stderr)
             return result.final_output
         finally:
             await _close_client(model)

@@ -2,6 +2,12 @@
 
 from ..context import RunContextWrapper, ToolContext
 from .approvals import ToolApprovalItem
+from .compaction import (
+    CompactionResult,
+    CompactionSettings,
+    compact_session,
+    wait_for_compactions,
+)
 from .config import DEFAULT_MAX_TURNS, RunConfig
 from .events import AgentUpdatedStreamEvent, RawResponsesStreamEvent, RunItemStreamEvent
 from .hooks import RunHooks
@@ -21,6 +27,8 @@ from .state import RunState
 __all__ = [
     "DEFAULT_MAX_TURNS",
     "AgentUpdatedStreamEvent",
+    "CompactionResult",
+    "CompactionSettings",
     "HandoffCallItem",
     "HandoffOutputItem",
     "MessageOutputItem",
@@ -39,4 +47,6 @@ __all__ = [
     "ToolCallItem",
     "ToolCallOutputItem",
     "ToolContext",
+    "compact_session",
+    "wait_for_compactions",
 ]

@@ -13,6 +13,7 @@ from ..models.settings import ModelSettings
 if TYPE_CHECKING:
     from ..guardrails import InputGuardrail, OutputGuardrail
     from ..sessions.base import SessionSettings
+    from .compaction import CompactionSettings
 
 __all__ = ["DEFAULT_MAX_TURNS", "RunConfig", "SessionInputCallback"]
 
@@ -32,6 +33,8 @@ class RunConfig:
     settings. ``session_settings`` overrides the session's own (history limit, token budget,
     lease behaviour). ``session_input_callback`` merges history and new input.
     ``input_guardrails`` / ``output_guardrails`` run in addition to the agents' own.
+    ``compaction`` chooses how a session is compacted (model, timeout; see
+    :class:`~threadline.run.compaction.CompactionSettings`); when is ``compact_at``.
     """
 
     model: str | Model | None = None
@@ -44,3 +47,4 @@ class RunConfig:
     trace_metadata: dict[str, Any] | None = None
     input_guardrails: list[InputGuardrail[Any]] | None = None
     output_guardrails: list[OutputGuardrail[Any]] | None = None
+    compaction: CompactionSettings | None = None

@@ -30,6 +30,7 @@ from ..sessions.pending import PENDING_RUN_RECORD
 from ..tools.base import FunctionTool
 from ..tracing import span
 from .approvals import ApprovalBook, gate_calls
+from .compaction import start_compaction
 from .config import RunConfig
 from .error_handlers import RunErrorData, handle_max_turns
 from .events import (
@@ -191,6 +192,10 @@ async def run_agent(
         if resume is not None:
             resume.end_resume()  # a failed resume may be retried
     interrupted = outcome if isinstance(outcome, RunState) else None
+    # the session is compacted once a run has finished, not while one waits for approvals
+    compaction = (
+        None if interrupted is not None else start_compaction(run.memory, config, run.agent)
+    )
     return RunResult(
         input=original_input,
         new_items=run.new_items,
@@ -200,6 +205,7 @@ async def run_agent(
         context_wrapper=run.context,
         input_guardrail_results=run.input_guardrail_results,
         output_guardrail_results=run.output_guardrail_results,
+        compaction=compaction,
         tool_input_guardrail_results=run.tool_input_guardrail_results,
         tool_output_guardrail_results=run.tool_output_guardrail_results,
         interruptions=[] if interrupted is None else interrupted.get_interruptions(),

@@ -167,6 +167,10 @@ async def session_memory(
     check_session(session)
     own = getattr(session, "session_settings", None)  # ours, or any object with these fields
     settings = SessionSettings().resolve(own).resolve(config.session_settings)
+    if settings.compact_at is not None:
+        from .compaction import check_compactable
+
+        check_compactable(session)  # before the run, not after it
     # The settings are resolved (the run's over the session's), so pass every value
     # explicitly: "no bound" is math.inf, and the ttl reaches the lease even when only the
     # run set it.

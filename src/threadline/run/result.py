@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..guardrails import InputGuardrailResult, OutputGuardrailResult
     from ..tools.guardrails import ToolInputGuardrailResult, ToolOutputGuardrailResult
     from .approvals import ToolApprovalItem
+    from .compaction import CompactionResult
     from .state import RunState
 
 __all__ = ["RunResult", "RunResultStreaming"]
@@ -34,7 +35,10 @@ class RunResult:
     calls and outputs, handoffs); ``final_output`` the last agent's answer (text, or the
     validated ``output_type`` value); ``raw_responses`` every model response;
     ``input_guardrail_results`` / ``output_guardrail_results`` what the guardrails said, and
-    ``tool_input_guardrail_results`` / ``tool_output_guardrail_results`` the tool guardrails.
+    ``tool_input_guardrail_results`` / ``tool_output_guardrail_results`` the tool guardrails;
+    ``compaction`` the background compaction this run started (``await result.compaction``
+    gives its :class:`~threadline.run.compaction.CompactionResult`; it never raises), or
+    ``None`` when the session has no ``compact_at``.
 
     A run that stopped for approvals has ``interruptions`` (the waiting
     :class:`~threadline.run.approvals.ToolApprovalItem` calls) and ``final_output`` ``None``;
@@ -51,6 +55,7 @@ class RunResult:
     output_guardrail_results: list[OutputGuardrailResult] = field(default_factory=list)
     tool_input_guardrail_results: list[ToolInputGuardrailResult] = field(default_factory=list)
     tool_output_guardrail_results: list[ToolOutputGuardrailResult] = field(default_factory=list)
+    compaction: asyncio.Task[CompactionResult] | None = field(default=None, repr=False)
     interruptions: list[ToolApprovalItem] = field(default_factory=list)
     _state: RunState | None = field(default=None, repr=False)
 
@@ -175,6 +180,11 @@ class RunResultStreaming:
         self.tool_output_guardrail_results = result.tool_output_guardrail_results
         self.interruptions = result.interruptions
         self.is_complete = True
+
+    @property
+    def compaction(self) -> asyncio.Task[CompactionResult] | None:
+        """As :attr:`RunResult.compaction`, once the stream has completed (``None`` before)."""
+        return None if self._result is None else self._result.compaction
 
     def cancel(self) -> None:
         """Stop the run; ``stream_events()`` then ends without an error."""

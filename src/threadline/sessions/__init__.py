@@ -15,6 +15,8 @@
   :class:`EncryptionCodec` encrypts them at rest (``threadline[encryption]``), with
   :func:`key_from_env`, :func:`new_key` and :func:`reencrypt` (after a key rotation).
 * :class:`StoreBackend` — the row-level interface a new backend implements.
+* :class:`Summary` / :func:`read_summary` — the compaction summary a session keeps (in the
+  record :data:`SUMMARY_RECORD`), which windows put first (``docs/context.md``).
 * :mod:`threadline.sessions.testing` — the conformance suite every backend passes.
 """
 
@@ -22,7 +24,16 @@ from __future__ import annotations
 
 from ._handle import StoreSession
 from ._search import search_terms
-from .backend import Fence, LeaseGrant, SearchHit, SessionPage, StoreBackend, StoreStats
+from ._summary import SUMMARY_PREFIX, SUMMARY_RECORD, Summary, is_summary_item, read_summary
+from .backend import (
+    Fence,
+    LeaseGrant,
+    SearchHit,
+    SessionPage,
+    StoreBackend,
+    StoreStats,
+    TailWindow,
+)
 from .base import (
     CAPABILITIES,
     DEFAULT_LEASE_TTL,
@@ -45,6 +56,8 @@ __all__ = [
     "DEFAULT_LEASE_TTL",
     "KEY_ENV_VAR",
     "STORE_CAPABILITIES",
+    "SUMMARY_PREFIX",
+    "SUMMARY_RECORD",
     "EncryptionCodec",
     "Fence",
     "InMemoryDatabase",
@@ -67,12 +80,16 @@ __all__ = [
     "StoreBackend",
     "StoreSession",
     "StoreStats",
+    "Summary",
+    "TailWindow",
     "ThreadlineSession",
     "capabilities_of",
     "estimate_tokens",
+    "is_summary_item",
     "key_from_env",
     "new_key",
     "open_store",
+    "read_summary",
     "reencrypt",
     "search_terms",
     "store_schemes",

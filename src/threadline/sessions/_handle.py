@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import SessionClosedError, UserError
 from ..items import Item
+from ._summary import forget_summary, forget_summary_if_cut, summary_window
 from ._window import check_fork_cut, item_pairs
 from .base import SessionSettings
 from .codec import (
@@ -145,36 +146,52 @@ class StoreSession:
     async def pop_item(self) -> Item | None:
         """Remove and return the newest item, or ``None`` when the session is empty."""
         store = self._usable()
-        return await store._backend.pop(self.session_id, self._fence())
+        fence = self._fence()
+        popped = await store._backend.pop(self.session_id, fence)
+        if popped is not None:
+            await forget_summary_if_cut(store, self.session_id, fence)
+        return popped
 
     async def clear_session(self) -> None:
         """Remove every item; the session itself stays (``delete_session`` removes it)."""
         store = self._usable()
-        await store._backend.clear(self.session_id, self._fence())
+        fence = self._fence()
+        await forget_summary(store, self.session_id, fence)  # first: never a stale summary
+        await store._backend.clear(self.session_id, fence)
 
     # ------------------------------------------------------------------ threadline extensions
 
     async def get_window(
         self, max_items: int | None = None, max_tokens: int | None = None
     ) -> list[Item]:
-        """The newest items within the budget, oldest first, cut at a turn boundary."""
-        store = self._usable()
+        """The newest items within the budget, oldest first, cut at a turn boundary.
+
+        When a compaction summary covers the older part of the history (see
+        ``docs/context.md``), the window is that summary (one system message, counted in the
+        budget) followed by the newest whole turns after the range it covers.
+        """
+        self._usable()
         max_items = check_count(max_items, "max_items")
         max_tokens = check_count(max_tokens, "max_tokens")
         if max_items == 0 or max_tokens == 0:
             return []
-        return await store._backend.window(self.session_id, max_items, max_tokens)
+        return await summary_window(self, max_items, max_tokens)
 
     async def pop_turn(self) -> list[Item]:
         """Remove and return the newest user message and everything after it."""
         store = self._usable()
-        return await store._backend.pop_turn(self.session_id, self._fence())
+        fence = self._fence()
+        popped = await store._backend.pop_turn(self.session_id, fence)
+        if popped:
+            await forget_summary_if_cut(store, self.session_id, fence)
+        return popped
 
     async def replace_items(self, items: list[Item]) -> None:
         """Replace the whole history with ``items`` atomically."""
         store = self._usable()
         rows = encode_items(items, store.codec, self.session_id)
         fence = self._fence()
+        await forget_summary(store, self.session_id, fence)  # first: never a stale summary
         await store._backend.replace(self.session_id, rows, fence)
 
     async def fork(self: H, new_session_id: str, at: int | None = None) -> H:

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..items import Item
+from ._window import window_size
 from .base import SessionInfo
-from .codec import EncodedItem, ItemCodec
+from .codec import EncodedItem, ItemCodec, encode_items
 
 __all__ = [
     "Fence",
@@ -38,6 +39,7 @@ __all__ = [
     "SessionPage",
     "StoreBackend",
     "StoreStats",
+    "TailWindow",
 ]
 
 logger = logging.getLogger("threadline.sessions")
@@ -121,6 +123,43 @@ class StoreStats:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TailWindow:
+    """One read of a session's items from position ``start`` on (:meth:`StoreBackend.window_since`).
+
+    ``count`` is how many items the session holds; ``anchor`` the item at ``start - 1`` (``None``
+    when ``start`` is 0 or the session holds fewer than ``start`` items); ``items`` the window
+    for the budgets chosen among the items at positions ``>= start`` only, oldest first;
+    ``tail_tokens`` the estimated tokens of all the items at positions ``>= start``.
+    """
+
+    count: int
+    anchor: Item | None
+    items: list[Item]
+    tail_tokens: int
+
+
+def tail_window_of(
+    items: Sequence[Item], start: int, max_items: int | None, max_tokens: int | None
+) -> TailWindow:
+    """:class:`TailWindow` computed from a session's whole decoded history (the generic way)."""
+    count = len(items)
+    if start > count:
+        return TailWindow(count, None, [], 0)
+    rows = encode_items(list(items[start:]))
+    tail_tokens = sum(row.tokens for row in rows)
+    if max_items is None and max_tokens is None:
+        size = len(rows)
+    elif max_items == 0 or max_tokens == 0:
+        size = 0
+    else:
+        size = window_size(
+            ((row.kind, row.call_id, row.tokens) for row in reversed(rows)), max_items, max_tokens
+        )
+    anchor = items[start - 1] if start > 0 else None
+    return TailWindow(count, anchor, list(items[count - size :]) if size else [], tail_tokens)
+
+
 class StoreBackend(abc.ABC):
     """Rows and transactions of one store; see the module docstring for the rules.
 
@@ -175,6 +214,40 @@ class StoreBackend(abc.ABC):
         self, session_id: str, max_items: int | None, max_tokens: int | None
     ) -> list[Item]:
         """The window for these budgets (see :mod:`threadline.sessions._window`)."""
+
+    async def window_since(
+        self, session_id: str, start: int, max_items: int | None, max_tokens: int | None
+    ) -> TailWindow:
+        """One atomic read of the items from position ``start`` on (see :class:`TailWindow`).
+
+        The window is chosen by the rules of :meth:`window` among the items at positions
+        ``>= start`` (a budget of 0 gives no items, only the counts); ``start`` is where a
+        compaction summary's covered range ends. The default reads the whole history; a
+        backend should override it with a range read that starts at ``start``.
+        """
+        return tail_window_of(await self.read(session_id, None), start, max_items, max_tokens)
+
+    async def window_after_record(
+        self,
+        session_id: str,
+        key: str,
+        max_items: int | None,
+        max_tokens: int | None,
+        start_for: Callable[[Payload], tuple[int, int | None, int | None] | None],
+    ) -> tuple[Payload | None, list[Item] | TailWindow]:
+        """The record ``key`` and, in the same read, the window it asks for.
+
+        Without the record: ``(None, window(max_items, max_tokens))``. With it, ``start_for``
+        (pure, fast; it may run on a reader thread) turns its payload into ``(start,
+        max_items, max_tokens)`` for :meth:`window_since`, whose result is returned, or into
+        ``None`` for the plain window. This is how a window with a compaction summary is one
+        read; the default makes two.
+        """
+        payload = await self.get_record(session_id, key)
+        plan = None if payload is None else start_for(payload)
+        if plan is None:
+            return payload, await self.window(session_id, max_items, max_tokens)
+        return payload, await self.window_since(session_id, *plan)
 
     @abc.abstractmethod
     async def pop(self, session_id: str, fence: Fence | None) -> Item | None:

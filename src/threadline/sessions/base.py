@@ -90,7 +90,10 @@ class ThreadlineSession(Session, Protocol):
 
         A window never splits a function call from its output and never starts inside a
         turn: when it holds a user message it starts at one. Token counts come from
-        :func:`estimate_tokens`. With no budget this is the whole history.
+        :func:`estimate_tokens`. With no budget this is the whole history. When a
+        compaction summary covers the older part of the history, the window is that
+        summary (a system message, counted in the budget) then the newest whole turns after
+        the range it covers.
         """
         ...
 
@@ -102,7 +105,7 @@ class ThreadlineSession(Session, Protocol):
         ...
 
     async def replace_items(self, items: list[Item]) -> None:
-        """Replace the whole history with ``items`` atomically (used by compaction)."""
+        """Replace the whole history with ``items`` atomically (a compaction summary is dropped)."""
         ...
 
     async def fork(self, new_session_id: str, at: int | None = None) -> Self:
@@ -164,6 +167,10 @@ class SessionSettings:
 
     * ``limit`` — load at most this many of the newest items before a run (``None``: all).
     * ``max_tokens`` — load at most this many estimated tokens of history (``None``: no cap).
+    * ``compact_at`` — when the part of the history no summary covers passes this many
+      estimated tokens, the runner summarises older turns after the turn is stored, and
+      windows start with that summary (``None``: never; see ``docs/context.md``). At most
+      ``max_tokens`` when both are set.
     * ``wait_for_lease`` — when another run holds the session, wait (``True``, the default
       when unset) or raise :class:`~threadline.errors.SessionBusyError` at once (``False``).
     * ``lease_timeout`` — the longest wait for the lease in seconds; ``math.inf`` waits
@@ -175,16 +182,27 @@ class SessionSettings:
 
     limit: int | None = None
     max_tokens: int | None = None
+    compact_at: int | None = None
     wait_for_lease: bool | None = None
     lease_timeout: float | None = None
     lease_ttl: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("limit", "max_tokens"):
+        for name in ("limit", "max_tokens", "compact_at"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise UserError(f"SessionSettings.{name} must be an integer or None, got {value!r}")
-            _check_optional_number(name, value)
+            _check_optional_number(name, value, positive=name == "compact_at")
+        if (
+            self.compact_at is not None
+            and self.max_tokens is not None
+            and self.compact_at > self.max_tokens
+        ):
+            raise UserError(
+                f"SessionSettings.compact_at ({self.compact_at}) must not exceed max_tokens "
+                f"({self.max_tokens}): the window would cut the history before compaction "
+                "starts; lower compact_at or raise max_tokens"
+            )
         if self.wait_for_lease is not None and not isinstance(self.wait_for_lease, bool):
             raise UserError(
                 f"SessionSettings.wait_for_lease must be True, False or None, "

@@ -23,7 +23,15 @@ from ._base_store import Store
 from ._handle import StoreSession
 from ._search import make_snippet, matches
 from ._window import check_fork_cut, window_size
-from .backend import Fence, LeaseGrant, Payload, SearchHit, StoreBackend, StoreStats
+from .backend import (
+    Fence,
+    LeaseGrant,
+    Payload,
+    SearchHit,
+    StoreBackend,
+    StoreStats,
+    TailWindow,
+)
 from .base import SessionInfo, SessionSettings
 from .codec import (
     KIND_CALL,
@@ -202,6 +210,31 @@ class InMemoryBackend(StoreBackend):
             start = len(rows) - size
             taken = rows[start:] if size else []
         return self._decode(session_id, taken, start)
+
+    async def window_since(
+        self, session_id: str, start: int, max_items: int | None, max_tokens: int | None
+    ) -> TailWindow:
+        db = self._open()
+        with db.lock:
+            found = db.sessions.get(session_id)
+            rows = [] if found is None else found.rows
+            count = len(rows)
+            if start > count:
+                return TailWindow(count, None, [], 0)
+            tail = rows[start:]
+            tail_tokens = sum(row.tokens for row in tail)
+            if max_items is None and max_tokens is None:
+                size = len(tail)
+            elif max_items == 0 or max_tokens == 0:
+                size = 0
+            else:
+                size = window_size(
+                    ((r.kind, r.call_id, r.tokens) for r in reversed(tail)), max_items, max_tokens
+                )
+            anchor_row = rows[start - 1 : start] if start > 0 else []
+            taken = tail[len(tail) - size :] if size else []
+        anchor = self._decode(session_id, anchor_row, start - 1)[0] if anchor_row else None
+        return TailWindow(count, anchor, self._decode(session_id, taken, count - size), tail_tokens)
 
     async def pop(self, session_id: str, fence: Fence | None) -> Item | None:
         db = self._open()

@@ -27,7 +27,7 @@ __all__ = [
     "span",
 ]
 
-SpanKind = Literal["run", "agent", "model", "tool", "handoff"]
+SpanKind = Literal["run", "agent", "model", "tool", "handoff", "compaction"]
 
 
 @dataclass

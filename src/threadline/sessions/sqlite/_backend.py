@@ -17,7 +17,15 @@ from typing import Any
 
 from ...errors import UserError
 from ...items import Item
-from ..backend import Fence, LeaseGrant, Payload, SearchHit, StoreBackend, StoreStats
+from ..backend import (
+    Fence,
+    LeaseGrant,
+    Payload,
+    SearchHit,
+    StoreBackend,
+    StoreStats,
+    TailWindow,
+)
 from ..base import SessionInfo
 from ..codec import EncodedItem, ItemCodec
 from . import _ops as ops
@@ -106,6 +114,40 @@ class SQLiteBackend(StoreBackend):
                 session_id=session_id,
                 max_items=max_items,
                 max_tokens=max_tokens,
+            )
+        )
+
+    async def window_since(
+        self, session_id: str, start: int, max_items: int | None, max_tokens: int | None
+    ) -> TailWindow:
+        return await self.engine.read(
+            functools.partial(
+                ops.window_since,
+                codec=self.codec,
+                session_id=session_id,
+                start=start,
+                max_items=max_items,
+                max_tokens=max_tokens,
+            )
+        )
+
+    async def window_after_record(
+        self,
+        session_id: str,
+        key: str,
+        max_items: int | None,
+        max_tokens: int | None,
+        start_for: Callable[[Payload], tuple[int, int | None, int | None] | None],
+    ) -> tuple[Payload | None, list[Item] | TailWindow]:
+        return await self.engine.read(
+            functools.partial(
+                ops.window_after_record,
+                codec=self.codec,
+                session_id=session_id,
+                key=key,
+                max_items=max_items,
+                max_tokens=max_tokens,
+                start_for=start_for,
             )
         )
 

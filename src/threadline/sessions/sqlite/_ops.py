@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ...errors import CorruptItemError, LeaseLostError, SessionError, UserError
 from ...items import Item
 from .._window import check_fork_cut, window_size
-from ..backend import Fence, LeaseGrant, Payload
+from ..backend import Fence, LeaseGrant, Payload, TailWindow
 from ..codec import (
     KIND_CALL,
     KIND_OUTPUT,
@@ -55,6 +55,8 @@ __all__ = [
     "session_info",
     "stats",
     "window",
+    "window_after_record",
+    "window_since",
 ]
 
 _CHUNK = 1000
@@ -267,6 +269,74 @@ def window(
     if size == 0:
         return []
     return _read_newest(conn, codec, sid, session_id, size, total)
+
+
+def window_since(
+    conn: sqlite3.Connection,
+    codec: ItemCodec,
+    session_id: str,
+    start: int,
+    max_items: int | None,
+    max_tokens: int | None,
+) -> TailWindow:
+    """``window_since``: range reads from ``seq = start`` (a position) to the newest item."""
+    found = _session(conn, session_id)
+    if found is None:
+        return TailWindow(0, None, [], 0)
+    sid, total = found
+    if start > total:
+        return TailWindow(total, None, [], 0)
+    (tail_tokens,) = conn.execute(
+        "SELECT coalesce(sum(tokens), 0) FROM threadline_items WHERE sid = ? AND seq >= ?",
+        (sid, start),
+    ).fetchone()
+    if max_items is None and max_tokens is None:
+        size = total - start
+    elif max_items == 0 or max_tokens == 0:
+        size = 0
+    else:
+        sql = (
+            "SELECT kind, call_id, tokens FROM threadline_items WHERE sid = ? AND seq >= ? "
+            "ORDER BY seq DESC"
+        )
+        params: tuple[int, ...] = (sid, start)
+        if max_items is not None:
+            sql += " LIMIT ?"
+            params = (sid, start, max_items + 1)
+        cursor = conn.execute(sql, params)
+        try:
+            size = window_size(cursor, max_items, max_tokens)
+        finally:
+            cursor.close()
+    anchor = None
+    if start > 0:
+        row = conn.execute(
+            "SELECT CAST(data AS BLOB) FROM threadline_items WHERE sid = ? AND seq = ?",
+            (sid, start - 1),
+        ).fetchone()
+        if row is not None:
+            anchor, problem = decode_payload(codec, session_id, row[0])
+            if anchor is None:
+                raise CorruptItemError(session_id, start - 1, problem)
+    items = _read_newest(conn, codec, sid, session_id, size, total) if size else []
+    return TailWindow(total, anchor, items, int(tail_tokens))
+
+
+def window_after_record(
+    conn: sqlite3.Connection,
+    codec: ItemCodec,
+    session_id: str,
+    key: str,
+    max_items: int | None,
+    max_tokens: int | None,
+    start_for: Callable[[Payload], tuple[int, int | None, int | None] | None],
+) -> tuple[Payload | None, list[Item] | TailWindow]:
+    """``window_after_record``: the record, then the window it asks for, in one snapshot."""
+    payload = get_record(conn, session_id, key)
+    plan = None if payload is None else start_for(payload)
+    if plan is None:
+        return payload, window(conn, codec, session_id, max_items, max_tokens)
+    return payload, window_since(conn, codec, session_id, *plan)
 
 
 def add(

@@ -15,11 +15,12 @@ from ..lease import writer_lease
 from ._harness import ConformanceHarness, SessionFactory, asyncio_test, sample_history
 from ._records import RecordTests
 from ._reference import check_window, reference_pop_turn, reference_window
+from ._summary import SummaryTests
 
 __all__ = ["OptionalCapabilityTests"]
 
 
-class OptionalCapabilityTests(RecordTests, ConformanceHarness):
+class OptionalCapabilityTests(RecordTests, SummaryTests, ConformanceHarness):
     """The tests of every optional capability (see :data:`~threadline.sessions.CAPABILITIES`)."""
 
     # ------------------------------------------------------------------ get_window
