@@ -106,7 +106,7 @@ def function_call_output(call_id: str, output: str) -> Item:
     return {"type": "function_call_output", "call_id": call_id, "output": output}
 
 
-def _problem(item: object) -> str | None:
+def _problem(item: object, values: bool = True) -> str | None:
     """Why ``item`` cannot be stored, or ``None`` when it can.
 
     Storage accepts what the OpenAI Agents SDK stores: any JSON object, including items no
@@ -115,10 +115,12 @@ def _problem(item: object) -> str | None:
     or would break the store's invariants: a non-object, a key that is not a string, nesting
     deeper than :data:`MAX_DEPTH`, a ``type`` or ``role`` that is not a string, and a
     function call or output without a string ``call_id`` (which could never be paired).
+    ``values=False`` skips the walk over the values (keys, depth), for an item fresh from
+    ``json.loads`` whose depth the caller bounded.
     """
     if not isinstance(item, dict):
         return f"expected a dict, got {type(item).__name__}"
-    shape = _value_problem(item)
+    shape = _value_problem(item) if values else None
     if shape is not None:
         return shape
     for field in ("type", "role"):
@@ -188,10 +190,14 @@ def _value_problem(value: dict[Any, Any]) -> str | None:
     return None
 
 
-def validate_item(item: object, index: int = 0) -> Item:
+def validate_item(item: object, index: int = 0, *, values: bool = True) -> Item:
     """Return ``item`` if it can be stored, else raise
-    :class:`~threadline.errors.InvalidItemError` (a ``UserError`` and a ``TypeError``)."""
-    problem = _problem(item)
+    :class:`~threadline.errors.InvalidItemError` (a ``UserError`` and a ``TypeError``).
+
+    ``values=False`` skips the walk over its values (non-string keys, depth): only for an
+    item just decoded from JSON (whose keys are strings) whose depth the caller bounded.
+    """
+    problem = _problem(item, values)
     if problem is not None:
         raise InvalidItemError(f"item {index} {problem}: {_preview(item)}")
     assert isinstance(item, dict)
@@ -214,6 +220,11 @@ def validate_items(items: object) -> list[Item]:
     return checked
 
 
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+# One encoder for every item: json.dumps with options builds a new encoder on each call,
+# which costs more than encoding a typical item.
+
+
 def encode_item(item: Item, index: int = 0) -> str:
     """Serialise one validated item to compact JSON, or raise
     :class:`~threadline.errors.InvalidItemError`.
@@ -223,7 +234,7 @@ def encode_item(item: Item, index: int = 0) -> str:
     ``"\\ud800"``, which no UTF-8 storage can hold).
     """
     try:
-        data = json.dumps(item, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        data = _compact(item)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidItemError(
             f"item {index} is not JSON-serialisable ({exc}): {_preview(item)}"

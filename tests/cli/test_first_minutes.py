@@ -189,7 +189,9 @@ def test_export_to_a_file(db: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     target = tmp_path / "alpha.jsonl"
     assert main(["sessions", "--db", str(db), "export", "alpha", "-o", str(target)]) == 0
     assert capsys.readouterr().err.strip() == f"wrote 1 items to {target}"
-    assert json.loads(target.read_text())["content"] == "Golden Gate?"
+    header, item = target.read_text().splitlines()
+    assert json.loads(header)["format"] == "threadline.session"
+    assert json.loads(item)["content"] == "Golden Gate?"
 
 
 def test_empty_ls_and_search_say_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -75,7 +75,9 @@ def test_export_then_import_round_trips(
     assert run(db, "import", str(file)) == 0
     assert "imported 2 items into session copy" in capsys.readouterr().out
     assert run(db, "--json", "show", "copy") == 0
-    assert json.loads(capsys.readouterr().out) == [json.loads(x) for x in exported.splitlines()]
+    header, *items = exported.splitlines()
+    assert json.loads(header)["format"] == "threadline.session"
+    assert json.loads(capsys.readouterr().out) == [json.loads(x) for x in items]
 
 
 def test_import_rejects_bad_lines_and_writes_nothing(
@@ -235,3 +237,90 @@ def test_db_under_a_regular_file_is_a_clear_error(
     assert main(["sessions", "--db", str(tmp_path / "afile" / "x.db"), "ls"]) == 1
     err = capsys.readouterr().err
     assert "afile" in err and "Traceback" not in err
+
+
+def _age(db: Path, session_id: str, days: float) -> None:
+    """Move a session's last write ``days`` into the past (test-only SQL)."""
+    import sqlite3
+    import time
+
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE threadline_sessions SET updated_at = ? WHERE session_id = ?",
+            (time.time() - days * 86_400, session_id),
+        )
+
+
+def test_prune_dry_run_then_delete(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _age(db, "alpha", 40)
+    assert run(db, "prune", "--idle", "30d", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "would delete 1 sessions (2 items)" in out and "alpha" in out
+    assert run(db, "--json", "ls") == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+    assert run(db, "--json", "prune", "--idle", "4w") == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "sessions": ["alpha"],
+        "items": 2,
+        "busy": [],
+        "dry_run": False,
+    }
+    assert run(db, "--json", "ls") == 0
+    assert [s["session_id"] for s in json.loads(capsys.readouterr().out)] == ["beta"]
+
+
+@pytest.mark.parametrize("bad", ["30", "d", "3d-", "0d", "3x", "1d 2h"])
+def test_prune_refuses_a_bad_duration(
+    db: Path, capsys: pytest.CaptureFixture[str], bad: str
+) -> None:
+    assert run(db, "prune", "--idle", bad) == 1
+    assert "duration" in capsys.readouterr().err
+    assert run(db, "--json", "ls") == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+
+
+def test_prune_honours_a_session_ttl(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async def set_ttl() -> None:
+        store = SQLiteStore(db)
+        await store.session("beta").set_ttl(3600)
+        store.close()
+
+    asyncio.run(set_ttl())
+    _age(db, "beta", 1)
+    _age(db, "alpha", 1)
+    assert run(db, "prune") == 0  # no --idle: only sessions with a TTL expire
+    assert "deleted 1 sessions (1 items)" in capsys.readouterr().out
+    assert run(db, "--json", "ls") == 0
+    assert [s["session_id"] for s in json.loads(capsys.readouterr().out)] == ["alpha"]
+
+
+def test_fork_at_a_turn(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(db, "fork", "alpha", "alpha-0", "--at-turn", "0") == 0
+    assert "forked alpha to alpha-0: 0 items" in capsys.readouterr().out
+    assert run(db, "fork", "alpha", "alpha-1", "--at-turn", "1") == 0
+    assert "2 items" in capsys.readouterr().out
+
+
+def test_show_and_stats_print_usage(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from threadline import Agent, Runner
+    from threadline.testing import ScriptedModel
+
+    async def two_runs() -> None:
+        store = SQLiteStore(db)
+        agent = Agent(name="A", model=ScriptedModel(["Fine.", "Sure."]))
+        await Runner.run(agent, "how are you", session=store.session("beta"))
+        await Runner.run(agent, "and now", session=store.session("beta"))
+        store.close()
+
+    asyncio.run(two_runs())
+    assert run(db, "show", "beta") == 0
+    out = capsys.readouterr().out
+    assert "usage: 2 requests," in out and "over 2 runs" in out
+    table = out.split("usage:")[1].splitlines()
+    assert table[1].split()[:2] == ["run", "requests"]
+    assert [line.split()[:2] for line in table[3:5]] == [["1", "1"], ["2", "1"]]
+    assert run(db, "show", "alpha") == 0
+    assert "usage" not in capsys.readouterr().out  # no runs, no usage
+    assert run(db, "--json", "stats") == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["runs"] == 2 and stats["requests"] == 2 and stats["input_tokens"] > 0

@@ -1085,3 +1085,18 @@ async def test_a_waiting_run_starts_no_compaction_and_its_resume_does(
     assert resumed.compaction is not None
     await resumed.compaction  # under its threshold: it finds nothing to do, and never raises
     assert_valid_to_send(await session.get_items())
+
+
+async def test_the_sessions_usage_counts_each_model_call_of_an_interrupted_run_once(
+    server: ScriptedServer, store: Any
+) -> None:
+    tools = Tools()
+    agent = tools.agent(server)
+    session = store.session("usage")
+    server.add(tool_calls(("send_email", {"to": "u@example.com", "body": "x"})), reply("Sent."))
+    state = (await Runner.run(agent, "Email U.", session=session)).to_state()
+    assert (await session.usage()).requests == 1  # stored with the pending run
+    state.approve(state.interruptions[0])
+    resumed = await Runner.run(agent, state, session=session)
+    assert resumed.usage.requests == 2
+    assert (await session.usage()).requests == 2  # not counted twice

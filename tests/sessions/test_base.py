@@ -49,6 +49,7 @@ def test_public_names_are_complete_and_sorted() -> None:
         "sqlite",
         "store",
         "testing",
+        "transfer",
         "annotations",
     }
     assert set(sessions.__all__) == public - modules

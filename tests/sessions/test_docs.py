@@ -51,3 +51,22 @@ def test_the_encryption_example_runs(tmp_path: Path) -> None:
     for name in ("private.db", "private.db-wal", "private.db-shm"):
         path = tmp_path / name
         assert not path.exists() or b"PIN is 4242" not in path.read_bytes()
+
+
+def test_the_long_conversation_example_runs(tmp_path: Path) -> None:
+    code = _block_after("## Long conversations")
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "What city is the Golden Gate Bridge in?",
+        "[('user_123', 'Golden Gate')]",
+        "2 2 [1, 1]",
+        "2 user_123",
+        "[]",
+        "4 items exported",
+        "4 items imported into copy",
+    ]
+    header = (tmp_path / "user_123.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    assert '"format":"threadline.session"' in header

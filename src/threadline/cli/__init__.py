@@ -137,8 +137,23 @@ def _sessions_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     fork = action("fork", "copy a session under a new id")
     fork.add_argument("session_id")
     fork.add_argument("new_session_id")
+    fork.add_argument(
+        "--at-turn",
+        type=int,
+        metavar="N",
+        help="keep only the first N turns (negative: from the end)",
+    )
     action("rm", "delete a session").add_argument("session_id")
-    action("stats", "sessions, items and file size")
+    prune = action("prune", "delete sessions idle longer than --idle or than their own TTL")
+    prune.add_argument(
+        "--idle",
+        metavar="DURATION",
+        help="idle time such as 30d, 12h, 90m, 1w2d (sessions without a TTL)",
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="list what would be deleted, delete nothing"
+    )
+    action("stats", "sessions, items, file size and usage")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..items import Item, pairing_problem
 from ..sessions import SessionStore
-from ._render import print_history, print_sessions, print_table, write_jsonl
+from ._render import print_history, print_sessions, print_table
 from .commands import open_store, store_name
 
 __all__ = ["sessions_command"]
@@ -29,6 +30,7 @@ def sessions_command(args: argparse.Namespace) -> int:
         "import": _import,
         "fork": _fork,
         "rm": _rm,
+        "prune": _prune,
         "stats": _stats,
     }[args.action]
 
@@ -81,12 +83,35 @@ async def _ls(store: SessionStore, args: argparse.Namespace) -> int:
 
 async def _show(store: SessionStore, args: argparse.Namespace) -> int:
     await _known(store, args.session_id)
-    items = await store.session(args.session_id).get_items()
+    session = store.session(args.session_id)
+    items = await session.get_items()
     if args.json:
         _emit_json(items)
-    else:
-        print_history(items, sys.stdout)
+        return 0
+    print_history(items, sys.stdout)
+    if "records" in store.capabilities:
+        usage = await session.usage()  # type: ignore[attr-defined]
+        if usage.turns:
+            print()
+            print(f"usage: {_usage_line(usage)} over {usage.turns} runs")
+            shown = usage.per_turn[-_TURNS_SHOWN:]
+            rows = [
+                (t.turn, t.requests, t.input_tokens, t.output_tokens, t.time[:19]) for t in shown
+            ]
+            print_table(["run", "requests", "input", "output", "time (UTC)"], rows, sys.stdout)
+            if len(usage.per_turn) > len(shown):
+                print(f"(the last {len(shown)} of {len(usage.per_turn)} runs)")
     return 0
+
+
+_TURNS_SHOWN = 20
+
+
+def _usage_line(usage: Any) -> str:
+    return (
+        f"{usage.requests} requests, {usage.input_tokens} input tokens, "
+        f"{usage.output_tokens} output tokens"
+    )
 
 
 async def _search(store: SessionStore, args: argparse.Namespace) -> int:
@@ -113,77 +138,91 @@ async def _search(store: SessionStore, args: argparse.Namespace) -> int:
 
 async def _export(store: SessionStore, args: argparse.Namespace) -> int:
     await _known(store, args.session_id)
-    items = await store.session(args.session_id).get_items()
     if args.output is None:
-        write_jsonl(items, sys.stdout)
+        await store.export_jsonl(args.session_id, sys.stdout)  # type: ignore[attr-defined]
         return 0
-    await asyncio.to_thread(_write_file, args.output, items)
-    print(f"wrote {len(items)} items to {args.output}", file=sys.stderr)
+    count = await store.export_jsonl(args.session_id, args.output)  # type: ignore[attr-defined]
+    print(f"wrote {count} items to {args.output}", file=sys.stderr)
     return 0
-
-
-def _write_file(name: str, items: list[Item]) -> None:
-    path = Path(name).expanduser()
-    try:
-        with path.open("w", encoding="utf-8") as handle:
-            write_jsonl(items, handle)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _read_jsonl(path: Path) -> list[Item]:
-    if not path.is_file():
-        raise UserError(f"no such file: {path}")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    items: list[Item] = []
-    for number, raw in enumerate(data.splitlines(), 1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise UserError(
-                f"{path}:{number} is not UTF-8 text (byte {raw[exc.start]:#04x} at column "
-                f"{exc.start + 1}); export files are JSON lines in UTF-8"
-            ) from None
-        if not line.strip():
-            continue
-        try:
-            items.append(json.loads(line))
-        except (json.JSONDecodeError, RecursionError) as exc:
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-            raise UserError(f"{path}:{number} is not valid JSON ({reason})") from exc
-    problem = pairing_problem(items) if all(isinstance(item, dict) for item in items) else None
-    if problem is not None:
-        raise UserError(f"{path}: {problem}, which no model accepts; nothing was imported")
-    return items
 
 
 async def _import(store: SessionStore, args: argparse.Namespace) -> int:
     path = Path(args.file)
-    items = await asyncio.to_thread(_read_jsonl, path)
     session_id = path.stem if args.session is None else args.session
-    session = store.session(session_id)
-    held = await session.get_items(limit=1)
-    if held and not (args.append or args.replace):
+    info = await store.session_info(session_id)
+    if args.replace:
+        mode = "replace"
+    elif args.append or (info is not None and info.item_count == 0):
+        mode = "append"
+    elif info is not None:
         raise UserError(
             f"session {session_id!r} already has items in {store_name(store)}; pass --append "
             "to add these after them, --replace to replace them, or --session ID for another"
         )
-    if args.replace:
-        await session.replace_items(items)  # validated first, atomic
-        print(f"replaced session {session_id} with {len(items)} imported items")
     else:
-        await session.add_items(items)  # validated before anything is written
-        print(f"imported {len(items)} items into session {session_id}")
+        mode = "refuse"
+    result = await store.import_jsonl(path, session_id, mode)  # type: ignore[attr-defined]
+    if result.version == 0:
+        print(
+            f"note: {path} is in the old plain format (items only, no header); "
+            "`threadline sessions export` now writes a header with metadata and records",
+            file=sys.stderr,
+        )
+    if mode == "replace":
+        print(f"replaced session {session_id} with {result.items} imported items")
+    else:
+        print(f"imported {result.items} items into session {session_id}")
     return 0
 
 
 async def _fork(store: SessionStore, args: argparse.Namespace) -> int:
     await _known(store, args.session_id)
-    await store.session(args.session_id).fork(args.new_session_id)
-    print(f"forked {args.session_id} to {args.new_session_id}")
+    at_turn = getattr(args, "at_turn", None)
+    forked = await store.session(args.session_id).fork(args.new_session_id, at_turn=at_turn)
+    count = len(await forked.get_items())
+    turns = "" if at_turn is None else f" (turns before {at_turn})"
+    print(f"forked {args.session_id} to {args.new_session_id}: {count} items{turns}")
+    return 0
+
+
+_UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` or combinations such as ``1d12h``."""
+    spec = text.strip().lower()
+    parts = _DURATION.findall(spec)
+    if not spec or "".join(number + unit for number, unit in parts) != spec:
+        raise UserError(
+            f"cannot read the duration {text!r}: write a number and a unit (w, d, h, m, s), "
+            "such as 30d, 12h or 1d12h"
+        )
+    seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
+    if seconds <= 0:
+        raise UserError(f"the duration {text!r} must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+async def _prune(store: SessionStore, args: argparse.Namespace) -> int:
+    idle = None if args.idle is None else parse_duration(args.idle)
+    result = await store.prune(idle_for=idle, dry_run=args.dry_run)  # type: ignore[attr-defined]
+    if args.json:
+        _emit_json(
+            {
+                "sessions": result.sessions,
+                "items": result.items,
+                "busy": result.busy,
+                "dry_run": result.dry_run,
+            }
+        )
+        return 0
+    verb = "would delete" if result.dry_run else "deleted"
+    print(f"{verb} {len(result.sessions)} sessions ({result.items} items)")
+    for session_id in result.sessions:
+        print(f"  {session_id}")
+    if result.busy:
+        print(f"left {len(result.busy)} sessions in use alone: {', '.join(result.busy)}")
     return 0
 
 
@@ -196,11 +235,16 @@ async def _rm(store: SessionStore, args: argparse.Namespace) -> int:
 
 async def _stats(store: SessionStore, args: argparse.Namespace) -> int:
     counted = await store.stats()
+    usage = await store.usage()  # type: ignore[attr-defined]
     stats: dict[str, Any] = {
         "store": store_name(store),
         "sessions": counted.sessions,
         "items": counted.items,
         **{key: value for key, value in counted.details.items() if key != "database"},
+        "runs": usage.turns,
+        "requests": usage.requests,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
     }
     if args.json:
         _emit_json(stats)

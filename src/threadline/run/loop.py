@@ -675,6 +675,8 @@ async def _call_model(run: _Run) -> ModelResponse:
         if model_span is not None:
             model_span.attributes["usage"] = vars(response.usage).copy()
     run.context.usage.add(response.usage)
+    if run.memory is not None:
+        run.memory.note_request(request, response.usage)
     run.responses.append(response)
     return response
 

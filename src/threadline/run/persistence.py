@@ -17,9 +17,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from ..errors import UserError
-from ..items import Item, repair_orphans
+from ..items import Item, encode_item, repair_orphans
+from ..models.base import ModelRequest
+from ..sessions._handle import StoreSession
+from ..sessions._usage import USAGE_KEY, UsageLedger, calibrated_budget
 from ..sessions.base import SessionSettings, capabilities_of
+from ..sessions.codec import estimate_tokens
 from ..sessions.lease import declared_parameters, writer_lease
+from ..usage import Usage
 from .config import RunConfig, SessionInputCallback
 
 __all__ = ["SessionMemory", "check_session", "session_memory", "wants_wrapper"]
@@ -71,10 +76,31 @@ class SessionMemory:
         self._extra: dict[str, Any] = {"wrapper": context} if wants_wrapper(session) else {}
         self.keeps_records = "records" in capabilities_of(session)
         """Whether the session keeps records (a pending run is stored with it)."""
+        self._context = context
+        self.usage: UsageLedger | None = None
+        """This run's usage accounting, once :meth:`load_history` opened it (stores only)."""
+
+    async def token_budget(self) -> int | None:
+        """The window's ``max_tokens`` in estimated tokens, calibrated for this session."""
+        session, context = self.session, self._context
+        if (
+            self.usage is None
+            and context is not None
+            and isinstance(session, StoreSession)
+            and "records" in session.capabilities
+        ):
+            self.usage = UsageLedger(await session.get_record(USAGE_KEY), context.usage)
+        ratio = None if self.usage is None else self.usage.ratio
+        return calibrated_budget(self.settings.max_tokens, ratio)
+
+    def note_request(self, request: ModelRequest, reported: Usage) -> None:
+        """Calibrate with one model call: its reported input tokens against the estimate."""
+        if self.usage is not None:  # (a session never runs with server-side state)
+            self.usage.sample(reported.input_tokens, estimate_request(request))
 
     async def load_history(self) -> list[Item]:
         """The stored window this run sends, repaired so that it is valid to send."""
-        limit, max_tokens = self.settings.limit, self.settings.max_tokens
+        limit, max_tokens = self.settings.limit, await self.token_budget()
         get_window = getattr(self.session, "get_window", None)
         extra = self._extra
         if callable(get_window) and (not extra or _declares_wrapper(get_window)):
@@ -130,11 +156,17 @@ class SessionMemory:
     async def save(self, items: list[Item], records: Mapping[str, Any] | None = None) -> None:
         """Append one completed step (or the input) as one atomic batch, with ``records``
         (session records, in the same transaction) when given."""
+        batch: dict[str, Any] = {}
+        if (items or records) and self.usage is not None and self._context is not None:
+            # the run's usage so far rides with the step (or the pending run), in its transaction
+            batch.update(self.usage.records(self._context.usage))
         if records:
+            batch.update(records)
+        if batch:
             if items:
-                await self.session.add_items(list(items), records=records, **self._extra)
+                await self.session.add_items(list(items), records=batch, **self._extra)
             else:
-                await self.session.put_records(records)
+                await self.session.put_records(batch)
         elif items:
             await self.session.add_items(list(items), **self._extra)
 
@@ -151,6 +183,16 @@ async def _beside(main: Awaitable[list[Item]], other: Awaitable[None]) -> list[I
         raise
     await task
     return result
+
+
+def estimate_request(request: ModelRequest) -> int:
+    """Threadline's token estimate of what one request sends: its items (as stored windows
+    count them), its instructions and its tool schemas, four characters a token."""
+    tokens = sum(estimate_tokens(item) for item in request.input)
+    extra = len(request.instructions or "")
+    for tool in request.tools:
+        extra += len(tool.name) + len(tool.description) + len(encode_item(tool.parameters))
+    return tokens + -(-extra // 4)
 
 
 @asynccontextmanager

@@ -14,6 +14,8 @@
 * :class:`ItemCodec` / :class:`JsonCodec` — how a store seals items into stored payloads;
   :class:`EncryptionCodec` encrypts them at rest (``threadline[encryption]``), with
   :func:`key_from_env`, :func:`new_key` and :func:`reencrypt` (after a key rotation).
+* ``store.export_jsonl`` / ``store.import_jsonl`` — move a session between stores in the
+  versioned JSON lines format of :mod:`threadline.sessions.transfer` (:class:`ImportResult`).
 * :class:`StoreBackend` — the row-level interface a new backend implements.
 * :class:`Summary` / :func:`read_summary` — the compaction summary a session keeps (in the
   record :data:`SUMMARY_RECORD`), which windows put first (``docs/context.md``).
@@ -23,8 +25,11 @@
 from __future__ import annotations
 
 from ._handle import StoreSession
+from ._metadata import METADATA_SIZE_LIMIT
+from ._retention import PruneResult
 from ._search import search_terms
 from ._summary import SUMMARY_PREFIX, SUMMARY_RECORD, Summary, is_summary_item, read_summary
+from ._usage import SessionUsage, TurnUsage
 from .backend import (
     Fence,
     LeaseGrant,
@@ -50,16 +55,21 @@ from .memory import InMemoryDatabase, InMemorySession, InMemoryStore
 from .pending import PendingRun
 from .sqlite import SQLiteSession, SQLiteStore
 from .store import STORE_CAPABILITIES, SessionStore, Store, open_store, store_schemes
+from .transfer import EXPORT_FORMAT, EXPORT_VERSION, ImportResult
 
 __all__ = [
     "CAPABILITIES",
     "DEFAULT_LEASE_TTL",
+    "EXPORT_FORMAT",
+    "EXPORT_VERSION",
     "KEY_ENV_VAR",
+    "METADATA_SIZE_LIMIT",
     "STORE_CAPABILITIES",
     "SUMMARY_PREFIX",
     "SUMMARY_RECORD",
     "EncryptionCodec",
     "Fence",
+    "ImportResult",
     "InMemoryDatabase",
     "InMemorySession",
     "InMemoryStore",
@@ -68,6 +78,7 @@ __all__ = [
     "Lease",
     "LeaseGrant",
     "PendingRun",
+    "PruneResult",
     "SQLiteSession",
     "SQLiteStore",
     "SearchHit",
@@ -76,6 +87,7 @@ __all__ = [
     "SessionPage",
     "SessionSettings",
     "SessionStore",
+    "SessionUsage",
     "Store",
     "StoreBackend",
     "StoreSession",
@@ -83,6 +95,7 @@ __all__ = [
     "Summary",
     "TailWindow",
     "ThreadlineSession",
+    "TurnUsage",
     "capabilities_of",
     "estimate_tokens",
     "is_summary_item",

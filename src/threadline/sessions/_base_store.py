@@ -7,14 +7,19 @@ subclasses that only add their constructors (and, for SQLite, file-specific help
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ..errors import SessionClosedError, UserError
 from ._handle import StoreSession
+from ._metadata import check_metadata_filter, list_with_metadata
+from ._retention import StoreRetentionMixin
 from ._search import search_terms
+from ._usage import StoreUsageMixin
 from .backend import SearchHit, SessionPage, StoreBackend, StoreStats
 from .base import CAPABILITIES, SessionInfo, SessionSettings
 from .codec import ItemCodec, check_count, check_session_id
+from .transfer import TransferMixin
 
 __all__ = ["STORE_CAPABILITIES", "Store"]
 
@@ -25,7 +30,7 @@ STORE_CAPABILITIES = CAPABILITIES | {"search", "shared"}
 then excludes writers everywhere, not only in this store object)."""
 
 
-class Store:
+class Store(TransferMixin, StoreRetentionMixin, StoreUsageMixin):
     """A session store over one backend (see :class:`~threadline.sessions.SessionStore`).
 
     ``store.session(session_id)`` hands out light handles; the store owns the connections,
@@ -85,22 +90,40 @@ class Store:
         await self._backend.setup()
 
     async def list_sessions(
-        self, limit: int | None = None, after: str | None = None
+        self,
+        limit: int | None = None,
+        after: str | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        with_metadata: bool = False,
     ) -> SessionPage:
         """Sessions, most recently updated first, ``limit`` at a time (``None``: all).
 
         Pass the page's ``next_cursor`` as ``after`` to get the next page. A cleared session
-        is still listed (with no items); a deleted one is not.
+        is still listed (with no items); a deleted one is not. ``metadata={"user": "u1"}``
+        keeps only the sessions whose metadata holds every given key with an equal value
+        (a page may then hold fewer than ``limit`` sessions, and a cursor may lead to an
+        empty last page); with it, or with ``with_metadata=True``, each
+        :class:`SessionInfo` carries its ``metadata`` and ``title``.
         """
         limit = check_count(limit, "limit")
         if after is not None and (not isinstance(after, str) or not after):
             raise UserError(
                 f"after must be a cursor from a previous page (a string), got {after!r}"
             )
+        wanted = None if metadata is None else check_metadata_filter(metadata)
         self._check_open()
         if limit == 0:
             return SessionPage([], None)
-        infos, cursor = await self._backend.list_sessions(limit, after)
+        if wanted is None and not with_metadata:
+            infos, cursor = await self._backend.list_sessions(limit, after)
+            return SessionPage(infos, cursor)
+        if "records" not in self.capabilities:
+            raise UserError(
+                f"the session store {self._backend.where} keeps no session records, so it "
+                "cannot list sessions by metadata: use a store that offers 'records'"
+            )
+        infos, cursor = await list_with_metadata(self._backend, self.codec, limit, after, wanted)
         return SessionPage(infos, cursor)
 
     async def session_info(self, session_id: str) -> SessionInfo | None:

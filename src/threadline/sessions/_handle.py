@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import SessionClosedError, UserError
 from ..items import Item
+from ._lineage import ORIGIN_KEY, LineageMixin, fork_point, origin_record
+from ._metadata import MetadataMixin
+from ._retention import RetentionMixin
 from ._summary import forget_summary, forget_summary_if_cut, summary_window
-from ._window import check_fork_cut, item_pairs
+from ._usage import UsageMixin
 from .base import SessionSettings
 from .codec import (
     check_count,
@@ -36,7 +39,7 @@ __all__ = ["StoreSession"]
 H = TypeVar("H", bound="StoreSession")
 
 
-class StoreSession:
+class StoreSession(MetadataMixin, LineageMixin, RetentionMixin, UsageMixin):
     """A conversation history in a store: ``store.session(session_id)``.
 
     Implements the whole :class:`~threadline.sessions.ThreadlineSession` contract:
@@ -194,37 +197,42 @@ class StoreSession:
         await forget_summary(store, self.session_id, fence)  # first: never a stale summary
         await store._backend.replace(self.session_id, rows, fence)
 
-    async def fork(self: H, new_session_id: str, at: int | None = None) -> H:
+    async def fork(
+        self: H, new_session_id: str, at: int | None = None, *, at_turn: int | None = None
+    ) -> H:
         """A new session of this store holding a copy of the first ``at`` items (all when
-        ``None``); ``new_session_id`` must hold no items yet."""
+        ``None``), or of the first ``at_turn`` turns (negative: counted from the end);
+        ``new_session_id`` must hold no items yet. With records, the fork gets an
+        ``origin`` record (see :meth:`origin`)."""
         store = self._usable()
         new_session_id = check_session_id(new_session_id)
         at = check_count(at, "at")
         if new_session_id == self.session_id:
             raise UserError(f"cannot fork session {self.session_id!r} into itself: pick a new id")
+        at = await fork_point(store._backend, self.session_id, at, at_turn)
         if store.codec.plain_json:
             await store._backend.fork(self.session_id, new_session_id, at)
+            copied = None
         else:
-            await self._fork_resealed(new_session_id, at)
-        return type(self)._bind(store, new_session_id, self.session_settings)
+            copied = await self._fork_resealed(new_session_id, at)
+        forked = type(self)._bind(store, new_session_id, self.session_settings)
+        if "records" in store.capabilities:
+            if copied is None:
+                info = await store._backend.session_info(new_session_id)
+                copied = 0 if info is None else info.item_count
+            await forked.put_records({ORIGIN_KEY: origin_record(self.session_id, copied, at_turn)})
+        return forked
 
-    async def _fork_resealed(self, new_session_id: str, at: int | None) -> None:
+    async def _fork_resealed(self, new_session_id: str, at: int | None) -> int:
         """Fork through the codec: a sealed payload may be bound to its session (encryption
-        at rest binds it), so the copy is opened and sealed again for ``new_session_id``.
+        at rest binds it), so each copied payload is opened and sealed again for
+        ``new_session_id`` (see :meth:`StoreBackend.fork_resealed`)."""
+        codec, old_id = self.store.codec, self.session_id
 
-        The backend's own fork (with nothing to copy) checks that the new session is empty;
-        the copy is then one atomic append.
-        """
-        backend = self.store._backend
-        items = await backend.read(self.session_id, None)
-        if at is not None and at < len(items):
-            check_fork_cut(self.session_id, at, item_pairs(items))
-        await backend.fork(self.session_id, new_session_id, 0)
-        if at is not None:
-            items = items[:at]
-        rows = encode_items(items, self.store.codec, new_session_id)
-        if rows:
-            await backend.append(new_session_id, rows, None)
+        def reseal(payload: str | bytes) -> str | bytes:
+            return codec.seal(new_session_id, codec.open(old_id, payload))
+
+        return await self.store._backend.fork_resealed(old_id, new_session_id, at, reseal)
 
     # ------------------------------------------------------------------ session records
 

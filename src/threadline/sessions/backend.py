@@ -272,6 +272,36 @@ class StoreBackend(abc.ABC):
         """Copy the first ``at`` items (all when ``None``) into ``new_session_id``, which must
         hold no items (else :class:`~threadline.errors.UserError`)."""
 
+    async def fork_resealed(
+        self,
+        session_id: str,
+        new_session_id: str,
+        at: int | None,
+        reseal: Callable[[Payload], Payload],
+    ) -> int:
+        """:meth:`fork` for a codec whose payloads are bound to their session: each copied
+        payload is ``reseal(payload)`` (opened for ``session_id``, sealed for
+        ``new_session_id``); returns how many items were copied.
+
+        The default reads the items, encodes them again for the new session and appends them
+        in one transaction (after :meth:`fork` with nothing to copy checked the new session is
+        empty). A backend may copy the rows in one transaction instead, resealing each
+        payload and keeping its kind, call id and token count.
+        """
+        from ._window import check_fork_cut, item_pairs
+        from .codec import encode_items
+
+        items = await self.read(session_id, None)
+        if at is not None and at < len(items):
+            check_fork_cut(session_id, at, item_pairs(items))
+        await self.fork(session_id, new_session_id, 0)
+        if at is not None:
+            items = items[:at]
+        rows = encode_items(items, self.codec, new_session_id, validated=True)
+        if rows:
+            await self.append(new_session_id, rows, None)
+        return len(rows)
+
     # ------------------------------------------------------------------ session records
 
     async def get_record(self, session_id: str, key: str) -> Payload | None:
@@ -323,6 +353,62 @@ class StoreBackend(abc.ABC):
                     return info
             if after is None:
                 return None
+
+    async def list_sessions_with_record(
+        self,
+        limit: int | None,
+        after: str | None,
+        key: str,
+        select: Callable[[str, Payload | None], Any],
+    ) -> tuple[list[tuple[SessionInfo, Any]], str | None]:
+        """Sessions in :meth:`list_sessions` order for which ``select(session_id, payload)``
+        (``payload``: the session's record ``key``, or ``None`` when it has none) returns
+        something other than ``None``, each with what it returned, and the cursor after the
+        last one returned (``None`` when none may follow).
+
+        ``select`` may be called from any thread and may raise (the listing then fails). The default pages through
+        :meth:`list_sessions` and reads each record with :meth:`get_record`, asking for no
+        more sessions than are still wanted so the cursor is exact; a backend that can read
+        the records with the listing (a join) should override it. Only called when
+        ``"records"`` is in :attr:`capabilities`.
+        """
+        found: list[tuple[SessionInfo, Any]] = []
+        cursor = after
+        while True:
+            wanted = None if limit is None else limit - len(found)
+            infos, cursor = await self.list_sessions(wanted, cursor)
+            for info in infos:
+                selected = select(info.session_id, await self.get_record(info.session_id, key))
+                if selected is not None:
+                    found.append((info, selected))
+            if cursor is None or (limit is not None and len(found) >= limit):
+                return found, cursor
+
+    async def user_positions(self, session_id: str) -> list[int]:
+        """The positions of the session's user messages, oldest first (where its turns start).
+
+        The default reads the whole history; a backend that stores each item's kind beside
+        it should read only that.
+        """
+        from ..items import is_user_message
+
+        items = await self.read(session_id, None)
+        return [position for position, item in enumerate(items) if is_user_message(item)]
+
+    async def read_json(self, session_id: str) -> list[str]:
+        """Every item's compact JSON text (opened by the codec), oldest first: what an
+        export writes. The default reads the items and encodes them again; a backend that
+        keeps the JSON text may return it as stored, once it checked that each row is one
+        JSON object (a corrupt row is a :class:`~threadline.errors.CorruptItemError`, as on
+        any read)."""
+        from ..items import encode_item
+
+        return [encode_item(item) for item in await self.read(session_id, None)]
+
+    async def read_oldest(self, session_id: str, limit: int) -> list[Item]:
+        """The oldest ``limit`` items (``limit`` > 0), oldest first. The default reads the
+        whole history; a backend with an index on positions should read only those."""
+        return (await self.read(session_id, None))[:limit]
 
     async def search(
         self, terms: Sequence[str], limit: int, session_id: str | None

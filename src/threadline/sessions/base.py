@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -108,8 +108,11 @@ class ThreadlineSession(Session, Protocol):
         """Replace the whole history with ``items`` atomically (a compaction summary is dropped)."""
         ...
 
-    async def fork(self, new_session_id: str, at: int | None = None) -> Self:
-        """A new session holding a copy of the first ``at`` items (all when ``None``)."""
+    async def fork(
+        self, new_session_id: str, at: int | None = None, *, at_turn: int | None = None
+    ) -> Self:
+        """A new session holding a copy of the first ``at`` items (all when ``None``), or of
+        the first ``at_turn`` turns (negative: counted from the end)."""
         ...
 
     def lease(
@@ -276,12 +279,19 @@ class SessionSettings:
 
 @dataclass(frozen=True)
 class SessionInfo:
-    """One stored session as listed by a store: its id, size and timestamps (UTC)."""
+    """One stored session as listed by a store: its id, size and timestamps (UTC).
+
+    ``metadata`` (the session's metadata object) and ``title`` (its ``"title"`` entry) are
+    filled in only when the listing was asked for them (``list_sessions(metadata=...)`` or
+    ``with_metadata=True``); otherwise they are ``None``.
+    """
 
     session_id: str
     item_count: int
     created_at: datetime
     updated_at: datetime
+    title: str | None = None
+    metadata: dict[str, Any] | None = field(default=None, hash=False)
 
     @classmethod
     def from_timestamps(

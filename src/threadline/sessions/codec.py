@@ -53,6 +53,7 @@ __all__ = [
     "decode_record",
     "encode_items",
     "encode_record",
+    "encode_texts",
     "estimate_tokens",
     "gc_paused",
     "search_text",
@@ -170,17 +171,37 @@ def _kind(item: Item) -> tuple[int, str | None]:
 
 
 def encode_items(
-    items: object, codec: ItemCodec | None = None, session_id: str = ""
+    items: object,
+    codec: ItemCodec | None = None,
+    session_id: str = "",
+    *,
+    validated: bool = False,
 ) -> list[EncodedItem]:
     """Validate and serialise a batch, or raise :class:`UserError` naming the first bad item.
 
     With a ``codec`` other than plain JSON each payload is sealed by it (for ``session_id``).
+    ``validated=True``: the caller already checked every item (``validate_item``).
     """
-    checked = validate_items(items)
+    checked: list[Item] = items if validated else validate_items(items)  # type: ignore[assignment]
     encoded = []
     plain = codec is None or codec.plain_json
     for index, item in enumerate(checked):
         data = encode_item(item, index)
+        kind, call_id = _kind(item)
+        payload: str | bytes = data if plain or codec is None else codec.seal(session_id, data)
+        encoded.append(EncodedItem(payload, kind, call_id, estimate_tokens(data)))
+    return encoded
+
+
+def encode_texts(
+    items: list[Item], texts: list[str], codec: ItemCodec | None = None, session_id: str = ""
+) -> list[EncodedItem]:
+    """Rows for checked items whose JSON text the caller already has (``texts[i]`` decodes
+    to ``items[i]``; an import reads both from a file), sealed by ``codec``; the token
+    estimate counts the text as given."""
+    plain = codec is None or codec.plain_json
+    encoded = []
+    for item, data in zip(items, texts, strict=True):
         kind, call_id = _kind(item)
         payload: str | bytes = data if plain or codec is None else codec.seal(session_id, data)
         encoded.append(EncodedItem(payload, kind, call_id, estimate_tokens(data)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -306,6 +306,47 @@ class InMemoryBackend(StoreBackend):
                 return
             self._touch(db, new_session_id, time.time()).rows = list(rows)
 
+    async def fork_resealed(
+        self,
+        session_id: str,
+        new_session_id: str,
+        at: int | None,
+        reseal: Callable[[Payload], Payload],
+    ) -> int:
+        db = self._open()
+        with db.lock:  # one step, like fork: check, reseal every copied row, write
+            target = db.sessions.get(new_session_id)
+            if target is not None and target.rows:
+                raise UserError(
+                    f"cannot fork session {session_id!r} into {new_session_id!r}: that session "
+                    f"already holds {len(target.rows)} items; clear it first or pick a new id"
+                )
+            source = db.sessions.get(session_id)
+            if source is None:
+                return 0
+            if at is not None and at < len(source.rows):
+                check_fork_cut(
+                    session_id,
+                    at,
+                    (
+                        (position, row.kind, row.call_id)
+                        for position, row in enumerate(source.rows)
+                        if row.kind in (KIND_CALL, KIND_OUTPUT)
+                    ),
+                )
+            rows = source.rows if at is None else source.rows[:at]
+            copied = []
+            for position, row in enumerate(rows):
+                try:
+                    copied.append(row._replace(data=reseal(row.data)))
+                except ValueError as exc:
+                    raise CorruptItemError(
+                        session_id, position, f"the {self.codec.name} codec cannot open it: {exc}"
+                    ) from None
+            if copied:
+                self._touch(db, new_session_id, time.time()).rows = copied
+            return len(copied)
+
     # ------------------------------------------------------------------ the store
 
     async def delete(self, session_id: str) -> bool:
@@ -337,6 +378,67 @@ class InMemoryBackend(StoreBackend):
             ]
         more = limit is not None and len(page) > limit
         return infos, (f"t{page[limit - 1][0]}" if more and limit else None)
+
+    async def list_sessions_with_record(
+        self,
+        limit: int | None,
+        after: str | None,
+        key: str,
+        select: Callable[[str, Payload | None], Any],
+    ) -> tuple[list[tuple[SessionInfo, Any]], str | None]:
+        db = self._open()
+        below = _tick_cursor(after)
+        with db.lock:
+            ordered = sorted(
+                (
+                    (found.tick, session_id, found)
+                    for session_id, found in db.sessions.items()
+                    if below is None or found.tick < below
+                ),
+                key=lambda entry: entry[0],
+                reverse=True,
+            )
+            page: list[tuple[SessionInfo, Any]] = []
+            for index, (tick, session_id, found) in enumerate(ordered):
+                selected = select(session_id, found.records.get(key))
+                if selected is None:
+                    continue
+                info = SessionInfo.from_timestamps(
+                    session_id, len(found.rows), found.created_at, found.updated_at
+                )
+                page.append((info, selected))
+                if limit is not None and len(page) >= limit:
+                    more = index + 1 < len(ordered)
+                    return page, (f"t{tick}" if more else None)
+        return page, None
+
+    async def user_positions(self, session_id: str) -> list[int]:
+        db = self._open()
+        with db.lock:
+            found = db.sessions.get(session_id)
+            rows = [] if found is None else found.rows
+            return [index for index, row in enumerate(rows) if row.kind == KIND_USER]
+
+    async def read_json(self, session_id: str) -> list[str]:
+        db = self._open()
+        with db.lock:
+            found = db.sessions.get(session_id)
+            rows = [] if found is None else list(found.rows)
+        if not (self.codec.plain_json and all(row.data.__class__ is str for row in rows)):
+            return await StoreBackend.read_json(self, session_id)
+        texts = [str(row.data) for row in rows]
+        with gc_paused(len(texts) > _GC_PAUSE_ABOVE):
+            checked = decode_joined(ROW_SEPARATOR.join(texts), len(texts)) if texts else []
+        if checked is None:
+            self._decode(session_id, rows, 0)  # names the corrupt row
+        return texts
+
+    async def read_oldest(self, session_id: str, limit: int) -> list[Item]:
+        db = self._open()
+        with db.lock:
+            found = db.sessions.get(session_id)
+            taken = [] if found is None else found.rows[:limit]
+        return self._decode(session_id, taken, 0)
 
     async def session_info(self, session_id: str) -> SessionInfo | None:
         db = self._open()

@@ -180,6 +180,25 @@ class SQLiteBackend(StoreBackend):
             functools.partial(ops.fork, session_id=session_id, new_session_id=new_session_id, at=at)
         )
 
+    async def fork_resealed(
+        self,
+        session_id: str,
+        new_session_id: str,
+        at: int | None,
+        reseal: Callable[[Payload], Payload],
+    ) -> int:
+        copied: int = await self.engine.write(
+            functools.partial(
+                ops.fork_resealed,
+                codec=self.codec,
+                session_id=session_id,
+                new_session_id=new_session_id,
+                at=at,
+                reseal=reseal,
+            )
+        )
+        return copied
+
     # ------------------------------------------------------------------ session records
 
     async def get_record(self, session_id: str, key: str) -> Payload | None:
@@ -218,6 +237,42 @@ class SQLiteBackend(StoreBackend):
         )
         infos = [SessionInfo.from_timestamps(*row) for row in rows]
         return infos, None if cursor is None else f"{cursor[0]!r}:{cursor[1]}"
+
+    async def list_sessions_with_record(
+        self,
+        limit: int | None,
+        after: str | None,
+        key: str,
+        select: Callable[[str, Payload | None], Any],
+    ) -> tuple[list[tuple[SessionInfo, Any]], str | None]:
+        position = None if after is None else _parse_cursor(after)
+        rows, cursor = await self.engine.read(
+            functools.partial(
+                ops.list_sessions_with_record, limit=limit, after=position, key=key, select=select
+            )
+        )
+        page = [(SessionInfo.from_timestamps(*row), selected) for row, selected in rows]
+        return page, None if cursor is None else f"{cursor[0]!r}:{cursor[1]}"
+
+    async def user_positions(self, session_id: str) -> list[int]:
+        found: list[int] = await self.engine.read(
+            functools.partial(ops.user_positions, session_id=session_id)
+        )
+        return found
+
+    async def read_json(self, session_id: str) -> list[str]:
+        texts: list[str] | None = await self.engine.read(
+            functools.partial(ops.read_json, codec=self.codec, session_id=session_id)
+        )
+        if texts is None:
+            return await super().read_json(session_id)
+        return texts
+
+    async def read_oldest(self, session_id: str, limit: int) -> list[Item]:
+        found: list[Item] = await self.engine.read(
+            functools.partial(ops.read_oldest, codec=self.codec, session_id=session_id, limit=limit)
+        )
+        return found
 
     async def session_info(self, session_id: str) -> SessionInfo | None:
         row = await self.engine.read(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ...errors import CorruptItemError, LeaseLostError, SessionError, UserError
 from ...items import Item
@@ -42,18 +43,23 @@ __all__ = [
     "clear",
     "delete",
     "fork",
+    "fork_resealed",
     "get_record",
     "list_records",
     "list_sessions",
+    "list_sessions_with_record",
     "pop",
     "pop_turn",
     "put_records",
+    "read_json",
     "read_newest",
+    "read_oldest",
     "release_lease",
     "renew_lease",
     "replace",
     "session_info",
     "stats",
+    "user_positions",
     "window",
     "window_after_record",
     "window_since",
@@ -598,6 +604,55 @@ def fork(conn: sqlite3.Connection, session_id: str, new_session_id: str, at: int
     )
 
 
+def fork_resealed(
+    conn: sqlite3.Connection,
+    codec: ItemCodec,
+    session_id: str,
+    new_session_id: str,
+    at: int | None,
+    reseal: Callable[[Payload], Payload],
+) -> int:
+    """:func:`fork` through ``reseal`` (each payload opened and sealed for the new session),
+    in one transaction; returns how many items were copied."""
+    fork(conn, session_id, new_session_id, 0)  # checks that the new session is empty
+    source = _session(conn, session_id)
+    count = 0 if source is None else source[1] if at is None else min(at, source[1])
+    if source is None or count == 0:
+        return 0
+    if count < source[1]:
+        pairs = conn.execute(
+            "SELECT seq, kind, call_id FROM threadline_items "
+            f"WHERE sid = ? AND kind IN ({KIND_CALL:d}, {KIND_OUTPUT:d}) ORDER BY seq",
+            (source[0],),
+        )
+        try:
+            check_fork_cut(session_id, count, pairs)
+        finally:
+            pairs.close()
+    now = time.time()
+    target = _session(conn, new_session_id)
+    sid = target[0] if target is not None else _create_session(conn, new_session_id, now)
+    rows = []
+    for seq, kind, call_id, tokens, data in conn.execute(
+        "SELECT seq, kind, call_id, tokens, data FROM threadline_items "
+        "WHERE sid = ? AND seq < ? ORDER BY seq",
+        (source[0], count),
+    ):
+        try:
+            sealed = reseal(data)
+        except ValueError as exc:
+            raise CorruptItemError(
+                session_id, seq, f"the {codec.name} codec cannot open it: {exc}"
+            ) from None
+        rows.append((sid, seq, kind, call_id, tokens, sealed))
+    conn.executemany(_INSERT, rows)
+    conn.execute(
+        "UPDATE threadline_sessions SET item_count = ?, updated_at = ? WHERE sid = ?",
+        (count, now, sid),
+    )
+    return count
+
+
 def list_sessions(
     conn: sqlite3.Connection, limit: int | None, after: tuple[float, int] | None
 ) -> tuple[list[tuple[str, int, float, float]], tuple[float, int] | None]:
@@ -622,6 +677,109 @@ def list_sessions(
     page = [(str(r[0]), int(r[1]), float(r[2]), float(r[3])) for r in rows]
     cursor = (float(rows[-1][3]), int(rows[-1][4])) if more and rows else None
     return page, cursor
+
+
+def list_sessions_with_record(
+    conn: sqlite3.Connection,
+    limit: int | None,
+    after: tuple[float, int] | None,
+    key: str,
+    select: Callable[[str, Payload | None], Any],
+) -> tuple[list[tuple[tuple[str, int, float, float], Any]], tuple[float, int] | None]:
+    """Sessions newest first with their record ``key``, those ``select`` keeps (one join
+    along the listing index); returns ``(row, selected)`` pairs and the next cursor."""
+    sql = (
+        "SELECT s.session_id, s.item_count, s.created_at, s.updated_at, s.sid, r.data "
+        "FROM threadline_sessions AS s LEFT JOIN threadline_records AS r "
+        "ON r.sid = s.sid AND r.key = ?"
+    )
+    params: list[object] = [key]
+    if after is not None:
+        sql += " WHERE s.updated_at <= ? AND (s.updated_at < ? OR s.sid < ?)"
+        params += [after[0], after[0], after[1]]
+    sql += " ORDER BY s.updated_at DESC, s.sid DESC"
+    cursor = conn.execute(sql, params)
+    page: list[tuple[tuple[str, int, float, float], Any]] = []
+    try:
+        for session_id, count, created, updated, sid, data in cursor:
+            selected = select(str(session_id), data)
+            if selected is None:
+                continue
+            page.append(((str(session_id), int(count), float(created), float(updated)), selected))
+            if limit is not None and len(page) >= limit:
+                more = cursor.fetchone() is not None
+                return page, ((float(updated), int(sid)) if more else None)
+    finally:
+        cursor.close()
+    return page, None
+
+
+def user_positions(conn: sqlite3.Connection, session_id: str) -> list[int]:
+    """The positions of the session's user messages, oldest first (from the kind column)."""
+    found = _session(conn, session_id)
+    if found is None:
+        return []
+    return [
+        seq
+        for (seq,) in conn.execute(
+            "SELECT seq FROM threadline_items WHERE sid = ? AND kind = ? ORDER BY seq",
+            (found[0], KIND_USER),
+        )
+    ]
+
+
+if sqlite3.sqlite_version_info >= (3, 44, 0):
+    _CONCAT_UP = f"group_concat(data, '{ROW_SEPARATOR}' ORDER BY seq)"
+else:
+    _CONCAT_UP = f"group_concat(data, '{ROW_SEPARATOR}')"
+
+_OLDEST_CHUNK = (
+    f"SELECT count(*), max(seq), {_CONCAT_UP} FROM ("
+    "SELECT seq, data FROM threadline_items WHERE sid = ? AND seq > ? ORDER BY seq LIMIT ?)"
+)
+
+
+def read_json(conn: sqlite3.Connection, codec: ItemCodec, session_id: str) -> list[str] | None:
+    """Every item's stored JSON text, oldest first, each checked to be one JSON object; or
+    ``None`` when the codec is not plain JSON or a row is not (the caller then reads the
+    items, which names a corrupt row)."""
+    if not codec.plain_json:
+        return None
+    found = _session(conn, session_id)
+    if found is None:
+        return []
+    texts: list[str] = []
+    above = -1
+    with gc_paused(found[1] > _GC_PAUSE_ABOVE):
+        while True:
+            count, top, joined = _fetch_chunk(conn, _OLDEST_CHUNK, (found[0], above, _CHUNK * 5))
+            if not count:
+                return texts
+            if joined is None or "\n" in joined or decode_joined(joined, count) is None:
+                return None  # (compact JSON never holds a raw line feed)
+            texts += joined.split(ROW_SEPARATOR)
+            above = top
+            if count < _CHUNK * 5:
+                return texts
+
+
+def read_oldest(
+    conn: sqlite3.Connection, codec: ItemCodec, session_id: str, limit: int
+) -> list[Item]:
+    """The oldest ``limit`` items, oldest first."""
+    found = _session(conn, session_id)
+    if found is None:
+        return []
+    items = []
+    for seq, data in conn.execute(
+        "SELECT seq, CAST(data AS BLOB) FROM threadline_items WHERE sid = ? ORDER BY seq LIMIT ?",
+        (found[0], limit),
+    ).fetchall():
+        item, problem = decode_payload(codec, session_id, data)
+        if item is None:
+            raise CorruptItemError(session_id, seq, problem)
+        items.append(item)
+    return items
 
 
 def session_info(conn: sqlite3.Connection, session_id: str) -> tuple[str, int, float, float] | None:

@@ -50,10 +50,13 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 from ...items import MAX_DEPTH, Item, function_call, function_call_output, user_message
 from ._harness import SessionFactory, asyncio_test, sample_history
+from ._listing import ListingTests
 from ._optional import OptionalCapabilityTests
 from ._reference import check_window, reference_pop_turn, reference_window
+from ._retention import RetentionTests
 from ._stateful import run_stateful
 from ._store import StoreOpener, StoreTests
+from ._transfer import TransferTests
 
 __all__ = [
     "SessionConformance",
@@ -339,7 +342,7 @@ StoreFactory = Callable[[], Any]
 """Opens a new store object on this test's storage (or returns an awaitable of one)."""
 
 
-class StoreConformance(SessionConformance, StoreTests):
+class StoreConformance(SessionConformance, StoreTests, ListingTests, TransferTests, RetentionTests):
     """The session tests on handles of a store, plus the store-level tests.
 
     Override ``make_store`` (and optionally ``store_lifespan``, ``corrupt_item`` and

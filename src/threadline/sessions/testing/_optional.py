@@ -13,6 +13,7 @@ from ...errors import SessionBusyError, UserError
 from ...items import assistant_message, function_call, function_call_output, user_message
 from ..lease import writer_lease
 from ._harness import ConformanceHarness, SessionFactory, asyncio_test, sample_history
+from ._metadata import LineageTests, MetadataTests, UsageTests
 from ._records import RecordTests
 from ._reference import check_window, reference_pop_turn, reference_window
 from ._summary import SummaryTests
@@ -20,7 +21,9 @@ from ._summary import SummaryTests
 __all__ = ["OptionalCapabilityTests"]
 
 
-class OptionalCapabilityTests(RecordTests, SummaryTests, ConformanceHarness):
+class OptionalCapabilityTests(
+    RecordTests, SummaryTests, MetadataTests, UsageTests, LineageTests, ConformanceHarness
+):
     """The tests of every optional capability (see :data:`~threadline.sessions.CAPABILITIES`)."""
 
     # ------------------------------------------------------------------ get_window

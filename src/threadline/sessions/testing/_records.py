@@ -126,7 +126,8 @@ class RecordTests(ConformanceHarness):
             await first.add_items([user_message("hi")])
             forked = await first.fork("records-forked")
             assert await forked.get_items() == [user_message("hi")]
-            assert await forked.list_records() == {}  # a fork does not copy records
+            # A fork copies no records; it gets its own "origin" record.
+            assert list(await forked.list_records()) == ["origin"]
 
     def _offered(self, session: object) -> frozenset[str]:
         from ..base import capabilities_of
