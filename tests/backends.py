@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import os
+import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +23,8 @@ import pytest
 
 from threadline.sessions import InMemoryDatabase, InMemoryStore, SQLiteStore, Store, StoreBackend
 from threadline.sessions.memory import InMemoryBackend
+
+from .services import require_service
 
 StoreFactory = Callable[[], Any]
 
@@ -185,6 +190,66 @@ def _sqlite_file(tmp_path: Path) -> StoreFactory:
     return lambda: SQLiteStore(tmp_path / "sessions.db")
 
 
+POSTGRES_HOST = os.environ.get("THREADLINE_TEST_PG_HOST", "127.0.0.1")
+POSTGRES_PORT = int(os.environ.get("THREADLINE_TEST_PG_PORT", "5432"))
+POSTGRES_URL = f"postgresql://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/test"
+"""The test database (trust auth); each test store gets a schema of its own in it."""
+
+POSTGRES_SCHEMAS: list[str] = []
+"""Schemas made by tests and not dropped yet (tests/conftest.py drops them after each test)."""
+
+
+def require_postgres() -> None:
+    """Skip (or fail, with ``THREADLINE_REQUIRE_SERVICES=1``) without the test server."""
+    require_service("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)
+
+
+def new_postgres_schema() -> str:
+    """A fresh schema name, dropped after the test."""
+    require_postgres()
+    schema = f"tlt_{uuid.uuid4().hex[:16]}"
+    POSTGRES_SCHEMAS.append(schema)
+    return schema
+
+
+def _postgres(tmp_path: Path) -> StoreFactory:
+    from threadline.sessions.postgres import PostgresStore
+
+    schema = new_postgres_schema()
+    return lambda: PostgresStore(POSTGRES_URL, schema=schema, create=True, pool_size=4)
+
+
+def _postgres_encrypted(tmp_path: Path) -> StoreFactory:
+    from threadline.sessions.postgres import PostgresStore
+
+    schema = new_postgres_schema()
+    return lambda: PostgresStore(
+        POSTGRES_URL, schema=schema, create=True, pool_size=4, codec=_encryption_codec()
+    )
+
+
+async def postgres_execute(store: Store, sql: str, *args: Any) -> None:
+    """Run one statement on a PostgreSQL test store's database, bypassing the store."""
+    pool = await store._backend.pools.pool()  # type: ignore[attr-defined]
+    async with pool.acquire() as conn:
+        await conn.execute(sql, *args)
+
+
+async def _corrupt_postgres(store: Store, session_id: str, position: int) -> None:
+    await postgres_execute(
+        store,
+        "UPDATE threadline_items SET data = 'not json' WHERE skey = $1 AND seq = $2",
+        hashlib.sha256(session_id.encode("utf-8")).digest(),
+        position,
+    )
+
+
+async def _newer_postgres(store: Store) -> None:
+    await postgres_execute(
+        store, "INSERT INTO threadline_migrations (version, description) VALUES (99, 'future')"
+    )
+
+
 TEST_KEY = bytes(range(32))
 """The master key of the encrypted configurations (tests only)."""
 
@@ -227,6 +292,20 @@ BACKENDS: list[Backend] = [
         _sqlite_encrypted,
         corrupt_item=_corrupt_sqlite,
         make_schema_newer=_newer_sqlite,
+    ),
+    Backend(
+        "postgres",
+        _postgres,
+        corrupt_item=_corrupt_postgres,
+        make_schema_newer=_newer_postgres,
+        marks=(pytest.mark.postgres,),
+    ),
+    Backend(
+        "postgres-encrypted",
+        _postgres_encrypted,
+        corrupt_item=_corrupt_postgres,
+        make_schema_newer=_newer_postgres,
+        marks=(pytest.mark.postgres,),
     ),
 ]
 """Every backend configuration; backend-parametrised tests use ``[b.param for b in BACKENDS]``."""

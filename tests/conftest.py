@@ -71,3 +71,28 @@ def _no_ambient_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never pick up a developer's real key or endpoint from the environment."""
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "THREADLINE_MODEL", "OPENAI_ORG_ID"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _drop_postgres_schemas() -> Iterator[None]:
+    """Drop the PostgreSQL schemas a test's stores were given (tests/backends.py)."""
+    yield
+    from .backends import POSTGRES_SCHEMAS, POSTGRES_URL
+
+    if not POSTGRES_SCHEMAS:
+        return
+    schemas = list(POSTGRES_SCHEMAS)
+    POSTGRES_SCHEMAS.clear()
+    import asyncio
+
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            for schema in schemas:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())

@@ -29,7 +29,10 @@ ThreadlineError
     ├── LeaseLostError            a run's lease was taken over: its writes are refused
     ├── SessionClosedError        the session handle or its store was closed (a RuntimeError too)
     ├── CorruptItemError          a stored row cannot be decoded
-    └── SchemaVersionError        the store was written by a newer threadline
+    ├── SchemaVersionError        the store was written by a newer threadline
+    ├── SchemaMissingError        a database server holds no (or an older) threadline schema
+    └── StoreUnavailableError     the store's server cannot be reached, refused the login,
+                                  dropped the connection or has no free connection
 ```
 
 Every message says what happened and what to do about it, in one line.
@@ -57,12 +60,14 @@ __all__ = [
     "OutputGuardrailTripwireTriggered",
     "PendingRunError",
     "RunError",
+    "SchemaMissingError",
     "SchemaVersionError",
     "SessionBusyError",
     "SessionClosedError",
     "SessionError",
     "SettingsError",
     "StaleRunStateError",
+    "StoreUnavailableError",
     "ThreadlineError",
     "ToolArgumentsError",
     "ToolError",
@@ -318,6 +323,27 @@ class CorruptItemError(SessionError):
 
 class SchemaVersionError(SessionError):
     """The store was created by a newer version of threadline than this one."""
+
+
+class SchemaMissingError(SessionError):
+    """A database server's store has no threadline schema yet, or an older one.
+
+    Server stores never create or upgrade their schema on their own: run
+    ``threadline db migrate --store URL`` (or ``await store.setup()``) once per deployment.
+    """
+
+
+class StoreUnavailableError(SessionError):
+    """The store's server could not be reached, refused the login, dropped the connection
+    (a restart, a network cut) or had no free connection in time.
+
+    ``server`` names it (``host:port/database``, never a password). Reads were retried before
+    this was raised; a write was retried only where a retry cannot apply it twice.
+    """
+
+    def __init__(self, message: str, *, server: str = "") -> None:
+        self.server = server
+        super().__init__(message)
 
 
 class _ToolGuardrailTripwire(GuardrailTripwireTriggered):

@@ -46,6 +46,7 @@ def test_public_names_are_complete_and_sorted() -> None:
         "lease",
         "memory",
         "pending",
+        "postgres",
         "sqlite",
         "store",
         "testing",

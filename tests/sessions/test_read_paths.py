@@ -9,6 +9,7 @@ never a valid row swallowed.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import os
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from threadline.errors import CorruptItemError
 from threadline.sessions import SQLiteStore
 
-from ..backends import BACKENDS, Backend
+from ..backends import BACKENDS, Backend, postgres_execute
 
 FUZZ = settings(
     max_examples=int(os.environ.get("THREADLINE_FUZZ_EXAMPLES", "40")),
@@ -101,6 +102,16 @@ async def _set_rows(store: Any, session_id: str, rows: list[str]) -> None:
                 )
 
         await store._engine.write(write)
+    elif hasattr(store._backend, "pools"):  # PostgreSQL
+        for seq, row in enumerate(rows):
+            data = row if store.codec.plain_json else store.codec.seal(session_id, row)
+            await postgres_execute(
+                store,
+                "UPDATE threadline_items SET data = $1 WHERE skey = $2 AND seq = $3",
+                data.encode("utf-8") if isinstance(data, str) else data,
+                hashlib.sha256(session_id.encode("utf-8")).digest(),
+                seq,
+            )
     else:
         stored = store._backend.db.sessions[session_id].rows
         for seq, row in enumerate(rows):

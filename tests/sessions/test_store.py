@@ -63,7 +63,7 @@ async def test_absolute_sqlite_url_and_options(tmp_path: Path) -> None:
 
 def test_memory_url() -> None:
     assert isinstance(open_store("memory://"), InMemoryStore)
-    assert store_schemes() == ["memory", "sqlite"]
+    assert store_schemes() == ["memory", "postgres", "postgresql", "sqlite"]
 
 
 @pytest.mark.parametrize(

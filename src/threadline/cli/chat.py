@@ -305,4 +305,18 @@ def run_repl(app: ChatApp, stdin: TextIO | None = None) -> int:
         # A chat in which every turn failed did not do its job (scripts can tell).
         return 1 if turns and failed == turns else 0
     finally:
+        _close_loop(loop)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Close ``loop`` as ``asyncio.run`` does: cancel what is left on it first, so a store's
+    connection pool bound to it (PostgreSQL) closes its connections."""
+    try:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
         loop.close()

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-__all__ = ["SNIPPET_WORDS", "fold", "make_snippet", "matches", "search_terms"]
+__all__ = ["SNIPPET_WORDS", "fold", "make_snippet", "matches", "search_terms", "word_set"]
 
 SNIPPET_WORDS = 12
 """About how many words a snippet shows around the first match."""
@@ -30,6 +30,12 @@ def search_terms(text: str) -> list[str]:
     ``"Golden-Gate café"`` looks for ``golden``, ``gate`` and ``cafe``.
     """
     return _WORD.findall(fold(text))
+
+
+def word_set(text: str) -> set[str]:
+    """The distinct words of ``text`` as a search matches them (lower case, no accents): what
+    a backend with its own word index (PostgreSQL's ``tsvector``) stores for an item."""
+    return set(_WORD.findall(fold(text)))
 
 
 def matches(text: str, terms: Sequence[str]) -> bool:

@@ -83,6 +83,8 @@ class SessionStore(Protocol):
 _SCHEMES: dict[str, tuple[str, str, str | None]] = {
     "sqlite": ("threadline.sessions.sqlite", "SQLiteStore", None),
     "memory": ("threadline.sessions.memory", "InMemoryStore", None),
+    "postgresql": ("threadline.sessions.postgres", "PostgresStore", "postgres"),
+    "postgres": ("threadline.sessions.postgres", "PostgresStore", "postgres"),
 }
 
 
@@ -99,6 +101,10 @@ def open_store(url: str, **options: Any) -> Store:
       in-memory database); query parameters set :class:`SQLiteStore` options
       (``?synchronous=NORMAL&lock_timeout=10``). A bare path with no scheme is a SQLite file.
     * ``memory://`` — an :class:`~threadline.sessions.InMemoryStore`, gone with the process.
+    * ``postgresql://user@host:5432/db`` (or ``postgres://``) — a
+      :class:`~threadline.sessions.postgres.PostgresStore` (the ``postgres``
+      extra: ``pip install -e '.[postgres]'`` in a checkout); query parameters set its options (``?pool_size=20``). Its
+      schema is made by ``await store.setup()`` / ``threadline db migrate --store URL``.
 
     ``options`` are passed to the store's constructor (``codec=`` for example). An unknown
     scheme, a malformed URL or a backend whose extra is missing raises

@@ -1,0 +1,471 @@
+"""Scale-out benchmark: per-turn store time of SQLite and PostgreSQL (more backends plug in).
+
+A *store turn* is what a run asks of its store per turn: a window read (the newest 50 items,
+cut at a turn boundary), the input append and the step append. Two measurements:
+
+* **concurrency** — 1, 8 and 64 sessions at once, spread over 4 OS processes (1 session: one
+  process), each session doing store turns back to back for ``--seconds``; turns per second
+  over all processes and p50 / p99 of one store turn.
+* **history length** — the windowed store turn's median time on a session holding 1k items vs
+  one holding 1M (built by a bulk insert); the target is a ratio of at most 1.2.
+
+    PYTHONPATH=src .venv/bin/python bench/scale.py                       # every backend
+    PYTHONPATH=src .venv/bin/python bench/scale.py --only postgres --quick
+    PYTHONPATH=src .venv/bin/python bench/scale.py --json results/scale.json
+
+A backend is a :class:`Side` subclass registered in :data:`SIDES`: ``open()`` / ``close()``,
+``turn(session_id, marker)`` and, for the history measurement, ``bulk(session_id, count)``.
+The OpenAI Agents SDK's ``SQLAlchemySession`` (asyncpg) is the ``sdk-sqlalchemy`` side; it
+needs ``pip install -r bench/requirements-scale.txt`` and is skipped when that is missing.
+Results: ``docs/deployment.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, ClassVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _items import assistant_item, assistant_text, user_item
+
+PG_URL = os.environ.get("THREADLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+WINDOW = 50
+PROCESSES = 4
+
+
+class Side:
+    """One backend under test; ``target`` names its storage (a file, a schema), made by
+    :meth:`make_target` in the parent and shared by every process."""
+
+    name: ClassVar[str] = ""
+    history: ClassVar[bool] = True
+    """Whether the history-length measurement runs on this side."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    @classmethod
+    def available(cls) -> str | None:
+        """``None`` when this side can run here, else why not."""
+        return None
+
+    @classmethod
+    async def make_target(cls) -> str:
+        """Create fresh storage; returns its name."""
+        raise NotImplementedError
+
+    @classmethod
+    async def drop_target(cls, target: str) -> None:
+        """Remove the storage again."""
+
+    async def open(self) -> None:
+        """Connect (called once per process)."""
+
+    async def close(self) -> None:
+        """Disconnect."""
+
+    async def turn(self, session_id: str, marker: str) -> None:
+        """One store turn on ``session_id``."""
+        raise NotImplementedError
+
+    async def bulk(self, session_id: str, count: int) -> None:
+        """Give ``session_id`` ``count`` stored items (alternating user / assistant) fast."""
+        raise NotImplementedError
+
+
+class ThreadlineSide(Side):
+    """A threadline store: ``get_window`` + two ``add_items``."""
+
+    store: Any
+
+    def make_store(self) -> Any:
+        raise NotImplementedError
+
+    async def open(self) -> None:
+        self.store = self.make_store()
+
+    async def close(self) -> None:
+        await self.store.aclose()
+
+    async def turn(self, session_id: str, marker: str) -> None:
+        session = self.store.session(session_id)
+        await session.get_window(max_items=WINDOW)
+        await session.add_items([user_item(marker)])
+        await session.add_items([assistant_item(assistant_text(marker), f"msg_{marker}")])
+
+
+class SQLiteSide(ThreadlineSide):
+    name = "sqlite"
+
+    @classmethod
+    async def make_target(cls) -> str:
+        return str(Path(tempfile.mkdtemp(prefix="tl-scale-")) / "scale.db")
+
+    @classmethod
+    async def drop_target(cls, target: str) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(target + suffix).unlink(missing_ok=True)  # noqa: ASYNC240
+
+    def make_store(self) -> Any:
+        from threadline.sessions import SQLiteStore
+
+        return SQLiteStore(self.target)
+
+    async def bulk(self, session_id: str, count: int) -> None:
+        import sqlite3
+
+        store = self.make_store()
+        await store.session(session_id).add_items([user_item("seed")])
+        await store.aclose()
+        rows = _bulk_rows(count)
+        conn = sqlite3.connect(self.target)
+        with conn:
+            (sid,) = conn.execute(
+                "SELECT sid FROM threadline_sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            conn.execute("DELETE FROM threadline_items WHERE sid = ?", (sid,))
+            conn.executemany(
+                "INSERT INTO threadline_items (sid, seq, kind, call_id, tokens, data) "
+                "VALUES (?, ?, ?, NULL, ?, ?)",
+                ((sid, seq, kind, tokens, data) for seq, (kind, tokens, data) in enumerate(rows)),
+            )
+            conn.execute(
+                "UPDATE threadline_sessions SET item_count = ?, indexed = ? WHERE sid = ?",
+                (count, count, sid),
+            )
+        conn.close()
+
+
+class PostgresSide(ThreadlineSide):
+    name = "postgres"
+
+    @classmethod
+    def available(cls) -> str | None:
+        return _pg_reachable()
+
+    @classmethod
+    async def make_target(cls) -> str:
+        from threadline.sessions.postgres import PostgresStore
+
+        schema = f"tl_scale_{uuid.uuid4().hex[:10]}"
+        store = PostgresStore(PG_URL, schema=schema)
+        await store.setup()
+        await store.aclose()
+        return schema
+
+    @classmethod
+    async def drop_target(cls, target: str) -> None:
+        await _pg_execute(f'DROP SCHEMA IF EXISTS "{target}" CASCADE')
+
+    def make_store(self) -> Any:
+        from threadline.sessions.postgres import PostgresStore
+
+        return PostgresStore(PG_URL, schema=self.target, pool_size=8)
+
+    async def bulk(self, session_id: str, count: int) -> None:
+        import hashlib
+
+        store = self.make_store()
+        await store.session(session_id).add_items([user_item("seed")])
+        await store.aclose()
+        skey = hashlib.sha256(session_id.encode()).digest()
+        user = json.dumps(user_item("bulk"), separators=(",", ":"))
+        answer = json.dumps(
+            assistant_item(assistant_text("bulk"), "msg_bulk"), separators=(",", ":")
+        )
+        await _pg_execute(
+            f'SET search_path = "{self.target}"; '
+            "DELETE FROM threadline_items WHERE skey = $1; "
+            "INSERT INTO threadline_items (skey, seq, kind, tokens, data) "
+            "SELECT $1, n, CASE WHEN n % 2 = 0 THEN 1 ELSE 0 END, "
+            "CASE WHEN n % 2 = 0 THEN $3::int ELSE $4::int END, "
+            "convert_to(CASE WHEN n % 2 = 0 THEN $5::text ELSE $6::text END, 'UTF8') "
+            "FROM generate_series(0, $2 - 1) AS n; "
+            "UPDATE threadline_sessions SET item_count = $2 WHERE skey = $1; "
+            "ANALYZE threadline_items",
+            skey,
+            count,
+            -(-len(user) // 4),
+            -(-len(answer) // 4),
+            user,
+            answer,
+        )
+
+
+class SdkSQLAlchemySide(Side):
+    """The OpenAI Agents SDK's ``SQLAlchemySession`` on the same PostgreSQL (asyncpg); its
+    per-turn read is ``get_items(limit=50)`` (it has no window)."""
+
+    name = "sdk-sqlalchemy"
+    history = False  # its bulk load goes through add_items: minutes for 1M items
+
+    @classmethod
+    def available(cls) -> str | None:
+        try:
+            import sqlalchemy  # noqa: F401
+            from agents.extensions.memory import SQLAlchemySession  # noqa: F401
+        except ImportError as exc:
+            return f"{exc.name} missing: pip install -r bench/requirements-scale.txt"
+        return _pg_reachable()
+
+    @classmethod
+    async def make_target(cls) -> str:
+        schema = f"tl_sdk_{uuid.uuid4().hex[:10]}"
+        await _pg_execute(f'CREATE SCHEMA "{schema}"')
+        side = cls(schema)
+        await side.open()
+        try:  # its tables, once (four processes creating them at once collide)
+            await side._session("setup", create=True).get_items()
+        finally:
+            await side.close()
+        return schema
+
+    @classmethod
+    async def drop_target(cls, target: str) -> None:
+        await _pg_execute(f'DROP SCHEMA IF EXISTS "{target}" CASCADE')
+
+    async def open(self) -> None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        url = PG_URL.replace("postgresql://", "postgresql+asyncpg://")
+        self.engine = create_async_engine(
+            url,
+            pool_size=8,
+            max_overflow=0,
+            connect_args={"server_settings": {"search_path": self.target}},
+        )
+        self.sessions: dict[str, Any] = {}
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def _session(self, session_id: str, create: bool = False) -> Any:
+        from agents.extensions.memory import SQLAlchemySession
+
+        found = self.sessions.get(session_id)
+        if found is None:
+            found = SQLAlchemySession(session_id, engine=self.engine, create_tables=create)
+            self.sessions[session_id] = found
+        return found
+
+    async def turn(self, session_id: str, marker: str) -> None:
+        session = self._session(session_id)
+        await session.get_items(limit=WINDOW)
+        await session.add_items([user_item(marker)])
+        await session.add_items([assistant_item(assistant_text(marker), f"msg_{marker}")])
+
+    async def bulk(self, session_id: str, count: int) -> None:
+        session = self._session(session_id)
+        chunk = 5000
+        for start in range(0, count, chunk):
+            await session.add_items(
+                [
+                    user_item("bulk") if n % 2 == 0 else assistant_item("bulk", "msg_bulk")
+                    for n in range(start, min(count, start + chunk))
+                ]
+            )
+
+
+SIDES: dict[str, type[Side]] = {
+    side.name: side for side in (SQLiteSide, PostgresSide, SdkSQLAlchemySide)
+}
+"""Every backend the benchmark knows (a Redis side registers here too)."""
+
+
+def _bulk_rows(count: int) -> list[tuple[int, int, str]]:
+    user = json.dumps(user_item("bulk"), separators=(",", ":"))
+    answer = json.dumps(assistant_item(assistant_text("bulk"), "msg_bulk"), separators=(",", ":"))
+    rows = [(1, -(-len(user) // 4), user), (0, -(-len(answer) // 4), answer)]
+    return [rows[n % 2] for n in range(count)]
+
+
+def _pg_reachable() -> str | None:
+    import socket
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(PG_URL)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5432), 1):
+            return None
+    except OSError:
+        return f"no PostgreSQL at {parts.hostname}:{parts.port or 5432}"
+
+
+async def _pg_execute(sql: str, *args: Any) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_URL)
+    try:
+        if args:
+            async with conn.transaction():
+                statements = [part for part in sql.split("; ") if part.strip()]
+                for statement in statements:
+                    used = sorted({int(n) for n in _params(statement)})
+                    await conn.execute(_renumber(statement, used), *[args[n - 1] for n in used])
+        else:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _params(statement: str) -> list[str]:
+    import re
+
+    return re.findall(r"\$(\d+)", statement)
+
+
+def _renumber(statement: str, used: list[int]) -> str:
+    import re
+
+    mapping = {old: new for new, old in enumerate(used, start=1)}
+    return re.sub(r"\$(\d+)", lambda m: f"${mapping[int(m.group(1))]}", statement)
+
+
+# ---------------------------------------------------------------------- one process
+
+
+def _worker(
+    name: str, target: str, sessions: list[str], seconds: float, start_at: float
+) -> dict[str, Any]:
+    side = SIDES[name](target)
+
+    async def main() -> dict[str, Any]:
+        await side.open()
+        latencies: list[float] = []
+        try:
+            for session_id in sessions:  # warm up: connections, prepared statements
+                await side.turn(session_id, f"warm-{session_id}")
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            stop = time.perf_counter() + seconds
+            began = time.time()
+
+            async def loop(session_id: str) -> None:
+                n = 0
+                while time.perf_counter() < stop:
+                    started = time.perf_counter()
+                    await side.turn(session_id, f"{session_id}-{n}")
+                    latencies.append(time.perf_counter() - started)
+                    n += 1
+
+            await asyncio.gather(*(loop(s) for s in sessions))
+            ended = time.time()
+        finally:
+            await side.close()
+        return {"latencies": latencies, "began": began, "ended": ended}
+
+    return asyncio.run(main())
+
+
+def _history_worker(name: str, target: str, sizes: list[int], turns: int) -> dict[str, float]:
+    side = SIDES[name](target)
+
+    async def main() -> dict[str, float]:
+        await side.open()
+        times: dict[int, list[float]] = {size: [] for size in sizes}
+        try:
+            for size in sizes:
+                await side.bulk(f"history-{size}", size)
+                for n in range(5):
+                    await side.turn(f"history-{size}", f"warm-{n}")
+            for n in range(turns):  # interleaved, so load changes hit every size alike
+                for size in sizes:
+                    started = time.perf_counter()
+                    await side.turn(f"history-{size}", f"h{size}-{n}")
+                    times[size].append(time.perf_counter() - started)
+        finally:
+            await side.close()
+        return {str(size): statistics.median(found) for size, found in times.items()}
+
+    return asyncio.run(main())
+
+
+# ---------------------------------------------------------------------- the plan
+
+
+def concurrency(name: str, sessions: int, seconds: float) -> dict[str, Any]:
+    target = asyncio.run(SIDES[name].make_target())
+    try:
+        processes = 1 if sessions == 1 else PROCESSES
+        ids = [f"c{sessions}-{n}" for n in range(sessions)]
+        groups = [ids[p::processes] for p in range(processes)]
+        context = multiprocessing.get_context("spawn")
+        start_at = time.time() + 3.0 + 0.2 * sessions / 8
+        with context.Pool(processes) as pool:
+            jobs = [
+                pool.apply_async(_worker, (name, target, group, seconds, start_at))
+                for group in groups
+            ]
+            results = [job.get(timeout=seconds * 10 + 120) for job in jobs]
+    finally:
+        asyncio.run(SIDES[name].drop_target(target))
+    latencies = sorted(x for r in results for x in r["latencies"])
+    wall = max(r["ended"] for r in results) - min(r["began"] for r in results)
+    return {
+        "turns_per_s": round(len(latencies) / wall, 1),
+        "p50_ms": round(1000 * latencies[len(latencies) // 2], 2),
+        "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+        "turns": len(latencies),
+    }
+
+
+def history(name: str, sizes: list[int], turns: int) -> dict[str, float]:
+    target = asyncio.run(SIDES[name].make_target())
+    try:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(1) as pool:
+            return pool.apply(_history_worker, (name, target, sizes, turns))
+    finally:
+        asyncio.run(SIDES[name].drop_target(target))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="comma-separated sides (default: every available one)")
+    parser.add_argument("--quick", action="store_true", help="short runs, 100k instead of 1M")
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--rounds", type=int, default=None, help="concurrency runs per point")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    seconds = args.seconds or (2.0 if args.quick else 5.0)
+    rounds = args.rounds or (1 if args.quick else 3)
+    big = 100_000 if args.quick else 1_000_000
+    names = args.only.split(",") if args.only else list(SIDES)
+    report: dict[str, Any] = {"seconds": seconds, "rounds": rounds, "sides": {}}
+    for name in names:
+        why = SIDES[name].available()
+        if why is not None:
+            print(f"{name}: skipped ({why})", flush=True)
+            continue
+        side: dict[str, Any] = {"concurrency": {}}
+        for sessions in (1, 8, 64):
+            runs = [concurrency(name, sessions, seconds) for _ in range(rounds)]
+            best = sorted(runs, key=lambda r: r["turns_per_s"])[len(runs) // 2]  # the median
+            side["concurrency"][str(sessions)] = best
+            print(f"{name} x{sessions}: {best}", flush=True)
+        report["sides"][name] = side
+        if not SIDES[name].history:
+            continue
+        medians = history(name, [1000, big], 100 if args.quick else 300)
+        side["history_ms"] = {k: round(1000 * v, 3) for k, v in medians.items()}
+        side["history_ratio"] = round(medians[str(big)] / medians["1000"], 3)
+        print(f"{name} history: {side['history_ms']} ratio {side['history_ratio']}", flush=True)
+        report["sides"][name] = side
+    print(json.dumps(report, indent=2))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,750 @@
+"""The PostgreSQL backend: each backend method is one transaction on a pooled connection.
+
+* **Appends** are one round trip: ``threadline_append`` (see :mod:`._schema`) checks the
+  fence, bumps the session row (which numbers the rows inside the transaction and serialises
+  the session's writers) and inserts the rows. Each append carries a batch id; a retry after
+  a dropped connection asks the function to do nothing if that batch is already stored.
+* **Reads** walk the ``(skey, seq)`` primary key backwards from the newest item, so a window
+  or ``get_items(limit)`` is an index range scan whose cost follows what it returns (one
+  statement; a read of more than one chunk runs in a repeatable-read snapshot).
+* **Other writes** (pop, pop turn, replace, clear, fork, delete) are short transactions that
+  check the fence first (``threadline_check_fence``), then lock the session row.
+* **Leases** are a row per session, changed by one function call each (committed without
+  waiting for the WAL flush); expiry is judged by the server's clock, so app hosts whose
+  clocks differ agree on it.
+* **Search** matches the items' word vectors (``tsvector`` built from the same word rules as
+  every backend, GIN index), then verifies each hit against the item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ...errors import CorruptItemError, LeaseLostError, UserError
+from ...items import Item
+from .._search import make_snippet, matches, word_set
+from .._window import check_fork_cut, window_size
+from ..backend import (
+    Fence,
+    LeaseGrant,
+    Payload,
+    SearchHit,
+    StoreBackend,
+    StoreStats,
+    TailWindow,
+)
+from ..base import SessionInfo
+from ..codec import (
+    KIND_CALL,
+    KIND_OUTPUT,
+    KIND_USER,
+    ROW_SEPARATOR,
+    EncodedItem,
+    ItemCodec,
+    decode_joined,
+    decode_payload,
+    decode_problem,
+    gc_paused,
+    search_text,
+)
+from ._pool import Pools
+from ._schema import FENCE_SQLSTATE
+
+__all__ = ["PostgresBackend", "session_key"]
+
+_SEPARATOR = ROW_SEPARATOR.encode("utf-8")
+_CHUNK = 2000
+_WINDOW_CHUNK = 128
+_GC_PAUSE_ABOVE = 2000
+_MAX_LEXEME = 2046  # bytes: PostgreSQL refuses longer words in a tsvector
+_MAX_VECTOR = 900_000  # bytes of words per item: a tsvector holds at most 1 MB
+_DUPLICATE_SQLSTATE = "TL002"
+
+_NEWEST = (
+    "SELECT seq, kind, call_id, tokens, data FROM threadline_items "
+    "WHERE skey = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+)
+_TOP = 1 << 62
+_APPEND = "SELECT threadline_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+_FENCE = "SELECT threadline_check_fence($1, $2, $3)"
+_TOUCH = "updated_at = threadline_now(), tick = nextval('threadline_tick')"
+
+
+def session_key(session_id: str) -> bytes:
+    """The key of ``session_id`` in every table: SHA-256 of its UTF-8 bytes (in SQL,
+    ``sha256(convert_to(session_id, 'UTF8'))``)."""
+    return hashlib.sha256(session_id.encode("utf-8")).digest()
+
+
+def _vector(codec: ItemCodec, session_id: str, row: EncodedItem) -> str | None:
+    """The ``tsvector`` literal of one item's words (``None`` when it has none)."""
+    data = row.data if codec.plain_json else codec.open(session_id, row.data)
+    item, _ = decode_problem(data)
+    if item is None:
+        return None
+    text = search_text(item)
+    if text is None:
+        return None
+    size = 0
+    kept = []
+    for word in sorted(word_set(text)):
+        length = len(word.encode("utf-8"))
+        if length > _MAX_LEXEME:
+            continue
+        size += length + 8
+        if size > _MAX_VECTOR:
+            break
+        kept.append("'" + word + "'")  # words are letters and digits: nothing to escape
+    return " ".join(kept) or None
+
+
+def _status_count(status: str) -> int:
+    """The row count of a command status such as ``UPDATE 1``."""
+    try:
+        return int(status.rsplit(" ", 1)[-1])
+    except ValueError:
+        return 0
+
+
+def _fence_error(exc: BaseException, session_id: str) -> LeaseLostError | None:
+    if getattr(exc, "sqlstate", None) == FENCE_SQLSTATE:
+        return LeaseLostError(session_id, str(getattr(exc, "message", "") or exc))
+    return None
+
+
+class PostgresBackend(StoreBackend):
+    """Rows and transactions of one PostgreSQL schema (see the module docstring)."""
+
+    capabilities = frozenset(
+        {"window", "pop_turn", "replace", "fork", "lease", "records", "search", "shared"}
+    )
+
+    def __init__(self, pools: Pools, codec: ItemCodec) -> None:
+        super().__init__(codec)
+        self.pools = pools
+
+    @property
+    def where(self) -> str:
+        return self.pools.settings.where
+
+    async def setup(self) -> None:
+        await self.pools.pool(migrate=True)
+
+    async def close(self) -> None:
+        await self.pools.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _fenced(self, conn: Any, skey: bytes, session_id: str, fence: Fence | None) -> None:
+        if fence is None:
+            return
+        import asyncpg
+
+        try:
+            await conn.execute(_FENCE, skey, fence.owner, fence.epoch)
+        except asyncpg.PostgresError as exc:
+            lost = _fence_error(exc, session_id)
+            if lost is None:
+                raise
+            raise lost from None
+
+    def _decode(self, session_id: str, rows: Sequence[Any]) -> list[Item]:
+        """Items of ``rows`` (``(seq, data)`` pairs, oldest first); a corrupt one raises."""
+        if not rows:
+            return []
+        codec = self.codec
+        with gc_paused(len(rows) > _GC_PAUSE_ABOVE):
+            if codec.plain_json:
+                try:
+                    text = _SEPARATOR.join([row[-1] for row in rows]).decode("utf-8")
+                except UnicodeDecodeError:
+                    text = None
+                if text is not None:
+                    values = decode_joined(text, len(rows))
+                    if values is not None:
+                        return values
+            items = []
+            for row in rows:
+                item, problem = decode_payload(codec, session_id, row[-1])
+                if item is None:
+                    raise CorruptItemError(session_id, int(row[0]), problem)
+                items.append(item)
+            return items
+
+    def _append_args(
+        self,
+        session_id: str,
+        rows: Sequence[EncodedItem],
+        fence: Fence | None,
+        batch: uuid.UUID,
+        records: Mapping[str, Payload | None] | None = None,
+    ) -> tuple[Any, ...]:
+        codec = self.codec
+        searchable = codec.searchable
+        keys, payloads = _record_args(records)
+        return (
+            session_key(session_id),
+            session_id.encode("utf-8"),
+            None if fence is None else fence.owner,
+            None if fence is None else fence.epoch,
+            batch,
+            False,
+            [row.kind for row in rows],
+            [None if row.call_id is None else row.call_id.encode("utf-8") for row in rows],
+            [row.tokens for row in rows],
+            [row.data.encode("utf-8") if isinstance(row.data, str) else row.data for row in rows],
+            [_vector(codec, session_id, row) if searchable else None for row in rows],
+            keys,
+            payloads,
+        )
+
+    # ------------------------------------------------------------------ one session's items
+
+    async def append(
+        self,
+        session_id: str,
+        rows: Sequence[EncodedItem],
+        fence: Fence | None,
+        records: Mapping[str, Payload | None] | None = None,
+    ) -> None:
+        import asyncpg
+
+        args = self._append_args(session_id, rows, fence, uuid.uuid4(), records)
+
+        async def run(conn: Any, attempt: int) -> None:
+            try:
+                await conn.execute(_APPEND, *args[:5], attempt > 0, *args[6:])
+            except asyncpg.PostgresError as exc:
+                if getattr(exc, "sqlstate", None) == _DUPLICATE_SQLSTATE:
+                    return  # the first attempt was stored before its connection dropped
+                lost = _fence_error(exc, session_id)
+                if lost is None:
+                    raise
+                raise lost from None
+
+        await self.pools.run(run, retry=True, what=f"appending to session {session_id!r}")
+
+    async def read(self, session_id: str, limit: int | None) -> list[Item]:
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> list[Item]:
+            if limit is not None and limit <= _CHUNK:
+                rows = await conn.fetch(_NEWEST, skey, _TOP, limit)
+                rows.reverse()
+                return self._decode(session_id, rows)
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                return await self._read_chunks(conn, skey, session_id, limit)
+
+        return await self.pools.run(run, retry=True, what=f"reading session {session_id!r}")
+
+    async def _read_chunks(
+        self, conn: Any, skey: bytes, session_id: str, limit: int | None
+    ) -> list[Item]:
+        chunks: list[list[Any]] = []
+        below = _TOP
+        got = 0
+        while limit is None or got < limit:
+            size = _CHUNK if limit is None else min(_CHUNK, limit - got)
+            rows = await conn.fetch(_NEWEST, skey, below, size)
+            if rows:
+                chunks.append(rows)
+                got += len(rows)
+                below = rows[-1][0]
+            if len(rows) < size:
+                break
+        ordered = [row for chunk in reversed(chunks) for row in reversed(chunk)]
+        return self._decode(session_id, ordered)
+
+    async def window(
+        self, session_id: str, max_items: int | None, max_tokens: int | None
+    ) -> list[Item]:
+        if max_items is None and max_tokens is None:
+            return await self.read(session_id, None)
+        skey = session_key(session_id)
+
+        def choose(rows: list[Any]) -> list[Item]:
+            size = window_size(((r[1], r[2], r[3]) for r in rows), max_items, max_tokens)
+            taken = rows[:size]
+            taken.reverse()
+            return self._decode(session_id, [(r[0], r[4]) for r in taken])
+
+        def spent(rows: list[Any]) -> bool:
+            return max_tokens is not None and sum(r[3] for r in rows) > max_tokens
+
+        async def run(conn: Any, attempt: int) -> list[Item]:
+            asked = max_items + 1 if max_items is not None else _WINDOW_CHUNK
+            rows = await conn.fetch(_NEWEST, skey, _TOP, asked)
+            if max_items is not None or len(rows) < asked or spent(rows):
+                return choose(rows)
+            # A token budget wider than one chunk: read on, newest first, in one snapshot.
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                rows = []
+                below = _TOP
+                while True:
+                    chunk = await conn.fetch(_NEWEST, skey, below, asked)
+                    rows.extend(chunk)
+                    if len(chunk) < asked or spent(rows):
+                        return choose(rows)
+                    below = chunk[-1][0]
+                    asked = min(asked * 4, _CHUNK)
+
+        return await self.pools.run(run, retry=True, what=f"reading session {session_id!r}")
+
+    async def window_since(
+        self, session_id: str, start: int, max_items: int | None, max_tokens: int | None
+    ) -> TailWindow:
+        """The items from position ``start`` on, in one snapshot: a range scan of the tail
+        (the part a compaction summary does not cover), never the whole history."""
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> TailWindow:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                count = await conn.fetchval(
+                    "SELECT item_count FROM threadline_sessions WHERE skey = $1", skey
+                )
+                count = int(count or 0)
+                if start > count:
+                    return TailWindow(count, None, [], 0)
+                rows = list(
+                    await conn.fetch(
+                        "SELECT seq, kind, call_id, tokens, data FROM threadline_items "
+                        "WHERE skey = $1 AND seq >= $2 ORDER BY seq DESC",
+                        skey,
+                        start,
+                    )
+                )
+                anchor = None
+                if start > 0:
+                    found = await conn.fetchrow(
+                        "SELECT seq, data FROM threadline_items WHERE skey = $1 AND seq = $2",
+                        skey,
+                        start - 1,
+                    )
+                    if found is not None:
+                        anchor = self._decode(session_id, [found])[0]
+            tail_tokens = sum(int(r[3]) for r in rows)
+            if max_items is None and max_tokens is None:
+                size = len(rows)
+            elif max_items == 0 or max_tokens == 0:
+                size = 0
+            else:
+                size = window_size(((r[1], r[2], r[3]) for r in rows), max_items, max_tokens)
+            taken = rows[:size]
+            taken.reverse()
+            items = self._decode(session_id, [(r[0], r[4]) for r in taken])
+            return TailWindow(count, anchor, items, tail_tokens)
+
+        return await self.pools.run(run, retry=True, what=f"reading session {session_id!r}")
+
+    async def pop(self, session_id: str, fence: Fence | None) -> Item | None:
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> Item | None:
+            async with conn.transaction():
+                await self._fenced(conn, skey, session_id, fence)
+                count = await conn.fetchval(
+                    "SELECT item_count FROM threadline_sessions WHERE skey = $1 FOR UPDATE", skey
+                )
+                if not count:
+                    return None
+                row = await conn.fetchrow(
+                    "SELECT seq, data FROM threadline_items WHERE skey = $1 "
+                    "ORDER BY seq DESC LIMIT 1",
+                    skey,
+                )
+                if row is None:
+                    return None
+                item = self._decode(session_id, [row])[0]
+                await conn.execute(
+                    "DELETE FROM threadline_items WHERE skey = $1 AND seq = $2", skey, row[0]
+                )
+                await conn.execute(
+                    f"UPDATE threadline_sessions SET item_count = $2, {_TOUCH} WHERE skey = $1",
+                    skey,
+                    row[0],
+                )
+                return item
+
+        return await self.pools.run(run, retry=False, what=f"popping from session {session_id!r}")
+
+    async def pop_turn(self, session_id: str, fence: Fence | None) -> list[Item]:
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> list[Item]:
+            async with conn.transaction():
+                await self._fenced(conn, skey, session_id, fence)
+                count = await conn.fetchval(
+                    "SELECT item_count FROM threadline_sessions WHERE skey = $1 FOR UPDATE", skey
+                )
+                if not count:
+                    return []
+                start = await conn.fetchval(
+                    "SELECT seq FROM threadline_items WHERE skey = $1 AND kind = $2 "
+                    "ORDER BY seq DESC LIMIT 1",
+                    skey,
+                    KIND_USER,
+                )
+                if start is None:
+                    return []
+                rows = await conn.fetch(
+                    "SELECT seq, data FROM threadline_items WHERE skey = $1 AND seq >= $2 "
+                    "ORDER BY seq",
+                    skey,
+                    start,
+                )
+                items = self._decode(session_id, rows)
+                await conn.execute(
+                    "DELETE FROM threadline_items WHERE skey = $1 AND seq >= $2", skey, start
+                )
+                await conn.execute(
+                    f"UPDATE threadline_sessions SET item_count = $2, {_TOUCH} WHERE skey = $1",
+                    skey,
+                    start,
+                )
+                return items
+
+        return await self.pools.run(
+            run, retry=False, what=f"popping the last turn of session {session_id!r}"
+        )
+
+    async def replace(
+        self, session_id: str, rows: Sequence[EncodedItem], fence: Fence | None
+    ) -> None:
+        skey = session_key(session_id)
+        args = self._append_args(session_id, rows, None, uuid.uuid4()) if rows else None
+
+        async def run(conn: Any, attempt: int) -> None:
+            async with conn.transaction():
+                await self._fenced(conn, skey, session_id, fence)
+                await conn.execute(
+                    "INSERT INTO threadline_sessions AS s "
+                    "(skey, session_id, item_count, created_at, updated_at, tick) "
+                    "VALUES ($1, $2, 0, threadline_now(), threadline_now(), "
+                    "nextval('threadline_tick')) "
+                    f"ON CONFLICT (skey) DO UPDATE SET item_count = 0, {_TOUCH}",
+                    skey,
+                    session_id.encode("utf-8"),
+                )
+                await conn.execute("DELETE FROM threadline_items WHERE skey = $1", skey)
+                if args is not None:
+                    await conn.execute(_APPEND, *args)
+
+        await self.pools.run(run, retry=True, what=f"replacing session {session_id!r}")
+
+    async def clear(self, session_id: str, fence: Fence | None) -> None:
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> None:
+            async with conn.transaction():
+                await self._fenced(conn, skey, session_id, fence)
+                status = await conn.execute(
+                    f"UPDATE threadline_sessions SET item_count = 0, {_TOUCH} WHERE skey = $1",
+                    skey,
+                )
+                if _status_count(status):
+                    await conn.execute("DELETE FROM threadline_items WHERE skey = $1", skey)
+
+        await self.pools.run(run, retry=True, what=f"clearing session {session_id!r}")
+
+    async def fork(self, session_id: str, new_session_id: str, at: int | None) -> None:
+        source, target = session_key(session_id), session_key(new_session_id)
+
+        def occupied(count: int) -> UserError:
+            return UserError(
+                f"cannot fork session {session_id!r} into {new_session_id!r}: that session "
+                f"already holds {count} items; clear it first or pick a new id"
+            )
+
+        async def run(conn: Any, attempt: int) -> None:
+            async with conn.transaction():
+                held = await conn.fetchval(
+                    "SELECT item_count FROM threadline_sessions WHERE skey = $1 FOR UPDATE",
+                    target,
+                )
+                if held:
+                    raise occupied(held)
+                total = await conn.fetchval(
+                    "SELECT item_count FROM threadline_sessions WHERE skey = $1 FOR SHARE", source
+                )
+                count = 0 if not total else total if at is None else min(at, total)
+                if count == 0:
+                    return
+                if count < total:
+                    pairs = await conn.fetch(
+                        "SELECT seq, kind, call_id FROM threadline_items WHERE skey = $1 "
+                        "AND kind = ANY($2::smallint[]) ORDER BY seq",
+                        source,
+                        [KIND_CALL, KIND_OUTPUT],
+                    )
+                    check_fork_cut(session_id, count, ((p[0], p[1], _text(p[2])) for p in pairs))
+                made = await conn.fetchval(
+                    "INSERT INTO threadline_sessions AS s "
+                    "(skey, session_id, item_count, created_at, updated_at, tick) "
+                    "VALUES ($1, $2, $3, threadline_now(), threadline_now(), "
+                    "nextval('threadline_tick')) "
+                    f"ON CONFLICT (skey) DO UPDATE SET item_count = $3, {_TOUCH} "
+                    "WHERE s.item_count = 0 RETURNING 1",
+                    target,
+                    new_session_id.encode("utf-8"),
+                    count,
+                )
+                if made is None:
+                    raise occupied(
+                        await conn.fetchval(
+                            "SELECT item_count FROM threadline_sessions WHERE skey = $1", target
+                        )
+                    )
+                await conn.execute(
+                    "INSERT INTO threadline_items "
+                    "(skey, seq, kind, call_id, tokens, data, batch, search) "
+                    "SELECT $1, seq, kind, call_id, tokens, data, NULL, search "
+                    "FROM threadline_items WHERE skey = $2 AND seq < $3",
+                    target,
+                    source,
+                    count,
+                )
+
+        await self.pools.run(run, retry=False, what=f"forking session {session_id!r}")
+
+    # ------------------------------------------------------------------ session records
+
+    async def get_record(self, session_id: str, key: str) -> Payload | None:
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> Payload | None:
+            found = await conn.fetchval(
+                "SELECT data FROM threadline_records WHERE skey = $1 AND key = $2", skey, key
+            )
+            return None if found is None else bytes(found)
+
+        return await self.pools.run(run, retry=True, what=f"reading a record of {session_id!r}")
+
+    async def list_records(self, session_id: str, prefix: str) -> list[tuple[str, Payload]]:
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> list[tuple[str, Payload]]:
+            rows = await conn.fetch(
+                "SELECT key, data FROM threadline_records WHERE skey = $1 AND key >= $2 "
+                "AND starts_with(key, $2) ORDER BY key",
+                skey,
+                prefix,
+            )
+            return [(str(row[0]), bytes(row[1])) for row in rows]
+
+        return await self.pools.run(run, retry=True, what=f"listing the records of {session_id!r}")
+
+    async def put_records(
+        self, session_id: str, records: Mapping[str, Payload | None], fence: Fence | None
+    ) -> None:
+        skey = session_key(session_id)
+        keys, payloads = _record_args(records)
+        writes = any(value is not None for value in records.values())
+
+        async def run(conn: Any, attempt: int) -> None:
+            async with conn.transaction():
+                await self._fenced(conn, skey, session_id, fence)
+                if writes:
+                    await conn.execute(
+                        "INSERT INTO threadline_sessions "
+                        "(skey, session_id, item_count, created_at, updated_at, tick) "
+                        "VALUES ($1, $2, 0, threadline_now(), threadline_now(), "
+                        "nextval('threadline_tick')) ON CONFLICT (skey) DO NOTHING",
+                        skey,
+                        session_id.encode("utf-8"),
+                    )
+                await conn.execute(
+                    "SELECT threadline_put_records($1, $2, $3)", skey, keys, payloads
+                )
+
+        await self.pools.run(run, retry=True, what=f"writing records of {session_id!r}")
+
+    # ------------------------------------------------------------------ the store
+
+    async def delete(self, session_id: str) -> bool:
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> bool:
+            async with conn.transaction():
+                found = await conn.fetchval(
+                    "DELETE FROM threadline_sessions WHERE skey = $1 RETURNING 1", skey
+                )
+                await conn.execute("DELETE FROM threadline_items WHERE skey = $1", skey)
+                await conn.execute("DELETE FROM threadline_records WHERE skey = $1", skey)
+                await conn.execute(
+                    "DELETE FROM threadline_leases WHERE skey = $1 "
+                    "AND (owner = '' OR expires_at < threadline_now())",
+                    skey,
+                )
+                return found is not None
+
+        return await self.pools.run(run, retry=True, what=f"deleting session {session_id!r}")
+
+    async def list_sessions(
+        self, limit: int | None, after: str | None
+    ) -> tuple[list[SessionInfo], str | None]:
+        below = _tick_cursor(after)
+
+        async def run(conn: Any, attempt: int) -> list[Any]:
+            sql = (
+                "SELECT session_id, item_count, created_at, updated_at, tick "
+                "FROM threadline_sessions WHERE tick < $1 ORDER BY tick DESC"
+            )
+            if limit is None:
+                return list(await conn.fetch(sql, below))
+            return list(await conn.fetch(sql + " LIMIT $2", below, limit + 1))
+
+        rows = await self.pools.run(run, retry=True, what="listing sessions")
+        more = limit is not None and len(rows) > limit
+        page = rows[:limit] if limit is not None else rows
+        infos = [SessionInfo.from_timestamps(_text(r[0]), int(r[1]), r[2], r[3]) for r in page]
+        return infos, (f"t{page[-1][4]}" if more and page else None)
+
+    async def session_info(self, session_id: str) -> SessionInfo | None:
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> Any:
+            return await conn.fetchrow(
+                "SELECT session_id, item_count, created_at, updated_at FROM threadline_sessions "
+                "WHERE skey = $1",
+                skey,
+            )
+
+        row = await self.pools.run(run, retry=True, what=f"reading session {session_id!r}")
+        if row is None:
+            return None
+        return SessionInfo.from_timestamps(_text(row[0]), int(row[1]), row[2], row[3])
+
+    async def search(
+        self, terms: Sequence[str], limit: int, session_id: str | None
+    ) -> list[SearchHit]:
+        for term in terms:
+            if len(term.encode("utf-8")) > _MAX_LEXEME:
+                raise UserError(
+                    f"a search word of {len(term.encode('utf-8'))} bytes is longer than the "
+                    f"{_MAX_LEXEME} bytes a PostgreSQL store indexes: search for shorter words"
+                )
+        query = " & ".join("'" + term + "'" for term in terms)
+        sql = (
+            "SELECT s.session_id, i.seq, i.data FROM threadline_items AS i "
+            "JOIN threadline_sessions AS s ON s.skey = i.skey "
+            "WHERE i.search @@ $1::tsquery"
+        )
+        params: list[Any] = [query]
+        if session_id is not None:
+            sql += " AND i.skey = $2"
+            params.append(session_key(session_id))
+        n = len(params)
+        sql += (
+            f" ORDER BY ts_rank(i.search, $1::tsquery) DESC, s.tick DESC, i.seq DESC "
+            f"LIMIT ${n + 1} OFFSET ${n + 2}"
+        )
+        batch = limit + 16
+
+        async def run(conn: Any, attempt: int) -> list[SearchHit]:
+            hits: list[SearchHit] = []
+            offset = 0
+            while len(hits) < limit:
+                rows = await conn.fetch(sql, *params, batch, offset)
+                for raw_id, seq, data in rows:
+                    sid = _text(raw_id)
+                    item, problem = decode_payload(self.codec, sid, data)
+                    if item is None:
+                        raise CorruptItemError(sid, int(seq), problem)
+                    text = search_text(item)
+                    if text is None or not matches(text, terms):
+                        continue
+                    hits.append(SearchHit(sid, int(seq), make_snippet(text, terms), item))
+                    if len(hits) == limit:
+                        break
+                if len(rows) < batch:
+                    break
+                offset += batch
+            return hits
+
+        return await self.pools.run(run, retry=True, what="searching")
+
+    async def stats(self) -> StoreStats:
+        async def run(conn: Any, attempt: int) -> Any:
+            return await conn.fetchrow(
+                "SELECT count(*), coalesce(sum(item_count), 0) FROM threadline_sessions"
+            )
+
+        row = await self.pools.run(run, retry=True, what="counting sessions")
+        settings = self.pools.settings
+        details = {"backend": "postgresql", "server": settings.where, "schema": settings.schema}
+        return StoreStats(int(row[0]), int(row[1]), details)
+
+    # ------------------------------------------------------------------ lease primitives
+
+    async def lease_acquire(self, session_id: str, owner: str, ttl: float) -> LeaseGrant:
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> LeaseGrant:
+            while True:
+                row = await conn.fetchrow(
+                    "SELECT * FROM threadline_lease_acquire($1, $2, $3)", skey, owner, ttl
+                )
+                if row is None:  # the row was deleted between the two steps: try again
+                    continue
+                if row[0]:
+                    return LeaseGrant(True, int(row[1]))
+                return LeaseGrant(False, int(row[1]), str(row[2]), max(0.0, float(row[3])))
+
+        return await self.pools.run(
+            run, retry=True, what=f"taking the lease of session {session_id!r}"
+        )
+
+    async def lease_renew(self, session_id: str, fence: Fence, ttl: float) -> bool:
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> bool:
+            kept = await conn.fetchval(
+                "SELECT threadline_lease_renew($1, $2, $3, $4)", skey, fence.owner, fence.epoch, ttl
+            )
+            return bool(kept)
+
+        return await self.pools.run(
+            run, retry=True, what=f"renewing the lease of session {session_id!r}"
+        )
+
+    async def lease_release(self, session_id: str, fence: Fence) -> None:
+        if self.pools.closed:
+            return  # the lease expires after its ttl
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> None:
+            await conn.execute(
+                "SELECT threadline_lease_release($1, $2, $3)", skey, fence.owner, fence.epoch
+            )
+
+        await self.pools.run(run, retry=True, what=f"releasing the lease of session {session_id!r}")
+
+
+def _record_args(
+    records: Mapping[str, Payload | None] | None,
+) -> tuple[list[str] | None, list[bytes | None] | None]:
+    """The keys and payloads (``None``: delete) of a records write, as SQL arrays."""
+    if not records:
+        return None, None
+    keys = list(records)
+    payloads = [
+        None if value is None else value.encode("utf-8") if isinstance(value, str) else value
+        for value in records.values()
+    ]
+    return keys, payloads
+
+
+def _text(value: bytes | None) -> Any:
+    """A stored UTF-8 column (session id, call id) as text."""
+    return None if value is None else bytes(value).decode("utf-8")
+
+
+def _tick_cursor(after: str | None) -> int:
+    if after is None:
+        return _TOP
+    if not after.startswith("t") or not after[1:].isdigit():
+        raise UserError(f"after={after!r} is not a cursor of this store: pass a page's next_cursor")
+    return int(after[1:])
