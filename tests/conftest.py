@@ -74,6 +74,14 @@ def _no_ambient_openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_learned_token_ratios(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no tokens-per-estimate ratio learned by an earlier one."""
+    from threadline.run import context_budget
+
+    monkeypatch.setattr(context_budget, "_ratios", {})
+
+
+@pytest.fixture(autouse=True)
 def _drop_postgres_schemas() -> Iterator[None]:
     """Drop the PostgreSQL schemas a test's stores were given (tests/backends.py)."""
     yield

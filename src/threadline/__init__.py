@@ -7,7 +7,10 @@ the ``openai`` client is only loaded when a model is used.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: `threadline --help` starts faster
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 
@@ -35,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "handoff": ".agent",
     "RunContextWrapper": ".context",
     "ToolContext": ".context",
+    "ContextWindowExceededError": ".errors",
     "CorruptItemError": ".errors",
     "GuardrailFunctionOutput": ".guardrails",
     "InputGuardrail": ".guardrails",
@@ -127,6 +131,7 @@ __all__ = [
     "AsyncOpenAI",
     "CompactionResult",
     "CompactionSettings",
+    "ContextWindowExceededError",
     "CorruptItemError",
     "FunctionTool",
     "GuardrailFunctionOutput",
@@ -239,6 +244,7 @@ if TYPE_CHECKING:
     from .agent import Agent, Handoff, HandoffInputData, handoff
     from .context import RunContextWrapper, ToolContext
     from .errors import (
+        ContextWindowExceededError,
         CorruptItemError,
         GuardrailTripwireTriggered,
         InputGuardrailTripwireTriggered,

@@ -21,6 +21,7 @@ ThreadlineError
 │   │   └── ToolOutputGuardrailTripwireTriggered   a tool output guardrail stopped the run
 │   └── ModelError                the model endpoint failed (HTTP status, network, timeout)
 │       ├── ModelAuthenticationError   401/403: the key is missing or wrong
+│       ├── ContextWindowExceededError the request did not fit the model's context window
 │       ├── ModelRateLimitError        429 after the client's retries
 │       ├── ModelTimeoutError          no answer within the timeout
 │       └── ModelConnectionError       the endpoint could not be reached
@@ -40,9 +41,12 @@ Every message says what happened and what to do about it, in one line.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
+    "ContextWindowExceededError",
     "CorruptItemError",
     "GuardrailTripwireTriggered",
     "InputGuardrailTripwireTriggered",
@@ -228,6 +232,27 @@ class ModelError(RunError):
 
 class ModelAuthenticationError(ModelError):
     """The endpoint refused the credentials (HTTP 401 or 403)."""
+
+
+class ContextWindowExceededError(ModelError):
+    """The endpoint refused the request because it does not fit the model's context window.
+
+    The message names the fixes: send less history (``--max-history-tokens`` in the CLI,
+    ``SessionSettings(max_tokens=...)`` in code) or tell threadline the model's window
+    (``ModelSettings(context_window=...)``), so that the runner's default window fits it.
+    ``requested_tokens`` is the prompt size the endpoint reported, when it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        url: str | None = None,
+        requested_tokens: int | None = None,
+    ):
+        self.requested_tokens = requested_tokens
+        super().__init__(message, status_code=status_code, url=url)
 
 
 class ModelRateLimitError(ModelError):

@@ -74,7 +74,8 @@ def test_migrate_then_chat_then_every_sessions_action(
 
     exported = tmp_path / "trip.jsonl"
     assert main(["sessions", "--store", url, "export", "trip", "-o", str(exported)]) == 0
-    assert len(exported.read_text().splitlines()) == 4
+    header, *lines = exported.read_text().splitlines()
+    assert json.loads(header)["format"] == "threadline.session" and len(lines) == 4
     assert main(["sessions", "--store", url, "import", str(exported), "--session", "copy"]) == 0
     assert main(["sessions", "--store", url, "fork", "trip", "branch"]) == 0
     capsys.readouterr()

@@ -8,6 +8,12 @@ stdin, one reply line on stdout, serve until stdin closes) without loading any m
   text is ``" Hello there.\\n"`` (whitespace on purpose); every request body is appended to
   the file ``argv[2]`` as one JSON line. Requests without the right bearer key get 401.
 * ``slow``: like ``ok`` after a 0.6 s "load".
+* ``ctx``: like ``ok``, but a request whose prompt (about four characters a token, plus the
+  chat template) and ``max_tokens`` exceed the ``context_size`` it was started with gets
+  llama.cpp's HTTP 400 ``exceed_context_size_error``; the usage it reports counts the prompt
+  that way.
+* ``dense``: like ``ctx`` with a tokenizer that needs a token for every two characters (as
+  real ones do for code).
 * ``error``: reply with an error and exit 1.
 * ``exit``: exit 3 without a reply.
 * ``hang``: never reply.
@@ -28,9 +34,22 @@ from typing import Any
 
 PREFIX = "threadline-local-server "
 REPLY = " Hello there.\n"
+TEMPLATE_TOKENS = 420  # about what the real chat template's preamble and examples take
 
 
-def _completion(body: dict[str, Any]) -> dict[str, Any]:
+def _prompt_tokens(body: dict[str, Any], chars_per_token: int = 4) -> int:
+    chars = sum(len(str(m.get("content") or "")) for m in body.get("messages", []))
+    return TEMPLATE_TOKENS + chars // chars_per_token
+
+
+def _usage(body: dict[str, Any], mode: str) -> dict[str, int]:
+    if mode not in ("ctx", "dense"):
+        return {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    prompt = _prompt_tokens(body, 2 if mode == "dense" else 4)
+    return {"prompt_tokens": prompt, "completion_tokens": 3, "total_tokens": prompt + 3}
+
+
+def _completion(body: dict[str, Any], mode: str = "ok") -> dict[str, Any]:
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -43,7 +62,7 @@ def _completion(body: dict[str, Any]) -> dict[str, Any]:
                 "finish_reason": "stop",
             }
         ],
-        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+        "usage": _usage(body, mode),
     }
 
 
@@ -109,8 +128,19 @@ def main() -> int:
             if record:
                 with open(record, "a") as f:
                     f.write(json.dumps(body) + "\n")
+            n_ctx = int(settings.get("context_size", 8192))
+            per_token = 2 if mode == "dense" else 4
+            prompt = _prompt_tokens(body, per_token)
+            if mode in ("ctx", "dense") and prompt + int(body.get("max_tokens") or 0) > n_ctx:
+                message = (
+                    f"request ({prompt} tokens) exceeds the available context size "
+                    f"({n_ctx} tokens), try increasing it"
+                )
+                error = {"code": 400, "message": message, "type": "exceed_context_size_error"}
+                self._send(400, {"error": {**error, "n_prompt_tokens": prompt, "n_ctx": n_ctx}})
+                return
             if not body.get("stream"):
-                self._send(200, _completion(body))
+                self._send(200, _completion(body, mode))
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -118,6 +148,9 @@ def main() -> int:
             for piece in (" ", " Hel", "lo", " there", ".\n", ""):
                 self.wfile.write(f"data: {json.dumps(_chunk(piece))}\n\n".encode())
             self.wfile.write(f"data: {json.dumps(_chunk(None, 'stop'))}\n\n".encode())
+            if (body.get("stream_options") or {}).get("include_usage"):
+                usage = {**_chunk(None), "choices": [], "usage": _usage(body, mode)}
+                self.wfile.write(f"data: {json.dumps(usage)}\n\n".encode())
             self.wfile.write(b"data: [DONE]\n\n")
             self.close_connection = True
 

@@ -87,6 +87,17 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: $THREADLINE_COMPACT_AT, else never); see docs/context.md",
     )
     parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="print replies as raw text (default on a terminal: rendered Markdown)",
+    )
+    parser.add_argument(
+        "--max-history-tokens",
+        type=_positive_int,
+        metavar="N",
+        help="stored history sent per request, in tokens (default: what fits the model)",
+    )
+    parser.add_argument(
         "--instructions",
         metavar="TEXT",
         default="You are a helpful assistant. Reply concisely.",
@@ -189,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     sdk.add_argument("--sessions-table", default="agent_sessions", metavar="NAME")
     sdk.add_argument("--messages-table", default="agent_messages", metavar="NAME")
     _verbose_argument(sdk, after=True)
+
+    completion = commands.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell")
     return parser
 
 
@@ -209,6 +223,11 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from .commands import db_command
 
         return db_command(args)
+    if args.command == "completion":
+        from .completion import completion_script
+
+        sys.stdout.write(completion_script(args.shell, parser))
+        return 0
     parser.print_help()
     return 2
 

@@ -17,6 +17,8 @@ from ..items import Item
 from ..run import RunConfig, Runner
 from ..sessions import SessionSettings, SessionStore, ThreadlineSession
 from ._render import print_history, print_sessions, write_jsonl
+from ._reply import PlainReply, ReplyRenderer
+from ._usage import UsageLog
 
 __all__ = ["HELP", "ChatApp", "run_repl"]
 
@@ -30,6 +32,7 @@ Commands:
   /switch ID      continue another session (created when new)
   /sessions       list the sessions in the database
   /export FILE    write this session's items to FILE as JSON lines
+  /usage          tokens used by each turn of this chat, and the totals
   /help           show this help
   exit, quit      leave (Ctrl-D too); Ctrl-C cancels a reply in flight"""
 
@@ -48,6 +51,7 @@ class ChatApp:
         run_config: RunConfig | None = None,
         interactive: bool = False,
         model_name: str | None = None,
+        renderer: ReplyRenderer | None = None,
         session_settings: SessionSettings | None = None,
     ) -> None:
         self.agent = agent
@@ -61,32 +65,36 @@ class ChatApp:
         self.run_config = run_config or RunConfig()
         self.interactive = interactive
         self.model_name = model_name
+        self.renderer: ReplyRenderer = renderer if renderer is not None else PlainReply(out)
+        self.usage = UsageLog()
 
     async def turn(self, text: str) -> None:
-        """Send ``text``; stream the reply to ``out``."""
+        """Send ``text``; stream the reply to ``out`` through the renderer."""
         result = Runner.run_streamed(
             self.agent, text, session=self.session, run_config=self.run_config
         )
         wrote = False
-        async for event in result.stream_events():
-            if event.type == "raw_response_event":
-                delta = getattr(event.data, "delta", None)
-                if isinstance(delta, str):
-                    self.out.write(delta)
-                    self.out.flush()
-                    wrote = True
-            elif (
-                event.type == "run_item_stream_event"
-                and event.name == "tool_called"
-                and self.interactive
-            ):
-                print(f"· calling {event.item.raw_item.get('name')}", file=self.err)
-        if not wrote and isinstance(result.final_output, str):
-            self.out.write(result.final_output)
-        elif not wrote:
-            self.out.write(json.dumps(result.final_output, default=str))
-        self.out.write("\n")
-        self.out.flush()
+        self.renderer.start()
+        try:
+            async for event in result.stream_events():
+                if event.type == "raw_response_event":
+                    delta = getattr(event.data, "delta", None)
+                    if isinstance(delta, str):
+                        self.renderer.feed(delta)
+                        wrote = True
+                elif (
+                    event.type == "run_item_stream_event"
+                    and event.name == "tool_called"
+                    and self.interactive
+                ):
+                    print(f"· calling {event.item.raw_item.get('name')}", file=self.err)
+        except BaseException:
+            self.renderer.abort()
+            raise
+        output = result.final_output
+        whole = output if isinstance(output, str) else json.dumps(output, default=str)
+        self.renderer.finish(None if wrote else whole)
+        self.usage.record(result.usage)
         await self._after_turn(result.compaction)
 
     async def _after_turn(self, compaction: Any) -> None:
@@ -119,7 +127,11 @@ class ChatApp:
             "switch": self._switch,
             "sessions": self._sessions,
             "export": self._export,
+            "usage": self._usage,
         }
+
+    async def _usage(self, _: str) -> None:
+        self.usage.print(self.out)
 
     async def _help(self, _: str) -> None:
         print(HELP, file=self.out)

@@ -13,11 +13,12 @@ from typing import Any
 from ..agent import Agent
 from ..errors import UserError
 from ..models.base import Model
-from ..run import Runner
+from ..run import RunConfig, Runner
 from ..sessions import SessionInfo, SessionSettings, SessionStore, SQLiteStore
 from ..sessions import open_store as open_store_url
 from ._paths import default_db_path, new_session_id
 from ._progress import LoadProgress
+from ._reply import choose_renderer
 from .chat import ChatApp, run_repl
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "model_name",
     "open_store",
     "pick_session",
+    "run_config_from_args",
     "store_name",
 ]
 
@@ -159,6 +161,13 @@ def _continuing(info: SessionInfo) -> str:
     return f"continuing {info.session_id}: {info.item_count} items, last {when}"
 
 
+def run_config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run settings ``chat`` and ``ask`` pass on: ``--max-history-tokens`` becomes
+    ``SessionSettings(max_tokens=N)``, which wins over the window fitted to the model."""
+    limit = getattr(args, "max_history_tokens", None)
+    return RunConfig(session_settings=SessionSettings(max_tokens=limit) if limit else None)
+
+
 def compaction_settings(args: argparse.Namespace) -> SessionSettings | None:
     """``SessionSettings(compact_at=...)`` from ``--compact-at`` or ``$THREADLINE_COMPACT_AT``
     (``None`` when neither is set)."""
@@ -189,6 +198,8 @@ def chat_command(args: argparse.Namespace) -> int:
         err=sys.stderr,
         interactive=interactive,
         model_name=model_name(model),
+        run_config=run_config_from_args(args),
+        renderer=choose_renderer(sys.stdout, plain=args.plain),
         session_settings=compaction_settings(args),
     )
     return run_repl(app)
@@ -208,7 +219,9 @@ def ask_command(args: argparse.Namespace) -> int:
             hint = f" (continue it with --session {session_id} or -c)" if new else ""
             print(line + hint, file=sys.stderr)
             session = store.session(session_id, session_settings=compaction_settings(args))
-            result = await Runner.run(agent, args.question, session=session)
+            result = await Runner.run(
+                agent, args.question, session=session, run_config=run_config_from_args(args)
+            )
             if result.compaction is not None:  # one turn and done: let it finish first
                 outcome = await result.compaction
                 if outcome.compacted:
@@ -219,7 +232,10 @@ def ask_command(args: argparse.Namespace) -> int:
             await store.aclose()
 
     answer = asyncio.run(ask())
-    print(answer if isinstance(answer, str) else json.dumps(answer, default=str))
+    if isinstance(answer, str):
+        choose_renderer(sys.stdout, plain=args.plain).show(answer)
+    else:
+        print(json.dumps(answer, default=str))
     return 0
 
 

@@ -10,11 +10,13 @@ or a stream that ended before its end (:func:`ended_early`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from threadline.errors import (
+    ContextWindowExceededError,
     ModelAuthenticationError,
     ModelConnectionError,
     ModelError,
@@ -26,11 +28,42 @@ from threadline.models._read import Malformed, one_line
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAIError
 
-__all__ = ["ended_early", "endpoint_url", "malformed_answer", "model_error", "openai_errors"]
+__all__ = [
+    "OVERFLOW_FIX",
+    "ended_early",
+    "endpoint_url",
+    "is_context_overflow",
+    "malformed_answer",
+    "model_error",
+    "openai_errors",
+]
 
 # Causes of an ``APIConnectionError`` that mean the endpoint was reached and then the
 # connection broke (httpx and httpx2 spell them alike); any other cause is a failure to connect.
 _BROKEN_TRANSFERS = frozenset({"RemoteProtocolError", "ReadError", "WriteError"})
+
+# How endpoints say a request does not fit the context window: OpenAI's error code, llama.cpp's
+# error type, and the messages of OpenAI, vLLM, llama.cpp, Ollama and other compatible servers.
+_OVERFLOW_CODES = frozenset({"context_length_exceeded", "exceed_context_size_error"})
+_OVERFLOW_TEXT = re.compile(
+    r"maximum context length|context[ _]length[ _]exceeded|exceeds? the (available )?context"
+    r"|context (size|window) (exceeded|is too small)|exceeds? (the )?(maximum )?context"
+    r"|prompt is too long|input length exceeds|too many tokens",
+    re.IGNORECASE,
+)
+
+# Where the messages say how many tokens the prompt had: llama.cpp, OpenAI, vLLM, Anthropic's.
+_REQUESTED = re.compile(
+    r"request \((\d+) tokens\)|resulted in (\d+) tokens|\((\d+) in the messages"
+    r"|prompt is too long: (\d+) tokens"
+)
+
+OVERFLOW_FIX = (
+    "send less history: --max-history-tokens N in the CLI, or SessionSettings(max_tokens=...) "
+    "in code; or give the model's real window as ModelSettings(context_window=...) so that "
+    "threadline's default window fits it"
+)
+"""The fixes a context-overflow error names (docs/models.md explains them)."""
 
 
 def endpoint_url(client: AsyncOpenAI, path: str) -> str:
@@ -129,6 +162,14 @@ def model_error(exc: OpenAIError, client: AsyncOpenAI, *, midstream: bool = Fals
             status_code=429,
             url=url,
         )
+    if isinstance(exc, openai.APIStatusError) and is_context_overflow(exc):
+        return ContextWindowExceededError(
+            f"the model endpoint {url} refused the request: it does not fit the model's context "
+            f"window (HTTP {exc.status_code}: {one_line(detail, 300)}); {OVERFLOW_FIX}",
+            status_code=exc.status_code,
+            url=url,
+            requested_tokens=_requested_tokens(exc, detail),
+        )
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         outcome = "failed" if status >= 500 else "rejected the request"
@@ -138,6 +179,33 @@ def model_error(exc: OpenAIError, client: AsyncOpenAI, *, midstream: bool = Fals
             url=url,
         )
     return ModelError(f"the model endpoint {url} failed: {detail}", url=url)
+
+
+def is_context_overflow(exc: OpenAIError) -> bool:
+    """Whether ``exc`` (an HTTP error) says the request did not fit the context window."""
+    status = getattr(exc, "status_code", None)
+    if status not in (400, 413, 422, 500):  # llama.cpp and some proxies use other statuses
+        return False
+    body = getattr(exc, "body", None)
+    codes = [getattr(exc, "code", None), getattr(exc, "type", None)]
+    if isinstance(body, dict):
+        codes += [body.get("code"), body.get("type")]
+    if any(isinstance(code, str) and code in _OVERFLOW_CODES for code in codes):
+        return True
+    return bool(_OVERFLOW_TEXT.search(_server_message(exc)))
+
+
+def _requested_tokens(exc: OpenAIError, detail: str) -> int | None:
+    """The prompt's size in tokens as an overflow error states it, if it does."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        count = body.get("n_prompt_tokens")
+        if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+            return count
+    found = _REQUESTED.search(detail)
+    if found is None:
+        return None
+    return int(next(group for group in found.groups() if group is not None))
 
 
 def _status_hint(status: int) -> str:

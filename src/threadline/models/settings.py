@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from ..errors import UserError
+
 __all__ = ["ModelSettings"]
 
 ToolChoice = Literal["auto", "required", "none"] | str
@@ -16,6 +18,10 @@ class ModelSettings:
 
     ``resolve`` overlays another settings object: its non-``None`` fields win.
     ``extra_body`` is merged into the request body as-is, for provider-specific options.
+    ``context_window`` is not sent: it tells the runner how many tokens the model takes in
+    one request (instructions, tools, history and reply), overriding what threadline knows of
+    the model (:mod:`threadline.models.context_windows`), so that the default history window
+    fits it.
     """
 
     temperature: float | None = None
@@ -28,6 +34,14 @@ class ModelSettings:
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     extra_body: dict[str, Any] | None = field(default=None)
+    context_window: int | None = None
+
+    def __post_init__(self) -> None:
+        window = self.context_window
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int)):
+            raise UserError(f"ModelSettings.context_window must be an integer, got {window!r}")
+        if window is not None and window <= 0:
+            raise UserError(f"ModelSettings.context_window must be > 0, got {window!r}")
 
     def resolve(self, override: ModelSettings | None) -> ModelSettings:
         """A new settings object: ``override``'s non-``None`` fields over this one's."""

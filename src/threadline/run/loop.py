@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..context import RunContextWrapper
 from ..errors import (
+    ContextWindowExceededError,
     InputGuardrailTripwireTriggered,
     MaxTurnsExceeded,
     ModelBehaviorError,
@@ -32,6 +33,7 @@ from ..tracing import span
 from .approvals import ApprovalBook, gate_calls
 from .compaction import start_compaction
 from .config import RunConfig
+from .context_budget import default_history_budget, estimate_request, observe_usage
 from .error_handlers import RunErrorData, handle_max_turns
 from .events import (
     AgentUpdatedStreamEvent,
@@ -92,6 +94,8 @@ class _Run:
     conversation_id: str | None = None
     sent: int = 0
     """With server-side state, how many of ``model_input`` the server already holds."""
+    calibrate: bool = False
+    """Compare the next call's estimate with its reported input tokens (see context_budget)."""
     model_input: list[Item] = field(default_factory=list)
     new_items: list[RunItem] = field(default_factory=list)
     responses: list[ModelResponse] = field(default_factory=list)
@@ -228,10 +232,24 @@ async def _start(run: _Run, new_input: list[Item]) -> None:
 
     # a guarded input is stored only once the guardrails let it through
     run.model_input = await memory.start(
-        new_input, save=not guarded, check=no_pending_run if memory.keeps_records else None
+        new_input,
+        save=not guarded,
+        check=no_pending_run if memory.keeps_records else None,
+        default_max_tokens=await _fitted_budget(run, new_input),
     )
     run.unsaved_input = list(new_input) if guarded else []
     run.history_len = len(run.model_input)
+
+
+async def _fitted_budget(run: _Run, new_input: list[Item]) -> int | None:
+    """The history budget that fits the model's context window, when the session's settings
+    set no ``max_tokens`` (an explicit budget always wins); ``None`` when none applies."""
+    memory = run.memory
+    if memory is None or memory.settings.max_tokens is not None:
+        return None
+    fitted = await default_history_budget(run.agent, run.config, run.context, new_input)
+    run.calibrate = fitted is not None
+    return None if fitted is None else fitted.history_tokens
 
 
 async def _start_resumed(run: _Run, state: RunState) -> None:
@@ -254,7 +272,7 @@ async def _start_resumed(run: _Run, state: RunState) -> None:
         run.history_len = state.history_len
         return
     assert memory is not None  # begin_resume checked it
-    run.model_input = await memory.load_history()
+    run.model_input = await memory.load_history(await _fitted_budget(run, []))
     # the run's items before the interrupted step are stored after its input history now
     before_step = len(state.new_items) - len(state.step) - len(state.answered)
     run.history_len = max(len(run.model_input) - before_step, 0)
@@ -660,6 +678,10 @@ async def _call_model(run: _Run) -> ModelResponse:
             response = await (
                 _stream(model, request, run.emit) if run.emit else model.get_response(request)
             )
+        except ContextWindowExceededError as exc:
+            if run.calibrate and exc.requested_tokens is not None:  # the next run fits better
+                observe_usage(model, estimate_request(model, request), exc.requested_tokens)
+            raise
         except Exception as exc:
             loop_error = _other_loop_error(exc)
             if loop_error is None:
@@ -674,6 +696,11 @@ async def _call_model(run: _Run) -> ModelResponse:
             ) from exc
         if model_span is not None:
             model_span.attributes["usage"] = vars(response.usage).copy()
+    if run.calibrate:
+        run.calibrate = False
+        if request.previous_response_id is None and request.conversation_id is None:
+            # with server-side state the usage counts history the request did not carry
+            observe_usage(model, estimate_request(model, request), response.usage.input_tokens)
     run.context.usage.add(response.usage)
     if run.memory is not None:
         run.memory.note_request(request, response.usage)

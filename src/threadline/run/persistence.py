@@ -21,6 +21,7 @@ from ..items import Item, encode_item, repair_orphans
 from ..models.base import ModelRequest
 from ..sessions._handle import StoreSession
 from ..sessions._usage import USAGE_KEY, UsageLedger, calibrated_budget
+from ..sessions._window import window_of_items
 from ..sessions.base import SessionSettings, capabilities_of
 from ..sessions.codec import estimate_tokens
 from ..sessions.lease import declared_parameters, writer_lease
@@ -98,17 +99,27 @@ class SessionMemory:
         if self.usage is not None:  # (a session never runs with server-side state)
             self.usage.sample(reported.input_tokens, estimate_request(request))
 
-    async def load_history(self) -> list[Item]:
-        """The stored window this run sends, repaired so that it is valid to send."""
+    async def load_history(self, default_max_tokens: int | None = None) -> list[Item]:
+        """The stored window this run sends, repaired so that it is valid to send.
+
+        ``default_max_tokens`` (the budget that fits the model's context window, in estimated
+        tokens) applies when the settings set no ``max_tokens``: an explicit setting always
+        wins.
+        """
         limit, max_tokens = self.settings.limit, await self.token_budget()
+        if max_tokens is None:
+            max_tokens = default_max_tokens
         get_window = getattr(self.session, "get_window", None)
         extra = self._extra
         if callable(get_window) and (not extra or _declares_wrapper(get_window)):
             history = await get_window(max_items=limit, max_tokens=max_tokens, **extra)
-        elif limit is None:  # no argument: a session's get_items(self) works too
-            history = await self.session.get_items(**extra)
         else:
-            history = await self.session.get_items(limit, **extra)
+            if limit is None:  # no argument: a session's get_items(self) works too
+                history = await self.session.get_items(**extra)
+            else:
+                history = await self.session.get_items(limit, **extra)
+            if max_tokens is not None:  # no get_window: the same window, cut here
+                history = window_of_items(list(history), None, max_tokens)
         repaired = repair_orphans(list(history))
         logger.debug(
             "threadline: session %r: window of %d items (max_items=%s, max_tokens=%s)%s",
@@ -126,17 +137,19 @@ class SessionMemory:
         *,
         save: bool = True,
         check: Callable[[], Awaitable[None]] | None = None,
+        default_max_tokens: int | None = None,
     ) -> list[Item]:
         """Load history, merge the new input into it, persist the new input (unless ``save``
         is false: a guarded input is saved once the guardrails passed).
 
         ``check`` (a read that may refuse the run) runs beside the history read, and before
-        anything is written. Returns the items to send to the model.
+        anything is written; ``default_max_tokens`` is passed to :meth:`load_history`. Returns
+        the items to send to the model.
         """
         if check is None:
-            history = await self.load_history()
+            history = await self.load_history(default_max_tokens)
         else:
-            history = await _beside(self.load_history(), check())
+            history = await _beside(self.load_history(default_max_tokens), check())
         if self.input_callback is not None:
             merged = self.input_callback(history, list(new_items))
             if inspect.isawaitable(merged):

@@ -13,9 +13,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import UserError
-from .codec import KIND_CALL, KIND_OUTPUT, KIND_USER
+from ..items import is_user_message
+from .codec import KIND_CALL, KIND_OTHER, KIND_OUTPUT, KIND_USER, estimate_tokens
 
-__all__ = ["check_fork_cut", "collect", "item_pairs", "safe_start", "window_size"]
+__all__ = [
+    "check_fork_cut",
+    "collect",
+    "item_pairs",
+    "safe_start",
+    "window_of_items",
+    "window_size",
+]
 
 Meta = tuple[int, "str | None"]
 
@@ -80,6 +88,29 @@ def window_size(
     """How many of the newest items make up the window for this budget."""
     metas, cut = collect(rows_newest_first, max_items, max_tokens)
     return len(metas) - safe_start(metas, cut)
+
+
+def _row(item: Mapping[str, Any]) -> tuple[int, str | None, int]:
+    item_type = item.get("type")
+    call_id = item.get("call_id")
+    call_id = call_id if isinstance(call_id, str) else None
+    tokens = estimate_tokens(dict(item))
+    if item_type == "function_call":
+        return KIND_CALL, call_id, tokens
+    if item_type == "function_call_output":
+        return KIND_OUTPUT, call_id, tokens
+    return (KIND_USER if is_user_message(dict(item)) else KIND_OTHER), None, tokens
+
+
+def window_of_items(
+    items: Sequence[Mapping[str, Any]], max_items: int | None, max_tokens: int | None
+) -> list[Any]:
+    """The same window as ``get_window`` selects, cut out of a list of decoded items: for a
+    session that has no ``get_window`` of its own (an OpenAI Agents SDK session, say)."""
+    if max_items is None and max_tokens is None:
+        return list(items)
+    size = window_size((_row(item) for item in reversed(items)), max_items, max_tokens)
+    return list(items[len(items) - size :]) if size else []
 
 
 def item_pairs(items: Iterable[Mapping[str, Any]]) -> Iterator[tuple[int, int, str | None]]:

@@ -92,3 +92,4 @@ class FunctionTool:
 
 
 Tool = FunctionTool
+"""The tool type an agent takes (the OpenAI Agents SDK's name); today only function tools."""

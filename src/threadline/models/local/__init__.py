@@ -309,6 +309,20 @@ class LocalChatModel(OpenAIChatCompletionsModel):
     def __repr__(self) -> str:
         return f"LocalChatModel(server={self.server!r})"
 
+    @property
+    def context_window(self) -> int:
+        """The context, in tokens, the server runs the model with (8192 by default): the
+        runner sends a history window that fits it."""
+        return int(self.server.config.context_size)
+
+    @property
+    def prompt_overhead(self) -> int:
+        """Tokens the chat template adds to every request (its preamble and examples), which
+        the runner leaves room for besides the instructions, history and reply."""
+        from threadline.sessions.codec import estimate_tokens
+
+        return estimate_tokens(chat_template())
+
     async def _bind(self, request: ModelRequest) -> ModelRequest:
         if request.tools:
             names = ", ".join(tool.name for tool in request.tools)
