@@ -6,7 +6,9 @@ ThreadlineError
 │   ├── SettingsError             a setting that does not exist or has the wrong type (a TypeError too)
 │   ├── InvalidItemError          an item that cannot be stored as JSON (a TypeError too)
 │   ├── ModelNotConfiguredError   no way to resolve a model (says the ways to fix it)
-│   └── MissingDependencyError    an optional extra is not installed (names the extra)
+│   ├── MissingDependencyError    an optional extra is not installed (names the extra)
+│   ├── PendingRunError           the session holds a run waiting for tool-call approvals
+│   └── StaleRunStateError        a RunState that was already resumed (or replaced) was resumed
 ├── RunError                   a run could not complete
 │   ├── MaxTurnsExceeded          the agent loop ran past ``max_turns``
 │   ├── ModelBehaviorError        the model produced something unusable
@@ -61,6 +63,7 @@ __all__ = [
     "ModelRateLimitError",
     "ModelTimeoutError",
     "OutputGuardrailTripwireTriggered",
+    "PendingRunError",
     "RunError",
     "SchemaMissingError",
     "SchemaVersionError",
@@ -68,6 +71,7 @@ __all__ = [
     "SessionClosedError",
     "SessionError",
     "SettingsError",
+    "StaleRunStateError",
     "StoreServerError",
     "StoreUnavailableError",
     "ThreadlineError",
@@ -118,6 +122,35 @@ class MissingDependencyError(UserError, ImportError):
             f"install it with pip install -e '.[{extra}]' in a threadline checkout "
             f"(the extra {extra!r})"
         )
+
+
+class PendingRunError(UserError):
+    """A new run was started on a session whose last run waits for tool-call approvals.
+
+    ``session_id`` names the session and ``tool_calls`` the ``(tool name, call id)`` pairs
+    awaiting a decision. Resolve them (approve or reject, then resume with
+    ``Runner.run(agent, state, session=session)``) or discard the pending run.
+    """
+
+    def __init__(self, session_id: str, tool_calls: list[tuple[str, str]]) -> None:
+        self.session_id = session_id
+        self.tool_calls = tool_calls
+        calls = ", ".join(f"{name} ({call_id})" for name, call_id in tool_calls) or "none"
+        super().__init__(
+            f"session {session_id!r} has a run waiting for approval of tool calls {calls}: "
+            "load it with 'state = await RunState.from_session(agent, session)', approve or "
+            "reject each of state.interruptions and resume with "
+            "'Runner.run(agent, state, session=session)', or drop it with "
+            "'await session.discard_pending_run()' before starting a new run"
+        )
+
+
+class StaleRunStateError(UserError):
+    """A :class:`~threadline.RunState` was resumed after it had been resumed already.
+
+    Each interruption has an id; the session stores the id of the one it waits for, so a state
+    resumed twice, or resumed after another process resumed (or discarded) it, is refused.
+    """
 
 
 class RunError(ThreadlineError):

@@ -45,6 +45,7 @@ def test_public_names_are_complete_and_sorted() -> None:
         "encryption",
         "lease",
         "memory",
+        "pending",
         "postgres",
         "redis",
         "sqlite",

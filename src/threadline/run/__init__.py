@@ -1,6 +1,7 @@
 """Running agents: the Runner, its configuration, results, events and hooks."""
 
 from ..context import RunContextWrapper, ToolContext
+from .approvals import ToolApprovalItem
 from .compaction import (
     CompactionResult,
     CompactionSettings,
@@ -21,6 +22,7 @@ from .run_items import (
     ToolCallOutputItem,
 )
 from .runner import Runner
+from .state import RunState
 
 __all__ = [
     "DEFAULT_MAX_TURNS",
@@ -39,7 +41,9 @@ __all__ = [
     "RunItemStreamEvent",
     "RunResult",
     "RunResultStreaming",
+    "RunState",
     "Runner",
+    "ToolApprovalItem",
     "ToolCallItem",
     "ToolCallOutputItem",
     "ToolContext",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import inspect
 from collections.abc import Callable
@@ -26,8 +27,10 @@ from ..errors import (
 from ..items import Item, assistant_message, function_call_output, input_to_items
 from ..models._chat_convert import new_item_id
 from ..models.base import Model, ModelRequest, ModelResponse, ResponseCompleted
+from ..sessions.pending import PENDING_RUN_RECORD
 from ..tools.base import FunctionTool
 from ..tracing import span
+from .approvals import ApprovalBook, gate_calls
 from .compaction import start_compaction
 from .config import RunConfig
 from .context_budget import default_history_budget, estimate_request, observe_usage
@@ -49,8 +52,9 @@ from .run_items import (
     ToolCallOutputItem,
     run_item_for,
 )
-from .steps import StepPlan, plan_step, tool_specs
-from .tool_exec import run_tools
+from .state import RunState, check_pending_record, find_agent, new_state_id
+from .steps import PlannedCall, StepPlan, plan_step, tool_specs
+from .tool_exec import ToolResult, run_tools
 
 if TYPE_CHECKING:
     from ..agent import Agent
@@ -111,6 +115,15 @@ class _Run:
     """The agent's tools offered in the last model call (``is_enabled``)."""
     tool_input_guardrail_results: list[Any] = field(default_factory=list)
     tool_output_guardrail_results: list[Any] = field(default_factory=list)
+    filtered: bool = False
+    """Whether a handoff's input filter rewrote ``model_input`` (it is no longer the session's)."""
+    approvals: ApprovalBook = field(default_factory=ApprovalBook)
+    turns: int = 0
+    """Model calls made (a resumed run counts those before its interruption)."""
+    resumed: RunState | None = None
+    """The state this run resumes, until its interrupted step is resolved."""
+    resumed_response: ModelResponse | None = None
+    """The interrupted step's model response (rebuilt from the state), when resuming."""
 
     def record(self, item: RunItem) -> None:
         self.new_items.append(item)
@@ -120,7 +133,7 @@ class _Run:
 
 async def run_agent(
     starting_agent: Agent[Any],
-    input: str | list[Item],
+    input: str | list[Item] | RunState,
     *,
     context: Any,
     max_turns: int,
@@ -134,10 +147,27 @@ async def run_agent(
     error_handlers: dict[str, Any] | None = None,
     auto_previous_response_id: bool = False,
 ) -> RunResult:
-    """Run ``starting_agent`` until it produces a final output; see :class:`Runner`."""
-    new_input = input_to_items(input)
+    """Run ``starting_agent`` until it produces a final output or stops for approvals; see
+    :class:`Runner`. ``input`` may be a :class:`RunState` to resume."""
+    resume = input if isinstance(input, RunState) else None
+    if resume is not None:
+        agent = find_agent(starting_agent, resume.agent.name)
+        resume.begin_resume(session)  # from here on, the finally below ends it
+        if context_wrapper is None:
+            usage = copy.deepcopy(resume.usage)
+            context_wrapper = RunContextWrapper(
+                resume.context if context is None else context, usage=usage
+            )
+        original_input: str | list[Item] = resume.original_input
+        max_turns = resume.max_turns  # as the SDK: the limit the run started with
+        previous_response_id = resume.previous_response_id
+        conversation_id = resume.conversation_id
+        auto_previous_response_id = resume.auto_previous_response_id
+    else:
+        assert not isinstance(input, RunState)
+        agent, original_input = starting_agent, input
     run = _Run(
-        agent=starting_agent,
+        agent=agent,
         context=context_wrapper or RunContextWrapper(context),
         config=config,
         hooks=hooks,
@@ -145,39 +175,35 @@ async def run_agent(
         emit=emit,
         previous_response_id=previous_response_id,
         conversation_id=conversation_id,
-        original_input=input,
+        original_input=original_input,
         error_handlers=error_handlers,
         auto_previous_response_id=auto_previous_response_id,
     )
-    with span(
-        "run", config.workflow_name, disabled=config.tracing_disabled, agent=starting_agent.name
-    ) as run_span:
-        async with session_memory(session, config, run.context) as memory:
-            run.memory = memory
-            guarded = bool(_input_guardrails(run))
-            if memory is None:
-                run.model_input = list(new_input)
-            else:  # a guarded input is stored only once the guardrails let it through
-                budget = None
-                if memory.settings.max_tokens is None:  # an explicit budget always wins
-                    fitted = await default_history_budget(
-                        run.agent, run.config, run.context, new_input
-                    )
-                    budget = None if fitted is None else fitted.history_tokens
-                    run.calibrate = fitted is not None
-                run.model_input = await memory.start(
-                    new_input, save=not guarded, default_max_tokens=budget
-                )
-                run.unsaved_input = list(new_input) if guarded else []
-            run.history_len = len(run.model_input)
-            final_output = await _turns(run)
-        if run_span is not None:
-            run_span.attributes["usage"] = vars(run.context.usage).copy()
-    compaction = start_compaction(run.memory, config, run.agent)  # in the background
+    try:
+        with span(
+            "run", config.workflow_name, disabled=config.tracing_disabled, agent=agent.name
+        ) as run_span:
+            async with session_memory(session, config, run.context) as memory:
+                run.memory = memory
+                if resume is not None:
+                    await _start_resumed(run, resume)
+                else:
+                    await _start(run, input_to_items(original_input))
+                outcome = await _turns(run)
+            if run_span is not None:
+                run_span.attributes["usage"] = vars(run.context.usage).copy()
+    finally:
+        if resume is not None:
+            resume.end_resume()  # a failed resume may be retried
+    interrupted = outcome if isinstance(outcome, RunState) else None
+    # the session is compacted once a run has finished, not while one waits for approvals
+    compaction = (
+        None if interrupted is not None else start_compaction(run.memory, config, run.agent)
+    )
     return RunResult(
-        input=input,
+        input=original_input,
         new_items=run.new_items,
-        final_output=final_output,
+        final_output=None if interrupted is not None else outcome,
         last_agent=run.agent,
         raw_responses=run.responses,
         context_wrapper=run.context,
@@ -186,74 +212,229 @@ async def run_agent(
         compaction=compaction,
         tool_input_guardrail_results=run.tool_input_guardrail_results,
         tool_output_guardrail_results=run.tool_output_guardrail_results,
+        interruptions=[] if interrupted is None else interrupted.get_interruptions(),
+        _state=interrupted,
     )
+
+
+async def _start(run: _Run, new_input: list[Item]) -> None:
+    """A new run: refuse it while the session waits for approvals, then load and save."""
+    memory = run.memory
+    guarded = bool(_input_guardrails(run))
+    if memory is None:
+        run.model_input = list(new_input)
+        run.history_len = len(run.model_input)
+        return
+    session = memory.session
+
+    async def no_pending_run() -> None:
+        await check_pending_record(session, None)
+
+    # a guarded input is stored only once the guardrails let it through
+    run.model_input = await memory.start(
+        new_input,
+        save=not guarded,
+        check=no_pending_run if memory.keeps_records else None,
+        default_max_tokens=await _fitted_budget(run, new_input),
+    )
+    run.unsaved_input = list(new_input) if guarded else []
+    run.history_len = len(run.model_input)
+
+
+async def _fitted_budget(run: _Run, new_input: list[Item]) -> int | None:
+    """The history budget that fits the model's context window, when the session's settings
+    set no ``max_tokens`` (an explicit budget always wins); ``None`` when none applies."""
+    memory = run.memory
+    if memory is None or memory.settings.max_tokens is not None:
+        return None
+    fitted = await default_history_budget(run.agent, run.config, run.context, new_input)
+    run.calibrate = fitted is not None
+    return None if fitted is None else fitted.history_tokens
+
+
+async def _start_resumed(run: _Run, state: RunState) -> None:
+    """A resumed run: check it is the session's pending run, then rebuild what it had."""
+    run.resumed = state
+    run.approvals = state.approvals.copy()
+    run.turns = state.turns
+    run.new_items = list(state.new_items)
+    run.sent = state.sent
+    run.pre_start = state.pre_start
+    run.filtered = state.model_input is not None and state.session_id is not None
+    offered = state.offered_tools
+    if offered is not None:
+        run.enabled_tools = [tool for tool in run.agent.tools if tool.name in offered]
+    memory = run.memory
+    if memory is not None and memory.keeps_records:
+        await check_pending_record(memory.session, state.id)
+    if state.model_input is not None:  # no session, or a handoff filter rewrote the history
+        run.model_input = list(state.model_input)
+        run.history_len = state.history_len
+        return
+    assert memory is not None  # begin_resume checked it
+    run.model_input = await memory.load_history(await _fitted_budget(run, []))
+    # the run's items before the interrupted step are stored after its input history now
+    before_step = len(state.new_items) - len(state.step) - len(state.answered)
+    run.history_len = max(len(run.model_input) - before_step, 0)
 
 
 _NOT_FINAL: Any = object()
 
 
 async def _turns(run: _Run) -> Any:
+    """The run's steps until a final output (returned) or an interruption (its
+    :class:`RunState` is returned)."""
     await _enter_agent(run, run.agent)
-    for turn in range(run.max_turns):
-        guards = _input_guardrails(run) if turn == 0 else []
+    if run.resumed is not None:
+        state = run.resumed
+        response = ModelResponse(
+            output=[dict(item) for item in state.step], response_id=state.response_id
+        )
+        run.resumed_response = response
+        step_start = len(state.new_items) - len(state.step) - len(state.answered)
+        outcome = await _finish_step(run, response, dict(state.answered), step_start)
+        if outcome is not _NOT_FINAL:
+            return outcome
+    for _ in range(run.turns, run.max_turns):
+        guards = _input_guardrails(run) if run.turns == 0 else []
         response = await (_guarded_first_call(run, guards) if guards else _call_model(run))
+        run.turns += 1
         if run.unsaved_input and run.memory is not None:
             await run.memory.save(run.unsaved_input)
             run.unsaved_input = []
-        plan = plan_step(run.agent, response, run.enabled_tools)
-        step_items = list(response.output)
         step_start = len(run.new_items)
         for raw in response.output:
             run.record(run_item_for(run.agent, raw, _handoff_names(run.agent)))
-        results = await run_tools(
-            plan.tool_calls,
-            run.agent,
-            run.context,
-            run.hooks,
-            _nested_runner(run),
-            run.config.tracing_disabled,
-        )
-        for result in results:
-            run.tool_input_guardrail_results += result.input_guardrail_results
-            run.tool_output_guardrail_results += result.output_guardrail_results
-            step_items.append(result.item)
+        outcome = await _finish_step(run, response, {}, step_start)
+        if outcome is not _NOT_FINAL:
+            return outcome
+    return await _max_turns_reached(run)
+
+
+async def _finish_step(
+    run: _Run, response: ModelResponse, done: dict[str, Item], step_start: int
+) -> Any:
+    """Carry out what ``response`` asked for and persist the step; the final output,
+    a :class:`RunState` when calls wait for approval, or ``_NOT_FINAL`` to go on.
+
+    ``done`` holds outputs known before an interruption (by call id); they are not run again.
+    ``step_start`` is where the step's items begin in ``run.new_items``.
+    """
+    plan = plan_step(run.agent, response, run.enabled_tools)
+    gate = await gate_calls(plan.tool_calls, run.agent, run.context, run.approvals, done)
+    ran = await run_tools(
+        gate.run,
+        run.agent,
+        run.context,
+        run.hooks,
+        _nested_runner(run),
+        run.config.tracing_disabled,
+    )
+    fresh = {str(p.call["call_id"]): r for p, r in zip(gate.run, ran, strict=True)}
+    for result in ran:
+        run.tool_input_guardrail_results += result.input_guardrail_results
+        run.tool_output_guardrail_results += result.output_guardrail_results
+    results: list[ToolResult] = []
+    for planned in plan.tool_calls:
+        call_id = str(planned.call["call_id"])
+        if call_id in fresh:
+            result = fresh[call_id]
+        elif call_id in gate.answered:
+            item = gate.answered[call_id]
+            result = ToolResult(item, item.get("output"))
+        else:
+            continue  # waiting for a decision
+        results.append(result)
+        if call_id not in done:
             run.record(
                 ToolCallOutputItem(agent=run.agent, raw_item=result.item, output=result.value)
             )
-        step_items += _handoff_outputs(run, plan)
-        for refused in plan.refused_outputs:
-            step_items.append(refused)
-            run.record(
-                ToolCallOutputItem(agent=run.agent, raw_item=refused, output=refused["output"])
-            )
-        if _server_state(run):
-            # the server stored the input it was sent and its own output; only the rest is new
-            run.sent = len(run.model_input) + len(response.output)
-            if run.previous_response_id is not None or run.auto_previous_response_id:
-                run.previous_response_id = response.response_id
-        run.model_input += step_items
-        final = _NOT_FINAL
-        if plan.handoff is None:
-            if run.agent.tool_use_behavior == "stop_on_first_tool" and results:
-                final = results[0].value
-            elif not plan.has_calls:
-                final = _final_output(run.agent, plan)
-        if final is not _NOT_FINAL:
-            await _check_output(run, final)  # a blocked answer is not stored
-        if run.memory is not None:
-            try:
-                await run.memory.save(step_items)
-            except BaseException:
-                if plan.handoff is not None and run.emit is not None:
-                    # the handoff happened; the stream says so before the error (as the SDK)
-                    run.emit(AgentUpdatedStreamEvent(new_agent=plan.handoff.agent))
-                raise
-        if plan.handoff is not None:
-            await _take_handoff(run, plan, step_start)
-            continue
-        if final is not _NOT_FINAL:
-            return await _finish(run, final)
-    return await _max_turns_reached(run)
+    if gate.waiting:
+        answered = {str(r.item["call_id"]): r.item for r in results}
+        return await _interrupt(run, response, answered, gate.waiting)
+    step_items = list(response.output)
+    step_items += [result.item for result in results]
+    step_items += _handoff_outputs(run, plan)
+    for refused in plan.refused_outputs:
+        step_items.append(refused)
+        run.record(ToolCallOutputItem(agent=run.agent, raw_item=refused, output=refused["output"]))
+    if _server_state(run):
+        # the server stored the input it was sent and its own output; only the rest is new
+        run.sent = len(run.model_input) + len(response.output)
+        if run.previous_response_id is not None or run.auto_previous_response_id:
+            run.previous_response_id = response.response_id
+    run.model_input += step_items
+    final = _NOT_FINAL
+    if plan.handoff is None:
+        if run.agent.tool_use_behavior == "stop_on_first_tool" and results:
+            final = results[0].value
+        elif not plan.has_calls:
+            final = _final_output(run.agent, plan)
+    if final is not _NOT_FINAL:
+        await _check_output(run, final)  # a blocked answer is not stored
+    if run.memory is not None:
+        # a resumed step clears the pending run in the same transaction that stores it
+        clear = run.resumed is not None and run.memory.keeps_records
+        try:
+            await run.memory.save(step_items, {PENDING_RUN_RECORD: None} if clear else None)
+        except BaseException:
+            if plan.handoff is not None and run.emit is not None:
+                # the handoff happened; the stream says so before the error (as the SDK)
+                run.emit(AgentUpdatedStreamEvent(new_agent=plan.handoff.agent))
+            raise
+    if run.resumed is not None:
+        run.resumed.mark_resumed()
+        run.resumed = None
+    if plan.handoff is not None:
+        await _take_handoff(run, plan, step_start)
+        return _NOT_FINAL
+    if final is not _NOT_FINAL:
+        return await _finish(run, final)
+    return _NOT_FINAL
+
+
+async def _interrupt(
+    run: _Run, response: ModelResponse, answered: dict[str, Item], waiting: list[PlannedCall]
+) -> RunState:
+    """Stop the run: the step's calls in ``waiting`` need a decision.
+
+    Nothing of the step is added to the history (it would hold calls without outputs); with
+    a session that keeps records the state is stored as its pending run instead, replacing
+    the one this run resumed in the same write.
+    """
+    memory = run.memory
+    state = RunState(
+        id=new_state_id(),
+        agent=run.agent,
+        original_input=run.original_input,
+        step=[dict(item) for item in response.output],
+        answered=answered,
+        waiting=[dict(p.call) for p in waiting],
+        approvals=run.approvals.copy(),
+        max_turns=run.max_turns,
+        turns=run.turns,
+        context=run.context.context,
+        usage=copy.deepcopy(run.context.usage),
+        session_id=None if memory is None else memory.session.session_id,
+        model_input=list(run.model_input) if memory is None or run.filtered else None,
+        history_len=run.history_len,
+        pre_start=run.pre_start,
+        offered_tools=None
+        if run.enabled_tools is None
+        else [tool.name for tool in run.enabled_tools],
+        auto_previous_response_id=run.auto_previous_response_id,
+        sent=run.sent,
+        previous_response_id=run.previous_response_id,
+        conversation_id=run.conversation_id,
+        response_id=response.response_id,
+        new_items=list(run.new_items),
+    )
+    if memory is not None and memory.keeps_records:
+        await memory.save([], {PENDING_RUN_RECORD: state.record_value()})
+    if run.resumed is not None:
+        run.resumed.mark_resumed()
+        run.resumed = None
+    return state
 
 
 async def _max_turns_reached(run: _Run) -> Any:
@@ -342,7 +523,7 @@ def _server_state(run: _Run) -> bool:
 def _chains_responses(run: _Run) -> bool:
     """Whether the last response can be chained to (``auto_previous_response_id``): it has an
     id and its model keeps responses on the server (a Responses model)."""
-    last = run.responses[-1] if run.responses else None
+    last = run.responses[-1] if run.responses else run.resumed_response
     model = resolve_model(run.agent, run.config)
     return (
         last is not None
@@ -449,6 +630,7 @@ async def _filter_handoff_input(run: _Run, input_filter: Any, step_start: int) -
     items = input_to_items(kept) if isinstance(kept, str) else list(kept)
     items += [item.to_input_item() for item in (*filtered.pre_handoff_items, *shown)]
     run.model_input = items
+    run.filtered = True
     # What the next agent saw is the input history of any later handoff.
     run.history_len = len(items)
     run.pre_start = len(run.new_items)
@@ -569,6 +751,13 @@ def _nested_runner(run: _Run) -> Callable[[Any, str], Any]:
             context_wrapper=wrapper,
         )
         run.context.usage.add(wrapper.usage)
+        if result.interruptions:
+            names = ", ".join(str(i.tool_name) for i in result.interruptions)
+            raise UserError(
+                f"agent {agent.name!r}, run as a tool, stopped for approval of {names}: "
+                "approvals inside Agent.as_tool are not supported; give the approval-gated "
+                "tools to the outer agent"
+            )
         return result
 
     return nested

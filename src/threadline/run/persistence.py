@@ -7,10 +7,12 @@ without its output. A cancelled or failed run loses at most the step in flight.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,7 +22,7 @@ from ..models.base import ModelRequest
 from ..sessions._handle import StoreSession
 from ..sessions._usage import USAGE_KEY, UsageLedger, calibrated_budget
 from ..sessions._window import window_of_items
-from ..sessions.base import SessionSettings
+from ..sessions.base import SessionSettings, capabilities_of
 from ..sessions.codec import estimate_tokens
 from ..sessions.lease import declared_parameters, writer_lease
 from ..usage import Usage
@@ -73,6 +75,8 @@ class SessionMemory:
         self.settings = settings
         self.input_callback = input_callback
         self._extra: dict[str, Any] = {"wrapper": context} if wants_wrapper(session) else {}
+        self.keeps_records = "records" in capabilities_of(session)
+        """Whether the session keeps records (a pending run is stored with it)."""
         self._context = context
         self.usage: UsageLedger | None = None
         """This run's usage accounting, once :meth:`load_history` opened it (stores only)."""
@@ -132,15 +136,20 @@ class SessionMemory:
         new_items: list[Item],
         *,
         save: bool = True,
+        check: Callable[[], Awaitable[None]] | None = None,
         default_max_tokens: int | None = None,
     ) -> list[Item]:
         """Load history, merge the new input into it, persist the new input (unless ``save``
         is false: a guarded input is saved once the guardrails passed).
 
-        ``default_max_tokens`` is passed to :meth:`load_history`. Returns the items to send to
-        the model.
+        ``check`` (a read that may refuse the run) runs beside the history read, and before
+        anything is written; ``default_max_tokens`` is passed to :meth:`load_history`. Returns
+        the items to send to the model.
         """
-        history = await self.load_history(default_max_tokens)
+        if check is None:
+            history = await self.load_history(default_max_tokens)
+        else:
+            history = await _beside(self.load_history(default_max_tokens), check())
         if self.input_callback is not None:
             merged = self.input_callback(history, list(new_items))
             if inspect.isawaitable(merged):
@@ -157,14 +166,36 @@ class SessionMemory:
             await self.save(new_items)
         return combined
 
-    async def save(self, items: list[Item]) -> None:
-        """Append one completed step (or the input) as one atomic batch."""
-        if items and self.usage is not None and self._context is not None:
-            # the run's usage so far rides with the step, in its transaction
-            records = self.usage.records(self._context.usage)
-            await self.session.add_items(list(items), records=records)
+    async def save(self, items: list[Item], records: Mapping[str, Any] | None = None) -> None:
+        """Append one completed step (or the input) as one atomic batch, with ``records``
+        (session records, in the same transaction) when given."""
+        batch: dict[str, Any] = {}
+        if (items or records) and self.usage is not None and self._context is not None:
+            # the run's usage so far rides with the step (or the pending run), in its transaction
+            batch.update(self.usage.records(self._context.usage))
+        if records:
+            batch.update(records)
+        if batch:
+            if items:
+                await self.session.add_items(list(items), records=batch, **self._extra)
+            else:
+                await self.session.put_records(batch)
         elif items:
             await self.session.add_items(list(items), **self._extra)
+
+
+async def _beside(main: Awaitable[list[Item]], other: Awaitable[None]) -> list[Item]:
+    """``main``'s result once ``other`` finished too; either one's error is raised."""
+    task = asyncio.ensure_future(other)
+    try:
+        result = await main
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+    await task
+    return result
 
 
 def estimate_request(request: ModelRequest) -> int:

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from ..agent import Agent
     from ..guardrails import InputGuardrailResult, OutputGuardrailResult
     from ..tools.guardrails import ToolInputGuardrailResult, ToolOutputGuardrailResult
+    from .approvals import ToolApprovalItem
     from .compaction import CompactionResult
+    from .state import RunState
 
 __all__ = ["RunResult", "RunResultStreaming"]
 
@@ -37,6 +39,10 @@ class RunResult:
     ``compaction`` the background compaction this run started (``await result.compaction``
     gives its :class:`~threadline.run.compaction.CompactionResult`; it never raises), or
     ``None`` when the session has no ``compact_at``.
+
+    A run that stopped for approvals has ``interruptions`` (the waiting
+    :class:`~threadline.run.approvals.ToolApprovalItem` calls) and ``final_output`` ``None``;
+    ``to_state()`` is the run to decide on and resume.
     """
 
     input: str | list[Item]
@@ -50,11 +56,18 @@ class RunResult:
     tool_input_guardrail_results: list[ToolInputGuardrailResult] = field(default_factory=list)
     tool_output_guardrail_results: list[ToolOutputGuardrailResult] = field(default_factory=list)
     compaction: asyncio.Task[CompactionResult] | None = field(default=None, repr=False)
+    interruptions: list[ToolApprovalItem] = field(default_factory=list)
+    _state: RunState | None = field(default=None, repr=False)
 
     @property
     def usage(self) -> Usage:
         """Requests and tokens summed over the run's model calls."""
         return self.context_wrapper.usage
+
+    def to_state(self) -> RunState:
+        """The interrupted run as a :class:`~threadline.RunState`: approve or reject each of
+        its interruptions, then resume with ``Runner.run(agent, state)``."""
+        return _state_of(self._state)
 
     def to_input_list(self) -> list[Item]:
         """The input followed by the new items: the next turn's input, for memory by hand."""
@@ -74,6 +87,15 @@ class RunResult:
     def last_response_id(self) -> str | None:
         """The id of the last model response, when the provider gives one."""
         return self.raw_responses[-1].response_id if self.raw_responses else None
+
+
+def _state_of(state: RunState | None) -> RunState:
+    if state is None:
+        raise UserError(
+            "this run did not stop for approvals (result.interruptions is empty), so there "
+            "is no state to resume: start the next turn with a new Runner.run"
+        )
+    return state
 
 
 _DONE = object()
@@ -104,6 +126,8 @@ class RunResultStreaming:
     output_guardrail_results: list[OutputGuardrailResult] = field(default_factory=list)
     tool_input_guardrail_results: list[ToolInputGuardrailResult] = field(default_factory=list)
     tool_output_guardrail_results: list[ToolOutputGuardrailResult] = field(default_factory=list)
+    interruptions: list[ToolApprovalItem] = field(default_factory=list)
+    """Set when the stream has ended: the calls waiting for approval, if the run stopped."""
 
     @property
     def last_agent(self) -> Agent[Any]:
@@ -154,6 +178,7 @@ class RunResultStreaming:
         self.output_guardrail_results = result.output_guardrail_results
         self.tool_input_guardrail_results = result.tool_input_guardrail_results
         self.tool_output_guardrail_results = result.tool_output_guardrail_results
+        self.interruptions = result.interruptions
         self.is_complete = True
 
     @property
@@ -166,6 +191,12 @@ class RunResultStreaming:
         if self._task is not None and not self._task.done():
             self._cancel_requested = True
             self._task.cancel()
+
+    def to_state(self) -> RunState:
+        """As :meth:`RunResult.to_state`, once the stream has ended."""
+        if self._result is None:
+            raise UserError("the streamed run has not ended; iterate stream_events() first")
+        return _state_of(self._result._state)
 
     def to_input_list(self) -> list[Item]:
         """As :meth:`RunResult.to_input_list`, once the stream has completed."""

@@ -13,6 +13,7 @@ from .error_handlers import RunErrorHandlers, check_error_handlers
 from .hooks import RunHooks
 from .loop import run_agent
 from .result import RunResult, RunResultStreaming
+from .state import RunState
 
 if TYPE_CHECKING:
     from ..agent import Agent
@@ -33,8 +34,11 @@ def _check(
 
     if not isinstance(agent, Agent):
         raise UserError(f"the starting agent must be an Agent, got {type(agent).__name__}")
-    if not isinstance(input, (str, list)):
-        raise UserError(f"input must be a string or a list of items, got {type(input).__name__}")
+    if not isinstance(input, (str, list, RunState)):
+        raise UserError(
+            "input must be a string or a list of items (or a RunState to resume), got "
+            f"{type(input).__name__}"
+        )
     if isinstance(input, list):
         input_to_items(input)  # validates, naming the bad item
     if not isinstance(max_turns, int) or isinstance(max_turns, bool) or max_turns < 1:
@@ -42,6 +46,13 @@ def _check(
     if not isinstance(auto_previous_response_id, bool):
         raise UserError(
             f"auto_previous_response_id must be True or False, got {auto_previous_response_id!r}"
+        )
+    if isinstance(input, RunState) and (
+        previous_response_id is not None or conversation_id is not None or auto_previous_response_id
+    ):
+        raise UserError(
+            "a RunState resumes with the server-side state it was saved with: do not pass "
+            "previous_response_id, conversation_id or auto_previous_response_id with it"
         )
     if session is not None and (
         previous_response_id is not None or conversation_id is not None or auto_previous_response_id
@@ -60,13 +71,18 @@ class Runner:
     the ``RunContextWrapper``. ``session`` gives the run memory: its history is loaded and
     sent before ``input``, and the input and each completed step are stored. Without a
     session, a run remembers nothing.
+
+    ``input`` may be a :class:`~threadline.RunState` (``result.to_state()`` of a run that
+    stopped for approvals, once its interruptions are approved or rejected): the run resumes
+    where it stopped, with the same session (``context``, when given, replaces the saved one;
+    ``max_turns`` is the one the run started with, counting every model call of the run).
     """
 
     @classmethod
     async def run(
         cls,
         starting_agent: Agent[Any],
-        input: str | list[Item],
+        input: str | list[Item] | RunState,
         *,
         context: Any = None,
         max_turns: int = DEFAULT_MAX_TURNS,
@@ -117,7 +133,7 @@ class Runner:
     def run_sync(
         cls,
         starting_agent: Agent[Any],
-        input: str | list[Item],
+        input: str | list[Item] | RunState,
         *,
         context: Any = None,
         max_turns: int = DEFAULT_MAX_TURNS,
@@ -170,7 +186,7 @@ class Runner:
     def run_streamed(
         cls,
         starting_agent: Agent[Any],
-        input: str | list[Item],
+        input: str | list[Item] | RunState,
         *,
         context: Any = None,
         max_turns: int = DEFAULT_MAX_TURNS,
@@ -219,4 +235,5 @@ class Runner:
                 auto_previous_response_id=auto_previous_response_id,
             )
 
-        return RunResultStreaming(input=input, current_agent=starting_agent, _start=start)
+        shown = input.original_input if isinstance(input, RunState) else input
+        return RunResultStreaming(input=shown, current_agent=starting_agent, _start=start)

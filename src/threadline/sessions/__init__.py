@@ -7,6 +7,8 @@
   :class:`ThreadlineSession` — the extensions every threadline session implements.
 * :class:`SQLiteSession` / :class:`SQLiteStore` — the embedded default (a file or ``:memory:``).
 * :class:`InMemorySession` / :class:`InMemoryStore` — the reference implementation.
+* :class:`PendingRun` — what a session's run waiting for tool-call approvals waits for
+  (``await session.pending_run()``; ``session.discard_pending_run()`` drops it).
 * :func:`writer_lease` — one writer per session, for any session object; stores' leases are
   fenced (:class:`Lease`).
 * :class:`ItemCodec` / :class:`JsonCodec` — how a store seals items into stored payloads;
@@ -50,6 +52,7 @@ from .codec import ItemCodec, JsonCodec, estimate_tokens
 from .encryption import KEY_ENV_VAR, EncryptionCodec, key_from_env, new_key, reencrypt
 from .lease import Lease, writer_lease
 from .memory import InMemoryDatabase, InMemorySession, InMemoryStore
+from .pending import PendingRun
 from .sqlite import SQLiteSession, SQLiteStore
 from .store import STORE_CAPABILITIES, SessionStore, Store, open_store, store_schemes
 from .transfer import EXPORT_FORMAT, EXPORT_VERSION, ImportResult
@@ -74,6 +77,7 @@ __all__ = [
     "JsonCodec",
     "Lease",
     "LeaseGrant",
+    "PendingRun",
     "PruneResult",
     "SQLiteSession",
     "SQLiteStore",

@@ -29,6 +29,7 @@ from .codec import (
     encode_record,
 )
 from .lease import Lease, check_fence, check_ttl, fenced_lease, held_lease
+from .pending import PENDING_RUN_RECORD, PendingRun, read_pending_run
 
 if TYPE_CHECKING:
     from ._base_store import Store
@@ -293,6 +294,37 @@ class StoreSession(MetadataMixin, LineageMixin, RetentionMixin, UsageMixin):
         fence = self._fence()
         if payloads:
             await store._backend.put_records(self.session_id, payloads, fence)
+
+    # ------------------------------------------------------------------ a pending run
+
+    async def pending_run(self) -> PendingRun | None:
+        """The run of this session that waits for tool-call approvals, or ``None``.
+
+        A :class:`~threadline.sessions.PendingRun` names the calls waiting and their agent;
+        ``RunState.from_session(agent, session)`` rebuilds the run itself to approve, reject
+        and resume (see ``docs/approvals.md``).
+        """
+        value = await self.get_record(PENDING_RUN_RECORD)
+        return read_pending_run(self.session_id, value)
+
+    async def discard_pending_run(self) -> bool:
+        """Drop the pending run (its waiting calls are never carried out); ``False`` if none.
+
+        The history stays as it was before the interrupted step (that step was never stored),
+        so the session takes new runs again. Takes the session's writer lease unless the
+        current task holds it; a ``RunState`` of the discarded run can no longer be resumed.
+        """
+        self._records_store()
+        if held_lease(self.store, self.session_id) is not None:
+            return await self._drop_pending_run()
+        async with self.lease():
+            return await self._drop_pending_run()
+
+    async def _drop_pending_run(self) -> bool:
+        if await self.get_record(PENDING_RUN_RECORD) is None:
+            return False
+        await self.put_records({PENDING_RUN_RECORD: None})
+        return True
 
     @asynccontextmanager
     async def lease(

@@ -15,9 +15,18 @@ from ..context import RunContextWrapper, ToolContext
 from ..errors import UserError
 from .guardrails import ToolInputGuardrail, ToolOutputGuardrail
 
-__all__ = ["FunctionTool", "Tool", "ToolErrorFunction", "default_tool_error_function"]
+__all__ = [
+    "ApprovalFunction",
+    "FunctionTool",
+    "Tool",
+    "ToolErrorFunction",
+    "default_tool_error_function",
+]
 
 ToolErrorFunction = Callable[[RunContextWrapper[Any], Exception], "str | Awaitable[str]"]
+
+ApprovalFunction = Callable[[RunContextWrapper[Any], dict[str, Any], str], "bool | Awaitable[bool]"]
+"""``(run context, parsed arguments, call id) -> bool``: whether this call needs approval."""
 
 
 def default_tool_error_function(ctx: RunContextWrapper[Any], error: Exception) -> str:
@@ -37,6 +46,11 @@ class FunctionTool:
     :mod:`threadline.tools.guardrails`). ``is_enabled`` (a bool, or a function of
     ``(context_wrapper, agent)``, sync or async) says whether the model is offered the tool
     this turn.
+
+    ``needs_approval`` (``True``, or an :data:`ApprovalFunction` deciding per call) stops the
+    run before the call is carried out: the run returns it in ``result.interruptions``, and
+    resumes from ``result.to_state()`` once it was approved or rejected (see
+    ``docs/approvals.md``).
     """
 
     name: str
@@ -48,6 +62,7 @@ class FunctionTool:
     tool_input_guardrails: list[ToolInputGuardrail[Any]] | None = None
     tool_output_guardrails: list[ToolOutputGuardrail[Any]] | None = None
     is_enabled: bool | Callable[[RunContextWrapper[Any], Any], Any] = True
+    needs_approval: bool | ApprovalFunction = False
 
     def __post_init__(self) -> None:
         for field_name, kind in (

@@ -49,7 +49,12 @@ from threadline.tools._schema import (
     pointer,
     strip_titles,
 )
-from threadline.tools.base import FunctionTool, ToolErrorFunction, default_tool_error_function
+from threadline.tools.base import (
+    ApprovalFunction,
+    FunctionTool,
+    ToolErrorFunction,
+    default_tool_error_function,
+)
 from threadline.tools.guardrails import ToolInputGuardrail, ToolOutputGuardrail
 
 if TYPE_CHECKING:
@@ -163,6 +168,7 @@ def function_tool(
     tool_input_guardrails: list[ToolInputGuardrail[Any]] | None = None,
     tool_output_guardrails: list[ToolOutputGuardrail[Any]] | None = None,
     is_enabled: bool | Callable[[RunContextWrapper[Any], Any], Any] = True,
+    needs_approval: bool | ApprovalFunction = False,
 ) -> FunctionTool: ...
 
 
@@ -179,6 +185,7 @@ def function_tool(
     tool_input_guardrails: list[ToolInputGuardrail[Any]] | None = None,
     tool_output_guardrails: list[ToolOutputGuardrail[Any]] | None = None,
     is_enabled: bool | Callable[[RunContextWrapper[Any], Any], Any] = True,
+    needs_approval: bool | ApprovalFunction = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -194,6 +201,7 @@ def function_tool(
     tool_input_guardrails: list[ToolInputGuardrail[Any]] | None = None,
     tool_output_guardrails: list[ToolOutputGuardrail[Any]] | None = None,
     is_enabled: bool | Callable[[RunContextWrapper[Any], Any], Any] = True,
+    needs_approval: bool | ApprovalFunction = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a :class:`FunctionTool` from a typed function, used bare or with arguments.
 
@@ -205,9 +213,16 @@ def function_tool(
     ``tool_input_guardrails`` / ``tool_output_guardrails`` check each call before / after the
     function runs (see :mod:`threadline.tools.guardrails`). ``is_enabled`` (a bool, or a
     function of ``(context_wrapper, agent)``, sync or async) says whether the model is offered
-    the tool before each model call. Raises
+    the tool before each model call. ``needs_approval`` (``True``, or
+    ``(ctx, arguments, call_id) -> bool``, sync or async) makes the run stop for a human
+    decision before a call runs (``result.interruptions``). Raises
     :class:`~threadline.errors.UserError` when the function cannot be described as a tool.
     """
+    if not isinstance(needs_approval, bool) and not callable(needs_approval):
+        raise UserError(
+            "needs_approval must be True, False or a function (ctx, arguments, call_id) -> "
+            f"bool, got {type(needs_approval).__name__}"
+        )
     # Types defined in the calling function (not at module level) are found through its locals.
     caller = sys._getframe(1)
     localns = None if caller.f_locals is caller.f_globals else dict(caller.f_locals)
@@ -223,6 +238,7 @@ def function_tool(
             use_docstring_info=use_docstring_info,
             failure_error_function=failure_error_function,
             strict_mode=strict_mode,
+            needs_approval=needs_approval,
         )
         if tool_input_guardrails or tool_output_guardrails or is_enabled is not True:
             tool = dataclasses.replace(
@@ -271,6 +287,7 @@ def _build_tool(
     use_docstring_info: bool,
     failure_error_function: ToolErrorFunction | None,
     strict_mode: bool,
+    needs_approval: bool | ApprovalFunction = False,
 ) -> FunctionTool:
     if not callable(function):
         raise UserError(f"@function_tool needs a function, got {type(function).__name__}")
@@ -299,6 +316,7 @@ def _build_tool(
         on_invoke_tool=invoker,
         strict_json_schema=strict_mode,
         failure_error_function=failure_error_function,
+        needs_approval=needs_approval,
     )
 
 
