@@ -292,6 +292,11 @@ class Pools:
                     ) from None
                 broken = True
                 try:
+                    if not retry:
+                        # An operation that may not be retried first proves the connection
+                        # alive (one round trip): a connection the server cut while it sat in
+                        # the pool fails here, before anything was sent, and is replaced.
+                        await conn.execute("SELECT 1")
                     sent = True
                     result = await operation(conn, attempt)
                     broken = False
