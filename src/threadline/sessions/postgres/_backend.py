@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...errors import CorruptItemError, LeaseLostError, UserError
@@ -68,6 +68,35 @@ _NEWEST = (
     "WHERE skey = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
 )
 _TOP = 1 << 62
+_REPLANS = 3  # optimistic tail reads before window_after_record takes a snapshot
+_RECORD = "SELECT data FROM threadline_records WHERE skey = $1 AND key = $2"
+# One tail read (window_since): the session's count, the tail's tokens, the anchor item, the
+# window's candidate rows newest first (those within max_items + 1 rows and whose running
+# token sum before them is within max_tokens: what ``window_size`` may look at), and the
+# record $5 as of the same snapshot. Every part is a range scan of the primary key from
+# seq = start; only the candidates' payloads are fetched.
+_SINCE = """
+SELECT s.item_count,
+    (SELECT coalesce(sum(i.tokens), 0) FROM threadline_items AS i
+        WHERE i.skey = $1 AND i.seq >= $2) AS tail_tokens,
+    (SELECT i.data FROM threadline_items AS i WHERE i.skey = $1 AND i.seq = $2 - 1) AS anchor,
+    (SELECT r.data FROM threadline_records AS r WHERE r.skey = $1 AND r.key = $5) AS record,
+    w.seqs, w.kinds, w.call_ids, w.tokens, w.datas
+FROM threadline_sessions AS s CROSS JOIN LATERAL (
+    SELECT array_agg(c.seq ORDER BY c.seq DESC) AS seqs,
+        array_agg(c.kind ORDER BY c.seq DESC) AS kinds,
+        array_agg(c.call_id ORDER BY c.seq DESC) AS call_ids,
+        array_agg(c.tokens ORDER BY c.seq DESC) AS tokens,
+        array_agg(d.data ORDER BY c.seq DESC) AS datas
+    FROM (
+        SELECT seq, kind, call_id, tokens,
+            sum(tokens) OVER (ORDER BY seq DESC ROWS UNBOUNDED PRECEDING) AS run
+        FROM threadline_items WHERE skey = $1 AND seq >= $2 ORDER BY seq DESC LIMIT $3
+    ) AS c JOIN threadline_items AS d ON d.skey = $1 AND d.seq = c.seq
+    WHERE $4::bigint IS NULL OR c.run - c.tokens <= $4
+) AS w
+WHERE s.skey = $1
+"""
 _APPEND = "SELECT threadline_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 _FENCE = "SELECT threadline_check_fence($1, $2, $3)"
 _TOUCH = "updated_at = threadline_now(), tick = nextval('threadline_tick')"
@@ -296,48 +325,86 @@ class PostgresBackend(StoreBackend):
     async def window_since(
         self, session_id: str, start: int, max_items: int | None, max_tokens: int | None
     ) -> TailWindow:
-        """The items from position ``start`` on, in one snapshot: a range scan of the tail
-        (the part a compaction summary does not cover), never the whole history."""
+        """The items from position ``start`` on in one statement (one round trip, one
+        snapshot): index range scans from ``seq = start``, decoding only the window."""
         skey = session_key(session_id)
+        args = _since_args(skey, start, max_items, max_tokens)
 
         async def run(conn: Any, attempt: int) -> TailWindow:
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                count = await conn.fetchval(
-                    "SELECT item_count FROM threadline_sessions WHERE skey = $1", skey
-                )
-                count = int(count or 0)
-                if start > count:
-                    return TailWindow(count, None, [], 0)
-                rows = list(
-                    await conn.fetch(
-                        "SELECT seq, kind, call_id, tokens, data FROM threadline_items "
-                        "WHERE skey = $1 AND seq >= $2 ORDER BY seq DESC",
-                        skey,
-                        start,
-                    )
-                )
-                anchor = None
-                if start > 0:
-                    found = await conn.fetchrow(
-                        "SELECT seq, data FROM threadline_items WHERE skey = $1 AND seq = $2",
-                        skey,
-                        start - 1,
-                    )
-                    if found is not None:
-                        anchor = self._decode(session_id, [found])[0]
-            tail_tokens = sum(int(r[3]) for r in rows)
-            if max_items is None and max_tokens is None:
-                size = len(rows)
-            elif max_items == 0 or max_tokens == 0:
-                size = 0
-            else:
-                size = window_size(((r[1], r[2], r[3]) for r in rows), max_items, max_tokens)
-            taken = rows[:size]
-            taken.reverse()
-            items = self._decode(session_id, [(r[0], r[4]) for r in taken])
-            return TailWindow(count, anchor, items, tail_tokens)
+            row = await conn.fetchrow(_SINCE, *args, None)
+            return self._tail_window(session_id, start, max_items, max_tokens, row)
 
         return await self.pools.run(run, retry=True, what=f"reading session {session_id!r}")
+
+    async def window_after_record(
+        self,
+        session_id: str,
+        key: str,
+        max_items: int | None,
+        max_tokens: int | None,
+        start_for: Callable[[Payload], tuple[int, int | None, int | None] | None],
+    ) -> tuple[Payload | None, list[Item] | TailWindow]:
+        """The record, then the tail window it asks for; the tail read also returns the
+        record as of its own snapshot and is planned again if the record changed in
+        between, so the pair is always one consistent state (two round trips)."""
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> tuple[Payload | None, TailWindow] | Payload:
+            found = await conn.fetchval(_RECORD, skey, key)
+            for _ in range(_REPLANS):
+                payload = None if found is None else bytes(found)
+                plan = None if payload is None else start_for(payload)
+                if plan is None:
+                    return b"" if payload is None else payload  # the plain window follows
+                row = await conn.fetchrow(_SINCE, *_since_args(skey, *plan), key)
+                now = None if row is None else row["record"]
+                if row is None or (now is not None and bytes(now) == payload):
+                    return payload, self._tail_window(session_id, *plan, row)
+                found = now  # a writer changed the record between the two reads
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                found = await conn.fetchval(_RECORD, skey, key)
+                payload = None if found is None else bytes(found)
+                plan = None if payload is None else start_for(payload)
+                if plan is None:
+                    return b"" if payload is None else payload
+                row = await conn.fetchrow(_SINCE, *_since_args(skey, *plan), key)
+                return payload, self._tail_window(session_id, *plan, row)
+
+        what = f"reading session {session_id!r}"
+        read = await self.pools.run(run, retry=True, what=what)
+        if isinstance(read, tuple):
+            return read
+        return (read or None), await self.window(session_id, max_items, max_tokens)
+
+    def _tail_window(
+        self,
+        session_id: str,
+        start: int,
+        max_items: int | None,
+        max_tokens: int | None,
+        row: Any,
+    ) -> TailWindow:
+        """The :class:`TailWindow` of one :data:`_SINCE` row (``None``: no such session)."""
+        if row is None:
+            return TailWindow(0, None, [], 0)
+        count = int(row["item_count"])
+        if start > count:
+            return TailWindow(count, None, [], 0)
+        seqs = row["seqs"] or []
+        if max_items is None and max_tokens is None:
+            size = len(seqs)
+        elif max_items == 0 or max_tokens == 0:
+            size = 0
+        else:
+            metas = (
+                zip(row["kinds"], row["call_ids"], row["tokens"], strict=True) if seqs else iter(())
+            )
+            size = window_size(metas, max_items, max_tokens)
+        anchor = None
+        if row["anchor"] is not None:
+            anchor = self._decode(session_id, [(start - 1, row["anchor"])])[0]
+        taken = [(seqs[i], row["datas"][i]) for i in range(size - 1, -1, -1)]
+        return TailWindow(count, anchor, self._decode(session_id, taken), int(row["tail_tokens"]))
 
     async def pop(self, session_id: str, fence: Fence | None) -> Item | None:
         skey = session_key(session_id)
@@ -735,6 +802,15 @@ def _record_args(
         for value in records.values()
     ]
     return keys, payloads
+
+
+def _since_args(
+    skey: bytes, start: int, max_items: int | None, max_tokens: int | None
+) -> tuple[Any, ...]:
+    """The first four parameters of :data:`_SINCE` for these budgets."""
+    if max_items == 0 or max_tokens == 0:
+        return skey, start, 0, None
+    return skey, start, None if max_items is None else max_items + 1, max_tokens
 
 
 def _text(value: bytes | None) -> Any:
