@@ -67,6 +67,9 @@ _NEWEST = (
     "SELECT seq, kind, call_id, tokens, data FROM threadline_items "
     "WHERE skey = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
 )
+_OLDEST = (
+    "SELECT seq, data FROM threadline_items WHERE skey = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+)
 _TOP = 1 << 62
 _REPLANS = 3  # optimistic tail reads before window_after_record takes a snapshot
 _RECORD = "SELECT data FROM threadline_records WHERE skey = $1 AND key = $2"
@@ -519,51 +522,11 @@ class PostgresBackend(StoreBackend):
     async def fork(self, session_id: str, new_session_id: str, at: int | None) -> None:
         source, target = session_key(session_id), session_key(new_session_id)
 
-        def occupied(count: int) -> UserError:
-            return UserError(
-                f"cannot fork session {session_id!r} into {new_session_id!r}: that session "
-                f"already holds {count} items; clear it first or pick a new id"
-            )
-
         async def run(conn: Any, attempt: int) -> None:
             async with conn.transaction():
-                held = await conn.fetchval(
-                    "SELECT item_count FROM threadline_sessions WHERE skey = $1 FOR UPDATE",
-                    target,
-                )
-                if held:
-                    raise occupied(held)
-                total = await conn.fetchval(
-                    "SELECT item_count FROM threadline_sessions WHERE skey = $1 FOR SHARE", source
-                )
-                count = 0 if not total else total if at is None else min(at, total)
+                count = await self._fork_count(conn, session_id, new_session_id, at)
                 if count == 0:
                     return
-                if count < total:
-                    pairs = await conn.fetch(
-                        "SELECT seq, kind, call_id FROM threadline_items WHERE skey = $1 "
-                        "AND kind = ANY($2::smallint[]) ORDER BY seq",
-                        source,
-                        [KIND_CALL, KIND_OUTPUT],
-                    )
-                    check_fork_cut(session_id, count, ((p[0], p[1], _text(p[2])) for p in pairs))
-                made = await conn.fetchval(
-                    "INSERT INTO threadline_sessions AS s "
-                    "(skey, session_id, item_count, created_at, updated_at, tick) "
-                    "VALUES ($1, $2, $3, threadline_now(), threadline_now(), "
-                    "nextval('threadline_tick')) "
-                    f"ON CONFLICT (skey) DO UPDATE SET item_count = $3, {_TOUCH} "
-                    "WHERE s.item_count = 0 RETURNING 1",
-                    target,
-                    new_session_id.encode("utf-8"),
-                    count,
-                )
-                if made is None:
-                    raise occupied(
-                        await conn.fetchval(
-                            "SELECT item_count FROM threadline_sessions WHERE skey = $1", target
-                        )
-                    )
                 await conn.execute(
                     "INSERT INTO threadline_items "
                     "(skey, seq, kind, call_id, tokens, data, batch, search) "
@@ -575,6 +538,104 @@ class PostgresBackend(StoreBackend):
                 )
 
         await self.pools.run(run, retry=False, what=f"forking session {session_id!r}")
+
+    async def fork_resealed(
+        self,
+        session_id: str,
+        new_session_id: str,
+        at: int | None,
+        reseal: Callable[[Payload], Payload],
+    ) -> int:
+        """:meth:`fork` in one transaction with each payload passed through ``reseal``; the
+        rows keep their kind, call id, token count and words."""
+        source, target = session_key(session_id), session_key(new_session_id)
+        codec = self.codec
+
+        async def run(conn: Any, attempt: int) -> int:
+            async with conn.transaction():
+                count = await self._fork_count(conn, session_id, new_session_id, at)
+                if count == 0:
+                    return 0
+                rows = await conn.fetch(
+                    "SELECT seq, data FROM threadline_items WHERE skey = $1 AND seq < $2 "
+                    "ORDER BY seq",
+                    source,
+                    count,
+                )
+                sealed = []
+                for seq, data in rows:
+                    try:
+                        payload = reseal(bytes(data))
+                    except ValueError as exc:
+                        raise CorruptItemError(
+                            session_id, int(seq), f"the {codec.name} codec cannot open it: {exc}"
+                        ) from None
+                    sealed.append(payload.encode("utf-8") if isinstance(payload, str) else payload)
+                await conn.execute(
+                    "INSERT INTO threadline_items "
+                    "(skey, seq, kind, call_id, tokens, data, batch, search) "
+                    "SELECT $1, i.seq, i.kind, i.call_id, i.tokens, t.data, NULL, i.search "
+                    "FROM unnest($3::bigint[], $4::bytea[]) AS t(seq, data) "
+                    "JOIN threadline_items AS i ON i.skey = $2 AND i.seq = t.seq",
+                    target,
+                    source,
+                    [row[0] for row in rows],
+                    sealed,
+                )
+                return count
+
+        return await self.pools.run(run, retry=False, what=f"forking session {session_id!r}")
+
+    async def _fork_count(
+        self, conn: Any, session_id: str, new_session_id: str, at: int | None
+    ) -> int:
+        """Inside a fork's transaction: check the target is empty and the cut is allowed,
+        create (or reset) the target with the copied count; returns that count."""
+        source, target = session_key(session_id), session_key(new_session_id)
+
+        def occupied(count: int) -> UserError:
+            return UserError(
+                f"cannot fork session {session_id!r} into {new_session_id!r}: that session "
+                f"already holds {count} items; clear it first or pick a new id"
+            )
+
+        held = await conn.fetchval(
+            "SELECT item_count FROM threadline_sessions WHERE skey = $1 FOR UPDATE", target
+        )
+        if held:
+            raise occupied(held)
+        total = await conn.fetchval(
+            "SELECT item_count FROM threadline_sessions WHERE skey = $1 FOR SHARE", source
+        )
+        count = 0 if not total else total if at is None else min(at, total)
+        if count == 0:
+            return 0
+        if count < total:
+            pairs = await conn.fetch(
+                "SELECT seq, kind, call_id FROM threadline_items WHERE skey = $1 "
+                "AND kind = ANY($2::smallint[]) ORDER BY seq",
+                source,
+                [KIND_CALL, KIND_OUTPUT],
+            )
+            check_fork_cut(session_id, count, ((p[0], p[1], _text(p[2])) for p in pairs))
+        made = await conn.fetchval(
+            "INSERT INTO threadline_sessions AS s "
+            "(skey, session_id, item_count, created_at, updated_at, tick) "
+            "VALUES ($1, $2, $3, threadline_now(), threadline_now(), "
+            "nextval('threadline_tick')) "
+            f"ON CONFLICT (skey) DO UPDATE SET item_count = $3, {_TOUCH} "
+            "WHERE s.item_count = 0 RETURNING 1",
+            target,
+            new_session_id.encode("utf-8"),
+            count,
+        )
+        if made is None:
+            raise occupied(
+                await conn.fetchval(
+                    "SELECT item_count FROM threadline_sessions WHERE skey = $1", target
+                )
+            )
+        return int(count)
 
     # ------------------------------------------------------------------ session records
 
@@ -668,6 +729,109 @@ class PostgresBackend(StoreBackend):
         page = rows[:limit] if limit is not None else rows
         infos = [SessionInfo.from_timestamps(_text(r[0]), int(r[1]), r[2], r[3]) for r in page]
         return infos, (f"t{page[-1][4]}" if more and page else None)
+
+    async def list_sessions_with_record(
+        self,
+        limit: int | None,
+        after: str | None,
+        key: str,
+        select: Callable[[str, Payload | None], Any],
+    ) -> tuple[list[tuple[SessionInfo, Any]], str | None]:
+        """The listing joined with each session's record ``key``, read along the listing
+        index in pages of one snapshot until ``limit`` sessions were selected."""
+        below = _tick_cursor(after)
+        sql = (
+            "SELECT s.session_id, s.item_count, s.created_at, s.updated_at, s.tick, r.data "
+            "FROM threadline_sessions AS s LEFT JOIN threadline_records AS r "
+            "ON r.skey = s.skey AND r.key = $2 WHERE s.tick < $1 ORDER BY s.tick DESC"
+        )
+        prefetch = _CHUNK if limit is None else max(1, min(limit + 1, _CHUNK))
+
+        async def run(conn: Any, attempt: int) -> tuple[list[tuple[SessionInfo, Any]], str | None]:
+            found: list[tuple[SessionInfo, Any]] = []
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                rows = conn.cursor(sql, below, key, prefetch=prefetch)
+                async for raw_id, count, created, updated, tick, data in rows:
+                    session_id = _text(raw_id)
+                    selected = select(session_id, None if data is None else bytes(data))
+                    if selected is None:
+                        continue
+                    info = SessionInfo.from_timestamps(session_id, int(count), created, updated)
+                    found.append((info, selected))
+                    if limit is not None and len(found) >= limit:
+                        more = await conn.fetchval(
+                            "SELECT 1 FROM threadline_sessions WHERE tick < $1 LIMIT 1", tick
+                        )
+                        return found, (f"t{tick}" if more else None)
+            return found, None
+
+        return await self.pools.run(run, retry=True, what="listing sessions")
+
+    async def user_positions(self, session_id: str) -> list[int]:
+        """The user messages' positions from the ``kind`` column (no payload is read)."""
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> list[int]:
+            rows = await conn.fetch(
+                "SELECT seq FROM threadline_items WHERE skey = $1 AND kind = $2 ORDER BY seq",
+                skey,
+                KIND_USER,
+            )
+            return [int(row[0]) for row in rows]
+
+        return await self.pools.run(run, retry=True, what=f"reading session {session_id!r}")
+
+    async def read_oldest(self, session_id: str, limit: int) -> list[Item]:
+        """The oldest ``limit`` items: a forward range scan of the primary key."""
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> list[Item]:
+            if limit <= _CHUNK:
+                rows = await conn.fetch(_OLDEST, skey, -1, limit)
+                return self._decode(session_id, rows)
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                rows = await self._oldest_rows(conn, skey, limit)
+            return self._decode(session_id, rows)
+
+        return await self.pools.run(run, retry=True, what=f"reading session {session_id!r}")
+
+    async def read_json(self, session_id: str) -> list[str]:
+        """The stored JSON texts as they are, when the codec is plain JSON and every row is
+        one JSON object on one line; otherwise (or for another codec) the generic way, which
+        names a corrupt row."""
+        if not self.codec.plain_json:
+            return await super().read_json(session_id)
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> list[str] | None:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                rows = await self._oldest_rows(conn, skey, None)
+            if not rows:
+                return []
+            with gc_paused(len(rows) > _GC_PAUSE_ABOVE):
+                try:
+                    text = _SEPARATOR.join([row[-1] for row in rows]).decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+                if "\n" in text or decode_joined(text, len(rows)) is None:
+                    return None  # (compact JSON never holds a raw line feed)
+                return text.split(ROW_SEPARATOR)
+
+        texts = await self.pools.run(run, retry=True, what=f"reading session {session_id!r}")
+        return await super().read_json(session_id) if texts is None else texts
+
+    async def _oldest_rows(self, conn: Any, skey: bytes, limit: int | None) -> list[Any]:
+        """``(seq, data)`` rows oldest first, in chunks (call inside a snapshot)."""
+        rows: list[Any] = []
+        above = -1
+        while limit is None or len(rows) < limit:
+            size = _CHUNK if limit is None else min(_CHUNK, limit - len(rows))
+            chunk = await conn.fetch(_OLDEST, skey, above, size)
+            rows.extend(chunk)
+            if len(chunk) < size:
+                break
+            above = chunk[-1][0]
+        return rows
 
     async def session_info(self, session_id: str) -> SessionInfo | None:
         skey = session_key(session_id)
