@@ -305,3 +305,34 @@ async def test_the_fast_paths_read_only_what_they_return(
     assert copied == 5
     monkeypatch.undo()
     assert await backend.read("copy", None) == history[:5]
+
+
+async def test_explain_window_since_is_index_range_scans_from_start() -> None:
+    from threadline.sessions.postgres._backend import _SINCE
+
+    store = PostgresStore(POSTGRES_URL, schema=new_postgres_schema(), create=True)
+    session = store.session("explained")
+    for block in range(20):
+        await session.add_items([user_message(f"m{block}-{n}") for n in range(100)])
+    pool = await store._backend.pools.pool()
+    plans = []
+    async with pool.acquire() as conn:
+        await conn.execute("ANALYZE threadline_items")
+        await conn.execute("SET enable_seqscan = off")  # what the planner does at scale
+        for limit, max_tokens in ((21, None), (None, 500), (21, 500)):
+            rows = await conn.fetch(
+                "EXPLAIN " + _SINCE, _skey("explained"), 1900, limit, max_tokens, "k"
+            )
+            plans.append("\n".join(r[0] for r in rows))
+    await store.aclose()
+    for plan in plans:
+        assert "Seq Scan" not in plan, plan
+        scans = [line for line in plan.splitlines() if "on threadline_items" in line]
+        assert scans and all(
+            "threadline_items_pkey" in line or "Bitmap Heap" in line for line in scans
+        ), plan
+        conds = [line for line in plan.splitlines() if "Cond:" in line and "seq" in line]
+        assert conds and all("seq >= '1900'" in c or "seq = " in c for c in conds), plan
+    # with an item budget the window is read backwards from the newest item and stops early
+    assert "Index Scan Backward using threadline_items_pkey" in plans[0], plans[0]
+    assert "Limit" in plans[0], plans[0]
