@@ -7,6 +7,13 @@
 * **Reads** walk the ``(skey, seq)`` primary key backwards from the newest item, so a window
   or ``get_items(limit)`` is an index range scan whose cost follows what it returns (one
   statement; a read of more than one chunk runs in a repeatable-read snapshot).
+* **Tail reads** after a compaction summary (``window_since``) are one statement: range
+  scans of the primary key from ``seq = start`` for the counts and the window, fetching only
+  the window's payloads; ``window_after_record`` reads the record, then the tail together
+  with the record again (planned again if a writer changed it in between), so the pair is
+  one consistent state in two round trips. ``read_oldest``, ``user_positions``, ``read_json``
+  and ``list_sessions_with_record`` (a join along the listing index) read only what they
+  return; ``fork_resealed`` copies rows in one transaction.
 * **Other writes** (pop, pop turn, replace, clear, fork, delete) are short transactions that
   check the fence first (``threadline_check_fence``), then lock the session row.
 * **Leases** are a row per session, changed by one function call each (committed without
