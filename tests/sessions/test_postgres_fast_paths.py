@@ -204,7 +204,7 @@ async def test_list_sessions_with_record_pages_like_the_generic_listing(
             return None
         return (session_id, bytes(payload) if isinstance(payload, bytes) else payload)
 
-    for limit in (1, 2, 3, 100, None):
+    for limit in (0, 1, 2, 3, 100, None):
         pages: list[Any] = []
         for method in (backend.list_sessions_with_record, None):
             cursor: str | None = None

@@ -359,13 +359,14 @@ class PostgresBackend(StoreBackend):
         between, so the pair is always one consistent state (two round trips)."""
         skey = session_key(session_id)
 
-        async def run(conn: Any, attempt: int) -> tuple[Payload | None, TailWindow] | Payload:
+        async def run(conn: Any, attempt: int) -> tuple[Payload | None, TailWindow | None]:
+            # (payload, None): no plan, the plain window follows (as the default reads it)
             found = await conn.fetchval(_RECORD, skey, key)
             for _ in range(_REPLANS):
                 payload = None if found is None else bytes(found)
                 plan = None if payload is None else start_for(payload)
                 if plan is None:
-                    return b"" if payload is None else payload  # the plain window follows
+                    return payload, None
                 row = await conn.fetchrow(_SINCE, *_since_args(skey, *plan), key)
                 now = None if row is None else row["record"]
                 if row is None or (now is not None and bytes(now) == payload):
@@ -376,15 +377,16 @@ class PostgresBackend(StoreBackend):
                 payload = None if found is None else bytes(found)
                 plan = None if payload is None else start_for(payload)
                 if plan is None:
-                    return b"" if payload is None else payload
+                    return payload, None
                 row = await conn.fetchrow(_SINCE, *_since_args(skey, *plan), key)
                 return payload, self._tail_window(session_id, *plan, row)
 
-        what = f"reading session {session_id!r}"
-        read = await self.pools.run(run, retry=True, what=what)
-        if isinstance(read, tuple):
-            return read
-        return (read or None), await self.window(session_id, max_items, max_tokens)
+        payload, tail = await self.pools.run(
+            run, retry=True, what=f"reading session {session_id!r}"
+        )
+        if tail is not None:
+            return payload, tail
+        return payload, await self.window(session_id, max_items, max_tokens)
 
     def _tail_window(
         self,
@@ -747,6 +749,8 @@ class PostgresBackend(StoreBackend):
         """The listing joined with each session's record ``key``, read along the listing
         index in pages of one snapshot until ``limit`` sessions were selected."""
         below = _tick_cursor(after)
+        if limit == 0:
+            return [], None
         sql = (
             "SELECT s.session_id, s.item_count, s.created_at, s.updated_at, s.tick, r.data "
             "FROM threadline_sessions AS s LEFT JOIN threadline_records AS r "
