@@ -8,6 +8,9 @@ cut at a turn boundary), the input append and the step append. Two measurements:
   over all processes and p50 / p99 of one store turn.
 * **history length** — the windowed store turn's median time on a session holding 1k items vs
   one holding 1M (built by a bulk insert); the target is a ratio of at most 1.2.
+* **summarised history length** — the same, on sessions whose compaction summary (a session
+  record) covers all but the newest 40 items, so each window is the summary plus the newest
+  turns after the range it covers (``window_after_record``); the same target.
 
     PYTHONPATH=src .venv/bin/python bench/scale.py                       # every backend
     PYTHONPATH=src .venv/bin/python bench/scale.py --only postgres --quick
@@ -103,6 +106,25 @@ class ThreadlineSide(Side):
         await session.get_window(max_items=WINDOW)
         await session.add_items([user_item(marker)])
         await session.add_items([assistant_item(assistant_text(marker), f"msg_{marker}")])
+
+    async def summarise(self, session_id: str, keep: int) -> None:
+        """Store a compaction summary covering all but the newest ``keep`` items (as a
+        compaction would), and check that the window now starts with it."""
+        from threadline.sessions._summary import SUMMARY_RECORD, Summary, item_digest
+        from threadline.sessions.codec import encode_record
+
+        store = self.make_store()
+        backend = store._backend
+        info = await backend.session_info(session_id)
+        end = info.item_count - keep
+        anchor = (await backend.window_since(session_id, end, 0, 0)).anchor
+        summary = Summary("the earlier turns, summarised", end, item_digest(anchor), 10 * end)
+        payload = encode_record(store.codec, session_id, SUMMARY_RECORD, summary.to_record())
+        await backend.put_records(session_id, {SUMMARY_RECORD: payload}, None)
+        window = await store.session(session_id).get_window(max_items=WINDOW)
+        await store.aclose()
+        if window[0] != summary.item:
+            raise RuntimeError(f"the window of {session_id!r} does not start with its summary")
 
 
 class SQLiteSide(ThreadlineSide):
@@ -367,7 +389,9 @@ def _worker(
     return asyncio.run(main())
 
 
-def _history_worker(name: str, target: str, sizes: list[int], turns: int) -> dict[str, float]:
+def _history_worker(
+    name: str, target: str, sizes: list[int], turns: int, summarised: bool = False
+) -> dict[str, float]:
     side = SIDES[name](target)
 
     async def main() -> dict[str, float]:
@@ -376,6 +400,8 @@ def _history_worker(name: str, target: str, sizes: list[int], turns: int) -> dic
         try:
             for size in sizes:
                 await side.bulk(f"history-{size}", size)
+                if summarised:
+                    await side.summarise(f"history-{size}", 40)
                 for n in range(5):
                     await side.turn(f"history-{size}", f"warm-{n}")
             for n in range(turns):  # interleaved, so load changes hit every size alike
@@ -419,12 +445,12 @@ def concurrency(name: str, sessions: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def history(name: str, sizes: list[int], turns: int) -> dict[str, float]:
+def history(name: str, sizes: list[int], turns: int, summarised: bool = False) -> dict[str, float]:
     target = asyncio.run(SIDES[name].make_target())
     try:
         context = multiprocessing.get_context("spawn")
         with context.Pool(1) as pool:
-            return pool.apply(_history_worker, (name, target, sizes, turns))
+            return pool.apply(_history_worker, (name, target, sizes, turns, summarised))
     finally:
         asyncio.run(SIDES[name].drop_target(target))
 
@@ -436,6 +462,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--rounds", type=int, default=None, help="concurrency runs per point")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--history-only", action="store_true", help="skip the concurrency measurement"
+    )
     args = parser.parse_args()
     seconds = args.seconds or (2.0 if args.quick else 5.0)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -448,7 +477,7 @@ def main() -> None:
             print(f"{name}: skipped ({why})", flush=True)
             continue
         side: dict[str, Any] = {"concurrency": {}}
-        for sessions in (1, 8, 64):
+        for sessions in () if args.history_only else (1, 8, 64):
             runs = [concurrency(name, sessions, seconds) for _ in range(rounds)]
             best = sorted(runs, key=lambda r: r["turns_per_s"])[len(runs) // 2]  # the median
             side["concurrency"][str(sessions)] = best
@@ -460,6 +489,15 @@ def main() -> None:
         side["history_ms"] = {k: round(1000 * v, 3) for k, v in medians.items()}
         side["history_ratio"] = round(medians[str(big)] / medians["1000"], 3)
         print(f"{name} history: {side['history_ms']} ratio {side['history_ratio']}", flush=True)
+        if isinstance(SIDES[name](""), ThreadlineSide):
+            medians = history(name, [1000, big], 100 if args.quick else 300, summarised=True)
+            side["summarised_ms"] = {k: round(1000 * v, 3) for k, v in medians.items()}
+            side["summarised_ratio"] = round(medians[str(big)] / medians["1000"], 3)
+            print(
+                f"{name} summarised history: {side['summarised_ms']} "
+                f"ratio {side['summarised_ratio']}",
+                flush=True,
+            )
         report["sides"][name] = side
     print(json.dumps(report, indent=2))
     if args.json:

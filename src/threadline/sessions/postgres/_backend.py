@@ -7,6 +7,13 @@
 * **Reads** walk the ``(skey, seq)`` primary key backwards from the newest item, so a window
   or ``get_items(limit)`` is an index range scan whose cost follows what it returns (one
   statement; a read of more than one chunk runs in a repeatable-read snapshot).
+* **Tail reads** after a compaction summary (``window_since``) are one statement: range
+  scans of the primary key from ``seq = start`` for the counts and the window, fetching only
+  the window's payloads; ``window_after_record`` reads the record, then the tail together
+  with the record again (planned again if a writer changed it in between), so the pair is
+  one consistent state in two round trips. ``read_oldest``, ``user_positions``, ``read_json``
+  and ``list_sessions_with_record`` (a join along the listing index) read only what they
+  return; ``fork_resealed`` copies rows in one transaction.
 * **Other writes** (pop, pop turn, replace, clear, fork, delete) are short transactions that
   check the fence first (``threadline_check_fence``), then lock the session row.
 * **Leases** are a row per session, changed by one function call each (committed without
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...errors import CorruptItemError, LeaseLostError, UserError
@@ -67,7 +74,39 @@ _NEWEST = (
     "SELECT seq, kind, call_id, tokens, data FROM threadline_items "
     "WHERE skey = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
 )
+_OLDEST = (
+    "SELECT seq, data FROM threadline_items WHERE skey = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+)
 _TOP = 1 << 62
+_REPLANS = 3  # optimistic tail reads before window_after_record takes a snapshot
+_RECORD = "SELECT data FROM threadline_records WHERE skey = $1 AND key = $2"
+# One tail read (window_since): the session's count, the tail's tokens, the anchor item, the
+# window's candidate rows newest first (those within max_items + 1 rows and whose running
+# token sum before them is within max_tokens: what ``window_size`` may look at), and the
+# record $5 as of the same snapshot. Every part is a range scan of the primary key from
+# seq = start; only the candidates' payloads are fetched.
+_SINCE = """
+SELECT s.item_count,
+    (SELECT coalesce(sum(i.tokens), 0) FROM threadline_items AS i
+        WHERE i.skey = $1 AND i.seq >= $2) AS tail_tokens,
+    (SELECT i.data FROM threadline_items AS i WHERE i.skey = $1 AND i.seq = $2 - 1) AS anchor,
+    (SELECT r.data FROM threadline_records AS r WHERE r.skey = $1 AND r.key = $5) AS record,
+    w.seqs, w.kinds, w.call_ids, w.tokens, w.datas
+FROM threadline_sessions AS s CROSS JOIN LATERAL (
+    SELECT array_agg(c.seq ORDER BY c.seq DESC) AS seqs,
+        array_agg(c.kind ORDER BY c.seq DESC) AS kinds,
+        array_agg(c.call_id ORDER BY c.seq DESC) AS call_ids,
+        array_agg(c.tokens ORDER BY c.seq DESC) AS tokens,
+        array_agg(d.data ORDER BY c.seq DESC) AS datas
+    FROM (
+        SELECT seq, kind, call_id, tokens,
+            sum(tokens) OVER (ORDER BY seq DESC ROWS UNBOUNDED PRECEDING) AS run
+        FROM threadline_items WHERE skey = $1 AND seq >= $2 ORDER BY seq DESC LIMIT $3
+    ) AS c JOIN threadline_items AS d ON d.skey = $1 AND d.seq = c.seq
+    WHERE $4::bigint IS NULL OR c.run - c.tokens <= $4
+) AS w
+WHERE s.skey = $1
+"""
 _APPEND = "SELECT threadline_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 _FENCE = "SELECT threadline_check_fence($1, $2, $3)"
 _TOUCH = "updated_at = threadline_now(), tick = nextval('threadline_tick')"
@@ -296,48 +335,88 @@ class PostgresBackend(StoreBackend):
     async def window_since(
         self, session_id: str, start: int, max_items: int | None, max_tokens: int | None
     ) -> TailWindow:
-        """The items from position ``start`` on, in one snapshot: a range scan of the tail
-        (the part a compaction summary does not cover), never the whole history."""
+        """The items from position ``start`` on in one statement (one round trip, one
+        snapshot): index range scans from ``seq = start``, decoding only the window."""
         skey = session_key(session_id)
+        args = _since_args(skey, start, max_items, max_tokens)
 
         async def run(conn: Any, attempt: int) -> TailWindow:
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                count = await conn.fetchval(
-                    "SELECT item_count FROM threadline_sessions WHERE skey = $1", skey
-                )
-                count = int(count or 0)
-                if start > count:
-                    return TailWindow(count, None, [], 0)
-                rows = list(
-                    await conn.fetch(
-                        "SELECT seq, kind, call_id, tokens, data FROM threadline_items "
-                        "WHERE skey = $1 AND seq >= $2 ORDER BY seq DESC",
-                        skey,
-                        start,
-                    )
-                )
-                anchor = None
-                if start > 0:
-                    found = await conn.fetchrow(
-                        "SELECT seq, data FROM threadline_items WHERE skey = $1 AND seq = $2",
-                        skey,
-                        start - 1,
-                    )
-                    if found is not None:
-                        anchor = self._decode(session_id, [found])[0]
-            tail_tokens = sum(int(r[3]) for r in rows)
-            if max_items is None and max_tokens is None:
-                size = len(rows)
-            elif max_items == 0 or max_tokens == 0:
-                size = 0
-            else:
-                size = window_size(((r[1], r[2], r[3]) for r in rows), max_items, max_tokens)
-            taken = rows[:size]
-            taken.reverse()
-            items = self._decode(session_id, [(r[0], r[4]) for r in taken])
-            return TailWindow(count, anchor, items, tail_tokens)
+            row = await conn.fetchrow(_SINCE, *args, None)
+            return self._tail_window(session_id, start, max_items, max_tokens, row)
 
         return await self.pools.run(run, retry=True, what=f"reading session {session_id!r}")
+
+    async def window_after_record(
+        self,
+        session_id: str,
+        key: str,
+        max_items: int | None,
+        max_tokens: int | None,
+        start_for: Callable[[Payload], tuple[int, int | None, int | None] | None],
+    ) -> tuple[Payload | None, list[Item] | TailWindow]:
+        """The record, then the tail window it asks for; the tail read also returns the
+        record as of its own snapshot and is planned again if the record changed in
+        between, so the pair is always one consistent state (two round trips)."""
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> tuple[Payload | None, TailWindow | None]:
+            # (payload, None): no plan, the plain window follows (as the default reads it)
+            found = await conn.fetchval(_RECORD, skey, key)
+            for _ in range(_REPLANS):
+                payload = None if found is None else bytes(found)
+                plan = None if payload is None else start_for(payload)
+                if plan is None:
+                    return payload, None
+                row = await conn.fetchrow(_SINCE, *_since_args(skey, *plan), key)
+                now = None if row is None else row["record"]
+                if row is None or (now is not None and bytes(now) == payload):
+                    return payload, self._tail_window(session_id, *plan, row)
+                found = now  # a writer changed the record between the two reads
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                found = await conn.fetchval(_RECORD, skey, key)
+                payload = None if found is None else bytes(found)
+                plan = None if payload is None else start_for(payload)
+                if plan is None:
+                    return payload, None
+                row = await conn.fetchrow(_SINCE, *_since_args(skey, *plan), key)
+                return payload, self._tail_window(session_id, *plan, row)
+
+        payload, tail = await self.pools.run(
+            run, retry=True, what=f"reading session {session_id!r}"
+        )
+        if tail is not None:
+            return payload, tail
+        return payload, await self.window(session_id, max_items, max_tokens)
+
+    def _tail_window(
+        self,
+        session_id: str,
+        start: int,
+        max_items: int | None,
+        max_tokens: int | None,
+        row: Any,
+    ) -> TailWindow:
+        """The :class:`TailWindow` of one :data:`_SINCE` row (``None``: no such session)."""
+        if row is None:
+            return TailWindow(0, None, [], 0)
+        count = int(row["item_count"])
+        if start > count:
+            return TailWindow(count, None, [], 0)
+        seqs = row["seqs"] or []
+        if max_items is None and max_tokens is None:
+            size = len(seqs)
+        elif max_items == 0 or max_tokens == 0:
+            size = 0
+        else:
+            metas = (
+                zip(row["kinds"], row["call_ids"], row["tokens"], strict=True) if seqs else iter(())
+            )
+            size = window_size(metas, max_items, max_tokens)
+        anchor = None
+        if row["anchor"] is not None:
+            anchor = self._decode(session_id, [(start - 1, row["anchor"])])[0]
+        taken = [(seqs[i], row["datas"][i]) for i in range(size - 1, -1, -1)]
+        return TailWindow(count, anchor, self._decode(session_id, taken), int(row["tail_tokens"]))
 
     async def pop(self, session_id: str, fence: Fence | None) -> Item | None:
         skey = session_key(session_id)
@@ -452,51 +531,11 @@ class PostgresBackend(StoreBackend):
     async def fork(self, session_id: str, new_session_id: str, at: int | None) -> None:
         source, target = session_key(session_id), session_key(new_session_id)
 
-        def occupied(count: int) -> UserError:
-            return UserError(
-                f"cannot fork session {session_id!r} into {new_session_id!r}: that session "
-                f"already holds {count} items; clear it first or pick a new id"
-            )
-
         async def run(conn: Any, attempt: int) -> None:
             async with conn.transaction():
-                held = await conn.fetchval(
-                    "SELECT item_count FROM threadline_sessions WHERE skey = $1 FOR UPDATE",
-                    target,
-                )
-                if held:
-                    raise occupied(held)
-                total = await conn.fetchval(
-                    "SELECT item_count FROM threadline_sessions WHERE skey = $1 FOR SHARE", source
-                )
-                count = 0 if not total else total if at is None else min(at, total)
+                count = await self._fork_count(conn, session_id, new_session_id, at)
                 if count == 0:
                     return
-                if count < total:
-                    pairs = await conn.fetch(
-                        "SELECT seq, kind, call_id FROM threadline_items WHERE skey = $1 "
-                        "AND kind = ANY($2::smallint[]) ORDER BY seq",
-                        source,
-                        [KIND_CALL, KIND_OUTPUT],
-                    )
-                    check_fork_cut(session_id, count, ((p[0], p[1], _text(p[2])) for p in pairs))
-                made = await conn.fetchval(
-                    "INSERT INTO threadline_sessions AS s "
-                    "(skey, session_id, item_count, created_at, updated_at, tick) "
-                    "VALUES ($1, $2, $3, threadline_now(), threadline_now(), "
-                    "nextval('threadline_tick')) "
-                    f"ON CONFLICT (skey) DO UPDATE SET item_count = $3, {_TOUCH} "
-                    "WHERE s.item_count = 0 RETURNING 1",
-                    target,
-                    new_session_id.encode("utf-8"),
-                    count,
-                )
-                if made is None:
-                    raise occupied(
-                        await conn.fetchval(
-                            "SELECT item_count FROM threadline_sessions WHERE skey = $1", target
-                        )
-                    )
                 await conn.execute(
                     "INSERT INTO threadline_items "
                     "(skey, seq, kind, call_id, tokens, data, batch, search) "
@@ -508,6 +547,104 @@ class PostgresBackend(StoreBackend):
                 )
 
         await self.pools.run(run, retry=False, what=f"forking session {session_id!r}")
+
+    async def fork_resealed(
+        self,
+        session_id: str,
+        new_session_id: str,
+        at: int | None,
+        reseal: Callable[[Payload], Payload],
+    ) -> int:
+        """:meth:`fork` in one transaction with each payload passed through ``reseal``; the
+        rows keep their kind, call id, token count and words."""
+        source, target = session_key(session_id), session_key(new_session_id)
+        codec = self.codec
+
+        async def run(conn: Any, attempt: int) -> int:
+            async with conn.transaction():
+                count = await self._fork_count(conn, session_id, new_session_id, at)
+                if count == 0:
+                    return 0
+                rows = await conn.fetch(
+                    "SELECT seq, data FROM threadline_items WHERE skey = $1 AND seq < $2 "
+                    "ORDER BY seq",
+                    source,
+                    count,
+                )
+                sealed = []
+                for seq, data in rows:
+                    try:
+                        payload = reseal(bytes(data))
+                    except ValueError as exc:
+                        raise CorruptItemError(
+                            session_id, int(seq), f"the {codec.name} codec cannot open it: {exc}"
+                        ) from None
+                    sealed.append(payload.encode("utf-8") if isinstance(payload, str) else payload)
+                await conn.execute(
+                    "INSERT INTO threadline_items "
+                    "(skey, seq, kind, call_id, tokens, data, batch, search) "
+                    "SELECT $1, i.seq, i.kind, i.call_id, i.tokens, t.data, NULL, i.search "
+                    "FROM unnest($3::bigint[], $4::bytea[]) AS t(seq, data) "
+                    "JOIN threadline_items AS i ON i.skey = $2 AND i.seq = t.seq",
+                    target,
+                    source,
+                    [row[0] for row in rows],
+                    sealed,
+                )
+                return count
+
+        return await self.pools.run(run, retry=False, what=f"forking session {session_id!r}")
+
+    async def _fork_count(
+        self, conn: Any, session_id: str, new_session_id: str, at: int | None
+    ) -> int:
+        """Inside a fork's transaction: check the target is empty and the cut is allowed,
+        create (or reset) the target with the copied count; returns that count."""
+        source, target = session_key(session_id), session_key(new_session_id)
+
+        def occupied(count: int) -> UserError:
+            return UserError(
+                f"cannot fork session {session_id!r} into {new_session_id!r}: that session "
+                f"already holds {count} items; clear it first or pick a new id"
+            )
+
+        held = await conn.fetchval(
+            "SELECT item_count FROM threadline_sessions WHERE skey = $1 FOR UPDATE", target
+        )
+        if held:
+            raise occupied(held)
+        total = await conn.fetchval(
+            "SELECT item_count FROM threadline_sessions WHERE skey = $1 FOR SHARE", source
+        )
+        count = 0 if not total else total if at is None else min(at, total)
+        if count == 0:
+            return 0
+        if count < total:
+            pairs = await conn.fetch(
+                "SELECT seq, kind, call_id FROM threadline_items WHERE skey = $1 "
+                "AND kind = ANY($2::smallint[]) ORDER BY seq",
+                source,
+                [KIND_CALL, KIND_OUTPUT],
+            )
+            check_fork_cut(session_id, count, ((p[0], p[1], _text(p[2])) for p in pairs))
+        made = await conn.fetchval(
+            "INSERT INTO threadline_sessions AS s "
+            "(skey, session_id, item_count, created_at, updated_at, tick) "
+            "VALUES ($1, $2, $3, threadline_now(), threadline_now(), "
+            "nextval('threadline_tick')) "
+            f"ON CONFLICT (skey) DO UPDATE SET item_count = $3, {_TOUCH} "
+            "WHERE s.item_count = 0 RETURNING 1",
+            target,
+            new_session_id.encode("utf-8"),
+            count,
+        )
+        if made is None:
+            raise occupied(
+                await conn.fetchval(
+                    "SELECT item_count FROM threadline_sessions WHERE skey = $1", target
+                )
+            )
+        return int(count)
 
     # ------------------------------------------------------------------ session records
 
@@ -601,6 +738,111 @@ class PostgresBackend(StoreBackend):
         page = rows[:limit] if limit is not None else rows
         infos = [SessionInfo.from_timestamps(_text(r[0]), int(r[1]), r[2], r[3]) for r in page]
         return infos, (f"t{page[-1][4]}" if more and page else None)
+
+    async def list_sessions_with_record(
+        self,
+        limit: int | None,
+        after: str | None,
+        key: str,
+        select: Callable[[str, Payload | None], Any],
+    ) -> tuple[list[tuple[SessionInfo, Any]], str | None]:
+        """The listing joined with each session's record ``key``, read along the listing
+        index in pages of one snapshot until ``limit`` sessions were selected."""
+        below = _tick_cursor(after)
+        if limit == 0:
+            return [], None
+        sql = (
+            "SELECT s.session_id, s.item_count, s.created_at, s.updated_at, s.tick, r.data "
+            "FROM threadline_sessions AS s LEFT JOIN threadline_records AS r "
+            "ON r.skey = s.skey AND r.key = $2 WHERE s.tick < $1 ORDER BY s.tick DESC"
+        )
+        prefetch = _CHUNK if limit is None else max(1, min(limit + 1, _CHUNK))
+
+        async def run(conn: Any, attempt: int) -> tuple[list[tuple[SessionInfo, Any]], str | None]:
+            found: list[tuple[SessionInfo, Any]] = []
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                rows = conn.cursor(sql, below, key, prefetch=prefetch)
+                async for raw_id, count, created, updated, tick, data in rows:
+                    session_id = _text(raw_id)
+                    selected = select(session_id, None if data is None else bytes(data))
+                    if selected is None:
+                        continue
+                    info = SessionInfo.from_timestamps(session_id, int(count), created, updated)
+                    found.append((info, selected))
+                    if limit is not None and len(found) >= limit:
+                        more = await conn.fetchval(
+                            "SELECT 1 FROM threadline_sessions WHERE tick < $1 LIMIT 1", tick
+                        )
+                        return found, (f"t{tick}" if more else None)
+            return found, None
+
+        return await self.pools.run(run, retry=True, what="listing sessions")
+
+    async def user_positions(self, session_id: str) -> list[int]:
+        """The user messages' positions from the ``kind`` column (no payload is read)."""
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> list[int]:
+            rows = await conn.fetch(
+                "SELECT seq FROM threadline_items WHERE skey = $1 AND kind = $2 ORDER BY seq",
+                skey,
+                KIND_USER,
+            )
+            return [int(row[0]) for row in rows]
+
+        return await self.pools.run(run, retry=True, what=f"reading session {session_id!r}")
+
+    async def read_oldest(self, session_id: str, limit: int) -> list[Item]:
+        """The oldest ``limit`` items: a forward range scan of the primary key."""
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> list[Item]:
+            if limit <= _CHUNK:
+                rows = await conn.fetch(_OLDEST, skey, -1, limit)
+                return self._decode(session_id, rows)
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                rows = await self._oldest_rows(conn, skey, limit)
+            return self._decode(session_id, rows)
+
+        return await self.pools.run(run, retry=True, what=f"reading session {session_id!r}")
+
+    async def read_json(self, session_id: str) -> list[str]:
+        """The stored JSON texts as they are, when the codec is plain JSON and every row is
+        one JSON object on one line; otherwise (or for another codec) the generic way, which
+        names a corrupt row."""
+        if not self.codec.plain_json:
+            return await super().read_json(session_id)
+        skey = session_key(session_id)
+
+        async def run(conn: Any, attempt: int) -> list[str] | None:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                rows = await self._oldest_rows(conn, skey, None)
+            if not rows:
+                return []
+            with gc_paused(len(rows) > _GC_PAUSE_ABOVE):
+                try:
+                    text = _SEPARATOR.join([row[-1] for row in rows]).decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+                if "\n" in text or decode_joined(text, len(rows)) is None:
+                    return None  # (compact JSON never holds a raw line feed)
+                return text.split(ROW_SEPARATOR)
+
+        texts = await self.pools.run(run, retry=True, what=f"reading session {session_id!r}")
+        return await super().read_json(session_id) if texts is None else texts
+
+    async def _oldest_rows(self, conn: Any, skey: bytes, limit: int | None) -> list[Any]:
+        """``(seq, data)`` rows oldest first, in chunks (call inside a snapshot)."""
+        rows: list[Any] = []
+        above = -1
+        while limit is None or len(rows) < limit:
+            size = _CHUNK if limit is None else min(_CHUNK, limit - len(rows))
+            chunk = await conn.fetch(_OLDEST, skey, above, size)
+            rows.extend(chunk)
+            if len(chunk) < size:
+                break
+            above = chunk[-1][0]
+        return rows
 
     async def session_info(self, session_id: str) -> SessionInfo | None:
         skey = session_key(session_id)
@@ -735,6 +977,15 @@ def _record_args(
         for value in records.values()
     ]
     return keys, payloads
+
+
+def _since_args(
+    skey: bytes, start: int, max_items: int | None, max_tokens: int | None
+) -> tuple[Any, ...]:
+    """The first four parameters of :data:`_SINCE` for these budgets."""
+    if max_items == 0 or max_tokens == 0:
+        return skey, start, 0, None
+    return skey, start, None if max_items is None else max_items + 1, max_tokens
 
 
 def _text(value: bytes | None) -> Any:
