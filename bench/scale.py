@@ -1,4 +1,4 @@
-"""Scale-out benchmark: per-turn store time of SQLite and PostgreSQL (more backends plug in).
+"""Scale-out benchmark: per-turn store time of SQLite, PostgreSQL and Redis.
 
 A *store turn* is what a run asks of its store per turn: a window read (the newest 50 items,
 cut at a turn boundary), the input append and the step append. Two measurements:
@@ -15,8 +15,11 @@ cut at a turn boundary), the input append and the step append. Two measurements:
 
 A backend is a :class:`Side` subclass registered in :data:`SIDES`: ``open()`` / ``close()``,
 ``turn(session_id, marker)`` and, for the history measurement, ``bulk(session_id, count)``.
-The OpenAI Agents SDK's ``SQLAlchemySession`` (asyncpg) is the ``sdk-sqlalchemy`` side; it
-needs ``pip install -r bench/requirements-scale.txt`` and is skipped when that is missing.
+The OpenAI Agents SDK's ``SQLAlchemySession`` (asyncpg) is the ``sdk-sqlalchemy`` side and its
+``RedisSession`` the ``sdk-redis`` side; they need ``pip install -r bench/requirements-scale.txt``
+and are skipped when that is missing. The Redis sides use database ``THREADLINE_BENCH_REDIS_DB``
+(default 12; the tests use 9) of ``THREADLINE_BENCH_REDIS`` under a fresh key prefix per run,
+and delete their keys afterwards.
 Results: ``docs/deployment.md``.
 """
 
@@ -42,6 +45,8 @@ from _items import assistant_item, assistant_text, user_item
 PG_URL = os.environ.get("THREADLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 WINDOW = 50
 PROCESSES = 4
+REDIS_HOST = os.environ.get("THREADLINE_BENCH_REDIS", "redis://127.0.0.1:6379")
+REDIS_URL = f"{REDIS_HOST}/{os.environ.get('THREADLINE_BENCH_REDIS_DB', '12')}"
 
 
 class Side:
@@ -277,10 +282,159 @@ class SdkSQLAlchemySide(Side):
             )
 
 
+class RedisSide(ThreadlineSide):
+    """threadline's ``RedisStore`` (``open_store("redis://…/<db>")``) under a fresh prefix."""
+
+    name = "redis"
+
+    @classmethod
+    def available(cls) -> str | None:
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            return "redis missing: pip install -e '.[redis]'"
+        return _redis_reachable()
+
+    @classmethod
+    async def make_target(cls) -> str:
+        return f"tlscale{uuid.uuid4().hex[:10]}:"
+
+    @classmethod
+    async def drop_target(cls, target: str) -> None:
+        await _redis_drop(target)
+
+    def make_store(self) -> Any:
+        from threadline.sessions import open_store
+
+        return open_store(REDIS_URL, prefix=self.target)
+
+    async def bulk(self, session_id: str, count: int) -> None:
+        from threadline.sessions.redis._keys import SessionKeys, meta_entry
+
+        store = self.make_store()
+        await store.session(session_id).add_items([user_item("seed")])
+        await store.aclose()
+        keys = SessionKeys(self.target, session_id)
+        rows = _bulk_rows(count)
+        metas = [meta_entry(kind, tokens, None) for kind, tokens, _ in rows[:2]]
+
+        def fill(pipe: Any, start: int, stop: int) -> None:
+            pipe.rpush(keys.d, *(rows[n][2] for n in range(start, stop)))
+            pipe.rpush(keys.m, *(metas[n % 2] for n in range(start, stop)))
+
+        await _redis_fill([keys.d, keys.m], count, fill)
+
+
+class SdkRedisSide(Side):
+    """The OpenAI Agents SDK's ``RedisSession`` on the same Redis; its per-turn read is
+    ``get_items(limit=50)`` (``LRANGE`` of the newest 50)."""
+
+    name = "sdk-redis"
+
+    @classmethod
+    def available(cls) -> str | None:
+        try:
+            from agents.extensions.memory.redis_session import RedisSession  # noqa: F401
+        except ImportError as exc:
+            return f"{exc.name} missing: pip install -r bench/requirements-scale.txt"
+        return _redis_reachable()
+
+    @classmethod
+    async def make_target(cls) -> str:
+        return f"sdkscale{uuid.uuid4().hex[:10]}"
+
+    @classmethod
+    async def drop_target(cls, target: str) -> None:
+        await _redis_drop(target)
+
+    async def open(self) -> None:
+        import redis.asyncio as aioredis
+
+        self.client = aioredis.from_url(REDIS_URL)
+        self.sessions: dict[str, Any] = {}
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def _session(self, session_id: str) -> Any:
+        from agents.extensions.memory.redis_session import RedisSession
+
+        found = self.sessions.get(session_id)
+        if found is None:
+            found = RedisSession(session_id, redis_client=self.client, key_prefix=self.target)
+            self.sessions[session_id] = found
+        return found
+
+    async def turn(self, session_id: str, marker: str) -> None:
+        session = self._session(session_id)
+        await session.get_items(limit=WINDOW)
+        await session.add_items([user_item(marker)])
+        await session.add_items([assistant_item(assistant_text(marker), f"msg_{marker}")])
+
+    async def bulk(self, session_id: str, count: int) -> None:
+        session = self._session(session_id)
+        await session.add_items([user_item("seed")])  # its counter and session hash
+        rows = _bulk_rows(count)
+        key = f"{self.target}:{session_id}:messages"
+
+        def fill(pipe: Any, start: int, stop: int) -> None:
+            pipe.rpush(key, *(rows[n][2] for n in range(start, stop)))
+
+        await _redis_fill([key], count, fill)
+
+
 SIDES: dict[str, type[Side]] = {
-    side.name: side for side in (SQLiteSide, PostgresSide, SdkSQLAlchemySide)
+    side.name: side
+    for side in (SQLiteSide, PostgresSide, SdkSQLAlchemySide, RedisSide, SdkRedisSide)
 }
-"""Every backend the benchmark knows (a Redis side registers here too)."""
+"""Every backend the benchmark knows."""
+
+
+def _redis_reachable() -> str | None:
+    import socket
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(REDIS_URL)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 1):
+            return None
+    except OSError:
+        return f"no Redis at {parts.hostname}:{parts.port or 6379}"
+
+
+async def _redis_fill(keys: list[str], count: int, fill: Any) -> None:
+    """Replace ``keys`` and let ``fill(pipe, start, stop)`` push items in pipelined chunks."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        await client.delete(*keys)
+        chunk = 20_000
+        for first in range(0, count, chunk * 5):
+            pipe = client.pipeline(transaction=False)
+            for start in range(first, min(count, first + chunk * 5), chunk):
+                fill(pipe, start, min(count, start + chunk))
+            await pipe.execute()
+    finally:
+        await client.aclose()
+
+
+async def _redis_drop(prefix: str) -> None:
+    """Delete every key under ``prefix`` (a SCAN, then UNLINK in batches)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await client.unlink(*batch)
+                batch = []
+        if batch:
+            await client.unlink(*batch)
+    finally:
+        await client.aclose()
 
 
 def _bulk_rows(count: int) -> list[tuple[int, int, str]]:
