@@ -5,7 +5,9 @@ cut at a turn boundary), the input append and the step append. Two measurements:
 
 * **concurrency** — 1, 8 and 64 sessions at once, spread over 4 OS processes (1 session: one
   process), each session doing store turns back to back for ``--seconds``; turns per second
-  over all processes and p50 / p99 of one store turn.
+  over all processes and p50 / p99 of one store turn. The chosen sides take turns within each
+  point (``--rounds`` rounds, alternating which goes first); each side's median-throughput
+  run is reported.
 * **history length** — the windowed store turn's median time on a session holding 1k items vs
   one holding 1M (built by a bulk insert); the target is a ratio of at most 1.2.
 
@@ -596,25 +598,31 @@ def main() -> None:
     big = 100_000 if args.quick else 1_000_000
     names = args.only.split(",") if args.only else list(SIDES)
     report: dict[str, Any] = {"seconds": seconds, "rounds": rounds, "sides": {}}
+    ready = []
     for name in names:
         why = SIDES[name].available()
         if why is not None:
             print(f"{name}: skipped ({why})", flush=True)
             continue
-        side: dict[str, Any] = {"concurrency": {}}
-        for sessions in (1, 8, 64):
-            runs = [concurrency(name, sessions, seconds) for _ in range(rounds)]
-            best = sorted(runs, key=lambda r: r["turns_per_s"])[len(runs) // 2]  # the median
-            side["concurrency"][str(sessions)] = best
+        ready.append(name)
+        report["sides"][name] = {"concurrency": {}}
+    for sessions in (1, 8, 64):
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ready}
+        for n in range(rounds):  # the sides take turns, so load changes hit them alike
+            for name in ready if n % 2 == 0 else ready[::-1]:
+                runs[name].append(concurrency(name, sessions, seconds))
+        for name in ready:
+            best = sorted(runs[name], key=lambda r: r["turns_per_s"])[rounds // 2]  # median
+            report["sides"][name]["concurrency"][str(sessions)] = best
             print(f"{name} x{sessions}: {best}", flush=True)
-        report["sides"][name] = side
+    for name in ready:
         if not SIDES[name].history:
             continue
+        side = report["sides"][name]
         medians = history(name, [1000, big], 100 if args.quick else 300)
         side["history_ms"] = {k: round(1000 * v, 3) for k, v in medians.items()}
         side["history_ratio"] = round(medians[str(big)] / medians["1000"], 3)
         print(f"{name} history: {side['history_ms']} ratio {side['history_ratio']}", flush=True)
-        report["sides"][name] = side
     print(json.dumps(report, indent=2))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
