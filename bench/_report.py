@@ -379,6 +379,48 @@ def _sizes(results: dict[str, Any]) -> str:
     return "about 120 and 490 bytes of JSON"
 
 
+OTHER_BENCHMARKS = [
+    (
+        "deployment.md#numbers",
+        "scale-out: store turns of SQLite, PostgreSQL and Redis at 1 / 8 / 64 sessions over "
+        "4 processes against the SDK's `SQLAlchemySession` and `RedisSession`, and the windowed "
+        "turn at 1k vs 1M items (`bench/scale.py`)",
+    ),
+    ("benchmarks-cli.md", "CLI start-up (`bench/cli_startup.py`)"),
+    (
+        "benchmarks-long.md",
+        "a 1,000-turn conversation with compaction (`bench/long_conversation.py`)",
+    ),
+    ("benchmarks-transfer.md", "export, import and fork of 100k items (`bench/transfer.py`)"),
+    (
+        "benchmarks-store.md",
+        "the store layer against the commit before it (`bench/compare_base.py`)",
+    ),
+]
+"""The benchmarks with their own pages (each rewritten by its own script, not by this one)."""
+
+SCALE_SUMMARY = [
+    "Scale-out at 64 sessions over 4 processes (from `bench/scale.py`, which `run_all.py` does "
+    "not rerun; the full tables, p50s and the method are in "
+    "[`docs/deployment.md`](deployment.md#numbers)):",
+    "",
+    "| store | threadline turns/s | p99 ms | SDK turns/s | p99 ms | throughput ratio (≥ 2×) "
+    "| p99 ratio (≤ 0.5×) | 1M / 1k windowed turn (≤ 1.2) |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| PostgreSQL vs `SQLAlchemySession` | 116.3 | 930.7 | 24.3 | 2372.8 | 4.8× (met) "
+    "| 0.39× (met) | 0.99 |",
+    "| Redis vs `RedisSession` | 2372.4 | 57.3 | 1325.1 | 110.3 | 1.79× (not met) "
+    "| 0.52× (not met) | 1.00 |",
+]
+"""Headline numbers copied from ``docs/deployment.md`` (update both after rerunning scale.py)."""
+
+
+def _other_benchmarks() -> list[str]:
+    lines = ["## Other benchmarks", ""]
+    lines += [f"* [`docs/{page.split('#')[0]}`]({page}): {what}" for page, what in OTHER_BENCHMARKS]
+    return [*lines, "", *SCALE_SUMMARY, ""]
+
+
 def render(record: dict[str, Any]) -> str:
     """The whole of ``docs/benchmarks.md``."""
     m = record["machine"]
@@ -418,7 +460,7 @@ def render(record: dict[str, Any]) -> str:
     lines += ["", f"Targets met: {sum(1 for r in table if r.met)} of {len(table)}."]
     if missed:
         lines.append("Not met in this run: " + "; ".join(missed) + ".")
-    lines += ["", "## Durability of each side", ""]
+    lines += ["", *_other_benchmarks(), "## Durability of each side", ""]
     lines += _durability(results)
     lines += ["", _durability_verdict(results), "", "## Where the time goes", ""]
     lines += _breakdown(results)

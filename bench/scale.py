@@ -1,11 +1,13 @@
-"""Scale-out benchmark: per-turn store time of SQLite and PostgreSQL (more backends plug in).
+"""Scale-out benchmark: per-turn store time of SQLite, PostgreSQL and Redis.
 
 A *store turn* is what a run asks of its store per turn: a window read (the newest 50 items,
 cut at a turn boundary), the input append and the step append. Two measurements:
 
 * **concurrency** — 1, 8 and 64 sessions at once, spread over 4 OS processes (1 session: one
   process), each session doing store turns back to back for ``--seconds``; turns per second
-  over all processes and p50 / p99 of one store turn.
+  over all processes and p50 / p99 of one store turn. The chosen sides take turns within each
+  point (``--rounds`` rounds, alternating which goes first); each side's median-throughput
+  run is reported.
 * **history length** — the windowed store turn's median time on a session holding 1k items vs
   one holding 1M (built by a bulk insert); the target is a ratio of at most 1.2.
 * **summarised history length** — the same, on sessions whose compaction summary (a session
@@ -18,8 +20,11 @@ cut at a turn boundary), the input append and the step append. Two measurements:
 
 A backend is a :class:`Side` subclass registered in :data:`SIDES`: ``open()`` / ``close()``,
 ``turn(session_id, marker)`` and, for the history measurement, ``bulk(session_id, count)``.
-The OpenAI Agents SDK's ``SQLAlchemySession`` (asyncpg) is the ``sdk-sqlalchemy`` side; it
-needs ``pip install -r bench/requirements-scale.txt`` and is skipped when that is missing.
+The OpenAI Agents SDK's ``SQLAlchemySession`` (asyncpg) is the ``sdk-sqlalchemy`` side and its
+``RedisSession`` the ``sdk-redis`` side; they need ``pip install -r bench/requirements-scale.txt``
+and are skipped when that is missing. The Redis sides use database ``THREADLINE_BENCH_REDIS_DB``
+(default 12; the tests use 9) of ``THREADLINE_BENCH_REDIS`` under a fresh key prefix per run,
+and delete their keys afterwards.
 Results: ``docs/deployment.md``.
 """
 
@@ -45,6 +50,8 @@ from _items import assistant_item, assistant_text, user_item
 PG_URL = os.environ.get("THREADLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 WINDOW = 50
 PROCESSES = 4
+REDIS_HOST = os.environ.get("THREADLINE_BENCH_REDIS", "redis://127.0.0.1:6379")
+REDIS_URL = f"{REDIS_HOST}/{os.environ.get('THREADLINE_BENCH_REDIS_DB', '12')}"
 
 
 class Side:
@@ -299,10 +306,159 @@ class SdkSQLAlchemySide(Side):
             )
 
 
+class RedisSide(ThreadlineSide):
+    """threadline's ``RedisStore`` (``open_store("redis://…/<db>")``) under a fresh prefix."""
+
+    name = "redis"
+
+    @classmethod
+    def available(cls) -> str | None:
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            return "redis missing: pip install -e '.[redis]'"
+        return _redis_reachable()
+
+    @classmethod
+    async def make_target(cls) -> str:
+        return f"tlscale{uuid.uuid4().hex[:10]}:"
+
+    @classmethod
+    async def drop_target(cls, target: str) -> None:
+        await _redis_drop(target)
+
+    def make_store(self) -> Any:
+        from threadline.sessions import open_store
+
+        return open_store(REDIS_URL, prefix=self.target)
+
+    async def bulk(self, session_id: str, count: int) -> None:
+        from threadline.sessions.redis._keys import SessionKeys, meta_entry
+
+        store = self.make_store()
+        await store.session(session_id).add_items([user_item("seed")])
+        await store.aclose()
+        keys = SessionKeys(self.target, session_id)
+        rows = _bulk_rows(count)
+        metas = [meta_entry(kind, tokens, None) for kind, tokens, _ in rows[:2]]
+
+        def fill(pipe: Any, start: int, stop: int) -> None:
+            pipe.rpush(keys.d, *(rows[n][2] for n in range(start, stop)))
+            pipe.rpush(keys.m, *(metas[n % 2] for n in range(start, stop)))
+
+        await _redis_fill([keys.d, keys.m], count, fill)
+
+
+class SdkRedisSide(Side):
+    """The OpenAI Agents SDK's ``RedisSession`` on the same Redis; its per-turn read is
+    ``get_items(limit=50)`` (``LRANGE`` of the newest 50)."""
+
+    name = "sdk-redis"
+
+    @classmethod
+    def available(cls) -> str | None:
+        try:
+            from agents.extensions.memory.redis_session import RedisSession  # noqa: F401
+        except ImportError as exc:
+            return f"{exc.name} missing: pip install -r bench/requirements-scale.txt"
+        return _redis_reachable()
+
+    @classmethod
+    async def make_target(cls) -> str:
+        return f"sdkscale{uuid.uuid4().hex[:10]}"
+
+    @classmethod
+    async def drop_target(cls, target: str) -> None:
+        await _redis_drop(target)
+
+    async def open(self) -> None:
+        import redis.asyncio as aioredis
+
+        self.client = aioredis.from_url(REDIS_URL)
+        self.sessions: dict[str, Any] = {}
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def _session(self, session_id: str) -> Any:
+        from agents.extensions.memory.redis_session import RedisSession
+
+        found = self.sessions.get(session_id)
+        if found is None:
+            found = RedisSession(session_id, redis_client=self.client, key_prefix=self.target)
+            self.sessions[session_id] = found
+        return found
+
+    async def turn(self, session_id: str, marker: str) -> None:
+        session = self._session(session_id)
+        await session.get_items(limit=WINDOW)
+        await session.add_items([user_item(marker)])
+        await session.add_items([assistant_item(assistant_text(marker), f"msg_{marker}")])
+
+    async def bulk(self, session_id: str, count: int) -> None:
+        session = self._session(session_id)
+        await session.add_items([user_item("seed")])  # its counter and session hash
+        rows = _bulk_rows(count)
+        key = f"{self.target}:{session_id}:messages"
+
+        def fill(pipe: Any, start: int, stop: int) -> None:
+            pipe.rpush(key, *(rows[n][2] for n in range(start, stop)))
+
+        await _redis_fill([key], count, fill)
+
+
 SIDES: dict[str, type[Side]] = {
-    side.name: side for side in (SQLiteSide, PostgresSide, SdkSQLAlchemySide)
+    side.name: side
+    for side in (SQLiteSide, PostgresSide, SdkSQLAlchemySide, RedisSide, SdkRedisSide)
 }
-"""Every backend the benchmark knows (a Redis side registers here too)."""
+"""Every backend the benchmark knows."""
+
+
+def _redis_reachable() -> str | None:
+    import socket
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(REDIS_URL)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 1):
+            return None
+    except OSError:
+        return f"no Redis at {parts.hostname}:{parts.port or 6379}"
+
+
+async def _redis_fill(keys: list[str], count: int, fill: Any) -> None:
+    """Replace ``keys`` and let ``fill(pipe, start, stop)`` push items in pipelined chunks."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        await client.delete(*keys)
+        chunk = 20_000
+        for first in range(0, count, chunk * 5):
+            pipe = client.pipeline(transaction=False)
+            for start in range(first, min(count, first + chunk * 5), chunk):
+                fill(pipe, start, min(count, start + chunk))
+            await pipe.execute()
+    finally:
+        await client.aclose()
+
+
+async def _redis_drop(prefix: str) -> None:
+    """Delete every key under ``prefix`` (a SCAN, then UNLINK in batches)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await client.unlink(*batch)
+                batch = []
+        if batch:
+            await client.unlink(*batch)
+    finally:
+        await client.aclose()
 
 
 def _bulk_rows(count: int) -> list[tuple[int, int, str]]:
@@ -471,20 +627,27 @@ def main() -> None:
     big = 100_000 if args.quick else 1_000_000
     names = args.only.split(",") if args.only else list(SIDES)
     report: dict[str, Any] = {"seconds": seconds, "rounds": rounds, "sides": {}}
+    ready = []
     for name in names:
         why = SIDES[name].available()
         if why is not None:
             print(f"{name}: skipped ({why})", flush=True)
             continue
-        side: dict[str, Any] = {"concurrency": {}}
-        for sessions in () if args.history_only else (1, 8, 64):
-            runs = [concurrency(name, sessions, seconds) for _ in range(rounds)]
-            best = sorted(runs, key=lambda r: r["turns_per_s"])[len(runs) // 2]  # the median
-            side["concurrency"][str(sessions)] = best
+        ready.append(name)
+        report["sides"][name] = {"concurrency": {}}
+    for sessions in () if args.history_only else (1, 8, 64):
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ready}
+        for n in range(rounds):  # the sides take turns, so load changes hit them alike
+            for name in ready if n % 2 == 0 else ready[::-1]:
+                runs[name].append(concurrency(name, sessions, seconds))
+        for name in ready:
+            best = sorted(runs[name], key=lambda r: r["turns_per_s"])[rounds // 2]  # median
+            report["sides"][name]["concurrency"][str(sessions)] = best
             print(f"{name} x{sessions}: {best}", flush=True)
-        report["sides"][name] = side
+    for name in ready:
         if not SIDES[name].history:
             continue
+        side = report["sides"][name]
         medians = history(name, [1000, big], 100 if args.quick else 300)
         side["history_ms"] = {k: round(1000 * v, 3) for k, v in medians.items()}
         side["history_ratio"] = round(medians[str(big)] / medians["1000"], 3)
@@ -498,7 +661,6 @@ def main() -> None:
                 f"ratio {side['summarised_ratio']}",
                 flush=True,
             )
-        report["sides"][name] = side
     print(json.dumps(report, indent=2))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
