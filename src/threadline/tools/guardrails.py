@@ -34,7 +34,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypedDict, TypeVar, overload
+from typing import Any, ClassVar, Generic, Literal, TypedDict, TypeVar, overload
 
 from ..context import ToolContext
 from ..errors import UserError
@@ -150,11 +150,13 @@ async def _call(function: Callable[[Any], Any], name: str, data: Any) -> Any:
 
 
 @dataclass
-class ToolInputGuardrail(Generic[TContext]):
-    """A check run before a function tool; ``name`` defaults to the function's name."""
+class _ToolGuardrail(Generic[TContext]):
+    """What both kinds of tool guardrail share: the function, its name, and calling it."""
 
-    guardrail_function: Callable[[ToolInputGuardrailData], Any]
+    guardrail_function: Callable[[Any], Any]
     name: str | None = None
+
+    _default_name: ClassVar[str] = "tool_guardrail"
 
     def __post_init__(self) -> None:
         if not callable(self.guardrail_function):
@@ -164,37 +166,34 @@ class ToolInputGuardrail(Generic[TContext]):
 
     def get_name(self) -> str:
         """The guardrail's name."""
-        return self.name or str(
-            getattr(self.guardrail_function, "__name__", "tool_input_guardrail")
-        )
+        return self.name or str(getattr(self.guardrail_function, "__name__", self._default_name))
 
-    async def run(self, data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
-        """Call the guardrail function (sync or async) on ``data``."""
+    async def _run(self, data: Any) -> ToolGuardrailFunctionOutput:
         return await _call(self.guardrail_function, self.get_name(), data)  # type: ignore[no-any-return]
 
 
 @dataclass
-class ToolOutputGuardrail(Generic[TContext]):
+class ToolInputGuardrail(_ToolGuardrail[TContext]):
+    """A check run before a function tool; ``name`` defaults to the function's name."""
+
+    guardrail_function: Callable[[ToolInputGuardrailData], Any]
+    _default_name: ClassVar[str] = "tool_input_guardrail"
+
+    async def run(self, data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
+        """Call the guardrail function (sync or async) on ``data``."""
+        return await self._run(data)
+
+
+@dataclass
+class ToolOutputGuardrail(_ToolGuardrail[TContext]):
     """A check run after a function tool; ``name`` defaults to the function's name."""
 
     guardrail_function: Callable[[ToolOutputGuardrailData], Any]
-    name: str | None = None
-
-    def __post_init__(self) -> None:
-        if not callable(self.guardrail_function):
-            raise UserError(
-                f"a tool guardrail needs a function, got {type(self.guardrail_function).__name__}"
-            )
-
-    def get_name(self) -> str:
-        """The guardrail's name."""
-        return self.name or str(
-            getattr(self.guardrail_function, "__name__", "tool_output_guardrail")
-        )
+    _default_name: ClassVar[str] = "tool_output_guardrail"
 
     async def run(self, data: ToolOutputGuardrailData) -> ToolGuardrailFunctionOutput:
         """Call the guardrail function (sync or async) on ``data``."""
-        return await _call(self.guardrail_function, self.get_name(), data)  # type: ignore[no-any-return]
+        return await self._run(data)
 
 
 @dataclass
