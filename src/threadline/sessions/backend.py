@@ -139,6 +139,19 @@ class TailWindow:
     tail_tokens: int
 
 
+def rows_window_size(
+    rows: Sequence[EncodedItem], max_items: int | None, max_tokens: int | None
+) -> int:
+    """How many of the newest ``rows`` (oldest first) the window for these budgets holds."""
+    if max_items is None and max_tokens is None:
+        return len(rows)
+    if max_items == 0 or max_tokens == 0:
+        return 0
+    return window_size(
+        ((row.kind, row.call_id, row.tokens) for row in reversed(rows)), max_items, max_tokens
+    )
+
+
 def tail_window_of(
     items: Sequence[Item], start: int, max_items: int | None, max_tokens: int | None
 ) -> TailWindow:
@@ -148,14 +161,7 @@ def tail_window_of(
         return TailWindow(count, None, [], 0)
     rows = encode_items(list(items[start:]))
     tail_tokens = sum(row.tokens for row in rows)
-    if max_items is None and max_tokens is None:
-        size = len(rows)
-    elif max_items == 0 or max_tokens == 0:
-        size = 0
-    else:
-        size = window_size(
-            ((row.kind, row.call_id, row.tokens) for row in reversed(rows)), max_items, max_tokens
-        )
+    size = rows_window_size(rows, max_items, max_tokens)
     anchor = items[start - 1] if start > 0 else None
     return TailWindow(count, anchor, list(items[count - size :]) if size else [], tail_tokens)
 

@@ -31,6 +31,7 @@ from .backend import (
     StoreBackend,
     StoreStats,
     TailWindow,
+    rows_window_size,
 )
 from .base import SessionInfo, SessionSettings
 from .codec import (
@@ -223,14 +224,7 @@ class InMemoryBackend(StoreBackend):
                 return TailWindow(count, None, [], 0)
             tail = rows[start:]
             tail_tokens = sum(row.tokens for row in tail)
-            if max_items is None and max_tokens is None:
-                size = len(tail)
-            elif max_items == 0 or max_tokens == 0:
-                size = 0
-            else:
-                size = window_size(
-                    ((r.kind, r.call_id, r.tokens) for r in reversed(tail)), max_items, max_tokens
-                )
+            size = rows_window_size(tail, max_items, max_tokens)
             anchor_row = rows[start - 1 : start] if start > 0 else []
             taken = tail[len(tail) - size :] if size else []
         anchor = self._decode(session_id, anchor_row, start - 1)[0] if anchor_row else None
