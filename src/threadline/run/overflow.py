@@ -55,7 +55,7 @@ logger = logging.getLogger("threadline.run")
 MAX_RETRIES = 2
 """Retries per run: one with a smaller window, one after a compaction."""
 
-Stage = Literal["smaller window", "compacted"]
+Stage = Literal["smaller window", "compaction"]
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,8 @@ class ContextRetry:
     """One retry of a model call that the endpoint refused as too long for its context window
     (``result.context_retries``; see :mod:`threadline.run.overflow`).
 
-    ``stage`` is ``"smaller window"`` (the first retry) or ``"compacted"`` (the second, after
-    a compaction); ``requested_tokens`` the prompt size the endpoint reported for the refused
+    ``stage`` is ``"smaller window"`` (the first retry) or ``"compaction"`` (the second, after
+    a compaction of the session); ``requested_tokens`` the prompt size the endpoint reported for the refused
     request, when it said; ``budget`` the history budget of the retry, in estimated tokens;
     ``items_before`` / ``items_after`` the stored history items sent before and in the retry
     (the run's new input and its own items are not counted: they are always sent);
@@ -81,18 +81,19 @@ class ContextRetry:
 
     def describe(self) -> str:
         """One line for people."""
-        done = (
-            "" if self.stage == "smaller window" else f"compacted the session ({self._outcome()}), "
-        )
-        return (
-            f"{done}retried with {self.items_after} of {self.items_before} history items "
+        retried = (
+            f"retried with {self.items_after} of {self.items_before} history items "
             f"(a budget of ~{self.budget} tokens)"
         )
-
-    def _outcome(self) -> str:
+        if self.stage == "smaller window":
+            return retried
         if self.compaction is None:
-            return "not possible: the session keeps no records"
-        return self.compaction.status
+            outcome = "not possible: the session keeps no records"
+        elif self.compaction.compacted:
+            outcome = "compacted"
+        else:
+            outcome = f"{self.compaction.status}: {self.compaction.reason}"
+        return f"compacted the session ({outcome}), then {retried}"
 
 
 @dataclass
@@ -196,9 +197,9 @@ async def retry_after_overflow(
     own = (memory.new_input + run.model_input[run.history_len :])[-memory.saved :]
     own = own if memory.saved else []
     own_tokens = sum(estimate_tokens(item) for item in own)
-    stage: Stage = "compacted" if done else "smaller window"
+    stage: Stage = "compaction" if done else "smaller window"
     compaction = None
-    if stage == "compacted":
+    if stage == "compaction":
         compaction = await _compact(run, budget // 2 + own_tokens)
     history = await _history(memory, budget, len(own), own_tokens)
     combined = await memory.merge(history, memory.new_input)
