@@ -389,7 +389,8 @@ OTHER_BENCHMARKS = [
     ("benchmarks-cli.md", "CLI start-up (`bench/cli_startup.py`)"),
     (
         "benchmarks-long.md",
-        "a 1,000-turn conversation with compaction (`bench/long_conversation.py`)",
+        "a 1,000-turn conversation with compaction (`bench/long_conversation.py`), and per-turn "
+        "store time against stored items, 1k to 1M (`bench/history_scaling.py`)",
     ),
     ("benchmarks-transfer.md", "export, import and fork of 100k items (`bench/transfer.py`)"),
     (
@@ -415,10 +416,23 @@ SCALE_SUMMARY = [
 """Headline numbers copied from ``docs/deployment.md`` (update both after rerunning scale.py)."""
 
 
+HISTORY_SUMMARY = [
+    "Per-turn store time against stored items on SQLite (from `bench/history_scaling.py`, "
+    "which `run_all.py` does not rerun; the tables, the load and the method are in "
+    "[`docs/benchmarks-long.md`](benchmarks-long.md#per-turn-time-against-stored-items)): with "
+    "`SessionSettings(max_tokens=8000)` a turn costs about the same at 1M items as at 1k; "
+    "sending the full history, as the SDK's `SQLiteSession` does by default, costs time in "
+    "proportion to the history.",
+    "",
+    "![per-turn store time against stored items](history-scaling.png)",
+]
+"""The picture of ``docs/history-scaling.png`` (rewritten by ``bench/history_scaling.py``)."""
+
+
 def _other_benchmarks() -> list[str]:
     lines = ["## Other benchmarks", ""]
     lines += [f"* [`docs/{page.split('#')[0]}`]({page}): {what}" for page, what in OTHER_BENCHMARKS]
-    return [*lines, "", *SCALE_SUMMARY, ""]
+    return [*lines, "", *SCALE_SUMMARY, "", *HISTORY_SUMMARY, ""]
 
 
 def render(record: dict[str, Any]) -> str:

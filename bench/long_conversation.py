@@ -20,8 +20,9 @@ later, and is not counted in the turn). Targets:
     bench/.venv-long/bin/python bench/long_conversation.py          # writes the report + plot
     python -m venv bench/.venv-long && bench/.venv-long/bin/pip install -e . -r bench/requirements-long.txt
 
-Writes ``bench/results/long_conversation.json``, ``docs/benchmarks-long.md`` and (with
-matplotlib) ``docs/long-conversation-tokens.png``.
+Writes ``bench/results/long_conversation.json``, ``docs/benchmarks-long.md`` (keeping the
+section ``bench/history_scaling.py`` writes there) and (with matplotlib)
+``docs/long-conversation-tokens.png``.
 """
 
 from __future__ import annotations
@@ -387,6 +388,15 @@ def report(full: dict[str, Any], runs: list[dict[str, Any]], plot: str | None) -
     return "\n".join(lines) + "\n"
 
 
+def _kept_section(page: Path) -> str:
+    """The section ``bench/history_scaling.py`` wrote into ``page`` (kept on a rewrite)."""
+    begin, end = "<!-- history-scaling:begin -->", "<!-- history-scaling:end -->"
+    current = page.read_text(encoding="utf-8") if page.exists() else ""
+    if begin not in current or end not in current:
+        return ""
+    return "\n" + begin + current.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+
+
 def _git_commit() -> str:
     import subprocess
 
@@ -455,7 +465,8 @@ async def main() -> None:
     text_report = report(full, runs, plot_name if drawn else None)
     print(text_report)
     if not args.no_write:
-        (ROOT / "docs" / "benchmarks-long.md").write_text(text_report, encoding="utf-8")
+        page = ROOT / "docs" / "benchmarks-long.md"
+        page.write_text(text_report + _kept_section(page), encoding="utf-8")
         results = HERE / "results"
         results.mkdir(exist_ok=True)
         (results / "long_conversation.json").write_text(

@@ -242,7 +242,10 @@ class ContextWindowExceededError(ModelError):
     The message names the fixes: send less history (``--max-history-tokens`` in the CLI,
     ``SessionSettings(max_tokens=...)`` in code) or tell threadline the model's window
     (``ModelSettings(context_window=...)``), so that the runner's default window fits it.
-    ``requested_tokens`` is the prompt size the endpoint reported, when it said.
+    ``requested_tokens`` is the prompt size the endpoint reported, when it said. In a run with
+    a session the runner first retries the call with a smaller window, then after compacting
+    the session (``result.context_retries``; docs/context.md); this error reaches the caller
+    when those retries did not help, or could not apply.
     """
 
     def __init__(

@@ -88,13 +88,22 @@ async def test_an_explicit_budget_wins_and_an_overflow_names_the_fix(
     await session.add_items([{"role": "user", "content": f"{i}: {LONG}"} for i in range(TURNS)])
     agent = Agent(name="Assistant", model=model)
     config = RunConfig(session_settings=SessionSettings(max_tokens=10**6))
+    # the explicit budget is sent and refused; the runner retries with a smaller window
+    result = await Runner.run(agent, "and now?", session=session, run_config=config)
+    assert result.final_output == "Hello there."
+    assert [retry.stage for retry in result.context_retries] == ["smaller window"]
+    refused, retried = [body for body in fake.requests() if body.get("messages")][-2:]
+    assert len(retried["messages"]) < len(refused["messages"])
+    assert _prompt_tokens(retried) + retried["max_tokens"] <= 8192
+    # without a session there is no history to shrink: the error names the fixes
+    history = await session.get_items()
     with pytest.raises(ContextWindowExceededError) as caught:
-        await Runner.run(agent, "and now?", session=session, run_config=config)
+        await Runner.run(agent, [*history, {"role": "user", "content": "and now?"}])
     message = str(caught.value)
     assert "--max-history-tokens" in message and "SessionSettings(max_tokens=" in message
     assert "context_window=" in message and "\n" not in message
     result = await Runner.run(agent, "and now?", session=session)  # the default window fits
-    assert result.final_output == "Hello there."
+    assert result.final_output == "Hello there." and result.context_retries == []
     await store.aclose()
 
 
@@ -102,16 +111,18 @@ async def test_an_overflow_teaches_the_next_run_to_fit(
     make_fake: Callable[..., FakeServer], tmp_path: Path
 ) -> None:
     # a history of code written earlier (another process): the first request is too big for
-    # the dense tokenizer, the error says by how much, and the next run fits
+    # the dense tokenizer, the error says by how much, the run retries with less history, and
+    # the next run fits at once
     fake = make_fake("dense")
     store = SQLiteStore(tmp_path / "chat.db")
     session = store.session("s")
     await session.add_items([{"role": "user", "content": f"{i}: {CODE}"} for i in range(TURNS)])
     agent = Agent(name="Assistant", model=local.local_model(fake.server))
-    with pytest.raises(ContextWindowExceededError) as caught:
-        await Runner.run(agent, "and now?", session=session)
-    assert caught.value.requested_tokens is not None
-    assert caught.value.requested_tokens > 8192 - 256
-    result = await Runner.run(agent, "and now?", session=session)
+    result = await Runner.run(agent, "and now?", session=session)  # refused, then retried
+    [retry] = result.context_retries
+    assert retry.requested_tokens is not None
+    assert retry.requested_tokens > 8192 - 256
     assert result.final_output == "Hello there."
+    result = await Runner.run(agent, "and now?", session=session)
+    assert result.final_output == "Hello there." and result.context_retries == []  # it fits
     await store.aclose()

@@ -31,8 +31,8 @@ def run(code: str, tmp_path: Path) -> list[str]:
     return done.stdout.splitlines()
 
 
-def test_there_are_two_runnable_examples() -> None:
-    assert len(runnable_blocks()) == 2
+def test_there_are_three_runnable_examples() -> None:
+    assert len(runnable_blocks()) == 3
 
 
 def test_the_compaction_example_runs(tmp_path: Path) -> None:
@@ -60,3 +60,11 @@ def test_the_explicit_compaction_example_runs(tmp_path: Path) -> None:
     ]
     text = DOC.read_text(encoding="utf-8")
     assert "`12 items stored, 7 in the window`" in text and "`8 3`" in text
+
+
+def test_the_overflow_example_runs(tmp_path: Path) -> None:
+    lines = run(runnable_blocks()[2], tmp_path)
+    assert lines == [
+        "I was sent 5 items.",
+        "smaller window - retried with 4 of 10 history items (a budget of ~47 tokens)",
+    ]

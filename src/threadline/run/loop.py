@@ -43,6 +43,7 @@ from .events import (
 )
 from .hooks import RunHooks
 from .model_resolution import resolve_model
+from .overflow import CallAttempt, ContextRetry, retry_after_overflow
 from .persistence import SessionMemory, session_memory
 from .result import RunResult
 from .run_items import (
@@ -124,6 +125,8 @@ class _Run:
     """The state this run resumes, until its interrupted step is resolved."""
     resumed_response: ModelResponse | None = None
     """The interrupted step's model response (rebuilt from the state), when resuming."""
+    context_retries: list[ContextRetry] = field(default_factory=list)
+    """Model calls retried with less history after a context overflow (see overflow.py)."""
 
     def record(self, item: RunItem) -> None:
         self.new_items.append(item)
@@ -213,6 +216,7 @@ async def run_agent(
         tool_input_guardrail_results=run.tool_input_guardrail_results,
         tool_output_guardrail_results=run.tool_output_guardrail_results,
         interruptions=[] if interrupted is None else interrupted.get_interruptions(),
+        context_retries=run.context_retries,
         _state=interrupted,
     )
 
@@ -668,15 +672,46 @@ async def _call_model(run: _Run) -> ModelResponse:
         tools=tools,
         output_schema=schema.output_schema if schema is not None else None,
     )
+    attempt = CallAttempt()
+    while True:
+        try:
+            response = await _send(run, model, request, attempt)
+            break
+        except ContextWindowExceededError as exc:  # less history, then a compaction
+            retry = await retry_after_overflow(
+                run, model, request, exc, attempt, server_state=_server_state(run)
+            )
+            request = dataclasses.replace(request, input=run.model_input[run.sent :])
+            attempt = CallAttempt(retry)
+    if run.calibrate:
+        run.calibrate = False
+        if request.previous_response_id is None and request.conversation_id is None:
+            # with server-side state the usage counts history the request did not carry
+            observe_usage(model, estimate_request(model, request), response.usage.input_tokens)
+    run.context.usage.add(response.usage)
+    if run.memory is not None:
+        run.memory.note_request(request, response.usage)
+    run.responses.append(response)
+    return response
+
+
+async def _send(
+    run: _Run, model: Model, request: ModelRequest, attempt: CallAttempt
+) -> ModelResponse:
+    """One attempt at a model call, in its own model span."""
     with span(
         "model",
         getattr(model, "model", type(model).__name__),
         disabled=run.config.tracing_disabled,
-        agent=agent.name,
+        agent=run.agent.name,
     ) as model_span:
+        if model_span is not None and attempt.retry is not None:
+            model_span.attributes["context_retry"] = attempt.retry.stage
         try:
             response = await (
-                _stream(model, request, run.emit) if run.emit else model.get_response(request)
+                _stream(model, request, run.emit, attempt)
+                if run.emit
+                else model.get_response(request)
             )
         except ContextWindowExceededError as exc:
             if run.calibrate and exc.requested_tokens is not None:  # the next run fits better
@@ -696,15 +731,6 @@ async def _call_model(run: _Run) -> ModelResponse:
             ) from exc
         if model_span is not None:
             model_span.attributes["usage"] = vars(response.usage).copy()
-    if run.calibrate:
-        run.calibrate = False
-        if request.previous_response_id is None and request.conversation_id is None:
-            # with server-side state the usage counts history the request did not carry
-            observe_usage(model, estimate_request(model, request), response.usage.input_tokens)
-    run.context.usage.add(response.usage)
-    if run.memory is not None:
-        run.memory.note_request(request, response.usage)
-    run.responses.append(response)
     return response
 
 
@@ -727,13 +753,14 @@ def _other_loop_error(exc: BaseException) -> RuntimeError | None:
     return None
 
 
-async def _stream(model: Model, request: ModelRequest, emit: Emit) -> ModelResponse:
-    sequence = 0
+async def _stream(
+    model: Model, request: ModelRequest, emit: Emit, attempt: CallAttempt
+) -> ModelResponse:
     async for event in model.stream_response(request):
         if isinstance(event, ResponseCompleted):
             return event.response
-        emit(raw_event_for(event, sequence))
-        sequence += 1
+        emit(raw_event_for(event, attempt.events))
+        attempt.events += 1
     raise ModelBehaviorError("the model's stream ended without a completed response")
 
 

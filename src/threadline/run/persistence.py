@@ -80,6 +80,12 @@ class SessionMemory:
         self._context = context
         self.usage: UsageLedger | None = None
         """This run's usage accounting, once :meth:`load_history` opened it (stores only)."""
+        self.history: list[Item] = []
+        """The stored window :meth:`start` read (what the run sends before its new input)."""
+        self.new_input: list[Item] | None = None
+        """The new input :meth:`start` was given (``None`` in a resumed run)."""
+        self.saved = 0
+        """Items this run appended so far: the newest ``saved`` stored items are the run's."""
 
     async def token_budget(self) -> int | None:
         """The window's ``max_tokens`` in estimated tokens, calibrated for this session."""
@@ -109,6 +115,11 @@ class SessionMemory:
         limit, max_tokens = self.settings.limit, await self.token_budget()
         if max_tokens is None:
             max_tokens = default_max_tokens
+        return await self.window(limit, max_tokens)
+
+    async def window(self, limit: int | None, max_tokens: int | None) -> list[Item]:
+        """The newest stored items within ``limit`` items and ``max_tokens`` estimated tokens,
+        repaired so that they are valid to send (no calibration: the budget is as given)."""
         get_window = getattr(self.session, "get_window", None)
         extra = self._extra
         if callable(get_window) and (not extra or _declares_wrapper(get_window)):
@@ -150,21 +161,25 @@ class SessionMemory:
             history = await self.load_history(default_max_tokens)
         else:
             history = await _beside(self.load_history(default_max_tokens), check())
-        if self.input_callback is not None:
-            merged = self.input_callback(history, list(new_items))
-            if inspect.isawaitable(merged):
-                merged = await merged
-            if not isinstance(merged, list):
-                raise UserError(
-                    "session_input_callback must return a list of items, "
-                    f"got {type(merged).__name__}"
-                )
-            combined: list[Item] = merged
-        else:
-            combined = history + new_items
+        self.history, self.new_input = history, list(new_items)
+        combined = await self.merge(history, new_items)
         if save:
             await self.save(new_items)
         return combined
+
+    async def merge(self, history: list[Item], new_items: list[Item]) -> list[Item]:
+        """``history`` followed by ``new_items``, or what ``session_input_callback`` makes of
+        them."""
+        if self.input_callback is None:
+            return history + new_items
+        merged = self.input_callback(list(history), list(new_items))
+        if inspect.isawaitable(merged):
+            merged = await merged
+        if not isinstance(merged, list):
+            raise UserError(
+                f"session_input_callback must return a list of items, got {type(merged).__name__}"
+            )
+        return merged
 
     async def save(self, items: list[Item], records: Mapping[str, Any] | None = None) -> None:
         """Append one completed step (or the input) as one atomic batch, with ``records``
@@ -182,6 +197,7 @@ class SessionMemory:
                 await self.session.put_records(batch)
         elif items:
             await self.session.add_items(list(items), **self._extra)
+        self.saved += len(items)
 
 
 async def _beside(main: Awaitable[list[Item]], other: Awaitable[None]) -> list[Item]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..tools.guardrails import ToolInputGuardrailResult, ToolOutputGuardrailResult
     from .approvals import ToolApprovalItem
     from .compaction import CompactionResult
+    from .overflow import ContextRetry
     from .state import RunState
 
 __all__ = ["RunResult", "RunResultStreaming"]
@@ -38,7 +39,9 @@ class RunResult:
     ``tool_input_guardrail_results`` / ``tool_output_guardrail_results`` the tool guardrails;
     ``compaction`` the background compaction this run started (``await result.compaction``
     gives its :class:`~threadline.run.compaction.CompactionResult`; it never raises), or
-    ``None`` when the session has no ``compact_at``.
+    ``None`` when the session has no ``compact_at``. ``context_retries`` lists the model calls
+    retried with less history after the endpoint refused them as too long for the context
+    window (:class:`~threadline.run.overflow.ContextRetry`; empty when none was).
 
     A run that stopped for approvals has ``interruptions`` (the waiting
     :class:`~threadline.run.approvals.ToolApprovalItem` calls) and ``final_output`` ``None``;
@@ -57,6 +60,7 @@ class RunResult:
     tool_output_guardrail_results: list[ToolOutputGuardrailResult] = field(default_factory=list)
     compaction: asyncio.Task[CompactionResult] | None = field(default=None, repr=False)
     interruptions: list[ToolApprovalItem] = field(default_factory=list)
+    context_retries: list[ContextRetry] = field(default_factory=list)
     _state: RunState | None = field(default=None, repr=False)
 
     @property
@@ -128,6 +132,8 @@ class RunResultStreaming:
     tool_output_guardrail_results: list[ToolOutputGuardrailResult] = field(default_factory=list)
     interruptions: list[ToolApprovalItem] = field(default_factory=list)
     """Set when the stream has ended: the calls waiting for approval, if the run stopped."""
+    context_retries: list[ContextRetry] = field(default_factory=list)
+    """Set when the stream has ended: as :attr:`RunResult.context_retries`."""
 
     @property
     def last_agent(self) -> Agent[Any]:
@@ -179,6 +185,7 @@ class RunResultStreaming:
         self.tool_input_guardrail_results = result.tool_input_guardrail_results
         self.tool_output_guardrail_results = result.tool_output_guardrail_results
         self.interruptions = result.interruptions
+        self.context_retries = result.context_retries
         self.is_complete = True
 
     @property
