@@ -36,7 +36,7 @@ class ResponseEvents:
     """The Responses stream events of one response."""
 
     def __init__(self) -> None:
-        self._sequence = 0
+        self._sequence = 2  # 0 and 1 are the opening events, sent before the first of the rest
         self._next_index = 0
         self._open: dict[str, Any] | None = None  # the message being streamed
         self.output: list[Item] = []
@@ -50,8 +50,8 @@ class ResponseEvents:
     def opening(self, response: dict[str, Any]) -> list[dict[str, Any]]:
         """``response.created`` and ``response.in_progress`` for the skeleton ``response``."""
         return [
-            self._event("response.created", response=response),
-            self._event("response.in_progress", response=response),
+            {"type": "response.created", "response": response, "sequence_number": 0},
+            {"type": "response.in_progress", "response": response, "sequence_number": 1},
         ]
 
     def completed(self, response: dict[str, Any]) -> dict[str, Any]:
