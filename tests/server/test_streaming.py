@@ -118,9 +118,11 @@ def test_a_failure_before_the_stream_is_an_http_error(
 ) -> None:
     client = serve().client()
     upstream.add(error(500, "upstream exploded"), error(500), error(500))
-    with pytest.raises(openai.APIStatusError) as caught:
-        with client.responses.stream(model="assistant", input="x") as stream:
-            list(stream)
+    with (
+        pytest.raises(openai.APIStatusError) as caught,
+        client.responses.stream(model="assistant", input="x") as stream,
+    ):
+        list(stream)
     assert caught.value.status_code == 502
     assert caught.value.body["code"] == "upstream_error"  # type: ignore[index]
 
@@ -158,8 +160,7 @@ def test_a_client_that_disconnects_loses_nothing(
     @function_tool
     async def slow_lookup(city: str) -> str:
         """Look a city up, slowly."""
-        while not release.is_set():
-            await asyncio.sleep(0.01)
+        await asyncio.to_thread(release.wait, 30)
         return "sunny"
 
     agent = Agent(name="w", instructions="i", model=upstream_model(upstream), tools=[slow_lookup])
