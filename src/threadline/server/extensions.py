@@ -28,7 +28,7 @@ from ..items import repair_orphans
 from ..run import RunConfig
 from ..run.compaction import compact_session
 from ..run.context_budget import default_history_budget
-from ._context import api_route, context_of, lease_wait, tenant_of, writer
+from ._context import api_route, context_of, lease_wait, route, tenant_of, writer
 from ._errors import ApiError, bad_request
 from ._ids import is_chain, new_conversation_id, with_ids
 from ._items import api_item, metadata_of
@@ -214,10 +214,10 @@ def routes() -> list[Route]:
     """The extension routes."""
     base = "/v1/threadline/conversations"
     return [
-        Route(base, list_conversations, methods=["GET"]),
-        Route("/v1/threadline/search", search, methods=["GET"]),
-        Route(base + "/{conversation_id}/fork", fork, methods=["POST"]),
-        Route(base + "/{conversation_id}/undo", undo, methods=["POST"]),
-        Route(base + "/{conversation_id}/compact", compact, methods=["POST"]),
-        Route(base + "/{conversation_id}/window", window, methods=["GET"]),
+        route(base, GET=list_conversations),
+        route("/v1/threadline/search", GET=search),
+        route(base + "/{conversation_id}/fork", POST=fork),
+        route(base + "/{conversation_id}/undo", POST=undo),
+        route(base + "/{conversation_id}/compact", POST=compact),
+        route(base + "/{conversation_id}/window", GET=window),
     ]
