@@ -9,6 +9,7 @@ default agent's model is the scripted upstream (``upstream``), through the same
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -91,9 +92,16 @@ def store_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'serve.db'}"
 
 
+_PROVIDERS: list[OpenAIProvider] = []
+
+
 def upstream_model(server: ScriptedServer, name: str = "upstream-model") -> Any:
-    """The model the CLI's ``--upstream URL --model NAME`` makes."""
-    return OpenAIProvider(api_key=UPSTREAM_KEY, base_url=server.base_url).get_model(name)
+    """The model the CLI's ``--upstream URL --model NAME`` makes: from an ``OpenAIProvider``,
+    outside any event loop (as at start-up), so its client belongs to the server's loop."""
+    provider = OpenAIProvider(api_key=UPSTREAM_KEY, base_url=server.base_url)
+    _PROVIDERS.append(provider)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(provider.get_model, name).result()
 
 
 @pytest.fixture

@@ -131,17 +131,19 @@ def _limit(request: Request) -> int:
     return limit
 
 
-def _order(request: Request) -> str:
-    order = request.query_params.get("order", "desc")
+def _order(request: Request, default: str = "desc") -> str:
+    order = request.query_params.get("order", default)
     if order not in ("asc", "desc"):
         raise bad_request(f"Invalid 'order': 'asc' or 'desc' expected, got {order!r}.", "order")
     return order
 
 
-def page_of(request: Request, entries: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+def page_of(
+    request: Request, entries: list[tuple[str, dict[str, Any]]], default_order: str = "desc"
+) -> dict[str, Any]:
     """One cursor page of ``entries`` (``(id, api item)``, oldest first) as OpenAI's list
     object, by the request's ``after``, ``limit`` and ``order``."""
-    limit, order = _limit(request), _order(request)
+    limit, order = _limit(request), _order(request, default_order)
     ordered = entries if order == "asc" else entries[::-1]
     start = 0
     after = request.query_params.get("after")
