@@ -44,6 +44,7 @@ from ._context import (
     context_of,
     conversation_session_id,
     lease_wait,
+    route,
     tenant_of,
     writer,
 )
@@ -667,4 +668,4 @@ async def create_chat_completion(request: Request) -> Response:
 
 def routes() -> list[Route]:
     """The Chat Completions route."""
-    return [Route("/v1/chat/completions", create_chat_completion, methods=["POST"])]
+    return [route("/v1/chat/completions", POST=create_chat_completion)]
