@@ -11,7 +11,7 @@ with ``write=True``: ``threadline inspect --write``, ``threadline serve --ui --w
 Reading (always allowed):
 
 * ``GET /v1/inspect`` — the server: whether writes are enabled, the store, its capabilities.
-* ``GET /v1/inspect/sessions?limit=50&after=CURSOR&metadata[KEY]=VALUE`` — sessions, most
+* ``GET /v1/inspect/sessions?limit=50&after=CURSOR&metadata.KEY=VALUE`` — sessions, most
   recently updated first, one cursor page at a time (``next_cursor``): id, title, preview,
   updated, items, turns, tokens in/out, metadata, badges (``busy``, ``compacted``,
   ``needs_repair``, ``corrupt``, ``pending_approval``, ``fork``). Each row reads a bounded
@@ -66,7 +66,7 @@ from ..errors import SessionError
 from ..sessions._summary import read_summary
 from ..sessions.base import SessionInfo
 from ..sessions.codec import estimate_tokens
-from ._context import api_route, context_of
+from ._context import api_route, context_of, route
 from ._errors import bad_request, not_found
 from ._ids import item_id_of
 from ._inspect_context import agent_budget, fork_diff, next_request
@@ -84,7 +84,6 @@ SCAN_LIMIT = 5000
 """The most sessions one list page looks through for the request's tenant before it returns
 what it found (with the cursor to go on)."""
 
-_METADATA_PARAM = re.compile(r"metadata\[(.+)\]")
 _MARK = re.compile(r"\*\*(.+?)\*\*")
 
 
@@ -93,11 +92,11 @@ def _records(store: Any) -> bool:
 
 
 def _metadata_filter(request: Request) -> dict[str, str] | None:
-    wanted: dict[str, str] = {}
-    for key, value in request.query_params.multi_items():
-        match = _METADATA_PARAM.fullmatch(key)
-        if match:
-            wanted[match.group(1)] = value
+    wanted = {
+        key[len("metadata.") :]: value
+        for key, value in request.query_params.multi_items()
+        if key.startswith("metadata.") and len(key) > len("metadata.")
+    }
     return wanted or None
 
 
@@ -390,20 +389,19 @@ def routes() -> list[Route]:
     from . import _inspect_write as write
 
     return [
-        Route(PREFIX, info, methods=["GET"]),
-        Route(f"{PREFIX}/sessions", list_sessions, methods=["GET"]),
-        Route(f"{PREFIX}/search", search, methods=["GET"]),
-        Route(f"{PREFIX}/session", session_detail, methods=["GET"]),
-        Route(f"{PREFIX}/session", write.delete_session, methods=["DELETE"]),
-        Route(f"{PREFIX}/session/items", session_items, methods=["GET"]),
-        Route(f"{PREFIX}/session/context", session_context, methods=["GET"]),
-        Route(f"{PREFIX}/session/health", session_health, methods=["GET"]),
-        Route(f"{PREFIX}/session/diff", session_diff, methods=["GET"]),
-        Route(f"{PREFIX}/session/export", session_export, methods=["GET"]),
-        Route(f"{PREFIX}/session/metadata", write.set_metadata, methods=["POST"]),
-        Route(f"{PREFIX}/session/undo", write.undo, methods=["POST"]),
-        Route(f"{PREFIX}/session/fork", write.fork, methods=["POST"]),
-        Route(f"{PREFIX}/session/compact", write.compact, methods=["POST"]),
-        Route(f"{PREFIX}/session/repair", write.repair, methods=["POST"]),
-        Route(f"{PREFIX}/import", write.import_session, methods=["POST"]),
+        route(PREFIX, GET=info),
+        route(f"{PREFIX}/sessions", GET=list_sessions),
+        route(f"{PREFIX}/search", GET=search),
+        route(f"{PREFIX}/session", GET=session_detail, DELETE=write.delete_session),
+        route(f"{PREFIX}/session/items", GET=session_items),
+        route(f"{PREFIX}/session/context", GET=session_context),
+        route(f"{PREFIX}/session/health", GET=session_health),
+        route(f"{PREFIX}/session/diff", GET=session_diff),
+        route(f"{PREFIX}/session/export", GET=session_export),
+        route(f"{PREFIX}/session/metadata", POST=write.set_metadata),
+        route(f"{PREFIX}/session/undo", POST=write.undo),
+        route(f"{PREFIX}/session/fork", POST=write.fork),
+        route(f"{PREFIX}/session/compact", POST=write.compact),
+        route(f"{PREFIX}/session/repair", POST=write.repair),
+        route(f"{PREFIX}/import", POST=write.import_session),
     ]
