@@ -145,9 +145,13 @@ export class SessionList {
       this.search.value = "";
       this.reload();
     });
-    new IntersectionObserver((entries) => {
-      if (entries.some((entry) => entry.isIntersecting) && this.cursor && this.mode === "list") this.loadMore();
-    }).observe(this.more);
+    this.scroller = document.getElementById("list-scroll");
+    new IntersectionObserver(
+      (entries) => {
+        if (entries.some((entry) => entry.isIntersecting)) this.loadMore();
+      },
+      { root: this.scroller, rootMargin: "0px 0px 300px 0px" },
+    ).observe(this.more);
     document.getElementById("import-file").addEventListener("change", (event) => this.importFile(event));
   }
 
@@ -167,8 +171,14 @@ export class SessionList {
     await this.loadMore(true);
   }
 
+  /** Whether the end of the list is in view (or nearly). */
+  endInView() {
+    const bottom = this.scroller.getBoundingClientRect().bottom;
+    return !this.more.hidden && this.more.getBoundingClientRect().top < bottom + 300;
+  }
+
   async loadMore(first = false) {
-    if (!first && !this.cursor) return;
+    if (!first && (!this.cursor || this.mode !== "list")) return;
     if (this.loading) return;
     const token = this.token;
     let params;
@@ -202,6 +212,8 @@ export class SessionList {
     } finally {
       this.loading = false;
     }
+    // A short page may leave the end in view: keep going until it is not.
+    if (token === this.token && this.cursor && this.endInView()) requestAnimationFrame(() => this.loadMore());
   }
 
   async runSearch() {
