@@ -250,8 +250,7 @@ def test_a_held_lease_is_flagged(start: Callable[..., str], seed: Seed, db: Path
             store = open_store(f"sqlite:///{db}")
             async with store.session("chat").lease(ttl=30):
                 held.set()
-                while not release.is_set():
-                    await asyncio.sleep(0.02)
+                await asyncio.to_thread(release.wait, 30)
             await store.aclose()
 
         asyncio.run(go())
