@@ -80,6 +80,7 @@ async def next_request(
     summary, damaged = await _summary(session)
     source = "request"
     budget = max_tokens
+    ratio = None
     if budget is not None and "records" in session.capabilities:
         ratio = calibration_ratio(await session.get_record(USAGE_KEY))
         budget = calibrated_budget(budget, ratio)
@@ -110,6 +111,7 @@ async def next_request(
             "source": source,
             "context_window": context_window,
             "requested_max_tokens": max_tokens,
+            "calibration": ratio,
         },
         "summary": None
         if summary is None

@@ -10,7 +10,8 @@ with ``write=True``: ``threadline inspect --write``, ``threadline serve --ui --w
 
 Reading (always allowed):
 
-* ``GET /v1/inspect`` — the server: whether writes are enabled, the store, its capabilities.
+* ``GET /v1/inspect`` — the server: whether writes are enabled, the store, its capabilities
+  and (for a key without a tenant) its session and item counts.
 * ``GET /v1/inspect/sessions?limit=50&after=CURSOR&metadata.KEY=VALUE`` — sessions, most
   recently updated first, one cursor page at a time (``next_cursor``): id, title, preview,
   updated, items, turns, tokens in/out, metadata, badges (``busy``, ``compacted``,
@@ -66,7 +67,7 @@ from ..errors import SessionError
 from ..sessions._summary import read_summary
 from ..sessions.base import SessionInfo
 from ..sessions.codec import estimate_tokens
-from ._context import api_route, context_of, route
+from ._context import api_route, context_of, route, tenant_of
 from ._errors import bad_request, not_found
 from ._ids import item_id_of
 from ._inspect_context import agent_budget, fork_diff, next_request
@@ -104,6 +105,10 @@ def _metadata_filter(request: Request) -> dict[str, str] | None:
 async def info(request: Request) -> Response:
     context = context_of(request)
     store = context.store
+    stats = None
+    if tenant_of(request).name is None:  # the whole store's counts are not a tenant's business
+        counted = await store.stats()
+        stats = {"sessions": counted.sessions, "items": counted.items}
     return JSONResponse(
         {
             "object": "inspect.server",
@@ -111,6 +116,7 @@ async def info(request: Request) -> Response:
             "store": repr(store),
             "capabilities": sorted(getattr(store, "capabilities", frozenset())),
             "agents": context.agents.names,
+            "stats": stats,
         }
     )
 

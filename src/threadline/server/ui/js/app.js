@@ -2,7 +2,7 @@
 // #/s/ID[/context|health|diff][?at=N]). Times the first paint of each conversation view.
 
 import { ApiError, get, getKey, setKey, whenUnauthorized } from "./api.js";
-import { h, openDialog, toast } from "./dom.js";
+import { h, openDialog, plural, toast } from "./dom.js";
 import { SessionList } from "./list.js";
 import { SessionPage } from "./session.js";
 
@@ -38,6 +38,33 @@ function placeholder(text) {
   document.getElementById("view").replaceChildren(h("div", { class: "placeholder" }, h("p", { text })));
 }
 
+function overview() {
+  const stats = app.info.stats;
+  const keys = [
+    ["↑ ↓  or  j k", "move in the list"],
+    ["Home / End", "first / last session"],
+    ["Enter", "open the session"],
+    ["/", "search every stored item"],
+    ["Esc", "clear the search"],
+  ];
+  document.getElementById("view").replaceChildren(
+    h(
+      "div",
+      { class: "placeholder overview" },
+      h("h2", { text: stats ? `${plural(stats.sessions, "session")} · ${plural(stats.items, "item")}` : "Sessions" }),
+      h("p", { class: "store-name", text: app.info.store }),
+      h("p", { text: "Pick a session to see its turns, what the next request sends, its health, and how a fork differs from its parent." }),
+      h(
+        "table",
+        { class: "keys" },
+        h("caption", { text: "Keyboard" }),
+        h("tbody", {}, keys.map(([key, what]) => h("tr", {}, h("th", { scope: "row" }, h("kbd", { text: key })), h("td", { text: what })))),
+      ),
+      app.info.write ? null : h("p", { class: "note", text: "Read-only: restart with --write to rename, undo, fork, compact, repair, delete or import." }),
+    ),
+  );
+}
+
 let routing = 0;
 
 async function route() {
@@ -49,12 +76,14 @@ async function route() {
     if (app.page) app.page.destroy();
     app.page = null;
     app.currentId = null;
+    app.currentAt = undefined;
     app.list.markCurrent();
-    placeholder("Pick a session on the left (↑/↓ and Enter), or search every stored item with /.");
+    overview();
     return;
   }
   document.body.classList.add("has-session");
   app.currentId = id;
+  app.currentAt = params.get("at") ?? undefined;
   app.list.markCurrent();
   try {
     if (!app.page || app.page.id !== id) {

@@ -26,11 +26,16 @@ function bar(context) {
     described.push(`${label} ${tokens} tokens`);
   }
   track.setAttribute("aria-label", described.join(", "));
-  const caption = budget.max_tokens
-    ? `Budget ${exact(budget.max_tokens)} estimated tokens (${
-        budget.source === "model" ? `what agent's model fits${budget.context_window ? `: a ${exact(budget.context_window)}-token context window` : ""}` : "asked for"
-      })`
-    : `No budget: the model's context window is unknown, so the whole window is sent (${exact(stored)} stored tokens)`;
+  let caption;
+  if (!budget.max_tokens) {
+    caption = `No budget: the model's context window is unknown, so the window holds everything after the summary (${exact(stored)} stored tokens). Give a budget to see what a smaller one keeps.`;
+  } else if (budget.source === "model") {
+    caption = `Budget ${exact(budget.max_tokens)} estimated tokens: what the served agent's model fits${budget.context_window ? ` (a ${exact(budget.context_window)}-token context window, less instructions, tools and the reply)` : ""}.`;
+  } else if (budget.calibration && budget.requested_max_tokens !== budget.max_tokens) {
+    caption = `Budget ${exact(budget.requested_max_tokens)} tokens, which is ${exact(budget.max_tokens)} estimated tokens at this session's measured ratio of ${budget.calibration.toFixed(2)} reported tokens per estimated one.`;
+  } else {
+    caption = `Budget ${exact(budget.max_tokens)} estimated tokens.`;
+  }
   return h("div", { class: "budget" }, h("p", { class: "caption", text: caption }), track, legend);
 }
 

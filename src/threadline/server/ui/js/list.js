@@ -283,8 +283,10 @@ export class SessionList {
   /** Mark the open session's row. */
   markCurrent() {
     const current = this.app.currentId;
+    const at = this.app.currentAt;
     for (const option of this.options()) {
-      option.setAttribute("aria-selected", String(option.dataset.id === current));
+      const same = option.dataset.id === current && (option.dataset.at === undefined || option.dataset.at === at);
+      option.setAttribute("aria-selected", String(same));
     }
   }
 
