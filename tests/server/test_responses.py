@@ -65,9 +65,7 @@ def test_a_conversation_remembers(serve: Callable[..., Served], upstream: Script
     assert [item.id for item in inputs.data] == [page.data[2].id]
 
 
-def test_conversation_as_an_object(
-    serve: Callable[..., Served], upstream: ScriptedServer
-) -> None:
+def test_conversation_as_an_object(serve: Callable[..., Served], upstream: ScriptedServer) -> None:
     client = serve().client()
     conv = client.conversations.create(items=[{"role": "user", "content": "Say hi"}])
     upstream.add(reply("hi"))

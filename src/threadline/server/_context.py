@@ -206,6 +206,7 @@ def api_route(handler: Endpoint) -> Endpoint:
         try:
             return await handler(request)
         except Exception as exc:
-            return error_response(from_exception(exc), context_of(request).secrets)
+            secrets = context_of(request).secrets
+            return error_response(from_exception(exc, secrets), secrets)
 
     return endpoint

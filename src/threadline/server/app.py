@@ -194,6 +194,7 @@ def create_app(
             yield
         finally:
             await context.drain()
+            await context.agents.aclose()
             if context.owns_store and context.store is not None:
                 await context.store.aclose()
 

@@ -617,7 +617,7 @@ async def create_chat_completion(request: Request) -> Response:
                 return
             from ._errors import from_exception, scrub
 
-            error = from_exception(exc)
+            error = from_exception(exc, context.secrets)
             queue.put_nowait(
                 {
                     "error": {

@@ -523,7 +523,7 @@ async def _streamed(
         except Exception as exc:
             if not opened:
                 raise
-            error = from_exception(exc)
+            error = from_exception(exc, context.secrets)
             message = scrub(error.message, context.secrets)
             failed = _response_object(
                 parsed,
