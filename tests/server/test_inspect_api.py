@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from threadline.server import create_app
+from threadline.server._auth import Tenant
 from threadline.server.inspector import CONTENT_SECURITY_POLICY, enable_inspector
 from threadline.sessions import open_store
 from threadline.sessions._summary import SUMMARY_RECORD, Summary, item_digest
@@ -441,8 +442,8 @@ def test_write_actions(start: Callable[..., str], seed: Seed) -> None:
 
 def test_tenants_see_only_their_own_sessions(start: Callable[..., str], seed: Seed) -> None:
     async def fill(store: Any) -> None:
-        await _chat(store, "acme/mine")
-        await _chat(store, "globex/theirs")
+        await _chat(store, Tenant("acme").session_id("mine"))
+        await _chat(store, Tenant("globex").session_id("theirs"))
 
     seed(fill)
     root = start(write=True, api_keys={"key-for-acme-1": "acme", "key-for-globex": "globex"})
@@ -450,7 +451,12 @@ def test_tenants_see_only_their_own_sessions(start: Callable[..., str], seed: Se
     mine = ok(call(root, "GET", "/sessions", key="key-for-acme-1"))
     assert [row["id"] for row in mine["data"]] == ["mine"]
     assert call(root, "GET", "/session", key="key-for-acme-1", id="theirs").status == 404
-    assert call(root, "GET", "/session", key="key-for-acme-1", id="../globex/theirs").status == 404
+    assert (
+        call(
+            root, "GET", "/session", key="key-for-acme-1", id=Tenant("globex").session_id("theirs")
+        ).status
+        == 404
+    )
     hits = ok(call(root, "GET", "/search", key="key-for-acme-1", q="california"))["data"]
     assert {hit["session_id"] for hit in hits} == {"mine"}
     exported = call(root, "GET", "/session/export", key="key-for-acme-1", id="mine").body
