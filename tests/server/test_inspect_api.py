@@ -491,3 +491,92 @@ def test_without_the_page_the_routes_still_answer(start: Callable[..., str]) -> 
     root = start(ui=False)
     assert http("GET", f"{root}/ui/").status in (401, 404)
     assert ok(call(root, "GET", ""))["write"] is False
+
+
+ODD = [
+    "",
+    "0",
+    "-1",
+    "999999999999",
+    "x",
+    "%",
+    "\ud7ff",
+    "a" * 600,
+    "responses:abc",
+    "../chat",
+    "1e9",
+]
+
+
+def test_odd_input_is_a_4xx_never_a_5xx(start: Callable[..., str], seed: Seed) -> None:
+    seed(lambda store: _chat(store))
+    root = start(write=True)
+    gets = [
+        ("/sessions", ["limit", "after", "metadata.user"]),
+        ("/search", ["q", "limit"]),
+        ("/session", ["id"]),
+        ("/session/items", ["id", "start", "limit"]),
+        ("/session/context", ["id", "max_tokens", "max_items", "model"]),
+        ("/session/health", ["id"]),
+        ("/session/diff", ["id", "with"]),
+        ("/session/export", ["id", "format"]),
+    ]
+    for path, names in gets:
+        for name in names:
+            for value in ODD:
+                params = {"id": "chat", name: value}
+                reply = call(root, "GET", path, **params)
+                assert reply.status < 500, (path, name, value, reply.body)
+    bodies: list[Any] = [
+        {"at_turn": "x"},
+        {"at_turn": -99},
+        {"at_turn": 10**9},
+        {"new_id": ""},
+        {"new_id": 5},
+        {"metadata": []},
+        {"metadata": {"title": "x" * 20000}},
+        {"keep_tokens": -1},
+        {"plan": 3},
+        [],
+        "text",
+    ]
+    for path in ("/session/fork", "/session/metadata", "/session/compact", "/session/repair"):
+        for body in bodies:
+            reply = call(
+                root,
+                "POST",
+                path,
+                body,
+                id="chat",
+            )
+            assert reply.status < 500, (path, body, reply.body)
+    for raw in [
+        b"",
+        b"\xff\xfe",
+        b"[]\n",
+        b'{"format": "threadline.session", "version": 99}\n',
+        b"null\n",
+    ]:
+        reply = http("POST", f"{root}/v1/inspect/import?id=odd", raw=raw)
+        assert reply.status < 500, (raw, reply.body)
+
+
+def test_the_openapi_fragment_names_every_route() -> None:
+    from starlette.routing import Route
+
+    from threadline.server._inspect_openapi import openapi_paths
+    from threadline.server.inspect_api import routes
+
+    served = {
+        (route.path, method.lower())
+        for route in routes()
+        if isinstance(route, Route)
+        for method in (route.methods or ())
+        if method != "HEAD"
+    }
+    described = {(path, method) for path, item in openapi_paths().items() for method in item}
+    assert described == served
+    for item in openapi_paths().values():
+        for operation in item.values():
+            assert operation["operationId"].startswith("inspect")
+            assert "threadline extensions" in operation["tags"]
