@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.services import require_available
+from ..services import require_available
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
