@@ -580,3 +580,34 @@ def test_the_openapi_fragment_names_every_route() -> None:
         for operation in item.values():
             assert operation["operationId"].startswith("inspect")
             assert "threadline extensions" in operation["tags"]
+
+
+def test_a_writer_of_this_server_shows_as_busy(seed: Seed, db: Path) -> None:
+    seed(lambda store: _chat(store))
+    app = enable_inspector(create_app(f"sqlite:///{db}"))
+    server, thread, port = _start(app)
+    root = f"http://127.0.0.1:{port}"
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        async def go() -> None:
+            async with app.state.threadline.store.session("chat").lease(ttl=30):
+                held.set()
+                await asyncio.to_thread(release.wait, 30)
+
+        asyncio.run(go())
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        row = ok(call(root, "GET", "/sessions"))["data"][0]
+        assert row["badges"]["busy"] is True
+        lease = ok(call(root, "GET", "/session/health", id="chat"))["lease"]
+        assert lease == {"held": True, "holder": "a request of this server", "expires_in": None}
+    finally:
+        release.set()
+        holder.join(10)
+        server.should_exit = True
+        thread.join(30)

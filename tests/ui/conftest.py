@@ -158,6 +158,8 @@ class Watched:
     page: Any
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)
+    """Origins besides the inspector's two that this test's page may ask."""
 
 
 @pytest.fixture
@@ -179,7 +181,7 @@ def watched(browser: Any, inspector: Inspector) -> Iterator[Watched]:
         yield found
     finally:
         context.close()
-    origins = (inspector.root + "/", inspector.write_root + "/")
+    origins = tuple(f"{root}/" for root in (inspector.root, inspector.write_root, *found.origins))
     strangers = [
         url
         for url in found.requests

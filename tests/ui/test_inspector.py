@@ -10,7 +10,7 @@ from typing import Any
 
 from threadline.sessions._summary import SUMMARY_RECORD, Summary, item_digest
 
-from .conftest import Inspector
+from .conftest import Inspector, Watched
 
 CHAT = [
     {"role": "user", "content": "What city is the Golden Gate Bridge in?"},
@@ -543,3 +543,35 @@ def test_compact_now(page: Any, inspector: Inspector) -> None:
     page.click("#tab-context")
     page.locator(".summary-box").wait_for()
     assert "They settled the bridge's city and state." in page.inner_text(".summary-box")
+
+
+def test_an_api_key_is_asked_for_and_sent(watched: Watched, inspector: Inspector) -> None:
+    from threadline.server import create_app
+    from threadline.server.inspector import enable_inspector
+
+    from .conftest import _start
+
+    inspector.seed(_chat("keyed", {"title": "Behind a key", "test": "key"}))
+    app = enable_inspector(
+        create_app(f"sqlite:///{inspector.db}", api_keys={"sk-inspector-test": None})
+    )
+    server, thread, port = _start(app)
+    root = f"http://127.0.0.1:{port}"
+    watched.origins.append(root)
+    page = watched.page
+    try:
+        page.goto(f"{root}/ui/")
+        page.locator("#key-input").wait_for()  # the server refused: the page asks for a key
+        page.fill("#key-input", "sk-inspector-test")
+        page.click("#dialog-confirm")
+        page.wait_for_function("() => document.getElementById('mode').textContent === 'read-only'")
+        filter_list(page, "test=key")
+        assert listed(page) == ["keyed"]
+        assert (
+            page.evaluate("() => sessionStorage.getItem('threadline.inspector.key')")
+            == "sk-inspector-test"
+        )
+    finally:
+        page.close()
+        server.should_exit = True
+        thread.join(30)

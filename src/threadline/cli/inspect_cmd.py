@@ -10,10 +10,8 @@ used only by "compact now" and to size the context view's budget.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import socket
 import sys
-from typing import Any
 
 from ..errors import UserError
 
@@ -70,6 +68,8 @@ def _bind(port: int) -> socket.socket:
 
 def inspect_command(args: argparse.Namespace) -> int:
     """Serve the inspector until Ctrl-C."""
+    import asyncio
+
     try:
         import uvicorn
 
@@ -109,8 +109,8 @@ def inspect_command(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(server: Any, sock: socket.socket, store: Any) -> None:
+async def _serve(server: object, sock: socket.socket, store: object) -> None:
     try:
-        await server.serve(sockets=[sock])
+        await server.serve(sockets=[sock])  # type: ignore[attr-defined]
     finally:
-        await store.aclose()
+        await store.aclose()  # type: ignore[attr-defined]
