@@ -212,7 +212,7 @@ def main() -> int:
             for name, where in VIEWS.items():
                 page.goto("about:blank")  # a fresh page for each view
                 page.goto(f"{root}/ui/{where}")
-                page.wait_for_function("() => document.getElementById('mode').textContent !== ''")
+                page.wait_for_function("() => document.getElementById('mode')?.textContent !== ''")
                 page.wait_for_function(
                     "() => !document.querySelector('#view .placeholder') || location.hash === '#/'"
                 )

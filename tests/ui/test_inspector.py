@@ -49,14 +49,14 @@ def _chat(
 
 def goto(page: Any, root: str, where: str = "") -> None:
     page.goto(f"{root}/ui/{where}")
-    page.wait_for_function("() => document.getElementById('mode').textContent !== ''")
+    page.wait_for_function("() => document.getElementById('mode')?.textContent !== ''")
 
 
 def filter_list(page: Any, text: str) -> None:
     page.fill("#filter", text)
     page.press("#filter", "Enter")
     page.wait_for_function(
-        "() => !document.getElementById('list-status').textContent.startsWith('Loading')"
+        "() => !document.getElementById('list-status')?.textContent.startsWith('Loading')"
     )
 
 
@@ -278,7 +278,7 @@ def test_the_context_view(page: Any, inspector: Inspector) -> None:
     page.press("#budget-input", "Enter")
     page.wait_for_function("() => location.hash.includes('max_tokens=200')")
     page.wait_for_function(
-        "() => document.getElementById('context-counts').textContent.includes('2 of 12')"
+        "() => document.getElementById('context-counts')?.textContent.includes('2 of 12')"
     )
     widths = page.eval_on_selector_all(
         ".bar .segment", "els => els.map(e => parseFloat(e.style.width))"
@@ -402,7 +402,7 @@ def test_read_only_refuses_writes(page: Any, inspector: Inspector, tmp_path: Pat
     export.write_text(json.dumps({"role": "user", "content": "hi"}) + "\n")
     page.set_input_files("#import-file", str(export))
     page.wait_for_function(
-        "() => document.getElementById('toast').textContent.includes('read-only')"
+        "() => document.getElementById('toast')?.textContent.includes('read-only')"
     )
     assert count_of(inspector, "guarded") == 6
 
@@ -431,7 +431,7 @@ def test_health_flags_and_repair(page: Any, inspector: Inspector) -> None:
     page.click("#repair-apply")
     page.click("#dialog-confirm")
     page.wait_for_function(
-        "() => document.getElementById('health-verdict') && document.getElementById('health-verdict').textContent.startsWith('Healthy')"
+        "() => document.getElementById('health-verdict') && document.getElementById('health-verdict')?.textContent.startsWith('Healthy')"
     )
     assert count_of(inspector, "sick") == 6
 
@@ -501,6 +501,8 @@ def test_keyboard_navigation(page: Any, inspector: Inspector) -> None:
     page.keyboard.press("j")
     page.keyboard.press("Enter")
     page.wait_for_function("() => location.hash === '#/s/key-2'")
+    page.locator("#session-title").wait_for()
+    page.wait_for_function("() => document.activeElement.id === 'main'")  # the session has focus
     assert page.get_attribute("#session-list li[data-id='key-2']", "aria-selected") == "true"
     page.keyboard.press("/")
     assert page.evaluate("document.activeElement.id") == "search"
@@ -537,7 +539,7 @@ def test_compact_now(page: Any, inspector: Inspector) -> None:
     page.locator(".turn-head").first.wait_for()
     page.click("#act-compact")
     page.wait_for_function(
-        "() => document.getElementById('toast').textContent.startsWith('compacted items')"
+        "() => document.getElementById('toast')?.textContent.startsWith('compacted items')"
     )
     page.locator(".summary-line").wait_for()
     page.click("#tab-context")
@@ -564,7 +566,7 @@ def test_an_api_key_is_asked_for_and_sent(watched: Watched, inspector: Inspector
         page.locator("#key-input").wait_for()  # the server refused: the page asks for a key
         page.fill("#key-input", "sk-inspector-test")
         page.click("#dialog-confirm")
-        page.wait_for_function("() => document.getElementById('mode').textContent === 'read-only'")
+        page.wait_for_function("() => document.getElementById('mode')?.textContent === 'read-only'")
         filter_list(page, "test=key")
         assert listed(page) == ["keyed"]
         assert (

@@ -96,7 +96,8 @@ async function route() {
     }
     await app.page.show(tab, params);
     if (token !== routing) return;
-    document.getElementById("main").focus({ preventScroll: true });
+    const typing = document.activeElement && ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement.tagName);
+    if (!typing) document.getElementById("main").focus({ preventScroll: true });
     if (!tab) {
       const items = app.page.data.total;
       afterPaint(() => {
