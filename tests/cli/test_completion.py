@@ -59,6 +59,7 @@ def test_bash_completes_subcommands_actions_and_options(bash_script: Path) -> No
         "demo",
         "db",
         "serve",
+        "inspect",
         "completion",
     ]
     assert complete(bash_script, "se") == ["sessions", "serve"]

@@ -205,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_parser(commands)
 
+    from .inspect_cmd import add_inspect_parser
+
+    add_inspect_parser(commands)
+
     completion = commands.add_parser("completion", help="print a shell completion script")
     completion.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell")
     return parser
@@ -231,6 +235,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from .serve_cmd import serve_command
 
         return serve_command(args)
+    if args.command == "inspect":
+        from .inspect_cmd import inspect_command
+
+        return inspect_command(args)
     if args.command == "completion":
         from .completion import completion_script
 

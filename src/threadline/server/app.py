@@ -127,10 +127,11 @@ def _routes(memory: bool) -> list[BaseRoute]:
         *chat.routes(),
     ]
     if memory:
-        from . import conversations, extensions
+        from . import conversations, extensions, inspect_api
 
         routes += conversations.routes()
         routes += extensions.routes()
+        routes += inspect_api.routes()
     return routes
 
 
