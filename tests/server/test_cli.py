@@ -160,3 +160,46 @@ def test_agents_from_a_module(upstream: ScriptedServer, tmp_path: Path) -> None:
         assert client.responses.create(model="pirate", input="Hi").output_text == "Arr."
         client.close()
     assert upstream.requests[-1].body["messages"][0]["content"] == "Talk like a pirate."
+
+
+def test_ui_and_write_need_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--no-memory", "--ui"]) == 1
+    assert "drop --no-memory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("write", [False, True])
+def test_serve_ui_and_write(upstream: ScriptedServer, tmp_path: Path, write: bool) -> None:
+    """``--ui`` serves the inspector page; ``--write`` lets its routes change sessions."""
+    import urllib.error
+    import urllib.request
+
+    def fetch(path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(root + path, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, dict(answer.headers), answer.read()
+        except urllib.error.HTTPError as failed:
+            return failed.code, dict(failed.headers), failed.read()
+
+    upstream.add(reply("Hello."))
+    args = ["--store", f"sqlite:///{tmp_path / 'chat.db'}", "--upstream", upstream.base_url]
+    args += ["--model", "m", "--ui", *(["--write"] if write else [])]
+    with serving(*args) as url:
+        root = url.removesuffix("/v1")
+        client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+        conv = client.conversations.create()
+        client.responses.create(model="assistant", input="Hi", conversation=conv.id)
+        status, headers, _ = fetch("/ui/")
+        assert status == 200 and "text/html" in headers["content-type"]
+        assert "script-src 'self'" in headers["content-security-policy"]
+        paths = json.loads(fetch("/openapi.json")[2])["paths"]
+        assert "/v1/inspect/session/undo" in paths
+        status, _, body = fetch(f"/v1/inspect/session/undo?id={conv.id}", "POST")
+        items = list(client.conversations.items.list(conv.id))
+        client.close()
+    if write:
+        assert status == 200, body
+        assert items == []
+    else:
+        assert status == 403 and json.loads(body)["error"]["code"] == "read_only"
+        assert len(items) == 2

@@ -86,6 +86,16 @@ def add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help="largest request body (default 4 MiB)",
     )
     serve.add_argument(
+        "--ui",
+        action="store_true",
+        help="also serve the web inspector at /ui (see threadline inspect)",
+    )
+    serve.add_argument(
+        "--write",
+        action="store_true",
+        help="let the inspector's /v1/inspect routes change sessions (read-only without it)",
+    )
+    serve.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logs"
     )
 
@@ -185,6 +195,8 @@ def serve_command(args: argparse.Namespace) -> int:
         )
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be 0 to 65535, got {args.port}")
+    if not args.memory and (args.ui or args.write):
+        raise UserError("--ui and --write inspect stored conversations: drop --no-memory")
     agents = load_agents(args.agents) if args.agents else None
     model, secrets, provider = _model(args)
     from .commands import open_store, store_name
@@ -203,11 +215,17 @@ def serve_command(args: argparse.Namespace) -> int:
         secrets=secrets,
     )
     app.state.provider = provider  # the upstream's client lives as long as the app
+    if args.ui or args.write:
+        from ..server.inspector import enable_inspector
+
+        enable_inspector(app, write=args.write, ui=args.ui)
     sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in str(host) else host
     served = ", ".join(app.state.threadline.agents.names)
     where = store_name(store) if store is not None else "none (--no-memory)"
+    if args.ui:
+        where += f"; inspector: http://{shown}:{port}/ui/"
     print(
         f"threadline serve: http://{shown}:{port}/v1 (models: {served}; store: {where})",
         file=sys.stderr,

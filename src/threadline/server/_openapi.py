@@ -814,6 +814,10 @@ def openapi_document(*, memory: bool, auth: bool) -> dict[str, Any]:
         },
     }
     if memory:
+        from ._inspect_openapi import openapi_paths
+
+        paths.update(openapi_paths())
+    if memory:
         base = "/v1/threadline/conversations/{conversation_id}"
         paths.update(
             {
