@@ -197,13 +197,22 @@ OVERFLOWS = [
     },
     # Ollama
     {"error": {"message": "input length exceeds maximum context length", "type": "api_error"}},
+    # Gemini's OpenAI-compatible endpoint
+    {
+        "error": {
+            "code": 400,
+            "message": "The input token count (1200000) exceeds the maximum number of tokens "
+            "allowed (1048576).",
+            "status": "INVALID_ARGUMENT",
+        }
+    },
 ]
 
 
 @pytest.mark.parametrize(
     ("body", "requested"),
-    list(zip(OVERFLOWS, [9000, 4000, 9000, None], strict=True)),
-    ids=["openai", "vllm", "llama.cpp", "ollama"],
+    list(zip(OVERFLOWS, [9000, 4000, 9000, None, 1200000], strict=True)),
+    ids=["openai", "vllm", "llama.cpp", "ollama", "gemini"],
 )
 async def test_a_context_overflow_names_the_fix(
     server: ScriptedServer, body: Any, requested: int | None

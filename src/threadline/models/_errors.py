@@ -43,19 +43,22 @@ __all__ = [
 _BROKEN_TRANSFERS = frozenset({"RemoteProtocolError", "ReadError", "WriteError"})
 
 # How endpoints say a request does not fit the context window: OpenAI's error code, llama.cpp's
-# error type, and the messages of OpenAI, vLLM, llama.cpp, Ollama and other compatible servers.
+# error type, and the messages of OpenAI, vLLM, llama.cpp, Ollama, Gemini and other compatible
+# servers.
 _OVERFLOW_CODES = frozenset({"context_length_exceeded", "exceed_context_size_error"})
 _OVERFLOW_TEXT = re.compile(
     r"maximum context length|context[ _]length[ _]exceeded|exceeds? the (available )?context"
     r"|context (size|window) (exceeded|is too small)|exceeds? (the )?(maximum )?context"
-    r"|prompt is too long|input length exceeds|too many tokens",
+    r"|prompt is too long|input length exceeds|too many tokens"
+    r"|input token count \(\d+\) exceeds the maximum number of tokens",
     re.IGNORECASE,
 )
 
-# Where the messages say how many tokens the prompt had: llama.cpp, OpenAI, vLLM, Anthropic's.
+# Where the messages say how many tokens the prompt had: llama.cpp, OpenAI, vLLM, Anthropic's,
+# Gemini's.
 _REQUESTED = re.compile(
     r"request \((\d+) tokens\)|resulted in (\d+) tokens|\((\d+) in the messages"
-    r"|prompt is too long: (\d+) tokens"
+    r"|prompt is too long: (\d+) tokens|input token count \((\d+)\) exceeds"
 )
 
 OVERFLOW_FIX = (
