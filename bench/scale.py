@@ -621,6 +621,12 @@ def main() -> None:
     parser.add_argument(
         "--history-only", action="store_true", help="skip the concurrency measurement"
     )
+    parser.add_argument(
+        "--sessions", default="1,8,64", help="comma-separated concurrency points (default 1,8,64)"
+    )
+    parser.add_argument(
+        "--no-history", action="store_true", help="skip the history-length measurement"
+    )
     args = parser.parse_args()
     seconds = args.seconds or (2.0 if args.quick else 5.0)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -635,7 +641,8 @@ def main() -> None:
             continue
         ready.append(name)
         report["sides"][name] = {"concurrency": {}}
-    for sessions in () if args.history_only else (1, 8, 64):
+    points = [int(n) for n in args.sessions.split(",")]
+    for sessions in () if args.history_only else points:
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ready}
         for n in range(rounds):  # the sides take turns, so load changes hit them alike
             for name in ready if n % 2 == 0 else ready[::-1]:
@@ -644,7 +651,7 @@ def main() -> None:
             best = sorted(runs[name], key=lambda r: r["turns_per_s"])[rounds // 2]  # median
             report["sides"][name]["concurrency"][str(sessions)] = best
             print(f"{name} x{sessions}: {best}", flush=True)
-    for name in ready:
+    for name in () if args.no_history else ready:
         if not SIDES[name].history:
             continue
         side = report["sides"][name]

@@ -21,8 +21,8 @@ atomic, with what holds in between written down here:
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...errors import CorruptItemError, LeaseLostError, SchemaVersionError, SessionError, UserError
@@ -70,6 +70,9 @@ class RedisBackend(StoreBackend):
         self.schema_key = prefix + "schema"
         self._closed = False
         self._checked = False
+        self._join = ROW_SEPARATOR.encode("utf-8") if codec.plain_json else b""
+        """The separator readers join payloads with (see :mod:`._scripts`); empty (a list of
+        payloads) when the codec's payloads are not JSON text."""
 
     @property
     def where(self) -> str:
@@ -134,7 +137,7 @@ class RedisBackend(StoreBackend):
 
     def _write_args(self, session_id: str, fence: Fence | None) -> list[Any]:
         fence_value = "" if fence is None else _fence_value(fence)
-        return [fence_value, uuid.uuid4().hex, self.ttl_ms, session_id.encode("utf-8")]
+        return [fence_value, os.urandom(16).hex(), self.ttl_ms, session_id]
 
     @staticmethod
     def _rows_args(rows: Sequence[EncodedItem]) -> list[Any]:
@@ -189,6 +192,40 @@ class RedisBackend(StoreBackend):
             items.append(item)
         return items
 
+    def _decode_joined(self, payloads: bytes | list[bytes], count: int) -> list[Item] | None:
+        """The items of a reader's joined ``payloads`` (``count`` of them), or ``None`` when
+        they are not all whole JSON objects (the caller then reads them as a list, which
+        names the corrupt one)."""
+        if isinstance(payloads, list):  # a list after all: a separator-less read
+            return None
+        if count == 0:
+            return []
+        try:
+            text = payloads.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        with gc_paused(count > _GC_PAUSE_ABOVE):
+            return decode_joined(text, count)
+
+    async def _read_items(
+        self, session_id: str, name: str, keys: list[str], args: list[Any], at: int
+    ) -> tuple[list[Any], list[Item]]:
+        """Run the reader ``name`` and decode its payloads (entry ``at`` of its answer, the
+        first position at ``at - 1``, the count at ``0``): ``(answer, items)``.
+
+        With a JSON codec the payloads come joined (one string, decoded at once); when that
+        string does not decode, the reader runs again answering a list, and the items are
+        decoded one by one, so a corrupt one is reported with its position.
+        """
+        connection = await self._ready()
+        answer = await connection.script(name, keys, [*args, self._join])
+        if self._join:
+            items = self._decode_joined(answer[at], int(answer[0]) - int(answer[at - 1]))
+            if items is not None:
+                return answer, items
+            answer = await connection.script(name, keys, [*args, b""])
+        return answer, self._decode(session_id, answer[at], int(answer[at - 1]))
+
     # ------------------------------------------------------------------ one session's items
 
     async def append(
@@ -222,35 +259,59 @@ class RedisBackend(StoreBackend):
         await self._write("put_records", session_id, fence, _records_args(records))
 
     async def read(self, session_id: str, limit: int | None) -> list[Item]:
-        connection = await self._ready()
         keys = self._keys(session_id)
-        _, start, payloads = await connection.script("read", [keys.d], [limit or 0])
-        return self._decode(session_id, payloads, start)
+        _, items = await self._read_items(session_id, "read", [keys.d], [limit or 0], 2)
+        return items
 
     async def window(
         self, session_id: str, max_items: int | None, max_tokens: int | None
     ) -> list[Item]:
-        connection = await self._ready()
         keys = self._keys(session_id)
-        _, start, payloads = await connection.script(
-            "window", [keys.d, keys.m], [max_items or 0, max_tokens or 0]
+        _, items = await self._read_items(
+            session_id, "window", [keys.d, keys.m], [max_items or 0, max_tokens or 0], 2
         )
-        return self._decode(session_id, payloads, start)
+        return items
 
     async def window_since(
         self, session_id: str, start: int, max_items: int | None, max_tokens: int | None
     ) -> TailWindow:
-        connection = await self._ready()
         keys = self._keys(session_id)
         budgets = [-1 if b == 0 else (b or 0) for b in (max_items, max_tokens)]
-        count, tail_tokens, first, payloads, anchor = await connection.script(
-            "window_since", [keys.d, keys.m], [start, *budgets]
+        answer, items = await self._read_items(
+            session_id, "window_since", [keys.d, keys.m], [start, *budgets], 3
         )
+        count, tail_tokens, anchor = answer[0], answer[1], answer[4]
         anchored = None
         if anchor is not None and start > 0:
             anchored = self._decode(session_id, [anchor], start - 1)[0]
-        items = self._decode(session_id, payloads, first)
         return TailWindow(int(count), anchored, items, int(tail_tokens))
+
+    async def window_after_record(
+        self,
+        session_id: str,
+        key: str,
+        max_items: int | None,
+        max_tokens: int | None,
+        start_for: Callable[[Payload], tuple[int, int | None, int | None] | None],
+    ) -> tuple[Payload | None, list[Item] | TailWindow]:
+        # one script: the record, and the plain window when there is no record
+        keys = self._keys(session_id)
+        connection = await self._ready()
+        script_keys = [keys.d, keys.m, keys.r]
+        args = [key, max_items or 0, max_tokens or 0]
+        answer = await connection.script("window_record", script_keys, [*args, self._join])
+        if answer[0] is None and self._join:
+            items = self._decode_joined(answer[3], int(answer[1]) - int(answer[2]))
+            if items is not None:
+                return None, items
+            answer = await connection.script("window_record", script_keys, [*args, b""])
+        if answer[0] is None:  # a list: a corrupt payload is named
+            return None, self._decode(session_id, answer[3], int(answer[2]))
+        payload = bytes(answer[0])
+        plan = start_for(payload)
+        if plan is None:
+            return payload, await self.window(session_id, max_items, max_tokens)
+        return payload, await self.window_since(session_id, *plan)
 
     async def pop(self, session_id: str, fence: Fence | None) -> Item | None:
         connection = await self._ready()

@@ -43,16 +43,19 @@ local function expire_all(ttl)
     redis.call('PEXPIRE', key, ttl)
   end
 end
+local function remember()
+  -- the latest 64 to 80 write ids: trimmed back to 64 once 80 are held
+  if redis.call('LPUSH', KEYS[5], ARGV[2]) > 80 then redis.call('LTRIM', KEYS[5], 0, 63) end
+end
 local function touch()
   local t = redis.call('TIME')
   local now = t[1] .. string.format('%06d', tonumber(t[2]))
-  redis.call('HSETNX', KEYS[3], 'c', now)
-  redis.call('HSET', KEYS[3], 'u', now)
-  redis.call('HINCRBY', KEYS[3], 'v', 1)
-  if ARGV[2] ~= '' then
-    redis.call('LPUSH', KEYS[5], ARGV[2])
-    redis.call('LTRIM', KEYS[5], 0, 63)
+  if redis.call('HINCRBY', KEYS[3], 'v', 1) == 1 then
+    redis.call('HSET', KEYS[3], 'c', now, 'u', now)  -- a new session (v counts every write)
+  else
+    redis.call('HSET', KEYS[3], 'u', now)
   end
+  if ARGV[2] ~= '' then remember() end
   local ttl = tonumber(ARGV[3])
   if ttl > 0 then
     expire_all(ttl)
@@ -98,10 +101,7 @@ local created = ''
 if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('HLEN', KEYS[7]) > 0 then
   created = touch()
 else
-  if ARGV[2] ~= '' then
-    redis.call('LPUSH', KEYS[5], ARGV[2])
-    redis.call('LTRIM', KEYS[5], 0, 63)
-  end
+  if ARGV[2] ~= '' then remember() end
   local ttl = tonumber(ARGV[3])
   if ttl > 0 then expire_all(ttl) end
 end
@@ -162,13 +162,26 @@ if KEYS[6] then redis.call('ZREM', KEYS[6], ARGV[1]) end
 return existed
 """
 
-# KEYS d; ARGV[1] = limit (0: all). -> {count, first position, payloads}
+# Readers answer payloads either as a list, or, when their last argument (a separator) is not
+# empty, as one string: the payloads joined by it. A reply of one string is far cheaper for the
+# client to read than one of many; the client asks for it only when payloads are JSON text (it
+# then decodes the whole string at once, see codec.decode_joined).
+_PAYLOADS = r"""
+local function payloads(rows, sep)
+  if sep == '' then return rows end
+  return table.concat(rows, sep)
+end
+"""
+
+# KEYS d; ARGV[1] = limit (0: all), ARGV[2] = separator. -> {count, first position, payloads}
 _READ = r"""
 local n = redis.call('LLEN', KEYS[1])
 local limit = tonumber(ARGV[1])
-if n == 0 then return {0, 0, {}} end
-if limit == 0 or limit >= n then return {n, 0, redis.call('LRANGE', KEYS[1], 0, -1)} end
-return {n, n - limit, redis.call('LRANGE', KEYS[1], -limit, -1)}
+if n == 0 then return {0, 0, payloads({}, ARGV[2])} end
+if limit == 0 or limit >= n then
+  return {n, 0, payloads(redis.call('LRANGE', KEYS[1], 0, -1), ARGV[2])}
+end
+return {n, n - limit, payloads(redis.call('LRANGE', KEYS[1], -limit, -1), ARGV[2])}
 """
 
 # KEYS d m; -> {count, payloads, window facts}: a snapshot for a fork.
@@ -178,11 +191,14 @@ return {redis.call('LLEN', KEYS[1]), redis.call('LRANGE', KEYS[1], 0, -1),
 """
 
 # How many of the newest ``available`` items (of ``n``) make the window (KEYS[2] = m); a bound of
-# 0 is no bound. _window.window_size in Lua: collect newest first, then the safe start.
+# 0 is no bound. _window.window_size in Lua: collect newest first, then the safe start. The
+# first read of m takes max_items + 1 entries (enough to see the cut), else 32, doubling after.
 _CHOOSE = r"""
 local function choose(n, available, max_items, max_tokens)
   local kinds, ids = {}, {}
-  local taken, total, cut, seen_rows, chunk = 0, 0, false, 0, 32
+  local taken, total, cut, seen_rows = 0, 0, false, 0
+  local chunk = 32
+  if max_items > 0 then chunk = math.min(max_items + 1, 1024) end
   while seen_rows < available and not cut do
     local first = -math.min(seen_rows + chunk, available)
     local rows = redis.call('LRANGE', KEYS[2], first, -(seen_rows + 1))
@@ -194,8 +210,9 @@ local function choose(n, available, max_items, max_tokens)
       if max_tokens > 0 and total + tokens > max_tokens then cut = true; break end
       total = total + tokens
       taken = taken + 1
-      kinds[taken] = tonumber(string.sub(row, 1, 1))
-      ids[taken] = string.sub(row, colon + 1)
+      local kind = string.byte(row, 1) - 48
+      kinds[taken] = kind
+      if kind >= 2 then ids[taken] = string.sub(row, colon + 1) end
     end
     seen_rows = seen_rows + #rows
     chunk = math.min(chunk * 2, 1024)
@@ -222,31 +239,44 @@ local function choose(n, available, max_items, max_tokens)
   end
   return math.max(taken - start + 1, 0)
 end
+-- {count, first position, payloads} of the window for these bounds (0: no bound)
+local function window(max_items, max_tokens, sep)
+  local n = redis.call('LLEN', KEYS[2])
+  if n == 0 then return {0, 0, payloads({}, sep)} end
+  if max_items == 0 and max_tokens == 0 then
+    return {n, 0, payloads(redis.call('LRANGE', KEYS[1], 0, -1), sep)}
+  end
+  local size = choose(n, n, max_items, max_tokens)
+  if size == 0 then return {n, n, payloads({}, sep)} end
+  return {n, n - size, payloads(redis.call('LRANGE', KEYS[1], -size, -1), sep)}
+end
 """
 
-# KEYS d m; ARGV[1] = max items, ARGV[2] = max tokens (0: no bound).
+# KEYS d m; ARGV[1] = max items, ARGV[2] = max tokens (0: no bound), ARGV[3] = separator.
 # -> {count, first position, payloads}
 _WINDOW = r"""
-local n = redis.call('LLEN', KEYS[2])
-local max_items = tonumber(ARGV[1])
-local max_tokens = tonumber(ARGV[2])
-if n == 0 then return {0, 0, {}} end
-if max_items == 0 and max_tokens == 0 then
-  return {n, 0, redis.call('LRANGE', KEYS[1], 0, -1)}
-end
-local size = choose(n, n, max_items, max_tokens)
-if size == 0 then return {n, n, {}} end
-return {n, n - size, redis.call('LRANGE', KEYS[1], -size, -1)}
+return window(tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])
+"""
+
+# KEYS d m r; ARGV[1] = record key, ARGV[2..4] as the window's. -> {record} when the session
+# holds that record (the window then depends on it: the client reads it next), else
+# {false, count, first position, payloads}.
+_WINDOW_RECORD = r"""
+local record = redis.call('HGET', KEYS[3], ARGV[1])
+if record then return {record} end
+local found = window(tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+return {false, found[1], found[2], found[3]}
 """
 
 # KEYS d m; ARGV[1] = start, ARGV[2] = max items, ARGV[3] = max tokens (0: no bound, -1: no
-# items). -> {count, tail tokens, first position, payloads, anchor payload or false}
+# items), ARGV[4] = separator.
+# -> {count, tail tokens, first position, payloads, anchor payload or false}
 _WINDOW_SINCE = r"""
 local n = redis.call('LLEN', KEYS[2])
 local start = tonumber(ARGV[1])
 local max_items = tonumber(ARGV[2])
 local max_tokens = tonumber(ARGV[3])
-if start > n then return {n, 0, n, {}, false} end
+if start > n then return {n, 0, n, payloads({}, ARGV[4]), false} end
 local available = n - start
 local tail_tokens = 0
 if available > 0 then
@@ -263,9 +293,9 @@ elseif (max_items > 0 or max_tokens > 0) and available > 0 then
 end
 local anchor = false
 if start > 0 then anchor = redis.call('LINDEX', KEYS[1], -(available + 1)) end
-local payloads = {}
-if size > 0 then payloads = redis.call('LRANGE', KEYS[1], -size, -1) end
-return {n, tail_tokens, n - size, payloads, anchor}
+local rows = {}
+if size > 0 then rows = redis.call('LRANGE', KEYS[1], -size, -1) end
+return {n, tail_tokens, n - size, payloads(rows, ARGV[4]), anchor}
 """
 
 # KEYS d h l; ARGV[1] = fence. -> {'OK', count, version, newest payload} or {'LOST'}
@@ -349,10 +379,11 @@ SCRIPTS: dict[str, str] = {
     "acquire": _FREES + _ACQUIRE,
     "renew": _FREES + _RENEW,
     "release": _FREES + _RELEASE,
-    "read": _READS + _READ,
+    "read": _READS + _PAYLOADS + _READ,
     "snapshot": _READS + _SNAPSHOT,
-    "window": _READS + _CHOOSE + _WINDOW,
-    "window_since": _READS + _CHOOSE + _WINDOW_SINCE,
+    "window": _READS + _PAYLOADS + _CHOOSE + _WINDOW,
+    "window_record": _READS + _PAYLOADS + _CHOOSE + _WINDOW_RECORD,
+    "window_since": _READS + _PAYLOADS + _CHOOSE + _WINDOW_SINCE,
     "peek": _READS + _PEEK,
     "peek_turn": _READS + _PEEK_TURN,
     "info": _READS + _INFO,
