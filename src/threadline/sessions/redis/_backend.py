@@ -157,18 +157,19 @@ class RedisBackend(StoreBackend):
     ) -> list[Any]:
         connection = await self._ready()
         keys = keys or self._keys(session_id)
-        answer = await connection.script(
+        reply = await connection.script(
             script,
             self._write_keys(keys),
             [*self._write_args(session_id, fence), *extra],
         )
+        answer = bytes(reply).split(b" ")  # "<status> <what goes with it>"
         status = answer[0]
         if status == b"LOST":
             assert fence is not None
             raise LeaseLostError(session_id, f"epoch {fence.epoch} is no longer the lease")
         if status in (b"OK", b"DUP") and len(answer) > 1 and answer[1] and connection.cluster:
             await connection.command("ZADD", self.index_key, "GT", answer[1], session_id)
-        return list(answer)
+        return answer
 
     def _decode(self, session_id: str, payloads: Sequence[bytes], offset: int) -> list[Item]:
         if not payloads:
@@ -192,39 +193,43 @@ class RedisBackend(StoreBackend):
             items.append(item)
         return items
 
-    def _decode_joined(self, payloads: bytes | list[bytes], count: int) -> list[Item] | None:
-        """The items of a reader's joined ``payloads`` (``count`` of them), or ``None`` when
-        they are not all whole JSON objects (the caller then reads them as a list, which
-        names the corrupt one)."""
-        if isinstance(payloads, list):  # a list after all: a separator-less read
-            return None
+    def _decode_joined(self, joined: bytes, count: int) -> list[Item] | None:
+        """The ``count`` items of payloads joined by the separator, or ``None`` when they are
+        not all whole JSON objects (the caller then reads them as a list, which names the
+        corrupt one)."""
         if count == 0:
             return []
         try:
-            text = payloads.decode("utf-8")
+            text = joined.decode("utf-8")
         except UnicodeDecodeError:
             return None
         with gc_paused(count > _GC_PAUSE_ABOVE):
             return decode_joined(text, count)
 
+    def _items_of(self, session_id: str, reply: Any) -> list[Item] | None:
+        """The items of a ``read`` / ``window`` reply (see :mod:`._scripts`); ``None`` when its
+        payloads came joined and do not decode (read them again as a list)."""
+        if reply.__class__ is bytes:
+            joined, _, counts = reply.rpartition(self._join)
+            count, _, first = counts.partition(b" ")
+            return self._decode_joined(joined, int(count) - int(first))
+        return self._decode(session_id, reply[2], int(reply[1]))
+
     async def _read_items(
-        self, session_id: str, name: str, keys: list[str], args: list[Any], at: int
-    ) -> tuple[list[Any], list[Item]]:
-        """Run the reader ``name`` and decode its payloads (entry ``at`` of its answer, the
-        first position at ``at - 1``, the count at ``0``): ``(answer, items)``.
+        self, session_id: str, name: str, keys: list[str], args: list[Any]
+    ) -> list[Item]:
+        """Run the reader ``name`` (``read`` or ``window``) and decode its items.
 
         With a JSON codec the payloads come joined (one string, decoded at once); when that
-        string does not decode, the reader runs again answering a list, and the items are
-        decoded one by one, so a corrupt one is reported with its position.
+        does not decode, the reader runs again answering a list, and the items are decoded one
+        by one, so a corrupt one is reported with its position.
         """
         connection = await self._ready()
-        answer = await connection.script(name, keys, [*args, self._join])
-        if self._join:
-            items = self._decode_joined(answer[at], int(answer[0]) - int(answer[at - 1]))
-            if items is not None:
-                return answer, items
-            answer = await connection.script(name, keys, [*args, b""])
-        return answer, self._decode(session_id, answer[at], int(answer[at - 1]))
+        items = self._items_of(session_id, await connection.script(name, keys, [*args, self._join]))
+        if items is None:
+            items = self._items_of(session_id, await connection.script(name, keys, [*args, b""]))
+        assert items is not None  # a list always decodes (or raises)
+        return items
 
     # ------------------------------------------------------------------ one session's items
 
@@ -260,27 +265,32 @@ class RedisBackend(StoreBackend):
 
     async def read(self, session_id: str, limit: int | None) -> list[Item]:
         keys = self._keys(session_id)
-        _, items = await self._read_items(session_id, "read", [keys.d], [limit or 0], 2)
-        return items
+        return await self._read_items(session_id, "read", [keys.d], [limit or 0])
 
     async def window(
         self, session_id: str, max_items: int | None, max_tokens: int | None
     ) -> list[Item]:
         keys = self._keys(session_id)
-        _, items = await self._read_items(
-            session_id, "window", [keys.d, keys.m], [max_items or 0, max_tokens or 0], 2
+        return await self._read_items(
+            session_id, "window", [keys.d, keys.m], [max_items or 0, max_tokens or 0]
         )
-        return items
 
     async def window_since(
         self, session_id: str, start: int, max_items: int | None, max_tokens: int | None
     ) -> TailWindow:
+        connection = await self._ready()
         keys = self._keys(session_id)
-        budgets = [-1 if b == 0 else (b or 0) for b in (max_items, max_tokens)]
-        answer, items = await self._read_items(
-            session_id, "window_since", [keys.d, keys.m], [start, *budgets], 3
-        )
-        count, tail_tokens, anchor = answer[0], answer[1], answer[4]
+        args = [start, *(-1 if b == 0 else (b or 0) for b in (max_items, max_tokens))]
+        answer = await connection.script("window_since", [keys.d, keys.m], [*args, self._join])
+        count, tail_tokens, first, payloads, anchor = answer
+        items = None
+        if self._join:
+            items = self._decode_joined(payloads, int(count) - int(first))
+            if items is None:  # read again as a list, which names a corrupt payload
+                answer = await connection.script("window_since", [keys.d, keys.m], [*args, b""])
+                count, tail_tokens, first, payloads, anchor = answer
+        if items is None:
+            items = self._decode(session_id, payloads, int(first))
         anchored = None
         if anchor is not None and start > 0:
             anchored = self._decode(session_id, [anchor], start - 1)[0]
@@ -294,20 +304,20 @@ class RedisBackend(StoreBackend):
         max_tokens: int | None,
         start_for: Callable[[Payload], tuple[int, int | None, int | None] | None],
     ) -> tuple[Payload | None, list[Item] | TailWindow]:
-        # one script: the record, and the plain window when there is no record
-        keys = self._keys(session_id)
+        # one script: the record, or the plain window when there is none
         connection = await self._ready()
+        keys = self._keys(session_id)
         script_keys = [keys.d, keys.m, keys.r]
         args = [key, max_items or 0, max_tokens or 0]
-        answer = await connection.script("window_record", script_keys, [*args, self._join])
-        if answer[0] is None and self._join:
-            items = self._decode_joined(answer[3], int(answer[1]) - int(answer[2]))
+        reply = await connection.script("window_record", script_keys, [*args, self._join])
+        if reply.__class__ is bytes:
+            items = self._items_of(session_id, reply)
             if items is not None:
                 return None, items
-            answer = await connection.script("window_record", script_keys, [*args, b""])
-        if answer[0] is None:  # a list: a corrupt payload is named
-            return None, self._decode(session_id, answer[3], int(answer[2]))
-        payload = bytes(answer[0])
+            reply = await connection.script("window_record", script_keys, [*args, b""])
+        if len(reply) == 3:  # no record: the window as a list
+            return None, self._decode(session_id, reply[2], int(reply[1]))
+        payload = bytes(reply[0])
         plan = start_for(payload)
         if plan is None:
             return payload, await self.window(session_id, max_items, max_tokens)
