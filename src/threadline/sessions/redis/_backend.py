@@ -394,10 +394,11 @@ class RedisBackend(StoreBackend):
     async def delete(self, session_id: str) -> bool:
         connection = await self._ready()
         keys = self._keys(session_id)
-        script_keys = [keys.d, keys.m, keys.h, keys.b, keys.r]
+        script_keys = [keys.d, keys.m, keys.h, keys.b, keys.r, keys.x]
         if not connection.cluster:
             script_keys.append(self.index_key)
-        existed = await connection.script("delete", script_keys, [session_id.encode("utf-8")])
+        # the id makes a retry after a dropped connection truthful (see the script)
+        existed = await connection.script("delete", script_keys, [session_id, os.urandom(16).hex()])
         if connection.cluster:
             await connection.command("ZREM", self.index_key, session_id)
         return bool(existed)

@@ -156,11 +156,15 @@ push(KEYS[2], 6 + n, 5 + 2 * n)
 return 'OK ' .. touch()
 """
 
-# KEYS d m h b r [index]; ARGV[1] = session id.
+# KEYS d m h b r x [index]; ARGV[1] = session id, ARGV[2] = the delete's id. -> 1 when this
+# delete removed the session (now, or on an earlier attempt whose answer was lost), else 0.
+# The lease and epoch keys stay, so the fencing of a later holder still counts up.
 _DELETE = r"""
+if redis.call('GET', KEYS[6]) == ARGV[2] then return 1 end
 local existed = redis.call('EXISTS', KEYS[3])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-if KEYS[6] then redis.call('ZREM', KEYS[6], ARGV[1]) end
+if KEYS[7] then redis.call('ZREM', KEYS[7], ARGV[1]) end
+if existed == 1 then redis.call('SET', KEYS[6], ARGV[2], 'PX', 600000) end
 return existed
 """
 
