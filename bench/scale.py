@@ -644,13 +644,20 @@ def main() -> None:
     points = [int(n) for n in args.sessions.split(",")]
     for sessions in () if args.history_only else points:
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ready}
+        loads = [round(os.getloadavg()[0], 2)]
         for n in range(rounds):  # the sides take turns, so load changes hit them alike
             for name in ready if n % 2 == 0 else ready[::-1]:
                 runs[name].append(concurrency(name, sessions, seconds))
+                loads.append(round(os.getloadavg()[0], 2))
+        report.setdefault("load_average", {})[str(sessions)] = loads
         for name in ready:
             best = sorted(runs[name], key=lambda r: r["turns_per_s"])[rounds // 2]  # median
             report["sides"][name]["concurrency"][str(sessions)] = best
+            report["sides"][name].setdefault("rounds", {})[str(sessions)] = [
+                r["turns_per_s"] for r in runs[name]
+            ]
             print(f"{name} x{sessions}: {best}", flush=True)
+        print(f"load average (1 min) before and after each run: {loads}", flush=True)
     for name in () if args.no_history else ready:
         if not SIDES[name].history:
             continue

@@ -49,6 +49,7 @@ SCHEMA_VERSION = 1
 """The key layout this code writes (``<prefix>schema``); a newer one is refused."""
 
 _GC_PAUSE_ABOVE = 2000
+_KEYS_KEPT = 4096
 _INDEX_PAGE = 200
 
 
@@ -70,6 +71,8 @@ class RedisBackend(StoreBackend):
         self.schema_key = prefix + "schema"
         self._closed = False
         self._checked = False
+        self._key_cache: dict[str, SessionKeys] = {}
+        """The key names of recently used sessions (made again after a clear)."""
         self._join = ROW_SEPARATOR.encode("utf-8") if codec.plain_json else b""
         """The separator readers join payloads with (see :mod:`._scripts`); empty (a list of
         payloads) when the codec's payloads are not JSON text."""
@@ -127,7 +130,13 @@ class RedisBackend(StoreBackend):
     # ------------------------------------------------------------------ helpers
 
     def _keys(self, session_id: str) -> SessionKeys:
-        return SessionKeys(self.prefix, session_id)
+        found = self._key_cache.get(session_id)
+        if found is None:
+            found = SessionKeys(self.prefix, session_id)
+            if len(self._key_cache) >= _KEYS_KEPT:
+                self._key_cache.clear()
+            self._key_cache[session_id] = found
+        return found
 
     def _write_keys(self, keys: SessionKeys) -> list[str]:
         listed = keys.writes()

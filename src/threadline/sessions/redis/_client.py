@@ -165,11 +165,11 @@ class Connection:
             try:
                 try:
                     return await held.call(
-                        self.config.timeout, "EVALSHA", _SHAS[name], len(keys), *keys, *args
+                        self.config.timeout, pack("EVALSHA", _SHAS[name], keys, args)
                     )
                 except exceptions.NoScriptError:
                     return await held.call(
-                        self.config.timeout, "EVAL", SCRIPTS[name], len(keys), *keys, *args
+                        self.config.timeout, pack("EVAL", SCRIPTS[name], keys, args)
                     )
             except (exceptions.ConnectionError, exceptions.TimeoutError) as exc:
                 if attempt == 2 or isinstance(exc, exceptions.AuthenticationError):
@@ -240,22 +240,47 @@ def _redis_exceptions() -> Any:
     return exceptions
 
 
-def pack(args: tuple[Any, ...]) -> bytes:
-    """One command in the Redis protocol (RESP): each argument a ``bytes``, ``str`` (UTF-8)
-    or ``int``. What redis-py's ``pack_command`` makes, without its per-argument checks."""
-    parts = [b"*%d\r\n" % len(args)]
+_FRAGMENTS: dict[str, bytes] = {}
+_FRAGMENTS_KEPT = 65536
+
+
+def _fragment(text: str) -> bytes:
+    """``text`` as one RESP bulk string, remembered (for key names and script names: the
+    same few recur on every call)."""
+    found = _FRAGMENTS.get(text)
+    if found is None:
+        data = text.encode("utf-8")
+        found = b"$%d\r\n%b\r\n" % (len(data), data)
+        if len(_FRAGMENTS) >= _FRAGMENTS_KEPT:
+            _FRAGMENTS.clear()
+        _FRAGMENTS[text] = found
+    return found
+
+
+def pack(command: str, script: str, keys: list[str], args: list[Any]) -> bytes:
+    """``command script len(keys) *keys *args`` in the Redis protocol (RESP); each argument a
+    ``bytes``, ``str`` (UTF-8) or ``int``. What redis-py's ``pack_command`` makes, without
+    its per-argument checks."""
+    parts = [
+        b"*%d\r\n" % (3 + len(keys) + len(args)),
+        _fragment(command),
+        _fragment(script),
+        _fragment(str(len(keys))),
+    ]
+    parts += map(_fragment, keys)
     for arg in args:
-        if arg.__class__ is bytes:
-            data = arg
-        elif arg.__class__ is str:
+        kind = arg.__class__
+        if kind is str:
             data = arg.encode("utf-8")
-        elif arg.__class__ is int:
+        elif kind is int:
             data = b"%d" % arg
+        elif kind is bytes:
+            data = arg
         elif isinstance(arg, (bytes, bytearray, memoryview)):
             data = bytes(arg)
         else:
             raise TypeError(f"cannot send a {type(arg).__name__} to Redis")
-        parts += (b"$%d\r\n" % len(data), data, b"\r\n")
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
     return b"".join(parts)
 
 
@@ -288,9 +313,9 @@ class _LoopClient:
     ready: bool = False
     idle: list[Any] = field(default_factory=list)
 
-    async def call(self, timeout: float, *args: Any) -> Any:
-        """Send one command on an idle connection (a new one when none is idle) and read its
-        reply, all within ``timeout`` seconds.
+    async def call(self, timeout: float, command: bytes) -> Any:
+        """Send one packed ``command`` on an idle connection (a new one when none is idle) and
+        read its reply, all within ``timeout`` seconds.
 
         A connection goes back to the idle list whatever happened: redis-py disconnects one
         whose send or read failed or was cancelled, and reconnects it on its next send, so an
@@ -304,7 +329,7 @@ class _LoopClient:
             # no per-send timer (a task each): the deadline below covers send and read
             connection = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
         try:
-            return await _within(timeout, _exchange(connection, pack(args)))
+            return await _within(timeout, _exchange(connection, command))
         except asyncio.TimeoutError:
             await connection.disconnect(nowait=True)
             raise _redis_exceptions().TimeoutError(f"no answer within {timeout:g} s") from None
