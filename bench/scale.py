@@ -17,6 +17,11 @@ cut at a turn boundary), the input append and the step append. Two measurements:
     PYTHONPATH=src .venv/bin/python bench/scale.py                       # every backend
     PYTHONPATH=src .venv/bin/python bench/scale.py --only postgres --quick
     PYTHONPATH=src .venv/bin/python bench/scale.py --json results/scale.json
+    PYTHONPATH=src .venv/bin/python bench/scale.py --only redis,sdk-redis --sessions 64 \
+        --rounds 5 --no-history                                         # one point, 5 rounds
+
+Each point prints the 1-minute load average before and after every run (the JSON keeps it
+with each side's throughput per round): on a shared machine, read the ratios with it.
 
 A backend is a :class:`Side` subclass registered in :data:`SIDES`: ``open()`` / ``close()``,
 ``turn(session_id, marker)`` and, for the history measurement, ``bulk(session_id, count)``.
