@@ -334,7 +334,10 @@ class _LoopClient:
             await connection.disconnect(nowait=True)
             raise _redis_exceptions().TimeoutError(f"no answer within {timeout:g} s") from None
         finally:
-            idle.append(connection)
+            if self.idle is idle:
+                idle.append(connection)
+            else:  # the loop's client was closed meanwhile
+                await connection.disconnect(nowait=True)
 
 
 async def _close_client(held: _LoopClient) -> None:
