@@ -17,6 +17,11 @@ cut at a turn boundary), the input append and the step append. Two measurements:
     PYTHONPATH=src .venv/bin/python bench/scale.py                       # every backend
     PYTHONPATH=src .venv/bin/python bench/scale.py --only postgres --quick
     PYTHONPATH=src .venv/bin/python bench/scale.py --json results/scale.json
+    PYTHONPATH=src .venv/bin/python bench/scale.py --only redis,sdk-redis --sessions 64 \
+        --rounds 5 --no-history                                         # one point, 5 rounds
+
+Each point prints the 1-minute load average before and after every run (the JSON keeps it
+with each side's throughput per round): on a shared machine, read the ratios with it.
 
 A backend is a :class:`Side` subclass registered in :data:`SIDES`: ``open()`` / ``close()``,
 ``turn(session_id, marker)`` and, for the history measurement, ``bulk(session_id, count)``.
@@ -621,6 +626,12 @@ def main() -> None:
     parser.add_argument(
         "--history-only", action="store_true", help="skip the concurrency measurement"
     )
+    parser.add_argument(
+        "--sessions", default="1,8,64", help="comma-separated concurrency points (default 1,8,64)"
+    )
+    parser.add_argument(
+        "--no-history", action="store_true", help="skip the history-length measurement"
+    )
     args = parser.parse_args()
     seconds = args.seconds or (2.0 if args.quick else 5.0)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -635,16 +646,24 @@ def main() -> None:
             continue
         ready.append(name)
         report["sides"][name] = {"concurrency": {}}
-    for sessions in () if args.history_only else (1, 8, 64):
+    points = [int(n) for n in args.sessions.split(",")]
+    for sessions in () if args.history_only else points:
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ready}
+        loads = [round(os.getloadavg()[0], 2)]
         for n in range(rounds):  # the sides take turns, so load changes hit them alike
             for name in ready if n % 2 == 0 else ready[::-1]:
                 runs[name].append(concurrency(name, sessions, seconds))
+                loads.append(round(os.getloadavg()[0], 2))
+        report.setdefault("load_average", {})[str(sessions)] = loads
         for name in ready:
             best = sorted(runs[name], key=lambda r: r["turns_per_s"])[rounds // 2]  # median
             report["sides"][name]["concurrency"][str(sessions)] = best
+            report["sides"][name].setdefault("rounds", {})[str(sessions)] = [
+                r["turns_per_s"] for r in runs[name]
+            ]
             print(f"{name} x{sessions}: {best}", flush=True)
-    for name in ready:
+        print(f"load average (1 min) before and after each run: {loads}", flush=True)
+    for name in () if args.no_history else ready:
         if not SIDES[name].history:
             continue
         side = report["sides"][name]

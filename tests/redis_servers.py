@@ -120,28 +120,52 @@ def drop_prefix(url: str, prefix: str) -> None:
 
 
 class OwnRedis:
-    """A redis-server of this test alone, on a free port in a temporary folder."""
+    """A redis-server of this test alone, on a free port in a temporary folder.
 
-    def __init__(self, *extra: str) -> None:
+    ``bind`` lists the addresses it listens on (the first is the one :attr:`url` names);
+    ``prefix`` is a command prefix to run it under (``ip netns exec NS``), which
+    :meth:`start` also uses to see that it answers.
+    """
+
+    def __init__(
+        self, *extra: str, bind: tuple[str, ...] = ("127.0.0.1",), prefix: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="threadline-redis-"))
         self.extra = extra
+        self.bind = bind
+        self.prefix = prefix
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         """Its URL (database 0)."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.bind[0]}:{self.port}/0"
+
+    def _answers(self) -> bool:
+        if not self.prefix:
+            return _ping(self.bind[0], self.port, 0.2)
+        done = subprocess.run(
+            [*self.prefix, "redis-cli", "-h", self.bind[0], "-p", str(self.port), "PING"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        return done.stdout.strip() == "PONG"
 
     def start(self) -> OwnRedis:
         """Start it (again, on the same port) and wait until it answers."""
         self.process = subprocess.Popen(
             [
+                *self.prefix,
                 "redis-server",
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                *self.bind,
+                "--protected-mode",
+                "no",
                 "--save",
                 "",
                 "--appendonly",
@@ -154,7 +178,7 @@ class OwnRedis:
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
-        while not _ping("127.0.0.1", self.port, 0.2):
+        while not self._answers():
             if time.monotonic() > deadline or self.process.poll() is not None:
                 raise RuntimeError(f"redis-server on port {self.port} did not start")
             time.sleep(0.02)

@@ -30,6 +30,7 @@ from threadline.sessions.postgres import PostgresStore
 from threadline.testing import ScriptedModel, call
 
 from ..backends import POSTGRES_URL, new_postgres_schema, postgres_execute
+from ..cut_proxy import CutProxy
 from ..pg_cluster import PASSWORD, OwnCluster
 
 pytestmark = pytest.mark.postgres
@@ -280,6 +281,47 @@ async def test_a_retried_append_is_stored_once(own_store: PostgresStore) -> None
             )
         assert caught.value.sqlstate == "TL002"
     assert await session.get_items() == [user_message("first"), assistant_message("answer")]
+
+
+async def test_a_delete_cut_after_it_committed_answers_true(cluster: OwnCluster) -> None:
+    async with CutProxy("127.0.0.1", cluster.port) as proxy:
+        url = cluster.url.replace(f":{cluster.port}/", f":{proxy.port}/")
+        store = PostgresStore(
+            url, schema=f"t_{uuid.uuid4().hex[:12]}", create=True, pool_size=2, retry_for=10
+        )
+        try:
+            session = store.session("doomed")
+            await session.add_items([user_message("one")])
+            # the COMMIT of the delete reaches the server; its answer never comes back, so the
+            # store retries on a fresh connection and asks the server how that transaction ended
+            proxy.arm(b"COMMIT")
+            assert await store.delete_session("doomed") is True
+            assert proxy.cuts == 1
+            assert await session.get_items() == []
+            assert await store.session_info("doomed") is None
+            assert await store.delete_session("doomed") is False
+        finally:
+            await store.aclose()
+
+
+async def test_a_delete_cut_before_it_committed_is_done_again(cluster: OwnCluster) -> None:
+    async with CutProxy("127.0.0.1", cluster.port) as proxy:
+        url = cluster.url.replace(f":{cluster.port}/", f":{proxy.port}/")
+        store = PostgresStore(
+            url, schema=f"t_{uuid.uuid4().hex[:12]}", create=True, pool_size=2, retry_for=10
+        )
+        try:
+            session = store.session("doomed")
+            await session.add_items([user_message("one")])
+            # cut when the items' delete is sent: the transaction never commits (rolled back
+            # when the server sees the connection go), and the retry deletes for real
+            proxy.arm(b"DELETE FROM threadline_items")
+            assert await store.delete_session("doomed") is True
+            assert proxy.cuts == 1
+            assert await session.get_items() == []
+            assert await store.delete_session("doomed") is False
+        finally:
+            await store.aclose()
 
 
 @function_tool

@@ -26,6 +26,7 @@ from threadline.sessions.redis import RedisStore
 from threadline.sessions.redis._keys import SessionKeys, encode_id
 from threadline.testing import ScriptedModel
 
+from ..cut_proxy import CutProxy
 from ..redis_servers import OwnRedis, cluster_url, drop_prefix, new_prefix, own_redis_available
 from ..redis_servers import redis_url as shared_url
 from . import _workers
@@ -233,6 +234,32 @@ async def test_a_dropped_connection_is_retried_for_reads_and_writes(own: OwnRedi
         assert await session.get_items() == [user_message("before"), user_message("after")]
     finally:
         await store.aclose()
+
+
+async def test_a_delete_cut_after_it_ran_answers_true_once(own: OwnRedis) -> None:
+    from threadline.sessions.redis._client import _SHAS
+
+    async with CutProxy("127.0.0.1", own.port) as proxy:
+        store = RedisStore(f"redis://127.0.0.1:{proxy.port}/0", prefix="cut:")
+        try:
+            session = store.session("doomed")
+            await session.add_items([user_message("one")])
+            assert await store.delete_session("other") is False  # the server has the script
+            # the delete reaches the server and runs; its answer never comes back, so the
+            # store retries it on a new connection
+            proxy.arm(_SHAS["delete"].encode())
+            assert await store.delete_session("doomed") is True
+            assert proxy.cuts == 1
+            assert await session.get_items() == []
+            assert await store.delete_session("doomed") is False  # a new delete: nothing left
+            # a session made again after a delete is not removed by that delete's retry
+            await session.add_items([user_message("again")])
+            proxy.arm(_SHAS["delete"].encode())
+            assert await store.delete_session("doomed") is True
+            assert proxy.cuts == 2
+            assert await store.delete_session("doomed") is False
+        finally:
+            await store.aclose()
 
 
 async def test_scripts_come_back_after_a_script_flush(own: OwnRedis) -> None:

@@ -88,6 +88,9 @@ class PerLoop(Generic[T]):
         self._entries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Entry[T]] = (
             weakref.WeakKeyDictionary()
         )
+        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], _Entry[T]] | None = None
+        """The loop of the latest :meth:`get` and its entry: most calls come from that loop
+        again, and then need neither the lock nor the table."""
 
     def get(self) -> T:
         """The running loop's object, made now if it has none (``RuntimeError`` outside a loop).
@@ -95,16 +98,19 @@ class PerLoop(Generic[T]):
         Exceptions of ``make()`` propagate, and nothing is kept for the loop.
         """
         loop = asyncio.get_running_loop()
+        last = self._last  # one read: another thread may replace it meanwhile
+        if last is not None and last[0]() is loop and not last[1].closed:
+            return last[1].value
         with self._lock:
             entry = self._entries.get(loop)
-        if entry is not None and not entry.closed:
-            return entry.value
-        entry = _Entry(self._make())
-        entry.keeper = _keep(entry, self._close)
-        _start(entry.keeper)
-        with self._lock:
-            self._prune()
-            self._entries[loop] = entry
+        if entry is None or entry.closed:
+            entry = _Entry(self._make())
+            entry.keeper = _keep(entry, self._close)
+            _start(entry.keeper)
+            with self._lock:
+                self._prune()
+                self._entries[loop] = entry
+        self._last = (weakref.ref(loop), entry)
         return entry.value
 
     def current(self) -> T | None:
@@ -126,6 +132,7 @@ class PerLoop(Generic[T]):
         loop = asyncio.get_running_loop()
         with self._lock:
             entry = self._entries.pop(loop, None)
+            self._last = None
         if entry is not None and entry.keeper is not None:
             await entry.keeper.aclose()
 

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ...errors import CorruptItemError, LeaseLostError, UserError
+from ...errors import CorruptItemError, LeaseLostError, StoreUnavailableError, UserError
 from ...items import Item
 from .._search import make_snippet, matches, word_set
 from .._window import check_fork_cut, window_size
@@ -702,12 +702,24 @@ class PostgresBackend(StoreBackend):
 
     async def delete(self, session_id: str) -> bool:
         skey = session_key(session_id)
+        sent: list[tuple[int, bool]] = []  # (transaction id, found) of a try that got that far
 
         async def run(conn: Any, attempt: int) -> bool:
+            if sent:
+                # An earlier try's connection dropped after its delete ran: the server says
+                # whether that transaction committed (the answer to COMMIT may be what was
+                # lost). If it did, its answer is the answer, and nothing is deleted again (a
+                # session made since then stays).
+                committed = await _transaction_committed(conn, sent[-1][0], self.where)
+                if committed:
+                    return sent[-1][1]
             async with conn.transaction():
-                found = await conn.fetchval(
-                    "DELETE FROM threadline_sessions WHERE skey = $1 RETURNING 1", skey
+                found, xid = await conn.fetchrow(
+                    "WITH gone AS (DELETE FROM threadline_sessions WHERE skey = $1 RETURNING 1) "
+                    "SELECT EXISTS (SELECT 1 FROM gone), txid_current()",
+                    skey,
                 )
+                sent.append((xid, found))
                 await conn.execute("DELETE FROM threadline_items WHERE skey = $1", skey)
                 await conn.execute("DELETE FROM threadline_records WHERE skey = $1", skey)
                 await conn.execute(
@@ -715,7 +727,7 @@ class PostgresBackend(StoreBackend):
                     "AND (owner = '' OR expires_at < threadline_now())",
                     skey,
                 )
-                return found is not None
+                return bool(found)
 
         return await self.pools.run(run, retry=True, what=f"deleting session {session_id!r}")
 
@@ -999,3 +1011,21 @@ def _tick_cursor(after: str | None) -> int:
     if not after.startswith("t") or not after[1:].isdigit():
         raise UserError(f"after={after!r} is not a cursor of this store: pass a page's next_cursor")
     return int(after[1:])
+
+
+async def _transaction_committed(conn: Any, xid: int, where: str) -> bool:
+    """Whether the transaction ``xid`` committed; waits while it is still in progress (a
+    server that has not yet noticed its client's connection drop ends it soon)."""
+    import asyncio
+
+    for _ in range(200):
+        status = await conn.fetchval("SELECT txid_status($1)", xid)
+        if status != "in progress":
+            return bool(status == "committed")
+        await asyncio.sleep(0.05)
+    raise StoreUnavailableError(
+        f"an earlier attempt of a delete (transaction {xid}) is still running on the PostgreSQL "
+        f"server {where} 10 s after its connection dropped: list the sessions to see whether it "
+        "was deleted, then delete it again",
+        server=where,
+    )

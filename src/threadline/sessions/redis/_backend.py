@@ -21,8 +21,8 @@ atomic, with what holds in between written down here:
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...errors import CorruptItemError, LeaseLostError, SchemaVersionError, SessionError, UserError
@@ -49,6 +49,7 @@ SCHEMA_VERSION = 1
 """The key layout this code writes (``<prefix>schema``); a newer one is refused."""
 
 _GC_PAUSE_ABOVE = 2000
+_KEYS_KEPT = 4096
 _INDEX_PAGE = 200
 
 
@@ -70,6 +71,11 @@ class RedisBackend(StoreBackend):
         self.schema_key = prefix + "schema"
         self._closed = False
         self._checked = False
+        self._key_cache: dict[str, SessionKeys] = {}
+        """The key names of recently used sessions (made again after a clear)."""
+        self._join = ROW_SEPARATOR.encode("utf-8") if codec.plain_json else b""
+        """The separator readers join payloads with (see :mod:`._scripts`); empty (a list of
+        payloads) when the codec's payloads are not JSON text."""
 
     @property
     def where(self) -> str:
@@ -124,7 +130,13 @@ class RedisBackend(StoreBackend):
     # ------------------------------------------------------------------ helpers
 
     def _keys(self, session_id: str) -> SessionKeys:
-        return SessionKeys(self.prefix, session_id)
+        found = self._key_cache.get(session_id)
+        if found is None:
+            found = SessionKeys(self.prefix, session_id)
+            if len(self._key_cache) >= _KEYS_KEPT:
+                self._key_cache.clear()
+            self._key_cache[session_id] = found
+        return found
 
     def _write_keys(self, keys: SessionKeys) -> list[str]:
         listed = keys.writes()
@@ -134,7 +146,7 @@ class RedisBackend(StoreBackend):
 
     def _write_args(self, session_id: str, fence: Fence | None) -> list[Any]:
         fence_value = "" if fence is None else _fence_value(fence)
-        return [fence_value, uuid.uuid4().hex, self.ttl_ms, session_id.encode("utf-8")]
+        return [fence_value, os.urandom(16).hex(), self.ttl_ms, session_id]
 
     @staticmethod
     def _rows_args(rows: Sequence[EncodedItem]) -> list[Any]:
@@ -154,18 +166,19 @@ class RedisBackend(StoreBackend):
     ) -> list[Any]:
         connection = await self._ready()
         keys = keys or self._keys(session_id)
-        answer = await connection.script(
+        reply = await connection.script(
             script,
             self._write_keys(keys),
             [*self._write_args(session_id, fence), *extra],
         )
+        answer = bytes(reply).split(b" ")  # "<status> <what goes with it>"
         status = answer[0]
         if status == b"LOST":
             assert fence is not None
             raise LeaseLostError(session_id, f"epoch {fence.epoch} is no longer the lease")
         if status in (b"OK", b"DUP") and len(answer) > 1 and answer[1] and connection.cluster:
             await connection.command("ZADD", self.index_key, "GT", answer[1], session_id)
-        return list(answer)
+        return answer
 
     def _decode(self, session_id: str, payloads: Sequence[bytes], offset: int) -> list[Item]:
         if not payloads:
@@ -187,6 +200,44 @@ class RedisBackend(StoreBackend):
             if item is None:
                 raise CorruptItemError(session_id, offset + index, problem)
             items.append(item)
+        return items
+
+    def _decode_joined(self, joined: bytes, count: int) -> list[Item] | None:
+        """The ``count`` items of payloads joined by the separator, or ``None`` when they are
+        not all whole JSON objects (the caller then reads them as a list, which names the
+        corrupt one)."""
+        if count == 0:
+            return []
+        try:
+            text = joined.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        with gc_paused(count > _GC_PAUSE_ABOVE):
+            return decode_joined(text, count)
+
+    def _items_of(self, session_id: str, reply: Any) -> list[Item] | None:
+        """The items of a ``read`` / ``window`` reply (see :mod:`._scripts`); ``None`` when its
+        payloads came joined and do not decode (read them again as a list)."""
+        if reply.__class__ is bytes:
+            joined, _, counts = reply.rpartition(self._join)
+            count, _, first = counts.partition(b" ")
+            return self._decode_joined(joined, int(count) - int(first))
+        return self._decode(session_id, reply[2], int(reply[1]))
+
+    async def _read_items(
+        self, session_id: str, name: str, keys: list[str], args: list[Any]
+    ) -> list[Item]:
+        """Run the reader ``name`` (``read`` or ``window``) and decode its items.
+
+        With a JSON codec the payloads come joined (one string, decoded at once); when that
+        does not decode, the reader runs again answering a list, and the items are decoded one
+        by one, so a corrupt one is reported with its position.
+        """
+        connection = await self._ready()
+        items = self._items_of(session_id, await connection.script(name, keys, [*args, self._join]))
+        if items is None:
+            items = self._items_of(session_id, await connection.script(name, keys, [*args, b""]))
+        assert items is not None  # a list always decodes (or raises)
         return items
 
     # ------------------------------------------------------------------ one session's items
@@ -222,35 +273,64 @@ class RedisBackend(StoreBackend):
         await self._write("put_records", session_id, fence, _records_args(records))
 
     async def read(self, session_id: str, limit: int | None) -> list[Item]:
-        connection = await self._ready()
         keys = self._keys(session_id)
-        _, start, payloads = await connection.script("read", [keys.d], [limit or 0])
-        return self._decode(session_id, payloads, start)
+        return await self._read_items(session_id, "read", [keys.d], [limit or 0])
 
     async def window(
         self, session_id: str, max_items: int | None, max_tokens: int | None
     ) -> list[Item]:
-        connection = await self._ready()
         keys = self._keys(session_id)
-        _, start, payloads = await connection.script(
-            "window", [keys.d, keys.m], [max_items or 0, max_tokens or 0]
+        return await self._read_items(
+            session_id, "window", [keys.d, keys.m], [max_items or 0, max_tokens or 0]
         )
-        return self._decode(session_id, payloads, start)
 
     async def window_since(
         self, session_id: str, start: int, max_items: int | None, max_tokens: int | None
     ) -> TailWindow:
         connection = await self._ready()
         keys = self._keys(session_id)
-        budgets = [-1 if b == 0 else (b or 0) for b in (max_items, max_tokens)]
-        count, tail_tokens, first, payloads, anchor = await connection.script(
-            "window_since", [keys.d, keys.m], [start, *budgets]
-        )
+        args = [start, *(-1 if b == 0 else (b or 0) for b in (max_items, max_tokens))]
+        answer = await connection.script("window_since", [keys.d, keys.m], [*args, self._join])
+        count, tail_tokens, first, payloads, anchor = answer
+        items = None
+        if self._join:
+            items = self._decode_joined(payloads, int(count) - int(first))
+            if items is None:  # read again as a list, which names a corrupt payload
+                answer = await connection.script("window_since", [keys.d, keys.m], [*args, b""])
+                count, tail_tokens, first, payloads, anchor = answer
+        if items is None:
+            items = self._decode(session_id, payloads, int(first))
         anchored = None
         if anchor is not None and start > 0:
             anchored = self._decode(session_id, [anchor], start - 1)[0]
-        items = self._decode(session_id, payloads, first)
         return TailWindow(int(count), anchored, items, int(tail_tokens))
+
+    async def window_after_record(
+        self,
+        session_id: str,
+        key: str,
+        max_items: int | None,
+        max_tokens: int | None,
+        start_for: Callable[[Payload], tuple[int, int | None, int | None] | None],
+    ) -> tuple[Payload | None, list[Item] | TailWindow]:
+        # one script: the record, or the plain window when there is none
+        connection = await self._ready()
+        keys = self._keys(session_id)
+        script_keys = [keys.d, keys.m, keys.r]
+        args = [key, max_items or 0, max_tokens or 0]
+        reply = await connection.script("window_record", script_keys, [*args, self._join])
+        if reply.__class__ is bytes:
+            items = self._items_of(session_id, reply)
+            if items is not None:
+                return None, items
+            reply = await connection.script("window_record", script_keys, [*args, b""])
+        if len(reply) == 3:  # no record: the window as a list
+            return None, self._decode(session_id, reply[2], int(reply[1]))
+        payload = bytes(reply[0])
+        plan = start_for(payload)
+        if plan is None:
+            return payload, await self.window(session_id, max_items, max_tokens)
+        return payload, await self.window_since(session_id, *plan)
 
     async def pop(self, session_id: str, fence: Fence | None) -> Item | None:
         connection = await self._ready()
@@ -323,10 +403,11 @@ class RedisBackend(StoreBackend):
     async def delete(self, session_id: str) -> bool:
         connection = await self._ready()
         keys = self._keys(session_id)
-        script_keys = [keys.d, keys.m, keys.h, keys.b, keys.r]
+        script_keys = [keys.d, keys.m, keys.h, keys.b, keys.r, keys.x]
         if not connection.cluster:
             script_keys.append(self.index_key)
-        existed = await connection.script("delete", script_keys, [session_id.encode("utf-8")])
+        # the id makes a retry after a dropped connection truthful (see the script)
+        existed = await connection.script("delete", script_keys, [session_id, os.urandom(16).hex()])
         if connection.cluster:
             await connection.command("ZREM", self.index_key, session_id)
         return bool(existed)

@@ -2,7 +2,12 @@
 
 A ``redis.asyncio`` client's connections belong to the event loop that opened them, so the
 store keeps one client per running loop (:class:`~threadline.sessions._per_loop.PerLoop`):
-``Runner.run_sync`` and ``asyncio.run`` may share one store. redis-py's own retries are off;
+``Runner.run_sync`` and ``asyncio.run`` may share one store. On a single server the scripts
+(every item read and write) skip the client's per-command layers (pool locks, retry wrapper,
+metrics, a timer task per send): each loop keeps a few idle redis-py connections of its own and
+a script takes one, sends, reads the reply and puts it back, under one deadline of ``timeout``
+seconds. Other commands, and every call on a Cluster, go through the client. redis-py's own
+retries are off;
 :meth:`Connection.script` retries a script once after a dropped connection or a timeout,
 which is safe because every write script carries a write id and answers ``DUP`` when it ran
 already. Scripts run with ``EVALSHA``; a server that does not have one yet (new, restarted,
@@ -15,7 +20,10 @@ server (never the password).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,6 +145,9 @@ class Connection:
         """Run the script ``name`` (``EVALSHA``; its source once if the server lacks it)."""
         from redis import exceptions
 
+        if not self.config.cluster:
+            return await self._run_direct(name, keys, args)
+
         async def run(client: Any) -> Any:
             try:
                 return await client.evalsha(_SHAS[name], len(keys), *keys, *args)
@@ -144,6 +155,29 @@ class Connection:
                 return await client.eval(SCRIPTS[name], len(keys), *keys, *args)
 
         return await self._run(run)
+
+    async def _run_direct(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """:meth:`script` on a single server, on a connection of the loop's own (see the
+        module docstring); the same retry and failures as :meth:`_run`."""
+        exceptions = _redis_exceptions()
+        held = self._clients.get()
+        for attempt in (1, 2):
+            try:
+                try:
+                    return await held.call(
+                        self.config.timeout, pack("EVALSHA", _SHAS[name], keys, args)
+                    )
+                except exceptions.NoScriptError:
+                    return await held.call(
+                        self.config.timeout, pack("EVAL", SCRIPTS[name], keys, args)
+                    )
+            except (exceptions.ConnectionError, exceptions.TimeoutError) as exc:
+                if attempt == 2 or isinstance(exc, exceptions.AuthenticationError):
+                    raise self.failure(exc) from None
+                await asyncio.sleep(_RETRY_PAUSE)
+            except exceptions.RedisError as exc:
+                raise self.failure(exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def command(self, *args: Any) -> Any:
         """Run one command (only ones that are safe to repeat: it may be retried)."""
@@ -198,17 +232,119 @@ class Connection:
         return StoreServerError(self.config.where, reason)
 
 
+@functools.cache
+def _redis_exceptions() -> Any:
+    """``redis.exceptions``, imported on first use (an import statement on every call costs)."""
+    from redis import exceptions
+
+    return exceptions
+
+
+_FRAGMENTS: dict[str, bytes] = {}
+_FRAGMENTS_KEPT = 65536
+
+
+def _fragment(text: str) -> bytes:
+    """``text`` as one RESP bulk string, remembered (for key names and script names: the
+    same few recur on every call)."""
+    found = _FRAGMENTS.get(text)
+    if found is None:
+        data = text.encode("utf-8")
+        found = b"$%d\r\n%b\r\n" % (len(data), data)
+        if len(_FRAGMENTS) >= _FRAGMENTS_KEPT:
+            _FRAGMENTS.clear()
+        _FRAGMENTS[text] = found
+    return found
+
+
+def pack(command: str, script: str, keys: list[str], args: list[Any]) -> bytes:
+    """``command script len(keys) *keys *args`` in the Redis protocol (RESP); each argument a
+    ``bytes``, ``str`` (UTF-8) or ``int``. What redis-py's ``pack_command`` makes, without
+    its per-argument checks."""
+    parts = [
+        b"*%d\r\n" % (3 + len(keys) + len(args)),
+        _fragment(command),
+        _fragment(script),
+        _fragment(str(len(keys))),
+    ]
+    parts += map(_fragment, keys)
+    for arg in args:
+        kind = arg.__class__
+        if kind is str:
+            data = arg.encode("utf-8")
+        elif kind is int:
+            data = b"%d" % arg
+        elif kind is bytes:
+            data = arg
+        elif isinstance(arg, (bytes, bytearray, memoryview)):
+            data = bytes(arg)
+        else:
+            raise TypeError(f"cannot send a {type(arg).__name__} to Redis")
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(timeout: float, step: Awaitable[Any]) -> Any:
+        """``await step``, or :class:`TimeoutError` after ``timeout`` seconds (no extra task)."""
+        async with asyncio.timeout(timeout):
+            return await step
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _within(timeout: float, step: Awaitable[Any]) -> Any:
+        return await asyncio.wait_for(step, timeout)
+
+
+async def _exchange(connection: Any, command: bytes) -> Any:
+    await connection.send_packed_command(command, check_health=False)
+    return await connection.read_response()
+
+
 @dataclass
 class _LoopClient:
-    """One event loop's client, and whether it is ready for concurrent use."""
+    """One event loop's client, whether it is ready for concurrent use, and the idle
+    connections of :meth:`call` (single server only)."""
 
     client: Any
     lock: asyncio.Lock
     setup_lock: asyncio.Lock
     ready: bool = False
+    idle: list[Any] = field(default_factory=list)
+
+    async def call(self, timeout: float, command: bytes) -> Any:
+        """Send one packed ``command`` on an idle connection (a new one when none is idle) and
+        read its reply, all within ``timeout`` seconds.
+
+        A connection goes back to the idle list whatever happened: redis-py disconnects one
+        whose send or read failed or was cancelled, and reconnects it on its next send, so an
+        idle connection never holds an unread reply.
+        """
+        idle = self.idle
+        if idle:
+            connection = idle.pop()
+        else:
+            pool = self.client.connection_pool
+            # no per-send timer (a task each): the deadline below covers send and read
+            connection = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
+        try:
+            return await _within(timeout, _exchange(connection, command))
+        except asyncio.TimeoutError:
+            await connection.disconnect(nowait=True)
+            raise _redis_exceptions().TimeoutError(f"no answer within {timeout:g} s") from None
+        finally:
+            if self.idle is idle:
+                idle.append(connection)
+            else:  # the loop's client was closed meanwhile
+                await connection.disconnect(nowait=True)
 
 
 async def _close_client(held: _LoopClient) -> None:
+    idle, held.idle = held.idle, []
+    for connection in idle:
+        with contextlib.suppress(Exception):  # a gone server's sockets still close
+            await connection.disconnect(nowait=True)
     try:
         await held.client.aclose()
     except Exception:  # a client whose server is gone still closes its sockets

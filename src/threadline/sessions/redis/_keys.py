@@ -11,7 +11,8 @@ item (a parallel list of ``"<kind><tokens>:<call id>"``), ``h`` the session hash
 updated times in microseconds, a write version ``v``), ``b`` the ids of the latest writes (so a
 retried write is not applied twice), ``l`` the writer lease (``"<epoch> <owner>"``, with a
 PX expiry), ``e`` the lease epoch counter, ``r`` the session's records (a hash of record key
-to payload). Store-wide keys have no hash tag:
+to payload), ``x`` the id of the delete that removed the session (kept for ten minutes, so a
+delete retried after a dropped connection knows it was its own). Store-wide keys have no hash tag:
 ``<prefix>index`` (a sorted set of session ids by last write) and ``<prefix>schema``.
 """
 
@@ -21,7 +22,7 @@ from ...errors import UserError
 
 __all__ = ["SessionKeys", "check_prefix", "encode_id", "meta_entry"]
 
-PARTS = ("d", "m", "h", "l", "b", "e", "r")
+PARTS = ("d", "m", "h", "l", "b", "e", "r", "x")
 
 
 def check_prefix(prefix: object) -> str:
@@ -44,7 +45,7 @@ def encode_id(session_id: str) -> str:
 class SessionKeys:
     """The key names of one session (see the module docstring)."""
 
-    __slots__ = ("b", "d", "e", "h", "l", "m", "r")
+    __slots__ = ("b", "d", "e", "h", "l", "m", "r", "x")
 
     def __init__(self, prefix: str, session_id: str) -> None:
         base = f"{prefix}{{{encode_id(session_id)}}}:"
@@ -55,6 +56,7 @@ class SessionKeys:
         self.b = base + "b"
         self.e = base + "e"
         self.r = base + "r"
+        self.x = base + "x"
 
     def writes(self) -> list[str]:
         """The keys of a write script, in the order the scripts expect."""

@@ -7,11 +7,13 @@ arguments are the same: the fence (``"<epoch> <owner>"``, or empty outside a lea
 write's id (empty when it has none), the session ttl in milliseconds (``0``: none) and the
 session id (the index member). Every write script checks everything it needs *before* its
 first write, so a refused write changes nothing (Redis has no rollback), and answers with a
-table whose first entry is a status: ``OK``, ``LOST`` (the fence is stale), ``DUP`` (this
+string that starts with a status: ``OK``, ``LOST`` (the fence is stale), ``DUP`` (this
 write id was applied already), ``CHANGED`` (the session moved since the client looked),
-``FULL`` (a fork target holds items). A write id is checked first, so a write retried
-after a dropped connection that had in fact been applied answers ``DUP`` and is not applied
-twice (the ids of a session's latest 64 writes are kept).
+``FULL`` (a fork target holds items), then, after a space, what goes with it (the write's
+time, or a fork target's item count): one string is the cheapest reply for the client to
+read. A write id is checked first, so a write retried after a dropped connection that had in
+fact been applied answers ``DUP`` and is not applied twice (the ids of a session's latest 64
+writes at least are kept).
 
 The scripts declare Redis 7 flags (see :data:`SCRIPTS`), so a store needs Redis 7 or newer.
 
@@ -43,16 +45,19 @@ local function expire_all(ttl)
     redis.call('PEXPIRE', key, ttl)
   end
 end
+local function remember()
+  -- the latest 64 to 80 write ids: trimmed back to 64 once 80 are held
+  if redis.call('LPUSH', KEYS[5], ARGV[2]) > 80 then redis.call('LTRIM', KEYS[5], 0, 63) end
+end
 local function touch()
   local t = redis.call('TIME')
   local now = t[1] .. string.format('%06d', tonumber(t[2]))
-  redis.call('HSETNX', KEYS[3], 'c', now)
-  redis.call('HSET', KEYS[3], 'u', now)
-  redis.call('HINCRBY', KEYS[3], 'v', 1)
-  if ARGV[2] ~= '' then
-    redis.call('LPUSH', KEYS[5], ARGV[2])
-    redis.call('LTRIM', KEYS[5], 0, 63)
+  if redis.call('HINCRBY', KEYS[3], 'v', 1) == 1 then
+    redis.call('HSET', KEYS[3], 'c', now, 'u', now)  -- a new session (v counts every write)
+  else
+    redis.call('HSET', KEYS[3], 'u', now)
   end
+  if ARGV[2] ~= '' then remember() end
   local ttl = tonumber(ARGV[3])
   if ttl > 0 then
     expire_all(ttl)
@@ -79,59 +84,56 @@ end
 
 # ARGV[5] = n, then n payloads, then n window facts, then record writes (see write_records).
 _APPEND = r"""
-if seen() then return {'DUP', redis.call('HGET', KEYS[3], 'u') or ''} end
-if not fenced() then return {'LOST'} end
+if seen() then return 'DUP ' .. (redis.call('HGET', KEYS[3], 'u') or '') end
+if not fenced() then return 'LOST' end
 local n = tonumber(ARGV[5])
 push(KEYS[1], 6, 5 + n)
 push(KEYS[2], 6 + n, 5 + 2 * n)
 write_records(6 + 2 * n)
-return {'OK', touch()}
+return 'OK ' .. touch()
 """
 
 # ARGV[5..] = record writes. Creates the session (when a record is set) without touching an
 # existing session's updated time.
 _PUT_RECORDS = r"""
-if seen() then return {'DUP', ''} end
-if not fenced() then return {'LOST'} end
+if seen() then return 'DUP ' end
+if not fenced() then return 'LOST' end
 write_records(5)
 local created = ''
 if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('HLEN', KEYS[7]) > 0 then
   created = touch()
 else
-  if ARGV[2] ~= '' then
-    redis.call('LPUSH', KEYS[5], ARGV[2])
-    redis.call('LTRIM', KEYS[5], 0, 63)
-  end
+  if ARGV[2] ~= '' then remember() end
   local ttl = tonumber(ARGV[3])
   if ttl > 0 then expire_all(ttl) end
 end
-return {'OK', created}
+return 'OK ' .. created
 """
 
 # Same arguments as append: every item is replaced.
 _REPLACE = r"""
-if seen() then return {'DUP', redis.call('HGET', KEYS[3], 'u') or ''} end
-if not fenced() then return {'LOST'} end
+if seen() then return 'DUP ' .. (redis.call('HGET', KEYS[3], 'u') or '') end
+if not fenced() then return 'LOST' end
 local n = tonumber(ARGV[5])
 redis.call('DEL', KEYS[1], KEYS[2])
 push(KEYS[1], 6, 5 + n)
 push(KEYS[2], 6 + n, 5 + 2 * n)
-return {'OK', touch()}
+return 'OK ' .. touch()
 """
 
 _CLEAR = r"""
-if seen() then return {'DUP', redis.call('HGET', KEYS[3], 'u') or ''} end
-if not fenced() then return {'LOST'} end
-if redis.call('EXISTS', KEYS[3]) == 0 then return {'OK', ''} end
+if seen() then return 'DUP ' .. (redis.call('HGET', KEYS[3], 'u') or '') end
+if not fenced() then return 'LOST' end
+if redis.call('EXISTS', KEYS[3]) == 0 then return 'OK ' end
 redis.call('DEL', KEYS[1], KEYS[2])
-return {'OK', touch()}
+return 'OK ' .. touch()
 """
 
 # ARGV[5] = the write version the client saw, ARGV[6] = how many items to keep.
 _TRIM = r"""
-if seen() then return {'DUP', redis.call('HGET', KEYS[3], 'u') or ''} end
-if not fenced() then return {'LOST'} end
-if (redis.call('HGET', KEYS[3], 'v') or '0') ~= ARGV[5] then return {'CHANGED'} end
+if seen() then return 'DUP ' .. (redis.call('HGET', KEYS[3], 'u') or '') end
+if not fenced() then return 'LOST' end
+if (redis.call('HGET', KEYS[3], 'v') or '0') ~= ARGV[5] then return 'CHANGED' end
 local keep = tonumber(ARGV[6])
 if keep == 0 then
   redis.call('DEL', KEYS[1], KEYS[2])
@@ -139,36 +141,60 @@ else
   redis.call('LTRIM', KEYS[1], 0, keep - 1)
   redis.call('LTRIM', KEYS[2], 0, keep - 1)
 end
-return {'OK', touch()}
+return 'OK ' .. touch()
 """
 
 # Like append, into a session that must hold no items (ARGV[5] = n may be 0: a check only).
 _FORK_INTO = r"""
-if seen() then return {'DUP', redis.call('HGET', KEYS[3], 'u') or ''} end
+if seen() then return 'DUP ' .. (redis.call('HGET', KEYS[3], 'u') or '') end
 local held = redis.call('LLEN', KEYS[1])
-if held > 0 then return {'FULL', held} end
+if held > 0 then return 'FULL ' .. held end
 local n = tonumber(ARGV[5])
-if n == 0 then return {'OK', ''} end
+if n == 0 then return 'OK ' end
 push(KEYS[1], 6, 5 + n)
 push(KEYS[2], 6 + n, 5 + 2 * n)
-return {'OK', touch()}
+return 'OK ' .. touch()
 """
 
-# KEYS d m h b r [index]; ARGV[1] = session id.
+# KEYS d m h b r x [index]; ARGV[1] = session id, ARGV[2] = the delete's id. -> 1 when this
+# delete removed the session (now, or on an earlier attempt whose answer was lost), else 0.
+# The lease and epoch keys stay, so the fencing of a later holder still counts up.
 _DELETE = r"""
+if redis.call('GET', KEYS[6]) == ARGV[2] then return 1 end
 local existed = redis.call('EXISTS', KEYS[3])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-if KEYS[6] then redis.call('ZREM', KEYS[6], ARGV[1]) end
+if KEYS[7] then redis.call('ZREM', KEYS[7], ARGV[1]) end
+if existed == 1 then redis.call('SET', KEYS[6], ARGV[2], 'PX', 600000) end
 return existed
 """
 
-# KEYS d; ARGV[1] = limit (0: all). -> {count, first position, payloads}
+# Readers answer their payloads as a list, or, when their last argument (a separator) is not
+# empty, as one string: the payloads joined by it. One string is far cheaper for the client to
+# read than many; the client asks for it only when payloads are JSON text (it then decodes the
+# whole string at once, see codec.decode_joined). ``read`` and ``window`` answer
+# {count, first position, payloads} as a list, or one string: the payloads, then
+# "<count> <first position>", all joined by the separator.
+_PAYLOADS = r"""
+local function payloads(rows, sep)
+  if sep == '' then return rows end
+  return table.concat(rows, sep)
+end
+local function answer(n, first, rows, sep)
+  if sep == '' then return {n, first, rows} end
+  rows[#rows + 1] = n .. ' ' .. first
+  return table.concat(rows, sep)
+end
+"""
+
+# KEYS d; ARGV[1] = limit (0: all), ARGV[2] = separator.
 _READ = r"""
 local n = redis.call('LLEN', KEYS[1])
 local limit = tonumber(ARGV[1])
-if n == 0 then return {0, 0, {}} end
-if limit == 0 or limit >= n then return {n, 0, redis.call('LRANGE', KEYS[1], 0, -1)} end
-return {n, n - limit, redis.call('LRANGE', KEYS[1], -limit, -1)}
+if n == 0 then return answer(0, 0, {}, ARGV[2]) end
+if limit == 0 or limit >= n then
+  return answer(n, 0, redis.call('LRANGE', KEYS[1], 0, -1), ARGV[2])
+end
+return answer(n, n - limit, redis.call('LRANGE', KEYS[1], -limit, -1), ARGV[2])
 """
 
 # KEYS d m; -> {count, payloads, window facts}: a snapshot for a fork.
@@ -178,24 +204,34 @@ return {redis.call('LLEN', KEYS[1]), redis.call('LRANGE', KEYS[1], 0, -1),
 """
 
 # How many of the newest ``available`` items (of ``n``) make the window (KEYS[2] = m); a bound of
-# 0 is no bound. _window.window_size in Lua: collect newest first, then the safe start.
+# 0 is no bound. _window.window_size in Lua: collect newest first, then the safe start. The
+# first read of m takes max_items + 1 entries (enough to see the cut), else 32, doubling after.
 _CHOOSE = r"""
 local function choose(n, available, max_items, max_tokens)
   local kinds, ids = {}, {}
-  local taken, total, cut, seen_rows, chunk = 0, 0, false, 0, 32
+  local taken, total, cut, seen_rows = 0, 0, false, 0
+  local chunk = 32
+  if max_items > 0 then chunk = math.min(max_items + 1, 1024) end
   while seen_rows < available and not cut do
     local first = -math.min(seen_rows + chunk, available)
     local rows = redis.call('LRANGE', KEYS[2], first, -(seen_rows + 1))
     for i = #rows, 1, -1 do
       local row = rows[i]
-      local colon = string.find(row, ':', 2, true)
-      local tokens = tonumber(string.sub(row, 2, colon - 1))
       if max_items > 0 and taken >= max_items then cut = true; break end
-      if max_tokens > 0 and total + tokens > max_tokens then cut = true; break end
-      total = total + tokens
+      local colon = 0
+      if max_tokens > 0 then  -- (the tokens are parsed only when a token bound needs them)
+        colon = string.find(row, ':', 2, true)
+        local tokens = tonumber(string.sub(row, 2, colon - 1))
+        if total + tokens > max_tokens then cut = true; break end
+        total = total + tokens
+      end
       taken = taken + 1
-      kinds[taken] = tonumber(string.sub(row, 1, 1))
-      ids[taken] = string.sub(row, colon + 1)
+      local kind = string.byte(row, 1) - 48
+      kinds[taken] = kind
+      if kind >= 2 then
+        if colon == 0 then colon = string.find(row, ':', 2, true) end
+        ids[taken] = string.sub(row, colon + 1)
+      end
     end
     seen_rows = seen_rows + #rows
     chunk = math.min(chunk * 2, 1024)
@@ -222,31 +258,42 @@ local function choose(n, available, max_items, max_tokens)
   end
   return math.max(taken - start + 1, 0)
 end
+-- the window for these bounds (0: no bound) as readers answer it
+local function window(max_items, max_tokens, sep)
+  local n = redis.call('LLEN', KEYS[2])
+  if n == 0 then return answer(0, 0, {}, sep) end
+  if max_items == 0 and max_tokens == 0 then
+    return answer(n, 0, redis.call('LRANGE', KEYS[1], 0, -1), sep)
+  end
+  local size = choose(n, n, max_items, max_tokens)
+  if size == 0 then return answer(n, n, {}, sep) end
+  return answer(n, n - size, redis.call('LRANGE', KEYS[1], -size, -1), sep)
+end
 """
 
-# KEYS d m; ARGV[1] = max items, ARGV[2] = max tokens (0: no bound).
-# -> {count, first position, payloads}
+# KEYS d m; ARGV[1] = max items, ARGV[2] = max tokens (0: no bound), ARGV[3] = separator.
 _WINDOW = r"""
-local n = redis.call('LLEN', KEYS[2])
-local max_items = tonumber(ARGV[1])
-local max_tokens = tonumber(ARGV[2])
-if n == 0 then return {0, 0, {}} end
-if max_items == 0 and max_tokens == 0 then
-  return {n, 0, redis.call('LRANGE', KEYS[1], 0, -1)}
-end
-local size = choose(n, n, max_items, max_tokens)
-if size == 0 then return {n, n, {}} end
-return {n, n - size, redis.call('LRANGE', KEYS[1], -size, -1)}
+return window(tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])
+"""
+
+# KEYS d m r; ARGV[1] = record key, ARGV[2..4] as the window's. -> {record} when the session
+# holds that record (the window then depends on it: the client reads it next), else the plain
+# window as ``window`` answers it.
+_WINDOW_RECORD = r"""
+local record = redis.call('HGET', KEYS[3], ARGV[1])
+if record then return {record} end
+return window(tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
 """
 
 # KEYS d m; ARGV[1] = start, ARGV[2] = max items, ARGV[3] = max tokens (0: no bound, -1: no
-# items). -> {count, tail tokens, first position, payloads, anchor payload or false}
+# items), ARGV[4] = separator.
+# -> {count, tail tokens, first position, payloads, anchor payload or false}
 _WINDOW_SINCE = r"""
 local n = redis.call('LLEN', KEYS[2])
 local start = tonumber(ARGV[1])
 local max_items = tonumber(ARGV[2])
 local max_tokens = tonumber(ARGV[3])
-if start > n then return {n, 0, n, {}, false} end
+if start > n then return {n, 0, n, payloads({}, ARGV[4]), false} end
 local available = n - start
 local tail_tokens = 0
 if available > 0 then
@@ -263,9 +310,9 @@ elseif (max_items > 0 or max_tokens > 0) and available > 0 then
 end
 local anchor = false
 if start > 0 then anchor = redis.call('LINDEX', KEYS[1], -(available + 1)) end
-local payloads = {}
-if size > 0 then payloads = redis.call('LRANGE', KEYS[1], -size, -1) end
-return {n, tail_tokens, n - size, payloads, anchor}
+local rows = {}
+if size > 0 then rows = redis.call('LRANGE', KEYS[1], -size, -1) end
+return {n, tail_tokens, n - size, payloads(rows, ARGV[4]), anchor}
 """
 
 # KEYS d h l; ARGV[1] = fence. -> {'OK', count, version, newest payload} or {'LOST'}
@@ -349,10 +396,11 @@ SCRIPTS: dict[str, str] = {
     "acquire": _FREES + _ACQUIRE,
     "renew": _FREES + _RENEW,
     "release": _FREES + _RELEASE,
-    "read": _READS + _READ,
+    "read": _READS + _PAYLOADS + _READ,
     "snapshot": _READS + _SNAPSHOT,
-    "window": _READS + _CHOOSE + _WINDOW,
-    "window_since": _READS + _CHOOSE + _WINDOW_SINCE,
+    "window": _READS + _PAYLOADS + _CHOOSE + _WINDOW,
+    "window_record": _READS + _PAYLOADS + _CHOOSE + _WINDOW_RECORD,
+    "window_since": _READS + _PAYLOADS + _CHOOSE + _WINDOW_SINCE,
     "peek": _READS + _PEEK,
     "peek_turn": _READS + _PEEK_TURN,
     "info": _READS + _INFO,
