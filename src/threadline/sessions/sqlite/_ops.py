@@ -12,9 +12,10 @@ the index to catch up later, so a write pays nothing for search.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ...errors import CorruptItemError, LeaseLostError, SessionError, UserError
@@ -27,6 +28,7 @@ from ..codec import (
     KIND_USER,
     ROW_SEPARATOR,
     EncodedItem,
+    EncodedRows,
     ItemCodec,
     decode_joined,
     decode_payload,
@@ -371,10 +373,23 @@ def add(
             f"session {session_id!r} would pass {_SEQ_LIMIT - 1} items, the most one SQLite "
             "session holds: fork the newest part into a new session"
         )
-    conn.executemany(
-        _INSERT,
-        [(sid, seq + i, row.kind, row.call_id, row.tokens, row.data) for i, row in enumerate(rows)],
-    )
+    if isinstance(rows, EncodedRows):  # a bulk import: zip the columns, no tuple per item
+        count = len(rows)
+        params: Iterable[tuple[object, ...]] = zip(
+            itertools.repeat(sid, count),
+            range(seq, seq + count),
+            rows.kinds,
+            rows.call_ids,
+            rows.tokens,
+            rows.data,
+            strict=True,
+        )
+    else:
+        params = [
+            (sid, seq + i, row.kind, row.call_id, row.tokens, row.data)
+            for i, row in enumerate(rows)
+        ]
+    conn.executemany(_INSERT, params)
     conn.execute(
         "UPDATE threadline_sessions SET item_count = item_count + ?, updated_at = ? WHERE sid = ?",
         (len(rows), now, sid),
