@@ -243,11 +243,9 @@ def test_reads_are_primary_key_range_scans(db: Path) -> None:
     with raw(db) as conn:
         for sql, params in [
             (ops._NEWEST_BY_ID, ("s", 20)),
-            (ops._NEWEST_CHUNK, (1, 10, 20)),
-            (
-                "SELECT kind, call_id, tokens FROM threadline_items WHERE sid = ? ORDER BY seq DESC",
-                (1,),
-            ),
+            (ops._NEWEST_CHUNK, (1, 10, 0, 20)),
+            (ops._METAS, (1, 0, 1 << 62)),
+            (ops._OLDEST_CHUNK, (1, -1, 1 << 62, 20)),
         ]:
             plan = " | ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
             plans.append(plan)
