@@ -15,7 +15,11 @@ Blocking SQLite calls never run on an event loop:
   own busy timeout) until ``lock_timeout``; only then does a :class:`SessionError` surface.
 * Heartbeats (used by the writer lease) run on the writer thread at their interval.
 * Idle jobs (the search index's catch-up) run on the writer thread once it has had no work
-  for a moment, so a burst of writes is never slowed down by them.
+  for a moment, so a burst of writes is never slowed down by them. So do WAL checkpoints:
+  the write connection checkpoints by itself only past :data:`WAL_AUTOCHECKPOINT` pages
+  (instead of SQLite's 1,000), and otherwise at the writer's next quiet moment after a
+  commit, so a commit waits for its own fsync but not for copying the log into the
+  database file. Durability is the WAL's either way.
 * ``os.fork()`` waits for a write group in flight to finish and holds new ones back until the
   fork is done (``os.register_at_fork``), so a child never inherits a transaction or a lock
   taken half-way; the child then starts threads and connections of its own on first use.
@@ -50,6 +54,9 @@ logger = logging.getLogger("threadline.sessions")
 _MAX_GROUP = 256
 _IDLE_EXIT = 30.0  # seconds without work after which the writer thread leaves
 _IDLE_JOB_DELAY = 0.05  # seconds without work before idle jobs run
+WAL_AUTOCHECKPOINT = 16_384
+"""Pages (64 MiB at 4 KiB) past which a commit checkpoints the WAL itself; below it the
+writer checkpoints at its next quiet moment."""
 _STOP = object()
 _FORK_GRAVEYARD: list[sqlite3.Connection] = []  # a parent's connections, inherited by a fork
 _WAKE = object()
@@ -163,6 +170,7 @@ class SQLiteEngine:
         self._local = threading.local()
         self._heartbeats: dict[Hashable, _Heartbeat] = {}
         self._idle_jobs: dict[Hashable, Job] = {}
+        self._checkpoint_due = False
 
     @property
     def where(self) -> str:
@@ -337,6 +345,8 @@ class SQLiteEngine:
                 )
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         self._current_synchronous = self.synchronous
+        if not self.memory:
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT:d}")
         migrate(conn, self.where, self.on_create, self.sdk_tables)
 
     def _reader_conn(self) -> sqlite3.Connection:
@@ -412,7 +422,7 @@ class SQLiteEngine:
         try:
             while not stopped:
                 timeout = self._next_heartbeat_in()
-                idle_work = bool(self._idle_jobs)
+                idle_work = bool(self._idle_jobs) or self._checkpoint_due
                 if idle_work:
                     timeout = _IDLE_JOB_DELAY if timeout is None else min(timeout, _IDLE_JOB_DELAY)
                 try:
@@ -420,6 +430,7 @@ class SQLiteEngine:
                 except queue.Empty:
                     if idle_work:
                         self._run_idle_jobs()
+                        self._checkpoint()
                         continue
                     if timeout is None and self._leave_if_idle():
                         return
@@ -456,9 +467,29 @@ class SQLiteEngine:
                     job.future.exception(),
                 )
 
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database file now that the writer is idle (``PASSIVE``:
+        it waits for nobody; what readers still need stays in the log for the next one)."""
+        if not self._checkpoint_due:
+            return
+        self._checkpoint_due = False
+        conn = self._write_conn
+        if conn is None or self.memory:
+            return
+        with self._fork_gate:
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:  # the next commit past the threshold, or close, does it
+                logger.warning("threadline: checkpointing %s failed: %s", self.where, exc)
+
     def _leave_if_idle(self) -> bool:
         with self._state_lock:
-            if self._heartbeats or self._idle_jobs or not self._queue.empty():
+            if (
+                self._heartbeats
+                or self._idle_jobs
+                or self._checkpoint_due
+                or not self._queue.empty()
+            ):
                 return False
             self._writer = None
             return True
@@ -557,6 +588,7 @@ class SQLiteEngine:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._checkpoint_due = True
         return outcomes
 
     def _set_synchronous(self, conn: sqlite3.Connection, durable: bool) -> None:
