@@ -355,18 +355,19 @@ async def test_an_agents_sdk_database_is_still_opened(db: Path) -> None:
 
 
 async def test_the_writer_checkpoints_the_wal_when_idle(tmp_path: Path) -> None:
-    """A commit does not copy the log into the database file (below 64 MiB of log); the
-    writer does it at its next quiet moment, so the data reaches the main file soon."""
+    """A commit does not copy the log into the database file (below 64 MiB of log); once
+    500 rows changed, a reader thread does it at the writer's next quiet moment, so the data
+    reaches the main file soon."""
     path = tmp_path / "ck.db"
     store = SQLiteStore(path)
     await store.setup()
     empty = path.stat().st_size
     session = store.session("big")
-    await session.add_items([user_message("x" * 2000) for _ in range(300)])  # ~600 kB
+    await session.add_items([user_message("x" * 1000) for _ in range(600)])  # ~600 kB
     for _ in range(100):
         if path.stat().st_size > empty + 500_000:
             break
         await asyncio.sleep(0.05)
     assert path.stat().st_size > empty + 500_000
-    assert len(await session.get_items()) == 300
+    assert len(await session.get_items()) == 600
     await store.aclose()

@@ -15,11 +15,13 @@ Blocking SQLite calls never run on an event loop:
   own busy timeout) until ``lock_timeout``; only then does a :class:`SessionError` surface.
 * Heartbeats (used by the writer lease) run on the writer thread at their interval.
 * Idle jobs (the search index's catch-up) run on the writer thread once it has had no work
-  for a moment, so a burst of writes is never slowed down by them. So do WAL checkpoints:
-  the write connection checkpoints by itself only past :data:`WAL_AUTOCHECKPOINT` pages
-  (instead of SQLite's 1,000), and otherwise at the writer's next quiet moment after a
-  commit, so a commit waits for its own fsync but not for copying the log into the
-  database file. Durability is the WAL's either way.
+  for a moment, so a burst of writes is never slowed down by them.
+* WAL checkpoints (copying the log into the database file) run on a reader thread, which
+  the writer asks for at its next quiet moment once :data:`CHECKPOINT_CHANGES` rows changed
+  since the last one; a commit checkpoints by itself only past :data:`WAL_AUTOCHECKPOINT`
+  pages of log (instead of SQLite's 1,000). So a commit waits for its own fsync, but neither
+  it nor the next write waits for a checkpoint (a ``PASSIVE`` one lets writers go on).
+  Durability is the WAL's either way.
 * ``os.fork()`` waits for a write group in flight to finish and holds new ones back until the
   fork is done (``os.register_at_fork``), so a child never inherits a transaction or a lock
   taken half-way; the child then starts threads and connections of its own on first use.
@@ -55,8 +57,9 @@ _MAX_GROUP = 256
 _IDLE_EXIT = 30.0  # seconds without work after which the writer thread leaves
 _IDLE_JOB_DELAY = 0.05  # seconds without work before idle jobs run
 WAL_AUTOCHECKPOINT = 16_384
-"""Pages (64 MiB at 4 KiB) past which a commit checkpoints the WAL itself; below it the
-writer checkpoints at its next quiet moment."""
+"""Pages (64 MiB at 4 KiB) past which a commit checkpoints the WAL itself."""
+CHECKPOINT_CHANGES = 500
+"""Rows changed after which the writer asks for a checkpoint at its next quiet moment."""
 _STOP = object()
 _FORK_GRAVEYARD: list[sqlite3.Connection] = []  # a parent's connections, inherited by a fork
 _WAKE = object()
@@ -171,6 +174,7 @@ class SQLiteEngine:
         self._heartbeats: dict[Hashable, _Heartbeat] = {}
         self._idle_jobs: dict[Hashable, Job] = {}
         self._checkpoint_due = False
+        self._changes_checkpointed = 0  # the write connection's total_changes at the last one
 
     @property
     def where(self) -> str:
@@ -224,13 +228,17 @@ class SQLiteEngine:
         loop = asyncio.get_running_loop()
         with self._state_lock:
             self._check_open()
-            if self._reader_pool is None:
-                self._reader_pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=self.readers, thread_name_prefix="threadline-sqlite-reader"
-                )
-            pool = self._reader_pool
+            pool = self._readers()
         result: T = await loop.run_in_executor(pool, self._run_read, fn, snapshot)
         return result
+
+    def _readers(self) -> concurrent.futures.ThreadPoolExecutor:
+        # Called with _state_lock held.
+        if self._reader_pool is None:
+            self._reader_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.readers, thread_name_prefix="threadline-sqlite-reader"
+            )
+        return self._reader_pool
 
     def add_heartbeat(
         self,
@@ -468,19 +476,22 @@ class SQLiteEngine:
                 )
 
     def _checkpoint(self) -> None:
-        """Copy the WAL into the database file now that the writer is idle (``PASSIVE``:
-        it waits for nobody; what readers still need stays in the log for the next one)."""
+        """Ask a reader thread to copy the WAL into the database file (called by the writer
+        at a quiet moment; ``PASSIVE``: it waits for nobody, and what readers still need
+        stays in the log for the next one)."""
         if not self._checkpoint_due:
             return
         self._checkpoint_due = False
-        conn = self._write_conn
-        if conn is None or self.memory:
-            return
-        with self._fork_gate:
-            try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error as exc:  # the next commit past the threshold, or close, does it
-                logger.warning("threadline: checkpointing %s failed: %s", self.where, exc)
+        with self._state_lock:
+            if self._closed or self._pid != os.getpid():
+                return
+            self._readers().submit(self._run_checkpoint)
+
+    def _run_checkpoint(self) -> None:
+        try:
+            self._reader_conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:  # a later one, a commit past the threshold, or close does it
+            logger.warning("threadline: checkpointing %s failed: %s", self.where, exc)
 
     def _leave_if_idle(self) -> bool:
         with self._state_lock:
@@ -588,7 +599,12 @@ class SQLiteEngine:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self._checkpoint_due = True
+        changed = conn.total_changes - self._changes_checkpointed
+        if changed < 0:  # a new connection (after os.fork), or the counter wrapped
+            self._changes_checkpointed, changed = 0, conn.total_changes
+        if not self.memory and changed >= CHECKPOINT_CHANGES:
+            self._changes_checkpointed = conn.total_changes
+            self._checkpoint_due = True
         return outcomes
 
     def _set_synchronous(self, conn: sqlite3.Connection, durable: bool) -> None:
