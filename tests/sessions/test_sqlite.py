@@ -16,6 +16,7 @@ from threadline.errors import (
     SessionError,
     UserError,
 )
+from threadline.items import user_message
 from threadline.sessions import SQLiteSession, SQLiteStore
 from threadline.sessions.sqlite._schema import SCHEMA_VERSION
 
@@ -243,11 +244,9 @@ def test_reads_are_primary_key_range_scans(db: Path) -> None:
     with raw(db) as conn:
         for sql, params in [
             (ops._NEWEST_BY_ID, ("s", 20)),
-            (ops._NEWEST_CHUNK, (1, 10, 20)),
-            (
-                "SELECT kind, call_id, tokens FROM threadline_items WHERE sid = ? ORDER BY seq DESC",
-                (1,),
-            ),
+            (ops._NEWEST_CHUNK, (1, 10, 0, 20)),
+            (ops._METAS, (1, 0, 1 << 62)),
+            (ops._OLDEST_CHUNK, (1, -1, 1 << 62, 20)),
         ]:
             plan = " | ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
             plans.append(plan)
@@ -350,3 +349,25 @@ async def test_an_agents_sdk_database_is_still_opened(db: Path) -> None:
     with raw(db) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"agent_sessions", "agent_messages", "threadline_items"} <= names
+
+
+# ---------------------------------------------------------------------- WAL checkpoints
+
+
+async def test_the_writer_checkpoints_the_wal_when_idle(tmp_path: Path) -> None:
+    """A commit does not copy the log into the database file (below 64 MiB of log); once
+    500 rows changed, a reader thread does it at the writer's next quiet moment, so the data
+    reaches the main file soon."""
+    path = tmp_path / "ck.db"
+    store = SQLiteStore(path)
+    await store.setup()
+    empty = path.stat().st_size
+    session = store.session("big")
+    await session.add_items([user_message("x" * 1000) for _ in range(600)])  # ~600 kB
+    for _ in range(100):
+        if path.stat().st_size > empty + 500_000:
+            break
+        await asyncio.sleep(0.05)
+    assert path.stat().st_size > empty + 500_000
+    assert len(await session.get_items()) == 600
+    await store.aclose()

@@ -215,7 +215,7 @@ async def test_a_version_1_file_gains_search_and_keeps_its_history(tmp_path: Pat
     finally:
         await store.aclose()
     check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert check.execute(
         "INSERT INTO threadline_fts(threadline_fts) VALUES ('integrity-check')"
@@ -256,7 +256,36 @@ async def test_a_version_2_file_gains_records_and_keeps_its_history(tmp_path: Pa
     finally:
         await store.aclose()
     check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    check.close()
+
+
+async def test_a_version_3_file_gains_shared_forks_and_keeps_its_history(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for steps in MIGRATIONS[:3]:
+        for step in steps:
+            step(conn) if callable(step) else conn.execute(step)
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute("INSERT INTO threadline_sessions VALUES (1, 'old', 2, 100.0, 200.0, 0)")
+    history = [user_message("kept"), user_message("too")]
+    conn.executemany(
+        "INSERT INTO threadline_items VALUES (1, ?, 1, NULL, 5, ?)",
+        [(seq, json.dumps(item)) for seq, item in enumerate(history)],
+    )
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        session = store.session("old")
+        assert await session.get_items() == history
+        fork = await session.fork("new", at=1)
+        await session.pop_item()
+        await session.pop_item()
+        assert await fork.get_items() == history[:1] and await session.get_items() == []
+    finally:
+        await store.aclose()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     check.close()
 
 

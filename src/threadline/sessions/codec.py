@@ -18,9 +18,9 @@ from __future__ import annotations
 import gc
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, overload, runtime_checkable
 
 from ..errors import CorruptItemError, UserError
 from ..items import (
@@ -41,6 +41,7 @@ __all__ = [
     "RECORD_SIZE_LIMIT",
     "ROW_SEPARATOR",
     "EncodedItem",
+    "EncodedRows",
     "ItemCodec",
     "JsonCodec",
     "check_count",
@@ -53,9 +54,10 @@ __all__ = [
     "decode_record",
     "encode_items",
     "encode_record",
-    "encode_texts",
+    "estimate_token_counts",
     "estimate_tokens",
     "gc_paused",
+    "item_kind",
     "search_text",
     "share_common_values",
 ]
@@ -78,6 +80,51 @@ class EncodedItem(NamedTuple):
     kind: int
     call_id: str | None
     tokens: int
+
+
+class EncodedRows(Sequence[EncodedItem]):
+    """A batch of encoded items kept as four columns instead of one tuple per item.
+
+    It is a sequence of :class:`EncodedItem` (built on access) for any backend; a backend
+    that writes rows in bulk may read the columns directly (``data``, ``kinds``, ``call_ids``,
+    ``tokens``, all of the same length) and skip the per-item tuples. A bulk import makes
+    one.
+    """
+
+    __slots__ = ("call_ids", "data", "kinds", "tokens")
+
+    def __init__(
+        self,
+        data: list[str | bytes],
+        kinds: list[int],
+        call_ids: list[str | None],
+        tokens: list[int],
+    ) -> None:
+        if not len(data) == len(kinds) == len(call_ids) == len(tokens):
+            raise ValueError("the columns of EncodedRows must have the same length")
+        self.data, self.kinds, self.call_ids, self.tokens = data, kinds, call_ids, tokens
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @overload
+    def __getitem__(self, index: int) -> EncodedItem: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[EncodedItem]: ...
+
+    def __getitem__(self, index: int | slice) -> EncodedItem | list[EncodedItem]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return EncodedItem(
+            self.data[index], self.kinds[index], self.call_ids[index], self.tokens[index]
+        )
+
+    def __iter__(self) -> Iterator[EncodedItem]:
+        return map(EncodedItem, self.data, self.kinds, self.call_ids, self.tokens)
+
+    def __repr__(self) -> str:
+        return f"EncodedRows({len(self)} rows)"
 
 
 @runtime_checkable
@@ -159,7 +206,15 @@ def estimate_tokens(data: str | Item) -> int:
     return max(1, -(-len(text) // _CHARS_PER_TOKEN))
 
 
-def _kind(item: Item) -> tuple[int, str | None]:
+def estimate_token_counts(texts: Sequence[str]) -> list[int]:
+    """:func:`estimate_tokens` of each of many JSON texts (one pass, for a bulk import)."""
+    per = _CHARS_PER_TOKEN
+    return [max(1, -(-size // per)) for size in map(len, texts)]
+
+
+def item_kind(item: Item) -> tuple[int, str | None]:
+    """The kind of a validated item (``KIND_*``) and its call id (``None`` unless it is a
+    function call or a function call output): what a store keeps beside the payload."""
     item_type = item.get("type")
     if item_type == "function_call":
         return KIND_CALL, item["call_id"]
@@ -187,22 +242,7 @@ def encode_items(
     plain = codec is None or codec.plain_json
     for index, item in enumerate(checked):
         data = encode_item(item, index)
-        kind, call_id = _kind(item)
-        payload: str | bytes = data if plain or codec is None else codec.seal(session_id, data)
-        encoded.append(EncodedItem(payload, kind, call_id, estimate_tokens(data)))
-    return encoded
-
-
-def encode_texts(
-    items: list[Item], texts: list[str], codec: ItemCodec | None = None, session_id: str = ""
-) -> list[EncodedItem]:
-    """Rows for checked items whose JSON text the caller already has (``texts[i]`` decodes
-    to ``items[i]``; an import reads both from a file), sealed by ``codec``; the token
-    estimate counts the text as given."""
-    plain = codec is None or codec.plain_json
-    encoded = []
-    for item, data in zip(items, texts, strict=True):
-        kind, call_id = _kind(item)
+        kind, call_id = item_kind(item)
         payload: str | bytes = data if plain or codec is None else codec.seal(session_id, data)
         encoded.append(EncodedItem(payload, kind, call_id, estimate_tokens(data)))
     return encoded
@@ -286,8 +326,11 @@ neither forge nor hide a boundary between rows (see :func:`decode_joined`).
 _MARK = ROW_SEPARATOR[2:-2]
 
 
-def decode_joined(joined: str, count: int) -> list[Any] | None:
-    """Decode ``count`` JSON texts joined with :data:`ROW_SEPARATOR` in one ``json.loads``.
+def decode_joined(
+    joined: str, count: int, parse_constant: Callable[[str], Any] | None = None
+) -> list[Any] | None:
+    """Decode ``count`` JSON texts joined with :data:`ROW_SEPARATOR` in one ``json.loads``
+    (``parse_constant`` is passed on: an import refuses ``NaN`` with it).
 
     One call lets the decoder share one string object per distinct key across the whole
     chunk, which saves both time and memory. Returns ``None`` unless every row is exactly one
@@ -299,7 +342,7 @@ def decode_joined(joined: str, count: int) -> list[Any] | None:
     at the top level and each row's text was one whole object on its own.
     """
     try:
-        values = json.loads("[" + joined + "]")
+        values = json.loads("[" + joined + "]", parse_constant=parse_constant)
     except (ValueError, RecursionError):
         return None
     if values.__class__ is not list or len(values) != 2 * count - 1:

@@ -25,7 +25,9 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import operator
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -37,16 +39,22 @@ from ..errors import UserError
 from ..items import MAX_DEPTH, Item, encode_item, pairing_problem, validate_item
 from ._metadata import METADATA_KEY, check_metadata
 from .codec import (
+    KIND_OTHER,
+    KIND_USER,
+    ROW_SEPARATOR,
+    EncodedRows,
     check_record_key,
     check_session_id,
+    decode_joined,
     encode_record,
-    encode_texts,
+    estimate_token_counts,
     gc_paused,
+    item_kind,
 )
 
 if TYPE_CHECKING:
     from ._base_store import Store
-    from .codec import EncodedItem, ItemCodec
+    from .codec import ItemCodec
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -66,6 +74,8 @@ EXPORT_VERSION = 1
 ImportMode = Literal["refuse", "append", "replace"]
 _MODES = ("refuse", "append", "replace")
 _CHUNK = 2000
+_DECODE_CHUNK = 1000
+"""Lines decoded by one ``json.loads`` (a chunk small enough to stay in the CPU caches)."""
 _GC_PAUSE_ABOVE = 1 << 20
 """Bytes of file above which decoding runs with the cyclic garbage collector paused."""
 
@@ -178,11 +188,14 @@ class _Parsed:
     session_id: str | None
     metadata: dict[str, Any]
     records: dict[str, Any]
-    items: list[Item]
-    lines: Sequence[int]
+    lines: Sequence[int] = ()
     """The line number of each item."""
     texts: list[str] = dataclasses.field(default_factory=list)
     """The JSON text each item is stored as: its line's text (checked), or its compact JSON."""
+    kinds: list[int] = dataclasses.field(default_factory=list)
+    call_ids: list[str | None] = dataclasses.field(default_factory=list)
+    problem: str | None = None
+    """Why the items are no history valid to send (a call without its output), if they are not."""
 
 
 def _read_text(source: str | os.PathLike[str] | IO[str]) -> tuple[bytes | str, str]:
@@ -206,23 +219,34 @@ def _read_text(source: str | os.PathLike[str] | IO[str]) -> tuple[bytes | str, s
     return data, name
 
 
-def _parse(data: bytes | str, name: str) -> _Parsed:
-    """Every line checked, nothing written: the header (if any) and the items."""
-    if isinstance(data, bytes):
+def _utf8(data: bytes | str, name: str) -> tuple[bytes, str]:
+    """The file as UTF-8 bytes and as text, or a :class:`UserError` naming the bad line."""
+    if isinstance(data, str):
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            number = data.count(b"\n", 0, exc.start) + 1
-            column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+            return data.encode("utf-8"), data
+        except UnicodeEncodeError as exc:
+            number = data.count("\n", 0, exc.start) + 1
             raise UserError(
-                f"{name}:{number} is not UTF-8 text (byte {data[exc.start]:#04x} at column "
-                f"{column}); export files are JSON lines in UTF-8; nothing was imported"
+                f"{name}:{number} is not valid Unicode (a lone surrogate "
+                f"{data[exc.start : exc.end]!r}); nothing was imported"
             ) from None
-    else:
-        text = data
+    try:
+        return data, data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        number = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UserError(
+            f"{name}:{number} is not UTF-8 text (byte {data[exc.start]:#04x} at column "
+            f"{column}); export files are JSON lines in UTF-8; nothing was imported"
+        ) from None
+
+
+def _parse(data: bytes | str, name: str) -> _Parsed:
+    """Every line checked, nothing written: the header (if any) and the items' rows."""
+    blob, text = _utf8(data, name)
     # Split on line feeds only: str.splitlines would also split inside a JSON string that
     # holds U+2028 or another Unicode line separator.
-    parsed = _Parsed(0, None, {}, {}, [], [])
+    parsed = _Parsed(0, None, {}, {})
     raw = text.split("\n")
     if raw and not raw[-1]:
         raw.pop()  # the line feed that ends the last line
@@ -232,22 +256,111 @@ def _parse(data: bytes | str, name: str) -> _Parsed:
         if isinstance(value, dict) and "format" in value:
             _header(parsed, value, name, start + 1)
             start += 1
-    texts: list[str]
-    if not any(mark in text for mark in ("\n\n", "\n ", "\n\t", "\n\r", "\n\x0b", "\n\x0c")):
-        # No blank line (the files export writes): item i is on line start + i + 1.
-        texts = raw[start:]
-        numbers: Sequence[int] = range(start + 1, start + 1 + len(texts))
-    else:
-        texts, picked = [], []
-        for number, line in enumerate(raw[start:], start + 1):
-            if line and not line.isspace():
-                texts.append(line)
-                picked.append(number)
-        numbers = picked
-    parsed.lines = numbers
-    parsed.items = _load_items(texts, numbers, name)
-    parsed.texts = texts
+    texts = raw[start:]
+    del raw
+    numbers: Sequence[int] = range(start + 1, start + 1 + len(texts))
+    redo: set[int] = set()  # items stored as their own compact JSON, not as their line's text
+    if not _braced(texts):
+        # Blank lines, or lines with spaces around the object (or no object at all).
+        kept = [(number, line) for number, line in zip(numbers, texts, strict=True) if line.strip()]
+        numbers = [number for number, _ in kept]
+        texts = [line for _, line in kept]
+        redo.update(i for i, line in enumerate(texts) if line[0] != "{" or line[-1] != "}")
+    # An escape may hide a lone surrogate, and a carriage return is padding: such lines are
+    # stored as their item's compact JSON (which also refuses a lone surrogate).
+    if b"\r" in blob:
+        redo.update(i for i, line in enumerate(texts) if "\r" in line)
+    if b"\\" in blob and b"\\u" in blob:
+        redo.update(i for i, line in enumerate(texts) if "\\u" in line)
+    deep_lines = _deep_lines(blob, numbers[0] if numbers else 1)
+    deep = {i for i, number in enumerate(numbers) if number in deep_lines} if deep_lines else set()
+    parsed.lines, parsed.texts = numbers, texts
+    parsed.problem = _check_items(parsed, name, redo, deep)
     return parsed
+
+
+def _braced(texts: list[str]) -> bool:
+    """Whether every line starts with ``{`` and ends with ``}`` (as export writes them)."""
+    try:
+        return set(map(_first, texts)) <= {"{"} and set(map(_last, texts)) <= {"}"}
+    except IndexError:  # an empty line
+        return False
+
+
+_first = operator.itemgetter(0)
+_last = operator.itemgetter(-1)
+_NOT_OPENING = bytes(byte for byte in range(256) if byte not in b"{[\n")
+_MANY_OPENINGS = re.compile(b"[^\n]{%d}" % (MAX_DEPTH + 1))
+
+
+def _deep_lines(blob: bytes, first: int) -> set[int]:
+    """The numbers (from ``first`` on) of the lines that may nest deeper than
+    :data:`MAX_DEPTH`: those holding more than that many ``{`` and ``[`` (inside strings or
+    not), which every deeper line does. Usually none, found in one pass over the bytes."""
+    openings = blob.translate(None, _NOT_OPENING)
+    if _MANY_OPENINGS.search(openings) is None:
+        return set()
+    return {
+        number
+        for number, line in enumerate(openings.split(b"\n"), 1)
+        if number >= first and len(line) > MAX_DEPTH
+    }
+
+
+def _check_items(parsed: _Parsed, name: str, redo: set[int], deep: set[int]) -> str | None:
+    """Decode and check every item line, keeping each item's kind and call id (the decoded
+    items themselves are dropped chunk by chunk); returns the pairing problem, if any.
+
+    Items are checked as ``add_items`` checks them (:func:`validate_item`); a message
+    (``type`` ``"message"`` or none, ``role`` a string or none) passes those checks by
+    its shape alone, so it skips the call. Lines that need more (``deep``: the walk over
+    the values; ``redo``: re-encoding) always take the full path.
+    """
+    texts, numbers = parsed.texts, parsed.lines
+    kinds: list[int] = []
+    call_ids: list[str | None] = []
+    others: list[tuple[int, Item]] = []  # the items that are no message: only they can pair
+    special = redo | deep
+    for begin in range(0, len(texts), _DECODE_CHUNK):
+        chunk = texts[begin : begin + _DECODE_CHUNK]
+        values = decode_joined(ROW_SEPARATOR.join(chunk), len(chunk), _no_constants)
+        if values is None:  # some line is not one JSON object: find and name it
+            values = [
+                _load_line(line, name, number)
+                for line, number in zip(chunk, numbers[begin : begin + _DECODE_CHUNK], strict=True)
+            ]
+        for index, value in enumerate(values, begin):
+            if (
+                value.__class__ is dict
+                and not (special and index in special)
+                and value.get("type", "message") == "message"
+            ):
+                role = value.get("role")
+                if role is None or role.__class__ is str:
+                    kinds.append(KIND_USER if role == "user" else KIND_OTHER)
+                    call_ids.append(None)
+                    continue
+            try:
+                item = validate_item(value, index, values=index in deep)
+                if index in redo:
+                    texts[index] = encode_item(item, index)
+            except UserError as exc:
+                raise UserError(f"{name}:{numbers[index]}: {exc}; nothing was imported") from None
+            kind, call_id = item_kind(item)
+            kinds.append(kind)
+            call_ids.append(call_id)
+            if item.get("type", "message") != "message":
+                others.append((index, item))
+    parsed.kinds, parsed.call_ids = kinds, call_ids
+    if not others or pairing_problem([item for _, item in others]) is None:
+        return None
+    # Messages take no part in pairing, so the check over the others alone is the check
+    # over all of them; it runs over all again (messages as empty stand-ins) only to name
+    # the right item.
+    stand_ins: list[Item] = [{}] * len(texts)
+    for index, item in others:
+        stand_ins[index] = item
+    return pairing_problem(stand_ins)
 
 
 def _no_constants(name: str) -> Any:
@@ -269,33 +382,6 @@ def _load_line(line: str, name: str, number: int) -> Any:
         ) from None
 
 
-def _load_items(texts: list[str], lines: Sequence[int], name: str) -> list[Item]:
-    """Decode and check every item line (one ``json.loads`` for all of them when they are
-    all valid; line by line to name the first bad one otherwise)."""
-    values: Any = None
-    if texts:
-        try:
-            values = json.loads("[" + ",".join(texts) + "]", parse_constant=_no_constants)
-        except (ValueError, RecursionError):
-            values = None
-    if values is None or len(values) != len(texts):
-        values = [_load_line(line, name, number) for line, number in zip(texts, lines, strict=True)]
-    items = []
-    for index, (value, line) in enumerate(zip(values, texts, strict=True)):
-        # JSON keys are strings; only the depth needs the walk over the values, and a line
-        # with few brackets cannot nest deeply.
-        shallow = line.count("{") + line.count("[") <= MAX_DEPTH
-        try:
-            items.append(validate_item(value, index, values=not shallow))
-            if "\\u" in line or "\r" in line or line[0] != "{" or line[-1] != "}":
-                # An escape may hide a lone surrogate, and a line may carry spaces around it:
-                # store the item's own compact JSON instead of the line's text.
-                texts[index] = encode_item(items[-1], index)
-        except UserError as exc:
-            raise UserError(f"{name}:{lines[index]}: {exc}; nothing was imported") from None
-    return items
-
-
 def _parse_paused(data: bytes | str, name: str) -> _Parsed:
     # Decoding a big file makes many containers at once; the collector would run over them
     # again and again for nothing (decoded JSON holds no cycles).
@@ -303,9 +389,17 @@ def _parse_paused(data: bytes | str, name: str) -> _Parsed:
         return _parse(data, name)
 
 
-def _encode_paused(parsed: _Parsed, codec: ItemCodec, session_id: str) -> list[EncodedItem]:
-    with gc_paused(len(parsed.items) > 2000):
-        return encode_texts(parsed.items, parsed.texts, codec, session_id)
+def _rows(parsed: _Parsed, codec: ItemCodec, session_id: str) -> EncodedRows:
+    """The rows to write: the texts as they are (sealed by a codec that seals), with the
+    kinds and call ids found while checking them and the token estimates of the texts."""
+    texts = parsed.texts
+    data: list[str | bytes]
+    if codec.plain_json:
+        data = list(texts)
+    else:
+        with gc_paused(len(texts) > 2000):
+            data = [codec.seal(session_id, text) for text in texts]
+    return EncodedRows(data, parsed.kinds, parsed.call_ids, estimate_token_counts(texts))
 
 
 def _header(parsed: _Parsed, header: dict[str, Any], name: str, number: int) -> None:
@@ -370,7 +464,7 @@ async def import_jsonl(
             f"{name} has no header naming its session (the old plain format): pass session_id"
         )
     target = check_session_id(target)
-    problem = pairing_problem(parsed.items)
+    problem = parsed.problem
     if problem is not None:
         raise UserError(
             f"{name}:{_line_of(problem, parsed.lines)}: {problem}, which no model accepts; "
@@ -388,9 +482,9 @@ async def import_jsonl(
             f"{store._backend.where} cannot keep: import with mode='append' to take the items only"
         )
     codec = store.codec
-    rows = await asyncio.to_thread(_encode_paused, parsed, codec, target)
+    rows = await asyncio.to_thread(_rows, parsed, codec, target)
     version = parsed.version
-    del parsed  # the decoded items: the write needs only the rows (and the collector less)
+    del parsed
     session = store.session(target)
     payloads = {key: encode_record(codec, target, key, value) for key, value in records.items()}
     backend = store._backend

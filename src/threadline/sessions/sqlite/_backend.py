@@ -95,14 +95,25 @@ class SQLiteBackend(StoreBackend):
         self.engine.when_idle("search-index", step)
 
     async def read(self, session_id: str, limit: int | None) -> list[Item]:
-        return await self.engine.read(
+        single = limit is not None and limit <= ops.SINGLE_STATEMENT_LIMIT and self.codec.plain_json
+        found: list[Item] | None = await self.engine.read(
             functools.partial(
                 ops.read_newest, codec=self.codec, session_id=session_id, limit=limit
             ),
-            snapshot=limit is None
-            or limit > ops.SINGLE_STATEMENT_LIMIT
-            or not self.codec.plain_json,
+            snapshot=not single,
         )
+        if found is None:  # a fork whose newest items reach into the rows it shares
+            found = await self.engine.read(
+                functools.partial(
+                    ops.read_newest,
+                    codec=self.codec,
+                    session_id=session_id,
+                    limit=limit,
+                    single=False,
+                )
+            )
+            assert found is not None
+        return found
 
     async def window(
         self, session_id: str, max_items: int | None, max_tokens: int | None
@@ -177,7 +188,13 @@ class SQLiteBackend(StoreBackend):
 
     async def fork(self, session_id: str, new_session_id: str, at: int | None) -> None:
         await self.engine.write(
-            functools.partial(ops.fork, session_id=session_id, new_session_id=new_session_id, at=at)
+            functools.partial(
+                ops.fork,
+                session_id=session_id,
+                new_session_id=new_session_id,
+                at=at,
+                share=self.codec.plain_json,  # (a sealed payload belongs to one session)
+            )
         )
 
     async def fork_resealed(

@@ -16,6 +16,12 @@ Blocking SQLite calls never run on an event loop:
 * Heartbeats (used by the writer lease) run on the writer thread at their interval.
 * Idle jobs (the search index's catch-up) run on the writer thread once it has had no work
   for a moment, so a burst of writes is never slowed down by them.
+* WAL checkpoints (copying the log into the database file) run on a reader thread, which
+  the writer asks for at its next quiet moment once :data:`CHECKPOINT_CHANGES` rows changed
+  since the last one; a commit checkpoints by itself only past :data:`WAL_AUTOCHECKPOINT`
+  pages of log (instead of SQLite's 1,000). So a commit waits for its own fsync, but neither
+  it nor the next write waits for a checkpoint (a ``PASSIVE`` one lets writers go on).
+  Durability is the WAL's either way.
 * ``os.fork()`` waits for a write group in flight to finish and holds new ones back until the
   fork is done (``os.register_at_fork``), so a child never inherits a transaction or a lock
   taken half-way; the child then starts threads and connections of its own on first use.
@@ -50,6 +56,10 @@ logger = logging.getLogger("threadline.sessions")
 _MAX_GROUP = 256
 _IDLE_EXIT = 30.0  # seconds without work after which the writer thread leaves
 _IDLE_JOB_DELAY = 0.05  # seconds without work before idle jobs run
+WAL_AUTOCHECKPOINT = 16_384
+"""Pages (64 MiB at 4 KiB) past which a commit checkpoints the WAL itself."""
+CHECKPOINT_CHANGES = 500
+"""Rows changed after which the writer asks for a checkpoint at its next quiet moment."""
 _STOP = object()
 _FORK_GRAVEYARD: list[sqlite3.Connection] = []  # a parent's connections, inherited by a fork
 _WAKE = object()
@@ -163,6 +173,8 @@ class SQLiteEngine:
         self._local = threading.local()
         self._heartbeats: dict[Hashable, _Heartbeat] = {}
         self._idle_jobs: dict[Hashable, Job] = {}
+        self._checkpoint_due = False
+        self._changes_checkpointed = 0  # the write connection's total_changes at the last one
 
     @property
     def where(self) -> str:
@@ -216,13 +228,17 @@ class SQLiteEngine:
         loop = asyncio.get_running_loop()
         with self._state_lock:
             self._check_open()
-            if self._reader_pool is None:
-                self._reader_pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=self.readers, thread_name_prefix="threadline-sqlite-reader"
-                )
-            pool = self._reader_pool
+            pool = self._readers()
         result: T = await loop.run_in_executor(pool, self._run_read, fn, snapshot)
         return result
+
+    def _readers(self) -> concurrent.futures.ThreadPoolExecutor:
+        # Called with _state_lock held.
+        if self._reader_pool is None:
+            self._reader_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.readers, thread_name_prefix="threadline-sqlite-reader"
+            )
+        return self._reader_pool
 
     def add_heartbeat(
         self,
@@ -337,6 +353,8 @@ class SQLiteEngine:
                 )
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         self._current_synchronous = self.synchronous
+        if not self.memory:
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT:d}")
         migrate(conn, self.where, self.on_create, self.sdk_tables)
 
     def _reader_conn(self) -> sqlite3.Connection:
@@ -412,7 +430,7 @@ class SQLiteEngine:
         try:
             while not stopped:
                 timeout = self._next_heartbeat_in()
-                idle_work = bool(self._idle_jobs)
+                idle_work = bool(self._idle_jobs) or self._checkpoint_due
                 if idle_work:
                     timeout = _IDLE_JOB_DELAY if timeout is None else min(timeout, _IDLE_JOB_DELAY)
                 try:
@@ -420,6 +438,7 @@ class SQLiteEngine:
                 except queue.Empty:
                     if idle_work:
                         self._run_idle_jobs()
+                        self._checkpoint()
                         continue
                     if timeout is None and self._leave_if_idle():
                         return
@@ -456,9 +475,32 @@ class SQLiteEngine:
                     job.future.exception(),
                 )
 
+    def _checkpoint(self) -> None:
+        """Ask a reader thread to copy the WAL into the database file (called by the writer
+        at a quiet moment; ``PASSIVE``: it waits for nobody, and what readers still need
+        stays in the log for the next one)."""
+        if not self._checkpoint_due:
+            return
+        self._checkpoint_due = False
+        with self._state_lock:
+            if self._closed or self._pid != os.getpid():
+                return
+            self._readers().submit(self._run_checkpoint)
+
+    def _run_checkpoint(self) -> None:
+        try:
+            self._reader_conn().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:  # a later one, a commit past the threshold, or close does it
+            logger.warning("threadline: checkpointing %s failed: %s", self.where, exc)
+
     def _leave_if_idle(self) -> bool:
         with self._state_lock:
-            if self._heartbeats or self._idle_jobs or not self._queue.empty():
+            if (
+                self._heartbeats
+                or self._idle_jobs
+                or self._checkpoint_due
+                or not self._queue.empty()
+            ):
                 return False
             self._writer = None
             return True
@@ -557,6 +599,12 @@ class SQLiteEngine:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        changed = conn.total_changes - self._changes_checkpointed
+        if changed < 0:  # a new connection (after os.fork), or the counter wrapped
+            self._changes_checkpointed, changed = 0, conn.total_changes
+        if not self.memory and changed >= CHECKPOINT_CHANGES:
+            self._changes_checkpointed = conn.total_changes
+            self._checkpoint_due = True
         return outcomes
 
     def _set_synchronous(self, conn: sqlite3.Connection, durable: bool) -> None:

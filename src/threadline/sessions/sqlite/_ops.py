@@ -12,9 +12,11 @@ the index to catch up later, so a write pays nothing for search.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any
 
 from ...errors import CorruptItemError, LeaseLostError, SessionError, UserError
@@ -27,13 +29,15 @@ from ..codec import (
     KIND_USER,
     ROW_SEPARATOR,
     EncodedItem,
+    EncodedRows,
     ItemCodec,
     decode_joined,
     decode_payload,
     gc_paused,
     share_common_values,
 )
-from . import _search
+from . import _forks, _search
+from ._forks import Span
 
 __all__ = [
     "SINGLE_STATEMENT_LIMIT",
@@ -83,23 +87,30 @@ else:
 
 _NEWEST_CHUNK = (
     f"SELECT count(*), min(seq), {_CONCAT} FROM ("
-    "SELECT seq, data FROM threadline_items WHERE sid = ? AND seq < ? "
+    "SELECT seq, data FROM threadline_items WHERE sid = ? AND seq < ? AND seq >= ? "
     "ORDER BY seq DESC LIMIT ?)"
 )
 _NEWEST_BY_ID = (
-    f"SELECT count(*), min(seq), {_CONCAT} FROM ("
-    "SELECT seq, data FROM threadline_items WHERE sid = "
-    "(SELECT sid FROM threadline_sessions WHERE session_id = ?) "
-    "ORDER BY seq DESC LIMIT ?)"
+    f"SELECT count(*), min(seq), {_CONCAT}, "
+    "(SELECT base_sid FROM threadline_sessions WHERE session_id = ?1) FROM ("
+    "SELECT seq, data FROM threadline_items WHERE "
+    "sid = (SELECT sid FROM threadline_sessions WHERE session_id = ?1) AND "
+    "seq >= (SELECT base_count FROM threadline_sessions WHERE session_id = ?1) "
+    "ORDER BY seq DESC LIMIT ?2)"
 )
+"""The newest items of a session's own rows, and whether it shares older ones (a fork)."""
 _NEWEST_ROWS = (
     "SELECT seq, CAST(data AS BLOB) FROM threadline_items "
-    "WHERE sid = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+    "WHERE sid = ? AND seq < ? AND seq >= ? ORDER BY seq DESC LIMIT ?"
+)
+_METAS = (
+    "SELECT kind, call_id, tokens FROM threadline_items WHERE sid = ? AND seq >= ? AND seq < ? "
+    "ORDER BY seq DESC"
 )
 _INSERT = (
     "INSERT INTO threadline_items (sid, seq, kind, call_id, tokens, data) VALUES (?, ?, ?, ?, ?, ?)"
 )
-_TOP = 1 << 62  # above any seq
+_TOP = _forks.TOP  # above any seq
 _SEQ_LIMIT = _search.SEQ_LIMIT  # seq must stay below this: rid = sid << 32 | seq
 
 
@@ -115,11 +126,8 @@ def check_fence(conn: sqlite3.Connection, session_id: str, fence: Fence | None) 
         raise LeaseLostError(session_id, f"this run held epoch {fence.epoch}{newer}")
 
 
-def _session(conn: sqlite3.Connection, session_id: str) -> tuple[int, int] | None:
-    row = conn.execute(
-        "SELECT sid, item_count FROM threadline_sessions WHERE session_id = ?", (session_id,)
-    ).fetchone()
-    return None if row is None else (row[0], row[1])
+def _session(conn: sqlite3.Connection, session_id: str) -> Span | None:
+    return _forks.find(conn, session_id)
 
 
 def _create_session(conn: sqlite3.Connection, session_id: str, now: float) -> int:
@@ -133,32 +141,27 @@ def _create_session(conn: sqlite3.Connection, session_id: str, now: float) -> in
     return sid
 
 
-def _position(conn: sqlite3.Connection, sid: int, seq: int) -> int:
-    (count,) = conn.execute(
-        "SELECT count(*) FROM threadline_items WHERE sid = ? AND seq < ?", (sid, seq)
-    ).fetchone()
-    return int(count)
-
-
 def _decode_rows(
     conn: sqlite3.Connection,
     codec: ItemCodec,
     sid: int,
     session_id: str,
     below: int,
+    low: int,
     count: int,
 ) -> tuple[list[Item], int]:
-    """Decode a chunk row by row (newest first), raising on the first corrupt row.
+    """Decode a chunk row by row (newest first, ``low <= seq < below``), raising on the first
+    corrupt row (an item's ``seq`` is its position).
 
     Returns the items and the lowest ``seq`` read. Rows are read as bytes, so that text which
     is not valid UTF-8 is reported as corrupt like any other bad row.
     """
     items = []
     lowest = below
-    for seq, data in conn.execute(_NEWEST_ROWS, (sid, below, count)).fetchall():
+    for seq, data in conn.execute(_NEWEST_ROWS, (sid, below, low, count)).fetchall():
         item, problem = decode_payload(codec, session_id, data)
         if item is None:
-            raise CorruptItemError(session_id, _position(conn, sid, seq), problem)
+            raise CorruptItemError(session_id, seq, problem)
         items.append(item)
         lowest = seq
     return items, lowest
@@ -168,13 +171,21 @@ def _fetch_chunk(
     conn: sqlite3.Connection, sql: str, params: tuple[object, ...]
 ) -> tuple[int, int, str | None]:
     """Run a chunk query; ``count`` is -1 when the chunk holds text that is not UTF-8."""
+    count, lowest, joined, _ = _fetch_chunk_shared(conn, sql, params)
+    return count, lowest, joined
+
+
+def _fetch_chunk_shared(
+    conn: sqlite3.Connection, sql: str, params: tuple[object, ...]
+) -> tuple[int, int, str | None, int | None]:
+    """:func:`_fetch_chunk` of a query with a fourth column (``_NEWEST_BY_ID``'s base)."""
     try:
-        count, lowest, joined = conn.execute(sql, params).fetchone()
+        row = conn.execute(sql, params).fetchone()
     except sqlite3.OperationalError as exc:
         if "decode" not in str(exc):
             raise
-        return -1, 0, None
-    return count, lowest, joined
+        return -1, 0, None, None
+    return row[0], row[1], row[2], row[3] if len(row) > 3 else None
 
 
 def _decode_chunk(count: int, joined: str | None) -> list[Item] | None:
@@ -186,66 +197,77 @@ def _decode_chunk(count: int, joined: str | None) -> list[Item] | None:
 def _read_newest(
     conn: sqlite3.Connection,
     codec: ItemCodec,
-    sid: int,
+    span: Span,
     session_id: str,
     limit: int | None,
-    total: int,
 ) -> list[Item]:
-    """The newest ``limit`` items of ``sid`` (all when ``None``), oldest first, in chunks."""
-    wanted = total if limit is None else min(limit, total)
+    """The newest ``limit`` items of a session (all when ``None``), oldest first, in chunks
+    (its own rows, then those it shares)."""
+    wanted = span.total if limit is None else min(limit, span.total)
     items: list[Item] = []
     memo: dict[str, str] = {}
-    below = _TOP
     plain = codec.plain_json
     share = wanted > _SHARE_ABOVE
     with gc_paused(wanted > _GC_PAUSE_ABOVE):
-        while limit is None or len(items) < limit:
-            size = _CHUNK if limit is None else min(_CHUNK, limit - len(items))
-            if plain:
-                count, lowest, joined = _fetch_chunk(conn, _NEWEST_CHUNK, (sid, below, size))
-                if not count:
+        for sid, low, below in _forks.ranges(span):
+            while limit is None or len(items) < limit:
+                size = _CHUNK if limit is None else min(_CHUNK, limit - len(items))
+                if plain:
+                    count, lowest, joined = _fetch_chunk(
+                        conn, _NEWEST_CHUNK, (sid, below, low, size)
+                    )
+                    if not count:
+                        break
+                    values = _decode_chunk(count, joined)
+                else:
+                    values = None
+                if values is None:
+                    values, lowest = _decode_rows(conn, codec, sid, session_id, below, low, size)
+                    count = len(values)
+                    if not count:
+                        break
+                if share:
+                    share_common_values(values, memo)
+                items.extend(values)
+                below = lowest
+                if count < size:
                     break
-                values = _decode_chunk(count, joined)
-            else:
-                values = None
-            if values is None:
-                values, lowest = _decode_rows(conn, codec, sid, session_id, below, size)
-                count = len(values)
-                if not count:
-                    break
-            if share:
-                share_common_values(values, memo)
-            items.extend(values)
-            below = lowest
-            if count < size:
+            if limit is not None and len(items) >= limit:
                 break
     items.reverse()
     return items
 
 
 def read_newest(
-    conn: sqlite3.Connection, codec: ItemCodec, session_id: str, limit: int | None
-) -> list[Item]:
-    """``get_items(limit)``: the newest ``limit`` items, oldest first."""
+    conn: sqlite3.Connection,
+    codec: ItemCodec,
+    session_id: str,
+    limit: int | None,
+    single: bool = True,
+) -> list[Item] | None:
+    """``get_items(limit)``: the newest ``limit`` items, oldest first.
+
+    With ``single`` a small plain read is one statement, so it needs no explicit
+    transaction: the common per-turn read. It returns ``None`` when that statement shows the
+    read reaches into rows the session shares (a fork): the caller then reads again in a
+    snapshot with ``single=False``.
+    """
     if limit == 0:
         return []
-    if limit is not None and limit <= _CHUNK and codec.plain_json:
-        # One statement, so it needs no explicit transaction: the common per-turn read.
-        count, _, joined = _fetch_chunk(conn, _NEWEST_BY_ID, (session_id, limit))
+    if single and limit is not None and limit <= _CHUNK and codec.plain_json:
+        count, _, joined, shared = _fetch_chunk_shared(conn, _NEWEST_BY_ID, (session_id, limit))
+        if shared is not None and 0 <= count < limit:
+            return None
         if not count:
             return []
         values = _decode_chunk(count, joined)
-        if values is None:
-            found = _session(conn, session_id)
-            if found is None:
-                return []
-            values, _ = _decode_rows(conn, codec, found[0], session_id, _TOP, limit)
-        values.reverse()
-        return values
+        if values is not None:
+            values.reverse()
+            return values
     found = _session(conn, session_id)
     if found is None:
         return []
-    return _read_newest(conn, codec, found[0], session_id, limit, found[1])
+    return _read_newest(conn, codec, found, session_id, limit)
 
 
 def window(
@@ -259,22 +281,50 @@ def window(
     found = _session(conn, session_id)
     if found is None:
         return []
-    sid, total = found
     if max_items is None and max_tokens is None:
-        return _read_newest(conn, codec, sid, session_id, None, total)
-    sql = "SELECT kind, call_id, tokens FROM threadline_items WHERE sid = ? ORDER BY seq DESC"
-    params: tuple[int, ...] = (sid,)
-    if max_items is not None:
-        sql += " LIMIT ?"
-        params = (sid, max_items + 1)
-    cursor = conn.execute(sql, params)
-    try:
-        size = window_size(cursor, max_items, max_tokens)
-    finally:
-        cursor.close()
+        return _read_newest(conn, codec, found, session_id, None)
+    limit = None if max_items is None else max_items + 1
+    with contextlib.closing(_metas(conn, found, 0, limit)) as rows:
+        size = window_size(rows, max_items, max_tokens)
     if size == 0:
         return []
-    return _read_newest(conn, codec, sid, session_id, size, total)
+    return _read_newest(conn, codec, found, session_id, size)
+
+
+def _metas(
+    conn: sqlite3.Connection, span: Span, low: int, limit: int | None
+) -> Generator[tuple[int, str | None, int], None, None]:
+    """``(kind, call_id, tokens)`` of the items at positions ``>= low``, newest first (at
+    most ``limit`` from each range)."""
+    sql = _METAS
+    if limit is not None:
+        sql += f" LIMIT {limit:d}"
+    for sid, lo, hi in _forks.ranges(span, low):
+        cursor = conn.execute(sql, (sid, lo, hi))
+        try:
+            yield from cursor
+        finally:
+            cursor.close()
+
+
+def _owner(span: Span, position: int) -> int:
+    """The sid whose rows hold the item at ``position``."""
+    if span.base is not None and position < span.base_count:
+        return span.base
+    return span.sid
+
+
+def _count_from(conn: sqlite3.Connection, span: Span, low: int, column: str = "count(*)") -> int:
+    """``count(*)`` (or another aggregate) over the items at positions ``>= low``."""
+    total = 0
+    for sid, lo, hi in _forks.ranges(span, low):
+        (value,) = conn.execute(
+            f"SELECT coalesce({column}, 0) FROM threadline_items "
+            "WHERE sid = ? AND seq >= ? AND seq < ?",
+            (sid, lo, hi),
+        ).fetchone()
+        total += int(value)
+    return total
 
 
 def window_since(
@@ -289,43 +339,30 @@ def window_since(
     found = _session(conn, session_id)
     if found is None:
         return TailWindow(0, None, [], 0)
-    sid, total = found
+    total = found.total
     if start > total:
         return TailWindow(total, None, [], 0)
-    (tail_tokens,) = conn.execute(
-        "SELECT coalesce(sum(tokens), 0) FROM threadline_items WHERE sid = ? AND seq >= ?",
-        (sid, start),
-    ).fetchone()
+    tail_tokens = _count_from(conn, found, start, "sum(tokens)")
     if max_items is None and max_tokens is None:
         size = total - start
     elif max_items == 0 or max_tokens == 0:
         size = 0
     else:
-        sql = (
-            "SELECT kind, call_id, tokens FROM threadline_items WHERE sid = ? AND seq >= ? "
-            "ORDER BY seq DESC"
-        )
-        params: tuple[int, ...] = (sid, start)
-        if max_items is not None:
-            sql += " LIMIT ?"
-            params = (sid, start, max_items + 1)
-        cursor = conn.execute(sql, params)
-        try:
-            size = window_size(cursor, max_items, max_tokens)
-        finally:
-            cursor.close()
+        limit = None if max_items is None else max_items + 1
+        with contextlib.closing(_metas(conn, found, start, limit)) as rows:
+            size = window_size(rows, max_items, max_tokens)
     anchor = None
     if start > 0:
         row = conn.execute(
             "SELECT CAST(data AS BLOB) FROM threadline_items WHERE sid = ? AND seq = ?",
-            (sid, start - 1),
+            (_owner(found, start - 1), start - 1),
         ).fetchone()
         if row is not None:
             anchor, problem = decode_payload(codec, session_id, row[0])
             if anchor is None:
                 raise CorruptItemError(session_id, start - 1, problem)
-    items = _read_newest(conn, codec, sid, session_id, size, total) if size else []
-    return TailWindow(total, anchor, items, int(tail_tokens))
+    items = _read_newest(conn, codec, found, session_id, size) if size else []
+    return TailWindow(total, anchor, items, tail_tokens)
 
 
 def window_after_record(
@@ -357,24 +394,38 @@ def add(
     check_fence(conn, session_id, fence)
     now = time.time()
     found = conn.execute(
-        "SELECT sid, (SELECT max(seq) FROM threadline_items AS i WHERE i.sid = s.sid) "
+        "SELECT sid, base_count, "
+        "(SELECT max(seq) FROM threadline_items AS i WHERE i.sid = s.sid) "
         "FROM threadline_sessions AS s WHERE s.session_id = ?",
         (session_id,),
     ).fetchone()
     if found is None:
         sid, seq = _create_session(conn, session_id, now), 0
-    else:
-        sid, top = found
-        seq = 0 if top is None else top + 1
+    else:  # a fork's own rows follow the rows it shares
+        sid, shared, top = found
+        seq = shared if top is None else top + 1
     if seq + len(rows) > _SEQ_LIMIT:
         raise SessionError(
             f"session {session_id!r} would pass {_SEQ_LIMIT - 1} items, the most one SQLite "
             "session holds: fork the newest part into a new session"
         )
-    conn.executemany(
-        _INSERT,
-        [(sid, seq + i, row.kind, row.call_id, row.tokens, row.data) for i, row in enumerate(rows)],
-    )
+    if isinstance(rows, EncodedRows):  # a bulk import: zip the columns, no tuple per item
+        count = len(rows)
+        params: Iterable[tuple[object, ...]] = zip(
+            itertools.repeat(sid, count),
+            range(seq, seq + count),
+            rows.kinds,
+            rows.call_ids,
+            rows.tokens,
+            rows.data,
+            strict=True,
+        )
+    else:
+        params = [
+            (sid, seq + i, row.kind, row.call_id, row.tokens, row.data)
+            for i, row in enumerate(rows)
+        ]
+    conn.executemany(_INSERT, params)
     conn.execute(
         "UPDATE threadline_sessions SET item_count = item_count + ?, updated_at = ? WHERE sid = ?",
         (len(rows), now, sid),
@@ -459,13 +510,16 @@ def list_records(
 
 
 def _remove_from(
-    conn: sqlite3.Connection, codec: ItemCodec, sid: int, seq: int, count: int
+    conn: sqlite3.Connection, codec: ItemCodec, span: Span, seq: int, count: int
 ) -> None:
-    _search.unindex_from(conn, codec, sid, seq)
-    conn.execute("DELETE FROM threadline_items WHERE sid = ? AND seq >= ?", (sid, seq))
+    """Remove the items at positions ``>= seq``: forks that share them get copies first."""
+    _forks.release(conn, codec, span.sid, seq)
+    _forks.unshare_from(conn, span, seq)
+    _search.unindex_from(conn, codec, span.sid, seq)
+    conn.execute("DELETE FROM threadline_items WHERE sid = ? AND seq >= ?", (span.sid, seq))
     conn.execute(
         "UPDATE threadline_sessions SET item_count = item_count - ?, updated_at = ? WHERE sid = ?",
-        (count, time.time(), sid),
+        (count, time.time(), span.sid),
     )
 
 
@@ -477,19 +531,21 @@ def pop(
     found = _session(conn, session_id)
     if found is None:
         return None
-    sid = found[0]
-    row = conn.execute(
-        "SELECT seq, CAST(data AS BLOB) FROM threadline_items WHERE sid = ? "
-        "ORDER BY seq DESC LIMIT 1",
-        (sid,),
-    ).fetchone()
-    if row is None:
+    for sid, low, high in _forks.ranges(found):
+        row = conn.execute(
+            "SELECT seq, CAST(data AS BLOB) FROM threadline_items WHERE sid = ? AND seq >= ? "
+            "AND seq < ? ORDER BY seq DESC LIMIT 1",
+            (sid, low, high),
+        ).fetchone()
+        if row is not None:
+            break
+    else:
         return None
     seq, data = row
     item, problem = decode_payload(codec, session_id, data)
     if item is None:
-        raise CorruptItemError(session_id, _position(conn, sid, seq), problem)
-    _remove_from(conn, codec, sid, seq, 1)
+        raise CorruptItemError(session_id, seq, problem)
+    _remove_from(conn, codec, found, seq, 1)
     return item
 
 
@@ -501,25 +557,27 @@ def pop_turn(
     found = _session(conn, session_id)
     if found is None:
         return []
-    sid, total = found
-    row = conn.execute(
-        "SELECT seq FROM threadline_items WHERE sid = ? AND kind = ? ORDER BY seq DESC LIMIT 1",
-        (sid, KIND_USER),
-    ).fetchone()
-    if row is None:
+    for sid, low, high in _forks.ranges(found):
+        row = conn.execute(
+            "SELECT seq FROM threadline_items WHERE sid = ? AND seq >= ? AND seq < ? "
+            "AND kind = ? ORDER BY seq DESC LIMIT 1",
+            (sid, low, high, KIND_USER),
+        ).fetchone()
+        if row is not None:
+            break
+    else:
         return []
     (start,) = row
-    (count,) = conn.execute(
-        "SELECT count(*) FROM threadline_items WHERE sid = ? AND seq >= ?", (sid, start)
-    ).fetchone()
-    items = _read_newest(conn, codec, sid, session_id, count, total)
-    _remove_from(conn, codec, sid, start, count)
+    count = _count_from(conn, found, start)
+    items = _read_newest(conn, codec, found, session_id, count)
+    _remove_from(conn, codec, found, start, count)
     return items
 
 
-def _remove_all(conn: sqlite3.Connection, codec: ItemCodec, sid: int) -> None:
-    _search.unindex_from(conn, codec, sid, 0)
-    conn.execute("DELETE FROM threadline_items WHERE sid = ?", (sid,))
+def _remove_all(conn: sqlite3.Connection, codec: ItemCodec, span: Span) -> None:
+    _forks.release(conn, codec, span.sid, 0)
+    _search.unindex_from(conn, codec, span.sid, 0)
+    conn.execute("DELETE FROM threadline_items WHERE sid = ?", (span.sid,))
 
 
 def clear(
@@ -530,10 +588,11 @@ def clear(
     found = _session(conn, session_id)
     if found is None:
         return
-    _remove_all(conn, codec, found[0])
+    _remove_all(conn, codec, found)
     conn.execute(
-        "UPDATE threadline_sessions SET item_count = 0, updated_at = ? WHERE sid = ?",
-        (time.time(), found[0]),
+        "UPDATE threadline_sessions SET item_count = 0, updated_at = ?, base_sid = NULL, "
+        "base_count = 0 WHERE sid = ?",
+        (time.time(), found.sid),
     )
 
 
@@ -542,9 +601,9 @@ def delete(conn: sqlite3.Connection, codec: ItemCodec, session_id: str) -> bool:
     found = _session(conn, session_id)
     if found is None:
         return False
-    _remove_all(conn, codec, found[0])
-    conn.execute("DELETE FROM threadline_records WHERE sid = ?", (found[0],))
-    conn.execute("DELETE FROM threadline_sessions WHERE sid = ?", (found[0],))
+    _remove_all(conn, codec, found)
+    conn.execute("DELETE FROM threadline_records WHERE sid = ?", (found.sid,))
+    conn.execute("DELETE FROM threadline_sessions WHERE sid = ?", (found.sid,))
     conn.execute(
         "DELETE FROM threadline_leases WHERE session_id = ? AND (owner = '' OR expires_at < ?)",
         (session_id, time.time()),
@@ -568,40 +627,57 @@ def replace(
         _create_session(conn, session_id, time.time())
 
 
-def fork(conn: sqlite3.Connection, session_id: str, new_session_id: str, at: int | None) -> None:
-    """Copy the first ``at`` items (all when ``None``) into the empty session ``new_session_id``."""
+def fork(
+    conn: sqlite3.Connection,
+    session_id: str,
+    new_session_id: str,
+    at: int | None,
+    share: bool = True,
+) -> None:
+    """Give the empty session ``new_session_id`` the first ``at`` items (all when ``None``):
+    shared with the source (``share``, see :mod:`._forks`), or copied."""
     target = _session(conn, new_session_id)
-    if target is not None and target[1] > 0:
+    if target is not None and target.total > 0:
         raise UserError(
             f"cannot fork session {session_id!r} into {new_session_id!r}: that session already "
-            f"holds {target[1]} items; clear it first or pick a new id"
+            f"holds {target.total} items; clear it first or pick a new id"
         )
     source = _session(conn, session_id)
-    count = 0 if source is None else source[1] if at is None else min(at, source[1])
+    count = 0 if source is None else source.total if at is None else min(at, source.total)
     if source is None or count == 0:
         return
-    if count < source[1]:
-        pairs = conn.execute(
-            "SELECT seq, kind, call_id FROM threadline_items "
-            f"WHERE sid = ? AND kind IN ({KIND_CALL:d}, {KIND_OUTPUT:d}) ORDER BY seq",
-            (source[0],),
-        )
-        try:
-            check_fork_cut(session_id, count, pairs)
-        finally:
-            pairs.close()
+    if count < source.total:
+        _check_cut(conn, session_id, source, count)
     now = time.time()
-    sid = target[0] if target is not None else _create_session(conn, new_session_id, now)
-    conn.execute(
-        "INSERT INTO threadline_items (sid, seq, kind, call_id, tokens, data) "
-        "SELECT ?, seq, kind, call_id, tokens, data "
-        "FROM threadline_items WHERE sid = ? AND seq < ? ORDER BY seq",
-        (sid, source[0], count),
-    )
+    sid = target.sid if target is not None else _create_session(conn, new_session_id, now)
+    if share:
+        _forks.share(conn, source, sid, count)
+    else:
+        for owner, low, high in _forks.ranges(source, newest_first=False):
+            conn.execute(
+                "INSERT INTO threadline_items (sid, seq, kind, call_id, tokens, data) "
+                "SELECT ?, seq, kind, call_id, tokens, data FROM threadline_items "
+                "WHERE sid = ? AND seq >= ? AND seq < ? ORDER BY seq",
+                (sid, owner, low, min(high, count)),
+            )
     conn.execute(
         "UPDATE threadline_sessions SET item_count = ?, updated_at = ? WHERE sid = ?",
         (count, now, sid),
     )
+
+
+def _check_cut(conn: sqlite3.Connection, session_id: str, span: Span, count: int) -> None:
+    """Refuse a fork at ``count`` that would cut a function call from its output."""
+    pairs = [
+        row
+        for sid, low, high in _forks.ranges(span, newest_first=False)
+        for row in conn.execute(
+            "SELECT seq, kind, call_id FROM threadline_items WHERE sid = ? AND seq >= ? "
+            f"AND seq < ? AND kind IN ({KIND_CALL:d}, {KIND_OUTPUT:d}) ORDER BY seq",
+            (sid, low, high),
+        )
+    ]
+    check_fork_cut(session_id, count, pairs)
 
 
 def fork_resealed(
@@ -616,35 +692,28 @@ def fork_resealed(
     in one transaction; returns how many items were copied."""
     fork(conn, session_id, new_session_id, 0)  # checks that the new session is empty
     source = _session(conn, session_id)
-    count = 0 if source is None else source[1] if at is None else min(at, source[1])
+    count = 0 if source is None else source.total if at is None else min(at, source.total)
     if source is None or count == 0:
         return 0
-    if count < source[1]:
-        pairs = conn.execute(
-            "SELECT seq, kind, call_id FROM threadline_items "
-            f"WHERE sid = ? AND kind IN ({KIND_CALL:d}, {KIND_OUTPUT:d}) ORDER BY seq",
-            (source[0],),
-        )
-        try:
-            check_fork_cut(session_id, count, pairs)
-        finally:
-            pairs.close()
+    if count < source.total:
+        _check_cut(conn, session_id, source, count)
     now = time.time()
     target = _session(conn, new_session_id)
-    sid = target[0] if target is not None else _create_session(conn, new_session_id, now)
+    sid = target.sid if target is not None else _create_session(conn, new_session_id, now)
     rows = []
-    for seq, kind, call_id, tokens, data in conn.execute(
-        "SELECT seq, kind, call_id, tokens, data FROM threadline_items "
-        "WHERE sid = ? AND seq < ? ORDER BY seq",
-        (source[0], count),
-    ):
-        try:
-            sealed = reseal(data)
-        except ValueError as exc:
-            raise CorruptItemError(
-                session_id, seq, f"the {codec.name} codec cannot open it: {exc}"
-            ) from None
-        rows.append((sid, seq, kind, call_id, tokens, sealed))
+    for owner, low, high in _forks.ranges(source, newest_first=False):
+        for seq, kind, call_id, tokens, data in conn.execute(
+            "SELECT seq, kind, call_id, tokens, data FROM threadline_items "
+            "WHERE sid = ? AND seq >= ? AND seq < ? ORDER BY seq",
+            (owner, low, min(high, count)),
+        ):
+            try:
+                sealed = reseal(data)
+            except ValueError as exc:
+                raise CorruptItemError(
+                    session_id, seq, f"the {codec.name} codec cannot open it: {exc}"
+                ) from None
+            rows.append((sid, seq, kind, call_id, tokens, sealed))
     conn.executemany(_INSERT, rows)
     conn.execute(
         "UPDATE threadline_sessions SET item_count = ?, updated_at = ? WHERE sid = ?",
@@ -721,9 +790,11 @@ def user_positions(conn: sqlite3.Connection, session_id: str) -> list[int]:
         return []
     return [
         seq
+        for sid, low, high in _forks.ranges(found, newest_first=False)
         for (seq,) in conn.execute(
-            "SELECT seq FROM threadline_items WHERE sid = ? AND kind = ? ORDER BY seq",
-            (found[0], KIND_USER),
+            "SELECT seq FROM threadline_items WHERE sid = ? AND seq >= ? AND seq < ? "
+            "AND kind = ? ORDER BY seq",
+            (sid, low, high, KIND_USER),
         )
     ]
 
@@ -735,7 +806,8 @@ else:
 
 _OLDEST_CHUNK = (
     f"SELECT count(*), max(seq), {_CONCAT_UP} FROM ("
-    "SELECT seq, data FROM threadline_items WHERE sid = ? AND seq > ? ORDER BY seq LIMIT ?)"
+    "SELECT seq, data FROM threadline_items WHERE sid = ? AND seq > ? AND seq < ? "
+    "ORDER BY seq LIMIT ?)"
 )
 
 
@@ -749,18 +821,21 @@ def read_json(conn: sqlite3.Connection, codec: ItemCodec, session_id: str) -> li
     if found is None:
         return []
     texts: list[str] = []
-    above = -1
-    with gc_paused(found[1] > _GC_PAUSE_ABOVE):
-        while True:
-            count, top, joined = _fetch_chunk(conn, _OLDEST_CHUNK, (found[0], above, _CHUNK * 5))
-            if not count:
-                return texts
-            if joined is None or "\n" in joined or decode_joined(joined, count) is None:
-                return None  # (compact JSON never holds a raw line feed)
-            texts += joined.split(ROW_SEPARATOR)
-            above = top
-            if count < _CHUNK * 5:
-                return texts
+    size = _CHUNK * 5
+    with gc_paused(found.total > _GC_PAUSE_ABOVE):
+        for sid, low, high in _forks.ranges(found, newest_first=False):
+            above = low - 1
+            while True:
+                count, top, joined = _fetch_chunk(conn, _OLDEST_CHUNK, (sid, above, high, size))
+                if not count:
+                    break
+                if joined is None or "\n" in joined or decode_joined(joined, count) is None:
+                    return None  # (compact JSON never holds a raw line feed)
+                texts += joined.split(ROW_SEPARATOR)
+                above = top
+                if count < size:
+                    break
+    return texts
 
 
 def read_oldest(
@@ -770,15 +845,19 @@ def read_oldest(
     found = _session(conn, session_id)
     if found is None:
         return []
-    items = []
-    for seq, data in conn.execute(
-        "SELECT seq, CAST(data AS BLOB) FROM threadline_items WHERE sid = ? ORDER BY seq LIMIT ?",
-        (found[0], limit),
-    ).fetchall():
-        item, problem = decode_payload(codec, session_id, data)
-        if item is None:
-            raise CorruptItemError(session_id, seq, problem)
-        items.append(item)
+    items: list[Item] = []
+    for sid, low, high in _forks.ranges(found, newest_first=False):
+        for seq, data in conn.execute(
+            "SELECT seq, CAST(data AS BLOB) FROM threadline_items WHERE sid = ? AND seq >= ? "
+            "AND seq < ? ORDER BY seq LIMIT ?",
+            (sid, low, high, limit - len(items)),
+        ).fetchall():
+            item, problem = decode_payload(codec, session_id, data)
+            if item is None:
+                raise CorruptItemError(session_id, seq, problem)
+            items.append(item)
+        if len(items) >= limit:
+            break
     return items
 
 

@@ -3,11 +3,13 @@
 ``MIGRATIONS`` is append-only: entry ``i`` takes a database from version ``i`` to ``i + 1``,
 and the version lives in ``PRAGMA user_version``. Never edit a released entry; add a new one.
 
-Layout (version 3):
+Layout (version 4):
 
 * ``threadline_sessions`` — one row per session: a small integer ``sid`` standing for the
   session id (which may be any string and is only ever bound as data), the item count and
-  timestamps (Unix seconds).
+  timestamps (Unix seconds). A fork that shares its parent's rows names them: its first
+  ``base_count`` items are the rows of session ``base_sid`` below that position (see
+  ``_forks.py``; the partial index ``threadline_sessions_base`` finds a session's forks).
 * ``threadline_items`` — one row per item, clustered by ``(sid, seq)`` (``WITHOUT ROWID``),
   so one session's history is one contiguous range of the B-tree. ``seq`` is assigned inside
   the write transaction; ``kind``, ``call_id`` and ``tokens`` let a window be chosen without
@@ -23,7 +25,7 @@ Layout (version 3):
   codec like items), clustered by ``(sid, key)``.
 
 Version 2 added the lease epoch, the listing index and search (indexing existing items);
-version 3 the records table.
+version 3 the records table; version 4 forks that share rows (``base_sid``, ``base_count``).
 """
 
 from __future__ import annotations
@@ -108,6 +110,14 @@ MIGRATIONS: list[tuple[Step, ...]] = [
             data NOT NULL,
             PRIMARY KEY (sid, key)
         ) WITHOUT ROWID
+        """,
+    ),
+    (
+        "ALTER TABLE threadline_sessions ADD COLUMN base_sid INTEGER",
+        "ALTER TABLE threadline_sessions ADD COLUMN base_count INTEGER NOT NULL DEFAULT 0",
+        """
+        CREATE INDEX threadline_sessions_base ON threadline_sessions (base_sid, base_count)
+        WHERE base_sid IS NOT NULL
         """,
     ),
 ]

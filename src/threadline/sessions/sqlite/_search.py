@@ -12,6 +12,8 @@ index is *contentless*, and the items are the source.
   it), and inside every search's own transaction, so a search sees every committed write.
 * **Removals** (pop, undo, clear, replace, delete) take their indexed items out of the index
   in their own transaction (:func:`unindex_from`), recomputing the text from the item.
+* **Shared rows** (a fork's prefix, see ``_forks.py``) are indexed once, under the session
+  that stores them; a hit on one is reported for every session that holds it.
 * **Hits are verified** against the item before they are returned, so an index entry that
   could not be removed (a row damaged behind the store's back) never shows as a hit.
 * The text rules have a version (:data:`SEARCH_TEXT_VERSION`); when it changes the index is
@@ -20,6 +22,7 @@ index is *contentless*, and the items are the source.
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 from collections.abc import Sequence
 
@@ -28,14 +31,14 @@ from ...items import Item
 from .._search import make_snippet, matches
 from ..codec import ItemCodec, decode_payload, search_text
 
-__all__ = ["SEARCH_TEXT_VERSION", "catch_up", "rid", "search", "unindex_from"]
+__all__ = ["ITEMS_FROM", "SEARCH_TEXT_VERSION", "catch_up", "rid", "search", "unindex_from"]
 
 SEARCH_TEXT_VERSION = 1
 """Bump when :func:`~threadline.sessions.codec.search_text` or the word rules change."""
 
 SEQ_BITS = 32
 SEQ_LIMIT = 1 << SEQ_BITS
-_ITEMS_FROM = (
+ITEMS_FROM = (
     "SELECT seq, CAST(data AS BLOB) FROM threadline_items "
     "WHERE sid = ? AND seq >= ? AND seq < ? ORDER BY seq"
 )
@@ -85,7 +88,7 @@ def catch_up(conn: sqlite3.Connection, codec: ItemCodec, budget: int | None = No
             done = False
             break
         upto = high if left is None else min(high, low + left)
-        for seq, data in conn.execute(_ITEMS_FROM, (sid, low, upto)):
+        for seq, data in conn.execute(ITEMS_FROM, (sid, low, upto)):
             text = _text(codec, session_id, data)
             if text is not None:
                 entries.append((rid(sid, seq), text))
@@ -107,7 +110,7 @@ def unindex_from(conn: sqlite3.Connection, codec: ItemCodec, sid: int, seq: int)
         return
     indexed, session_id = row
     removals = []
-    for position, data in conn.execute(_ITEMS_FROM, (sid, seq, indexed)):
+    for position, data in conn.execute(ITEMS_FROM, (sid, seq, indexed)):
         text = _text(codec, session_id, data)
         if text is not None:
             removals.append((rid(sid, position), text))
@@ -128,7 +131,9 @@ def search(
 ) -> list[tuple[str, int, str, Item]]:
     """``(session_id, position, snippet, item)`` of the best ``limit`` hits, by BM25.
 
-    Runs in a write transaction: the index first catches up with every committed write.
+    Runs in a write transaction: the index first catches up with every committed write. A
+    row a fork shares with its parent is indexed once, under the parent; a hit on it is a
+    hit in each session that holds it (the parent first, then its forks).
     """
     catch_up(conn, codec)
     query = " ".join('"' + term.replace('"', '""') + '"' for term in terms)
@@ -136,12 +141,18 @@ def search(
     params: list[object] = [query]
     if session_id is not None:
         found = conn.execute(
-            "SELECT sid FROM threadline_sessions WHERE session_id = ?", (session_id,)
+            "SELECT sid, base_sid, base_count FROM threadline_sessions WHERE session_id = ?",
+            (session_id,),
         ).fetchone()
         if found is None:
             return []
-        sql += " AND rowid BETWEEN ? AND ?"
-        params += [rid(found[0], 0), rid(found[0], SEQ_LIMIT - 1)]
+        sid, base, shared = found
+        if base is None:
+            sql += " AND rowid BETWEEN ? AND ?"
+            params += [rid(sid, 0), rid(sid, SEQ_LIMIT - 1)]
+        else:
+            sql += " AND (rowid BETWEEN ? AND ? OR rowid BETWEEN ? AND ?)"
+            params += [rid(sid, 0), rid(sid, SEQ_LIMIT - 1), rid(base, 0), rid(base, shared - 1)]
     sql += " ORDER BY rank LIMIT ? OFFSET ?"
     batch = limit + 16
     hits: list[tuple[str, int, str, Item]] = []
@@ -150,14 +161,33 @@ def search(
         rows = conn.execute(sql, [*params, batch, offset]).fetchall()
         for (row_id,) in rows:
             hit = _verified(conn, codec, row_id, terms)
-            if hit is not None:
+            if hit is None:
+                continue
+            if session_id is not None:
+                hits.append((session_id, *hit[1:]))
+            else:
                 hits.append(hit)
-                if len(hits) == limit:
-                    break
+                _, position, snippet, item = hit
+                for sharer in _sharers(conn, row_id):
+                    hits.append((sharer, position, snippet, copy.deepcopy(item)))
+            if len(hits) >= limit:
+                break
         if len(rows) < batch:
             break
         offset += batch
-    return hits
+    return hits[:limit]
+
+
+def _sharers(conn: sqlite3.Connection, row_id: int) -> list[str]:
+    """The ids of the forks that share the row ``row_id`` with its owner."""
+    return [
+        str(session_id)
+        for (session_id,) in conn.execute(
+            "SELECT session_id FROM threadline_sessions WHERE base_sid = ? AND base_count > ? "
+            "ORDER BY sid",
+            (row_id >> SEQ_BITS, row_id & (SEQ_LIMIT - 1)),
+        )
+    ]
 
 
 def _verified(

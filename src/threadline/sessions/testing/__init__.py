@@ -49,6 +49,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from ...items import MAX_DEPTH, Item, function_call, function_call_output, user_message
+from ._forks import ForkTests
 from ._harness import SessionFactory, asyncio_test, sample_history
 from ._listing import ListingTests
 from ._optional import OptionalCapabilityTests
@@ -342,7 +343,9 @@ StoreFactory = Callable[[], Any]
 """Opens a new store object on this test's storage (or returns an awaitable of one)."""
 
 
-class StoreConformance(SessionConformance, StoreTests, ListingTests, TransferTests, RetentionTests):
+class StoreConformance(
+    SessionConformance, StoreTests, ListingTests, TransferTests, RetentionTests, ForkTests
+):
     """The session tests on handles of a store, plus the store-level tests.
 
     Override ``make_store`` (and optionally ``store_lifespan``, ``corrupt_item`` and
