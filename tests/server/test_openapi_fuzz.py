@@ -1,0 +1,67 @@
+"""schemathesis fuzzes every operation of the OpenAPI schema the server publishes.
+
+``threadline serve`` runs in a subprocess over a temporary SQLite file, its upstream a scripted
+server that answers anything. Each operation gets a bounded, derandomized number of generated
+requests (``THREADLINE_FUZZ_EXAMPLES``, default 12), valid and invalid; every response must be
+no 5xx, have a documented status code and content type, and match the schema for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.server.clients_harness import Served, serve_scripted
+
+EXAMPLES = int(os.environ.get("THREADLINE_FUZZ_EXAMPLES", "12"))
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serve_scripted(tmp_path_factory.mktemp("fuzz")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def published_schema(served: Served) -> Any:
+    return schemathesis.openapi.from_url(f"{served.url}/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("published_schema")
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_published_schema_holds(case: Any, served: Served) -> None:
+    try:
+        case.call_and_validate(base_url=served.url, checks=CHECKS, timeout=30)
+    except Exception:
+        log = served.log.read_text(errors="replace")[-4000:]
+        print(f"--- the server's log (tail) ---\n{log}")
+        raise
