@@ -38,6 +38,7 @@ __all__ = [
     "echo_responder",
     "free_port",
     "last_user_text",
+    "published_openapi",
     "requests_for",
     "serve_scripted",
     "served_cli",
@@ -103,17 +104,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def build_app(store_url: str, upstream: ScriptedServer, *, memory: bool = True) -> Any:
-    """The ``threadline serve`` ASGI app over ``store_url``, its default agent on ``upstream``."""
+def build_app(store_url: str, upstream_url: str, *, memory: bool = True) -> Any:
+    """The ``threadline serve`` ASGI app over ``store_url``, its default agent on ``upstream_url``."""
+    from openai import AsyncOpenAI
     from threadline.server import create_app
 
-    return create_app(
-        store=store_url,
-        upstream=upstream.base_url,
-        upstream_api_key="upstream-test-key",
-        model=UPSTREAM_MODEL,
-        memory=memory,
-    )
+    from threadline.models.openai_chat import OpenAIChatCompletionsModel
+
+    client = AsyncOpenAI(api_key="upstream-test-key", base_url=upstream_url, max_retries=0)
+    model = OpenAIChatCompletionsModel(model=UPSTREAM_MODEL, openai_client=client)
+    return create_app(store=store_url, model=model, memory=memory)
+
+
+def published_openapi() -> dict[str, Any]:
+    """The OpenAPI document the app publishes at ``GET /openapi.json`` (read in process)."""
+    import schemathesis
+
+    app = build_app("memory://", "http://127.0.0.1:9/v1")
+    document: dict[str, Any] = schemathesis.openapi.from_asgi("/openapi.json", app).raw_schema
+    return document
 
 
 class UvicornThread:

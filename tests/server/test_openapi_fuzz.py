@@ -8,7 +8,9 @@ no 5xx, have a documented status code and content type, and match the schema for
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.server.clients_harness import Served, serve_scripted
+from tests.server.clients_harness import Served, published_openapi, serve_scripted
 
 EXAMPLES = int(os.environ.get("THREADLINE_FUZZ_EXAMPLES", "12"))
 
@@ -38,16 +40,21 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``threadline serve`` over a temporary SQLite file; its upstream answers anything."""
     with serve_scripted(tmp_path_factory.mktemp("fuzz")) as running:
         yield running
 
 
-@pytest.fixture(scope="module")
-def published_schema(served: Served) -> Any:
-    return schemathesis.openapi.from_url(f"{served.url}/openapi.json")
+# Loaded when the module is collected (schemathesis makes one test per operation from it);
+# the requests go to the served subprocess, which must publish the same document.
+DOCUMENT = published_openapi()
+schema = schemathesis.openapi.from_dict(DOCUMENT)
 
 
-schema = schemathesis.pytest.from_fixture("published_schema")
+def test_the_running_server_publishes_that_schema(served: Served) -> None:
+    with urllib.request.urlopen(f"{served.url}/openapi.json", timeout=10) as answer:
+        assert answer.headers.get_content_type() == "application/json"
+        assert json.load(answer) == DOCUMENT
 
 
 @schema.parametrize()
