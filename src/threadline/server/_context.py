@@ -1,0 +1,191 @@
+"""What every route works with: the :class:`ServerContext` of one app, and the request helpers
+(the tenant, the session handle of a conversation, the lease a request asks for, the route
+decorator that turns every failure into OpenAI's envelope).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import UserError
+from ..items import Item
+from ..sessions._handle import StoreSession
+from ..sessions.codec import check_session_id
+from ..sessions.lease import held_lease
+from ._agents import ServedAgents
+from ._auth import Auth, Tenant
+from ._errors import ApiError, error_response, from_exception, not_found
+from ._ids import is_chain, stamp_id
+from ._limits import Limits
+
+__all__ = [
+    "LEASE_WAIT_HEADER",
+    "ServerContext",
+    "ServerSession",
+    "api_route",
+    "context_of",
+]
+
+logger = logging.getLogger("threadline.server")
+
+LEASE_WAIT_HEADER = "x-threadline-lease-wait"
+"""The request header asking to wait up to N seconds for a busy conversation (default 0)."""
+
+T = TypeVar("T")
+
+
+class ServerSession(StoreSession):
+    """The session handle a request works through.
+
+    Every item written through it gets an id (stamped in place, so the run's own copy of the
+    item carries the same id). Its ``lease()`` is re-entrant: a request holds the lease around
+    its own writes and the run inside it, and the runner's lease call joins the one held.
+    ``readonly`` (``store: false``) drops every write.
+    """
+
+    readonly: bool
+    written: list[Item]
+
+    def _bound(self) -> None:
+        self.readonly = False
+        self.written = []
+
+    async def add_items(self, items: list[Item], *, records: Any = None) -> None:
+        if self.readonly:
+            return
+        for item in items:
+            stamp_id(item)
+        await super().add_items(items, records=records)
+        self.written.extend(items)
+
+    async def put_records(self, records: Any) -> None:
+        if self.readonly:
+            return
+        await super().put_records(records)
+
+    @asynccontextmanager
+    async def lease(
+        self, *, wait: bool = True, timeout: float | None = None, ttl: float | None = None
+    ) -> AsyncIterator[Any]:
+        if self.readonly:
+            yield None
+            return
+        held = held_lease(self.store, self.session_id)
+        if held is not None:
+            yield held
+            return
+        async with super().lease(wait=wait, timeout=timeout, ttl=ttl) as lease:
+            yield lease
+
+
+@dataclass
+class ServerContext:
+    """One app's state: the store, the served agents, keys, limits, and the turns in flight."""
+
+    store: Any
+    agents: ServedAgents
+    auth: Auth
+    limits: Limits
+    memory: bool = True
+    owns_store: bool = False
+    extra_secrets: tuple[str, ...] = ()
+    lease_ttl: float | None = None
+    started: float = 0.0
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret that must never appear in a response."""
+        return [*self.auth.secrets, *self.extra_secrets]
+
+    def session(self, session_id: str) -> ServerSession:
+        """A handle on the session ``session_id`` (the tenant prefix already applied)."""
+        return ServerSession._bind(self.store, session_id, None)
+
+    def detach(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``coro`` as a task of the app, not of the request: a client that disconnects
+        does not cancel it, and shutdown waits for it."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait (up to ``timeout`` seconds) for the turns still in flight."""
+        pending = [task for task in self.tasks if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+
+def context_of(request: Request) -> ServerContext:
+    """The app's context."""
+    context: ServerContext = request.app.state.threadline
+    return context
+
+
+def tenant_of(request: Request) -> Tenant:
+    """The tenant the auth middleware found for this request."""
+    tenant = request.scope.get("state", {}).get("tenant")
+    return tenant if isinstance(tenant, Tenant) else Tenant()
+
+
+def conversation_session_id(request: Request, visible_id: str) -> str:
+    """The session id of the conversation ``visible_id`` for this request's tenant, or a 404
+    when the id cannot be a conversation (a hidden response chain, an invalid id)."""
+    try:
+        check_session_id(visible_id)
+    except UserError:
+        raise not_found(f"No conversation found with id '{visible_id}'.") from None
+    if is_chain(visible_id) or len(visible_id) > 512:
+        raise not_found(f"No conversation found with id '{visible_id}'.")
+    return tenant_of(request).session_id(visible_id)
+
+
+def lease_wait(request: Request) -> float:
+    """How long this request waits for a busy conversation (the lease-wait header; 0: not)."""
+    raw = request.headers.get(LEASE_WAIT_HEADER)
+    if raw is None:
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise ApiError(
+            400, f"the header {LEASE_WAIT_HEADER} must be a number of seconds >= 0, got {raw!r}"
+        )
+    return min(seconds, context_of(request).limits.max_lease_wait)
+
+
+@asynccontextmanager
+async def writer(session: ServerSession, wait: float) -> AsyncIterator[None]:
+    """Hold ``session``'s lease: ``wait`` 0 is a 409 ``conversation_busy`` at once."""
+    async with session.lease(wait=wait > 0, timeout=wait if wait > 0 else None):
+        yield
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def api_route(handler: Endpoint) -> Endpoint:
+    """Wrap an endpoint: any exception becomes OpenAI's error envelope (scrubbed of secrets;
+    the traceback of an unexpected one goes to the log, never to the client)."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Exception as exc:
+            return error_response(from_exception(exc), context_of(request).secrets)
+
+    return endpoint
