@@ -8,7 +8,8 @@
 * :func:`served_cli` runs ``threadline serve`` in a subprocess and waits until it answers.
 * :func:`build_app` makes the app over a store URL with its default agent on an upstream.
 * :func:`serve_scripted` puts it all together: an echoing scripted upstream, a SQLite file
-  store, ``threadline serve`` in a subprocess; yields a :class:`Served`.
+  store, the app under uvicorn here or ``threadline serve`` in a subprocess; yields a
+  :class:`Served`.
 """
 
 from __future__ import annotations
@@ -105,15 +106,20 @@ def free_port() -> int:
 
 
 def build_app(store_url: str, upstream_url: str, *, memory: bool = True) -> Any:
-    """The ``threadline serve`` ASGI app over ``store_url``, its default agent on ``upstream_url``."""
-    from openai import AsyncOpenAI
+    """The ``threadline serve`` ASGI app over ``store_url``, its default agent on ``upstream_url``.
+
+    The model comes from an ``OpenAIProvider``, as ``--upstream URL --model NAME`` makes it.
+    """
+    from threadline.models.openai_provider import OpenAIProvider
     from threadline.server import create_app
 
-    from threadline.models.openai_chat import OpenAIChatCompletionsModel
-
-    client = AsyncOpenAI(api_key="upstream-test-key", base_url=upstream_url, max_retries=0)
-    model = OpenAIChatCompletionsModel(model=UPSTREAM_MODEL, openai_client=client)
-    return create_app(store=store_url, model=model, memory=memory)
+    provider = OpenAIProvider(api_key="upstream-test-key", base_url=upstream_url)
+    return create_app(
+        store=store_url,
+        model=provider.get_model(UPSTREAM_MODEL),
+        memory=memory,
+        secrets=["upstream-test-key"],
+    )
 
 
 def published_openapi() -> dict[str, Any]:
@@ -257,12 +263,21 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve_scripted(directory: Path, *, memory: bool = True) -> Iterator[Served]:
-    """``threadline serve`` on ``directory/serve.db`` with an echoing scripted upstream."""
+def serve_scripted(directory: Path, *, memory: bool = True, cli: bool = False) -> Iterator[Served]:
+    """The server on ``directory/serve.db`` with an echoing scripted upstream.
+
+    In this process under uvicorn (:class:`UvicornThread`), or with ``cli`` as
+    ``threadline serve`` in a subprocess.
+    """
     db_path = directory / "serve.db"
     store_url = f"sqlite:///{db_path}"
     log = directory / "serve.log"
     with ScriptedServer() as upstream:
         upstream.responder = echo_responder
-        with served_cli(store_url, upstream.base_url, log, memory=memory) as url:
-            yield Served(url, store_url, db_path, upstream, log)
+        if cli:
+            with served_cli(store_url, upstream.base_url, log, memory=memory) as url:
+                yield Served(url, store_url, db_path, upstream, log)
+        else:
+            log.write_text("(served in the test process: its log is the test's output)\n")
+            with UvicornThread(build_app(store_url, upstream.base_url, memory=memory)) as served:
+                yield Served(served.url, store_url, db_path, upstream, log)

@@ -1,7 +1,6 @@
 """The official ``openai`` Node client (npm, pinned in tests/node/package-lock.json) against the server.
 
-``threadline serve`` runs in a subprocess on a SQLite file store with the scripted server as its
-upstream; ``tests/node/client_check.mjs`` drives every route group once through the Node client
+The app runs under uvicorn on a SQLite file store with the scripted server as its upstream; ``tests/node/client_check.mjs`` drives every route group once through the Node client
 and prints what it saw as JSON; the tests below assert on that record and on what the upstream
 received. Needs ``node`` and ``npm ci --prefix tests/node``: skipped without them, a failure
 with ``THREADLINE_REQUIRE_SERVICES=1`` (CI).
@@ -20,9 +19,10 @@ import pytest
 
 from tests.server.clients_harness import (
     MODEL,
+    UvicornThread,
+    build_app,
     echo_responder,
     requests_for,
-    served_cli,
     upstream_messages,
 )
 from tests.services import require_available
@@ -56,10 +56,10 @@ def record(upstream: ScriptedServer, tmp_path_factory: pytest.TempPathFactory) -
     """What client_check.mjs saw, per check: ``{"ok": True, "value": ...}`` or the error."""
     node = _node()
     root = tmp_path_factory.mktemp("node-client")
-    store = f"sqlite:///{root / 'serve.db'}"
-    with served_cli(store, upstream.base_url, root / "serve.log") as url:
+    app = build_app(f"sqlite:///{root / 'serve.db'}", upstream.base_url)
+    with UvicornThread(app) as served:
         done = subprocess.run(
-            [node, str(SCRIPT), f"{url}/v1", MODEL],
+            [node, str(SCRIPT), served.base_url, MODEL],
             capture_output=True,
             text=True,
             timeout=180,
