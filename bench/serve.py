@@ -269,6 +269,8 @@ def measure_upstream(port: int, clients: int, requests: int) -> dict[str, Any]:
         "clients": clients,
         "rps": len(latencies) / wall,
         "p50_ms": _percentile(latencies, 0.5) * 1e3,
+        "p99_ms": _percentile(latencies, 0.99) * 1e3,
+        "max_ms": max(latencies) * 1e3,
     }
 
 
