@@ -52,8 +52,16 @@ def test_the_bash_script_is_valid(bash_script: Path) -> None:
 
 
 def test_bash_completes_subcommands_actions_and_options(bash_script: Path) -> None:
-    assert complete(bash_script, "") == ["chat", "ask", "sessions", "demo", "db", "completion"]
-    assert complete(bash_script, "se") == ["sessions"]
+    assert complete(bash_script, "") == [
+        "chat",
+        "ask",
+        "sessions",
+        "demo",
+        "db",
+        "serve",
+        "completion",
+    ]
+    assert complete(bash_script, "se") == ["sessions", "serve"]
     assert complete(bash_script, "sessions", "") == SESSIONS_ACTIONS
     assert complete(bash_script, "sessions", "--db", "x.db", "ex") == ["export"]
     assert "--max-history-tokens" in complete(bash_script, "chat", "--")

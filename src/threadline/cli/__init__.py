@@ -201,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     sdk.add_argument("--messages-table", default="agent_messages", metavar="NAME")
     _verbose_argument(sdk, after=True)
 
+    from .serve_cmd import add_serve_parser
+
+    add_serve_parser(commands)
+
     completion = commands.add_parser("completion", help="print a shell completion script")
     completion.add_argument("shell", choices=("bash", "zsh", "fish"), help="the shell")
     return parser
@@ -223,6 +227,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from .commands import db_command
 
         return db_command(args)
+    if args.command == "serve":
+        from .serve_cmd import serve_command
+
+        return serve_command(args)
     if args.command == "completion":
         from .completion import completion_script
 

@@ -9,6 +9,8 @@ back to the client as output (the server never runs them; see :func:`client_tool
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -179,6 +181,8 @@ def load_agents(spec: str) -> Agent[Any] | list[Agent[Any]] | dict[str, Agent[An
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise UserError(f"--agents takes module:attribute (e.g. myapp.agents:AGENTS), got {spec!r}")
+    if os.getcwd() not in sys.path:  # as uvicorn does: modules of the working directory
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from ..errors import UserError
 from ..items import Item
@@ -34,6 +35,7 @@ __all__ = [
     "ServerSession",
     "api_route",
     "context_of",
+    "route",
 ]
 
 logger = logging.getLogger("threadline.server")
@@ -175,6 +177,17 @@ async def writer(session: ServerSession, wait: float) -> AsyncIterator[None]:
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def route(path: str, **handlers: Endpoint) -> Route:
+    """One route for ``path`` whose methods (``GET=…``, ``POST=…``) each have a handler, so a
+    wrong method is a 405 whose ``Allow`` header lists every method of the path."""
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return Route(path, dispatch, methods=list(handlers))
 
 
 def api_route(handler: Endpoint) -> Endpoint:

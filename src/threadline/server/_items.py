@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..errors import InvalidItemError
+from ..errors import InvalidItemError, UserError
 from ..items import Item, validate_item
+from ..models._chat_convert import items_to_messages
 from ._errors import ApiError, bad_request
 from ._ids import stamp_id
 from ._limits import Limits
@@ -21,6 +22,11 @@ from ._limits import Limits
 __all__ = ["api_item", "input_items", "metadata_of"]
 
 _ROLES = frozenset({"user", "assistant", "system", "developer"})
+_TYPES = frozenset({"function_call", "function_call_output"})
+_FIELDS = {
+    "function_call": ("call_id", "name", "arguments"),
+    "function_call_output": ("call_id", "output"),
+}
 
 
 def input_items(value: object, limits: Limits, param: str = "input") -> list[Item]:
@@ -65,8 +71,16 @@ def input_items(value: object, limits: Limits, param: str = "input") -> list[Ite
                     f"'{where}.content' must be a string or an array of content parts",
                     param=f"{where}.content",
                 )
-        elif not isinstance(kind, str):
-            raise bad_request(f"'{where}.type' must be a string", param=f"{where}.type")
+        elif kind not in _TYPES:
+            raise bad_request(
+                f"'{where}.type' must be 'message', 'function_call' or 'function_call_output' "
+                f"(the item types this server stores from a request), got {kind!r}",
+                param=f"{where}.type",
+            )
+        else:
+            for name in _FIELDS[kind]:
+                if not isinstance(item.get(name), str):
+                    raise bad_request(f"'{where}.{name}' must be a string", param=f"{where}.{name}")
         if "id" in item and not (isinstance(item["id"], str) and item["id"]):
             raise bad_request(f"'{where}.id' must be a non-empty string", param=f"{where}.id")
         try:
@@ -74,6 +88,12 @@ def input_items(value: object, limits: Limits, param: str = "input") -> list[Ite
         except InvalidItemError as exc:
             raise ApiError(400, str(exc).splitlines()[0], param=where) from None
         items.append(stamp_id(item))
+    try:  # what no model could be sent is refused now, before anything is written
+        items_to_messages(items, None)
+    except UserError as exc:
+        raise bad_request(
+            str(exc).splitlines()[0].replace("item ", f"{param}[", 1), param
+        ) from None
     return items
 
 

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..agent import Agent
@@ -28,7 +28,7 @@ from ..models.base import Model
 from ..sessions.store import SessionStore, open_store
 from ._agents import ServedAgents
 from ._auth import Auth
-from ._context import ServerContext, api_route, context_of
+from ._context import ServerContext, api_route, context_of, route
 from ._errors import ApiError, error_body, error_response
 from ._limits import Limits
 
@@ -119,10 +119,10 @@ def _routes(memory: bool) -> list[BaseRoute]:
     from . import chat, responses
 
     routes: list[BaseRoute] = [
-        Route("/health", health, methods=["GET"]),
-        Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/v1/models", list_models, methods=["GET"]),
-        Route("/v1/models/{model}", get_model, methods=["GET"]),
+        route("/health", GET=health),
+        route("/openapi.json", GET=openapi),
+        route("/v1/models", GET=list_models),
+        route("/v1/models/{model}", GET=get_model),
         *responses.routes(memory),
         *chat.routes(),
     ]

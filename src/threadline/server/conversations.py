@@ -23,6 +23,7 @@ from ._context import (
     context_of,
     conversation_session_id,
     lease_wait,
+    route,
     tenant_of,
     writer,
 )
@@ -228,14 +229,15 @@ async def delete_item(request: Request) -> Response:
 def routes() -> list[Route]:
     """The Conversations routes."""
     return [
-        Route("/v1/conversations", create_conversation, methods=["POST"]),
-        Route("/v1/conversations/{conversation_id}", get_conversation, methods=["GET"]),
-        Route("/v1/conversations/{conversation_id}", update_conversation, methods=["POST"]),
-        Route("/v1/conversations/{conversation_id}", delete_conversation, methods=["DELETE"]),
-        Route("/v1/conversations/{conversation_id}/items", list_items, methods=["GET"]),
-        Route("/v1/conversations/{conversation_id}/items", create_items, methods=["POST"]),
-        Route("/v1/conversations/{conversation_id}/items/{item_id}", get_item, methods=["GET"]),
-        Route(
-            "/v1/conversations/{conversation_id}/items/{item_id}", delete_item, methods=["DELETE"]
+        route("/v1/conversations", POST=create_conversation),
+        route(
+            "/v1/conversations/{conversation_id}",
+            GET=get_conversation,
+            POST=update_conversation,
+            DELETE=delete_conversation,
+        ),
+        route("/v1/conversations/{conversation_id}/items", GET=list_items, POST=create_items),
+        route(
+            "/v1/conversations/{conversation_id}/items/{item_id}", GET=get_item, DELETE=delete_item
         ),
     ]

@@ -40,6 +40,7 @@ from ._context import (
     api_route,
     context_of,
     lease_wait,
+    route,
     tenant_of,
     writer,
 )
@@ -636,8 +637,7 @@ async def list_input_items(request: Request) -> Response:
 def routes(memory: bool) -> list[Route]:
     """The Responses routes."""
     return [
-        Route("/v1/responses", create_response, methods=["POST"]),
-        Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
-        Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
-        Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+        route("/v1/responses", POST=create_response),
+        route("/v1/responses/{response_id}", GET=get_response, DELETE=delete_response),
+        route("/v1/responses/{response_id}/input_items", GET=list_input_items),
     ]
