@@ -1,6 +1,7 @@
 """The official ``openai`` Node client (npm, pinned in tests/node/package-lock.json) against the server.
 
-The app runs under uvicorn on a SQLite file store with the scripted server as its upstream; ``tests/node/client_check.mjs`` drives every route group once through the Node client
+``threadline serve`` runs in a subprocess on a SQLite file store with the scripted server as
+its upstream; ``tests/node/client_check.mjs`` drives every route group once through the Node client
 and prints what it saw as JSON; the tests below assert on that record and on what the upstream
 received. Needs ``node`` and ``npm ci --prefix tests/node``: skipped without them, a failure
 with ``THREADLINE_REQUIRE_SERVICES=1`` (CI).
@@ -19,10 +20,9 @@ import pytest
 
 from tests.server.clients_harness import (
     MODEL,
-    UvicornThread,
-    build_app,
-    echo_responder,
+    Served,
     requests_for,
+    serve_scripted,
     upstream_messages,
 )
 from tests.services import require_available
@@ -45,26 +45,28 @@ def _node() -> str:
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[ScriptedServer]:
-    with ScriptedServer() as server:
-        server.responder = echo_responder
-        yield server
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``threadline serve`` (the command, in a subprocess) on a SQLite file, echoing upstream."""
+    _node()
+    with serve_scripted(tmp_path_factory.mktemp("node-client"), cli=True) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def record(upstream: ScriptedServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def upstream(served: Served) -> ScriptedServer:
+    return served.upstream
+
+
+@pytest.fixture(scope="module")
+def record(served: Served) -> dict[str, Any]:
     """What client_check.mjs saw, per check: ``{"ok": True, "value": ...}`` or the error."""
-    node = _node()
-    root = tmp_path_factory.mktemp("node-client")
-    app = build_app(f"sqlite:///{root / 'serve.db'}", upstream.base_url)
-    with UvicornThread(app) as served:
-        done = subprocess.run(
-            [node, str(SCRIPT), served.base_url, MODEL],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            cwd=NODE_DIR,
-        )
+    done = subprocess.run(
+        [_node(), str(SCRIPT), served.base_url, MODEL],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=NODE_DIR,
+    )
     if done.returncode != 0:
         pytest.fail(f"node exited with {done.returncode}:\n{done.stderr}\n{done.stdout}")
     try:
