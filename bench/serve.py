@@ -28,6 +28,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -88,8 +89,6 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -240,6 +239,7 @@ def measure(
         "p50_ms": _percentile(latencies, 0.50) * 1e3,
         "p99_ms": _percentile(latencies, 0.99) * 1e3,
         "server_cpu_ms_per_call": cpu / calls * 1e3,
+        "over_1s": sum(1 for x in latencies if x > 1.0),
     }
 
 
@@ -278,6 +278,45 @@ def _median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
+def _paired_ratios(points: list[dict[str, Any]], clients: int, key: str) -> list[float]:
+    """memory ÷ stateless of ``key`` in each run, at ``clients``."""
+    ratios = []
+    for run in sorted({p["run"] for p in points}):
+        pair = {p["side"]: p[key] for p in points if p["clients"] == clients and p["run"] == run}
+        if len(pair) == 2:
+            ratios.append(pair["memory"] / pair["stateless"])
+    return ratios
+
+
+def nodelay_on_accepted() -> bool:
+    """Whether connections accepted on the socket ``threadline serve`` binds have Nagle off."""
+    from threadline.cli.serve_cmd import _bind
+
+    listening = _bind("127.0.0.1", 0)
+    result: list[int] = []
+
+    async def check() -> None:
+        accepted = asyncio.Event()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            result.append(
+                writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            )
+            accepted.set()
+            writer.close()
+
+        server = await asyncio.start_server(handle, sock=listening)
+        _, writer = await asyncio.open_connection(*listening.getsockname()[:2])
+        await asyncio.wait_for(accepted.wait(), 10)
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(check())
+    return result[0] != 0
+
+
 def summarize(points: list[dict[str, Any]], levels: list[int]) -> list[dict[str, Any]]:
     """Per level: each side's medians over runs, and the median of the per-run p50 ratios."""
     rows = []
@@ -293,18 +332,16 @@ def summarize(points: list[dict[str, Any]], levels: list[int]) -> list[dict[str,
                 min(p["p50_ms"] for p in mine),
                 max(p["p50_ms"] for p in mine),
             )
-        ratios = []
-        for run in sorted({p["run"] for p in points}):
-            pair = {
-                p["side"]: p["p50_ms"]
-                for p in points
-                if p["clients"] == clients and p["run"] == run
-            }
-            if len(pair) == 2:
-                ratios.append(pair["memory"] / pair["stateless"])
-        row["p50_ratio"] = _median(ratios)
-        row["p50_ratios"] = ratios
+        row["p50_ratios"] = _paired_ratios(points, clients, "p50_ms")
+        row["p50_ratio"] = _median(row["p50_ratios"])
         row["p99_ratio"] = row["memory"]["p99_ms"] / row["stateless"]["p99_ms"]
+        row["cpu_ratio"] = _median(_paired_ratios(points, clients, "server_cpu_ms_per_call"))
+        row["over_1s"] = {
+            side: sum(
+                p.get("over_1s", 0) for p in points if p["clients"] == clients and p["side"] == side
+            )
+            for side in SIDES
+        }
         rows.append(row)
     return rows
 
@@ -379,6 +416,24 @@ def render(record: dict[str, Any]) -> str:
             + "."
         ),
         "",
+        "Requests slower than 1 s: "
+        + "; ".join(
+            f"{r['clients']} clients {r['over_1s']['memory']} (memory) / "
+            f"{r['over_1s']['stateless']} (stateless)"
+            for r in rows
+        )
+        + ".",
+        "",
+        "Connections the server accepts have Nagle's algorithm "
+        + (
+            "off (`TCP_NODELAY`), as they should."
+            if record["nodelay"]
+            else "**on**: the listening socket `threadline serve` binds is not marked TCP, so "
+            "asyncio leaves `TCP_NODELAY` off, and each keep-alive response's body waits for the "
+            "client's delayed ACK of its head (about 40 ms); the latencies above include that "
+            "wait on both sides."
+        ),
+        "",
         "Per-run p50 ratios: "
         + "; ".join(
             f"{r['clients']} clients " + ", ".join(f"{x:.2f}" for x in r["p50_ratios"])
@@ -393,8 +448,8 @@ def render(record: dict[str, Any]) -> str:
         "(one per conversation):",
         "",
         "| clients | memory: CPU ms per call | calls per core-second | stateless: CPU ms per call "
-        "| calls per core-second |",
-        "| ---: | ---: | ---: | ---: | ---: |",
+        "| calls per core-second | CPU ratio |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         mem, st = (
@@ -402,7 +457,8 @@ def render(record: dict[str, Any]) -> str:
             row["stateless"]["server_cpu_ms_per_call"],
         )
         lines.append(
-            f"| {row['clients']} | {mem:.2f} | {1000 / mem:,.0f} | {st:.2f} | {1000 / st:,.0f} |"
+            f"| {row['clients']} | {mem:.2f} | {1000 / mem:,.0f} | {st:.2f} | {1000 / st:,.0f} "
+            f"| {row['cpu_ratio']:.2f} |"
         )
     up = record["upstream_alone"]
     lines += [
@@ -498,6 +554,7 @@ def main() -> int:
         "load_end": _machine.loadavg(),
         "elapsed": time.perf_counter() - started,
         "upstream_alone": upstream_alone,
+        "nodelay": nodelay_on_accepted(),
         "scripted_alone": scripted_alone,
         "points": points,
         "rows": summarize(points, levels),
