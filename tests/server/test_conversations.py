@@ -133,7 +133,7 @@ def test_bad_order_and_cursor(serve: Callable[..., Served]) -> None:
     conv = client.conversations.create(items=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.BadRequestError):
         client.conversations.items.list(conv.id, order="sideways")  # type: ignore[arg-type]
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.NotFoundError):  # a cursor naming no item of it
         client.conversations.items.list(conv.id, after="msg_not_here")
 
 

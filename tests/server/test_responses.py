@@ -65,15 +65,13 @@ def test_a_conversation_remembers(serve: Callable[..., Served], upstream: Script
     assert [item.id for item in inputs.data] == [page.data[2].id]
 
 
-def test_conversation_as_an_object_and_an_empty_input(
-    serve: Callable[..., Served], upstream: ScriptedServer
-) -> None:
+def test_conversation_as_an_object(serve: Callable[..., Served], upstream: ScriptedServer) -> None:
     client = serve().client()
     conv = client.conversations.create(items=[{"role": "user", "content": "Say hi"}])
     upstream.add(reply("hi"))
-    answer = client.responses.create(model="assistant", conversation={"id": conv.id}, input=[])
+    answer = client.responses.create(model="assistant", conversation={"id": conv.id}, input="Now.")
     assert answer.output_text == "hi"
-    assert sent_texts(upstream)[1:] == ["Say hi"]
+    assert sent_texts(upstream)[1:] == ["Say hi", "Now."]
 
 
 def test_previous_response_id_chains_and_branches(

@@ -156,7 +156,6 @@ def client_tools(tools: object, agent: Agent[Any], *, chat: bool = False) -> lis
                 f"'{where}': a tool named {name!r} is already one of the agent's own tools",
                 param=where,
             )
-        taken.add(name)
         parameters = body.get("parameters")
         if parameters is None:
             parameters = {"type": "object", "properties": {}}

@@ -3,8 +3,9 @@
 ``Authorization: Bearer KEY`` is compared with every configured key in constant time (each
 key is compared, whatever matched before). A key maps to a tenant name or to ``None``: the
 no-tenant key sees the store as it is, conversation id = session id. A tenant ``acme`` sees
-only the sessions whose id starts with ``acme/``: its conversation ``conv_1`` is the session
-``acme/conv_1``, and an id of another tenant is simply not found (404, never 403).
+only the sessions whose id starts with ``acme:``: its conversation ``conv_1`` is the session
+``acme:conv_1`` (a colon: tenant names hold none, and a URL needs no escaping for it), and an
+id of another tenant is simply not found (404, never 403).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Tenant:
     @property
     def prefix(self) -> str:
         """What this tenant's session ids start with (``""`` without a tenant)."""
-        return "" if self.name is None else f"{self.name}/"
+        return "" if self.name is None else f"{self.name}:"
 
     def session_id(self, visible_id: str) -> str:
         """The session id of the tenant's conversation ``visible_id``."""

@@ -36,6 +36,7 @@ __all__ = [
     "api_route",
     "context_of",
     "route",
+    "session_id_for",
 ]
 
 logger = logging.getLogger("threadline.server")
@@ -141,16 +142,22 @@ def tenant_of(request: Request) -> Tenant:
     return tenant if isinstance(tenant, Tenant) else Tenant()
 
 
-def conversation_session_id(request: Request, visible_id: str) -> str:
-    """The session id of the conversation ``visible_id`` for this request's tenant, or a 404
-    when the id cannot be a conversation (a hidden response chain, an invalid id)."""
+def session_id_for(tenant: Tenant, visible_id: str, param: str | None = None) -> str:
+    """The session id of the tenant's conversation ``visible_id``, or a 404 when the id
+    cannot be a conversation (a hidden response chain, an invalid or unprintable id)."""
+    missing = not_found(f"No conversation found with id '{visible_id}'.", param=param)
     try:
         check_session_id(visible_id)
     except UserError:
-        raise not_found(f"No conversation found with id '{visible_id}'.") from None
-    if is_chain(visible_id) or len(visible_id) > 512:
-        raise not_found(f"No conversation found with id '{visible_id}'.")
-    return tenant_of(request).session_id(visible_id)
+        raise missing from None
+    if is_chain(visible_id) or len(visible_id) > 512 or not visible_id.isprintable():
+        raise missing
+    return tenant.session_id(visible_id)
+
+
+def conversation_session_id(request: Request, visible_id: str) -> str:
+    """:func:`session_id_for` this request's tenant."""
+    return session_id_for(tenant_of(request), visible_id)
 
 
 def lease_wait(request: Request) -> float:
@@ -162,7 +169,7 @@ def lease_wait(request: Request) -> float:
         seconds = float(raw)
     except ValueError:
         seconds = math.nan
-    if not 0 <= seconds < math.inf:
+    if not seconds >= 0:  # negative or NaN (infinity means: as long as the server allows)
         raise ApiError(
             400, f"the header {LEASE_WAIT_HEADER} must be a number of seconds >= 0, got {raw!r}"
         )
@@ -199,6 +206,7 @@ def api_route(handler: Endpoint) -> Endpoint:
         try:
             return await handler(request)
         except Exception as exc:
-            return error_response(from_exception(exc), context_of(request).secrets)
+            secrets = context_of(request).secrets
+            return error_response(from_exception(exc, secrets), secrets)
 
     return endpoint

@@ -123,7 +123,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def from_exception(exc: BaseException) -> ApiError:
+def from_exception(exc: BaseException, secrets: Iterable[str] = ()) -> ApiError:
     """The :class:`ApiError` an exception raised while serving a request becomes.
 
     Threadline's errors keep their one-line message (without the Python-side fix hints of a
@@ -147,15 +147,31 @@ def from_exception(exc: BaseException) -> ApiError:
             code="conversation_busy",
         )
     if isinstance(exc, ContextWindowExceededError):
-        return ApiError(400, _first_line(exc), code="context_length_exceeded")
-    if isinstance(exc, ModelRateLimitError):
-        return ApiError(429, f"the upstream model is rate limited: {_first_line(exc)}")
-    if isinstance(exc, ModelTimeoutError):
-        return ApiError(504, f"the upstream model timed out: {_first_line(exc)}", code="timeout")
-    if isinstance(exc, (ModelAuthenticationError, ModelConnectionError, ModelError)):
         return ApiError(
-            502, f"the upstream model failed: {_first_line(exc)}", code="upstream_error"
+            400,
+            "the conversation and input do not fit the model's context window: compact the "
+            "conversation (POST /v1/threadline/conversations/{id}/compact) or send less",
+            code="context_length_exceeded",
         )
+    if isinstance(exc, ModelError):
+        # the upstream's own message may name its URL or echo its key: the log has it, the
+        # client gets the kind of failure only
+        logger.warning(
+            "threadline: the upstream model failed: %s", scrub(_first_line(exc), secrets)
+        )
+        status = getattr(exc, "status_code", None)
+        said = f" (HTTP {status})" if status else ""
+        if isinstance(exc, ModelRateLimitError):
+            return ApiError(429, f"the upstream model is rate limited{said}; retry later")
+        if isinstance(exc, ModelTimeoutError):
+            return ApiError(504, "the upstream model timed out", code="timeout")
+        if isinstance(exc, ModelConnectionError):
+            return ApiError(502, "the upstream model cannot be reached", code="upstream_error")
+        if isinstance(exc, ModelAuthenticationError):
+            return ApiError(
+                502, f"the upstream model refused the server's key{said}", code="upstream_error"
+            )
+        return ApiError(502, f"the upstream model failed{said}", code="upstream_error")
     if isinstance(exc, GuardrailTripwireTriggered):
         return ApiError(400, _first_line(exc), code="guardrail_triggered")
     if isinstance(exc, MaxTurnsExceeded):
@@ -169,7 +185,7 @@ def from_exception(exc: BaseException) -> ApiError:
     if isinstance(exc, UserError):
         return ApiError(400, _first_line(exc))
     if isinstance(exc, (SessionError, ThreadlineError)):
-        logger.error("threadline: request failed: %s", _first_line(exc))
+        logger.error("threadline: request failed: %s", scrub(_first_line(exc), secrets))
         return ApiError(500, _first_line(exc))
     logger.error("threadline: unexpected error while serving a request", exc_info=exc)
     return ApiError(500, f"the server failed ({type(exc).__name__}); see the server log")

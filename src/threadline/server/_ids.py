@@ -10,7 +10,7 @@
   is stored in, so a response finds its session without an index, and another tenant's
   response id decodes to a conversation that tenant cannot see (404).
 * A response made without a conversation is stored in a hidden *response chain* session,
-  ``responses:`` + 32 hex digits, never listed or served as a conversation.
+  ``responses~`` + 32 hex digits, never listed or served as a conversation.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ __all__ = [
     "with_ids",
 ]
 
-CHAIN_PREFIX = "responses:"
+CHAIN_PREFIX = "responses~"
 """The id prefix of the hidden sessions that hold responses made without a conversation."""
 
 _RESPONSE_RANDOM = 24

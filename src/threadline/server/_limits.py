@@ -61,7 +61,7 @@ async def read_json(request: Request, limits: Limits) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_float=_number)
     except (ValueError, RecursionError):
         raise bad_request(
             "We could not parse the JSON body of your request. The body must be a JSON object."
@@ -70,6 +70,15 @@ async def read_json(request: Request, limits: Limits) -> dict[str, Any]:
         raise bad_request("the request body must be a JSON object")
     check_strings(body, limits)
     return body
+
+
+def _number(text: str) -> int | float:
+    """A JSON number with a fraction or exponent: an ``int`` when it is integral (``1.0`` is
+    the integer 1, as JSON Schema counts it), else a ``float``."""
+    value = float(text)
+    if value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    return value
 
 
 def _too_large(limits: Limits) -> ApiError:

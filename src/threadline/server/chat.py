@@ -51,6 +51,7 @@ from ._context import (
 from ._errors import ApiError, bad_request, not_found
 from ._ids import new_conversation_id, stamp_id
 from ._limits import read_json
+from ._openapi import check_body
 from ._turn import Turn, TurnOutcome, run_turn
 
 __all__ = ["CONVERSATION_HEADER", "DIVERGENCE_HEADER", "routes", "transcript"]
@@ -377,11 +378,8 @@ def _parse(request: Request, body: dict[str, Any], context: ServerContext) -> _C
     conversation = body.get("conversation")
     if isinstance(conversation, dict):
         conversation = conversation.get("id")
-    header = request.headers.get(CONVERSATION_HEADER)
-    if conversation is None:
-        conversation = header
-    elif header is not None and header != conversation:
-        raise bad_request("the conversation in the body and the header differ", "conversation")
+    if conversation is None:  # the body wins over the header
+        conversation = request.headers.get(CONVERSATION_HEADER)
     if conversation is not None and (not isinstance(conversation, str) or not conversation):
         raise bad_request("'conversation' must be a conversation id", param="conversation")
     if conversation is not None and not context.memory:
@@ -503,6 +501,7 @@ _DONE = object()
 async def create_chat_completion(request: Request) -> Response:
     context = context_of(request)
     body = await read_json(request, context.limits)
+    check_body("ChatCompletionCreate", body)
     chat = _parse(request, body, context)
     agent, client_names = _agent_for(context, chat)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -618,7 +617,7 @@ async def create_chat_completion(request: Request) -> Response:
                 return
             from ._errors import from_exception, scrub
 
-            error = from_exception(exc)
+            error = from_exception(exc, context.secrets)
             queue.put_nowait(
                 {
                     "error": {

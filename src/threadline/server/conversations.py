@@ -31,6 +31,7 @@ from ._errors import bad_request, not_found
 from ._ids import new_conversation_id, with_ids
 from ._items import api_item, input_items, metadata_of
 from ._limits import read_json
+from ._openapi import check_body
 
 __all__ = ["CONVERSATION_RECORD", "conversation_object", "page_of", "routes"]
 
@@ -70,6 +71,7 @@ async def _metadata(session: ServerSession) -> dict[str, Any]:
 async def create_conversation(request: Request) -> Response:
     context = context_of(request)
     body = await read_json(request, context.limits)
+    check_body("ConversationCreate", body)
     metadata = metadata_of(body.get("metadata"))
     raw_items = body.get("items")
     items = [] if raw_items is None else input_items(raw_items, context.limits, "items")
@@ -99,6 +101,7 @@ async def update_conversation(request: Request) -> Response:
     context = context_of(request)
     visible_id = request.path_params["conversation_id"]
     body = await read_json(request, context.limits)
+    check_body("ConversationUpdate", body)
     if "metadata" not in body:
         raise bad_request("Missing required parameter: 'metadata'.", param="metadata")
     metadata = metadata_of(body.get("metadata")) or {}
@@ -151,7 +154,7 @@ def page_of(
     if after:
         position = next((i for i, (item_id, _) in enumerate(ordered) if item_id == after), None)
         if position is None:
-            raise bad_request(f"Invalid 'after': no item with id '{after}'.", param="after")
+            raise not_found(f"No item found with id '{after}' (from 'after').", param="after")
         start = position + 1
     data = [item for _, item in ordered[start : start + limit]]
     return {
@@ -178,6 +181,7 @@ async def list_items(request: Request) -> Response:
 async def create_items(request: Request) -> Response:
     context = context_of(request)
     body = await read_json(request, context.limits)
+    check_body("ItemsCreate", body)
     if "items" not in body:
         raise bad_request("Missing required parameter: 'items'.", param="items")
     items = input_items(body["items"], context.limits, "items")

@@ -28,11 +28,13 @@ from ..items import repair_orphans
 from ..run import RunConfig
 from ..run.compaction import compact_session
 from ..run.context_budget import default_history_budget
+from ..sessions.store import search_terms
 from ._context import api_route, context_of, lease_wait, route, tenant_of, writer
-from ._errors import ApiError, bad_request
+from ._errors import ApiError, bad_request, not_found
 from ._ids import is_chain, new_conversation_id, with_ids
 from ._items import api_item, metadata_of
 from ._limits import read_json
+from ._openapi import check_body
 from .conversations import CONVERSATION_RECORD, conversation_object, existing
 
 __all__ = ["routes"]
@@ -68,8 +70,8 @@ async def list_conversations(request: Request) -> Response:
         page = await context.store.list_sessions(
             limit, after, metadata=wanted or None, with_metadata=True
         )
-    except UserError as exc:
-        raise bad_request(str(exc).splitlines()[0], param="after") from None
+    except UserError as exc:  # a cursor this store never made
+        raise not_found(str(exc).splitlines()[0], param="after") from None
     found: list[dict[str, Any]] = []
     for info in page.sessions:
         visible = tenant.visible_id(info.session_id)
@@ -98,8 +100,8 @@ async def list_conversations(request: Request) -> Response:
 async def search(request: Request) -> Response:
     context = context_of(request)
     tenant = tenant_of(request)
-    text = request.query_params.get("q", "")
-    if not text.strip():
+    text = request.query_params.get("q")
+    if not text:
         raise bad_request("Missing required parameter: 'q'.", param="q")
     limit = _limit(request)
     conversation = request.query_params.get("conversation")
@@ -107,6 +109,8 @@ async def search(request: Request) -> Response:
     if conversation is not None:
         session, _ = await existing(request, conversation)
         session_id = session.session_id
+    if not search_terms(text):  # no word to look for: nothing matches
+        return JSONResponse({"object": "list", "data": []})
     try:
         hits = await context.store.search(
             text,
@@ -138,6 +142,7 @@ async def search(request: Request) -> Response:
 async def fork(request: Request) -> Response:
     context = context_of(request)
     body = await read_json(request, context.limits)
+    check_body("Fork", body)
     at_turn = body.get("at_turn")
     if at_turn is not None and (isinstance(at_turn, bool) or not isinstance(at_turn, int)):
         raise bad_request("'at_turn' must be an integer (negative: from the end)", "at_turn")
@@ -147,8 +152,8 @@ async def fork(request: Request) -> Response:
     new_id = tenant_of(request).session_id(visible)
     try:
         forked = await session.fork(new_id, at_turn=at_turn)
-    except UserError as exc:
-        raise bad_request(str(exc).splitlines()[0], param="at_turn") from None
+    except UserError as exc:  # a turn the conversation does not have
+        raise not_found(str(exc).splitlines()[0], param="at_turn") from None
     new = context.session(forked.session_id)
     records: dict[str, Any] = {CONVERSATION_RECORD: {"created_at": int(time.time())}}
     if metadata:
@@ -177,6 +182,7 @@ def _agent(request: Request, name: object) -> Any:
 async def compact(request: Request) -> Response:
     context = context_of(request)
     body = await read_json(request, context.limits)
+    check_body("Compact", body)
     agent = _agent(request, body.get("model"))
     keep = body.get("keep_tokens")
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):

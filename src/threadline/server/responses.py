@@ -41,6 +41,7 @@ from ._context import (
     context_of,
     lease_wait,
     route,
+    session_id_for,
     tenant_of,
     writer,
 )
@@ -54,6 +55,7 @@ from ._ids import (
 )
 from ._items import api_item, input_items, metadata_of
 from ._limits import read_json
+from ._openapi import check_body
 from ._sse import ResponseEvents, encode_event
 from ._turn import Turn, TurnOutcome, run_turn
 
@@ -156,7 +158,7 @@ def _parse(body: dict[str, Any], context: ServerContext) -> _Request:
     previous = body.get("previous_response_id")
     if previous is not None and (not isinstance(previous, str) or not previous):
         raise bad_request("'previous_response_id' must be a string", "previous_response_id")
-    if conversation is not None and previous is not None:
+    if conversation is not None and previous is not None:  # (the schema refuses it first)
         raise bad_request(
             "Mutually exclusive parameters: Ensure you are only providing one of: "
             "'previous_response_id' or 'conversation'.",
@@ -177,8 +179,6 @@ def _parse(body: dict[str, Any], context: ServerContext) -> _Request:
         raise bad_request("'stream' must be true or false", param="stream")
     if body.get("background"):
         raise bad_request("background responses are not supported by this server", "background")
-    if body.get("prompt") is not None:
-        raise bad_request("prompt templates are not supported by this server", "prompt")
     text = body.get("text")
     if text is not None:
         if not isinstance(text, dict):
@@ -318,12 +318,7 @@ async def _place(context: ServerContext, tenant: Tenant, parsed: _Request, wait:
         return _Placed(None, None)
     if parsed.conversation is not None:
         visible = parsed.conversation
-        try:
-            session_id = conversation_session_id_for(tenant, visible)
-        except ApiError:
-            raise not_found(
-                f"Conversation with id '{visible}' not found.", param="conversation"
-            ) from None
+        session_id = session_id_for(tenant, visible, "conversation")
         info = await context.store.session_info(session_id)
         if info is None:
             raise not_found(f"Conversation with id '{visible}' not found.", param="conversation")
@@ -350,13 +345,6 @@ async def _place(context: ServerContext, tenant: Tenant, parsed: _Request, wait:
     visible = new_chain_id()
     session = context.session(tenant.session_id(visible))
     return _Placed(session, visible, history=history)
-
-
-def conversation_session_id_for(tenant: Tenant, visible: str) -> str:
-    """The session id of the tenant's conversation ``visible`` (404 for a chain's id)."""
-    if is_chain(visible) or len(visible) > 512 or not visible:
-        raise not_found(f"Conversation with id '{visible}' not found.")
-    return tenant.session_id(visible)
 
 
 async def _history_until(session: ServerSession, record: dict[str, Any]) -> list[Item]:
@@ -469,6 +457,7 @@ async def _fresh_chain(placed: _Placed, body: Any) -> Any:
 async def create_response(request: Request) -> Response:
     context = context_of(request)
     body = await read_json(request, context.limits)
+    check_body("ResponseCreate", body)
     for name in _IGNORED:
         body.pop(name, None)
     parsed = _parse(body, context)
@@ -534,7 +523,7 @@ async def _streamed(
         except Exception as exc:
             if not opened:
                 raise
-            error = from_exception(exc)
+            error = from_exception(exc, context.secrets)
             message = scrub(error.message, context.secrets)
             failed = _response_object(
                 parsed,
