@@ -8,6 +8,7 @@ back to the client as output (the server never runs them; see :func:`client_tool
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -86,6 +87,19 @@ class ServedAgents:
                         "give over HTTP; serve it without needs_approval"
                     )
             self._agents[name] = agent if agent.model is not None else agent.clone(model=model)
+
+    async def aclose(self) -> None:
+        """Close the openai clients of the served models (their connections belong to the
+        event loop that is shutting down); a failure to close is ignored."""
+        seen: set[int] = set()
+        for agent in self._agents.values():
+            client = getattr(agent.model, "openai_client", None)
+            close = getattr(client, "close", None)
+            if client is None or id(client) in seen or not callable(close):
+                continue
+            seen.add(id(client))
+            with contextlib.suppress(Exception):
+                await close()
 
     @property
     def names(self) -> list[str]:

@@ -58,16 +58,24 @@ class ServerSession(StoreSession):
 
     readonly: bool
     written: list[Item]
+    step_records: Callable[[list[Item]], dict[str, Any]] | None
+    """Records to write with each batch of items that is not the request's input (a run's
+    step): a response record rides with the step that completes it, in one transaction."""
+    input_ids: frozenset[str]
 
     def _bound(self) -> None:
         self.readonly = False
         self.written = []
+        self.step_records = None
+        self.input_ids = frozenset()
 
     async def add_items(self, items: list[Item], *, records: Any = None) -> None:
         if self.readonly:
             return
         for item in items:
             stamp_id(item)
+        if self.step_records is not None and any(i["id"] not in self.input_ids for i in items):
+            records = {**(records or {}), **self.step_records(items)}
         await super().add_items(items, records=records)
         self.written.extend(items)
 

@@ -22,7 +22,7 @@ from typing import Any
 from ..agent import Agent
 from ..errors import RunError
 from ..items import Item
-from ..run import RunConfig, Runner
+from ..run import RunConfig, RunHooks, Runner
 from ..run.events import StreamEvent
 from ..sessions.pending import PENDING_RUN_RECORD
 from ..usage import Usage
@@ -45,6 +45,7 @@ class Turn:
     session: ServerSession | None
     client_tools: frozenset[str] = frozenset()
     run_config: RunConfig = field(default_factory=RunConfig)
+    hooks: RunHooks[Any] | None = None
 
 
 @dataclass
@@ -87,6 +88,7 @@ async def run_turn(
             session=session,
             run_config=turn.run_config,
             max_turns=MAX_TURNS,
+            hooks=turn.hooks,
         )
     else:
         result = Runner.run_streamed(
@@ -95,6 +97,7 @@ async def run_turn(
             session=session,
             run_config=turn.run_config,
             max_turns=MAX_TURNS,
+            hooks=turn.hooks,
         )
         async for event in result.stream_events():
             on_event(event)

@@ -193,6 +193,7 @@ def create_app(
             yield
         finally:
             await context.drain()
+            await context.agents.aclose()
             if context.owns_store and context.store is not None:
                 await context.store.aclose()
 

@@ -18,6 +18,7 @@ The response object itself (and its input items) is the session record
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -31,7 +32,8 @@ from starlette.routing import Route
 from ..errors import UserError
 from ..items import Item, repair_orphans
 from ..models.settings import ModelSettings
-from ..run import RunConfig
+from ..run import RunConfig, RunHooks
+from ..sessions.codec import RECORD_SIZE_LIMIT
 from ._agents import client_tools
 from ._auth import Tenant
 from ._context import (
@@ -363,7 +365,9 @@ def _run_config(parsed: _Request) -> RunConfig:
     return RunConfig(model_settings=parsed.settings, tracing_disabled=True)
 
 
-def _turn_for(context: ServerContext, parsed: _Request, placed: _Placed) -> Turn:
+def _turn_for(
+    context: ServerContext, parsed: _Request, placed: _Placed, hooks: RunHooks[Any]
+) -> Turn:
     agent = context.agents.get(parsed.model)
     tools = client_tools(parsed.tools, agent)
     changes: dict[str, Any] = {}
@@ -379,33 +383,85 @@ def _turn_for(context: ServerContext, parsed: _Request, placed: _Placed) -> Turn
         session=placed.session,
         client_tools=frozenset(tool.name for tool in tools),
         run_config=_run_config(parsed),
+        hooks=hooks,
     )
 
 
-async def _store_record(
-    placed: _Placed,
-    parsed: _Request,
-    response: dict[str, Any],
-    count: int,
-    outcome_output: list[Item],
-) -> None:
-    session = placed.session
-    if session is None or session.readonly or "records" not in session.capabilities:
-        return
-    saved = [item for item in outcome_output if any(item is w for w in session.written)]
-    end = count + len(placed.history) + len(parsed.input) + len(saved)
-    last = saved[-1]["id"] if saved else (parsed.input[-1]["id"] if parsed.input else None)
-    record = {
-        "response": response,
-        "input": [api_item(item["id"], item) for item in parsed.input],
-        "end": end,
-        "last_id": last,
-    }
-    try:
-        await session.put_records({_record_key(response["id"]): record})
-    except UserError:  # larger than a record may be: keep the response without its input
-        record["input"] = None
-        await session.put_records({_record_key(response["id"]): record})
+class _Recorder(RunHooks[Any]):
+    """The stored record of one response (``threadline.response/…``).
+
+    It rides with the write of each step of the run (see ``ServerSession.step_records``), so
+    the step that completes the response also stores it, in one transaction; :meth:`finish`
+    writes it only when the last step's copy is not the final one (a failure, a run that
+    ended without a step). As run hooks it sees the run's usage as it grows.
+    """
+
+    def __init__(self, placed: _Placed, parsed: _Request, response_id: str, created_at: int):
+        self.placed = placed
+        self.parsed = parsed
+        self.response_id = response_id
+        self.created_at = created_at
+        self.usage: Any = None
+        self.output: list[Item] = []
+        self.last: dict[str, Any] | None = None
+        session = placed.session
+        self.active = (
+            session is not None and not session.readonly and "records" in session.capabilities
+        )
+        if self.active and session is not None:
+            session.input_ids = frozenset(item["id"] for item in parsed.input)
+            session.step_records = self.step
+
+    async def on_agent_start(self, context: Any, agent: Any) -> None:
+        self.usage = context.usage
+
+    def response(self, output: list[Item], usage: Any) -> dict[str, Any]:
+        """The completed response object."""
+        return _response_object(
+            self.parsed,
+            self.response_id,
+            self.created_at,
+            status="completed",
+            output=output,
+            usage=usage,
+        )
+
+    def _record(self, response: dict[str, Any]) -> dict[str, Any]:
+        parsed = self.parsed
+        end = self.placed.count + len(parsed.input) + len(self.output)
+        last = self.output[-1]["id"] if self.output else None
+        if last is None and parsed.input:
+            last = parsed.input[-1]["id"]
+        record: dict[str, Any] = {
+            "response": response,
+            "input": [api_item(item["id"], item) for item in parsed.input],
+            "end": end,
+            "last_id": last,
+        }
+        if len(json.dumps(record, ensure_ascii=False)) > RECORD_SIZE_LIMIT * 9 // 10:
+            record["input"] = None  # too large for a record: keep the response without it
+        return record
+
+    def step(self, items: list[Item]) -> dict[str, Any]:
+        inputs = self.placed.session.input_ids if self.placed.session is not None else ()
+        self.output += [item for item in items if item["id"] not in inputs]
+        self.last = self._record(self.response(list(self.output), self.usage))
+        return {_record_key(self.response_id): self.last}
+
+    async def finish(self, response: dict[str, Any]) -> None:
+        """Store ``response`` unless the last step already stored exactly it."""
+        session = self.placed.session
+        if not self.active or session is None:
+            return
+        session.step_records = None
+        if self.last is not None and self.last["response"] == response:
+            return
+        record = self._record(response)
+        try:
+            await session.put_records({_record_key(self.response_id): record})
+        except UserError:  # still too large: keep the response without its input
+            record["input"] = None
+            await session.put_records({_record_key(self.response_id): record})
 
 
 async def _in_session(
@@ -444,7 +500,6 @@ async def _fresh_chain(placed: _Placed, body: Any) -> Any:
     assert session is not None
     async with writer(session, 0):
         await session.add_items([dict(item) for item in placed.history])
-        session.written.clear()
         count = len(placed.history)
         placed = _Placed(session, placed.visible_id, count=count)
         return await body(placed)
@@ -468,17 +523,10 @@ async def create_response(request: Request) -> Response:
         return await _streamed(context, tenant, parsed, wait, created_at)
 
     async def body_of(placed: _Placed) -> dict[str, Any]:
-        response_id = _new_id(placed)
-        outcome = await run_turn(_turn_for(context, parsed, placed))
-        response = _response_object(
-            parsed,
-            response_id,
-            created_at,
-            status="completed",
-            output=outcome.output,
-            usage=outcome.usage,
-        )
-        await _store_record(placed, parsed, response, placed.count, outcome.output)
+        recorder = _Recorder(placed, parsed, _new_id(placed), created_at)
+        outcome = await run_turn(_turn_for(context, parsed, placed, recorder))
+        response = recorder.response(outcome.output, outcome.usage)
+        await recorder.finish(response)
         return response
 
     task = context.detach(_in_session(context, tenant, parsed, wait, body_of))
@@ -502,6 +550,7 @@ async def _streamed(
 
     async def body_of(placed: _Placed) -> None:
         response_id = _new_id(placed)
+        recorder = _Recorder(placed, parsed, response_id, created_at)
         events = ResponseEvents()
         skeleton = _response_object(
             parsed, response_id, created_at, status="in_progress", output=[]
@@ -519,7 +568,9 @@ async def _streamed(
                 queue.put_nowait(event)
 
         try:
-            outcome: TurnOutcome = await run_turn(_turn_for(context, parsed, placed), send)
+            outcome: TurnOutcome = await run_turn(
+                _turn_for(context, parsed, placed, recorder), send
+            )
         except Exception as exc:
             if not opened:
                 raise
@@ -535,23 +586,16 @@ async def _streamed(
             )
             for event in events.finish() + events.failed(failed, error.code, message):
                 queue.put_nowait(event)
-            await _store_record(placed, parsed, failed, placed.count, events.output)
+            await recorder.finish(failed)
             return
         if not opened:
             for event in events.opening(skeleton):
                 queue.put_nowait(event)
         for event in events.finish():
             queue.put_nowait(event)
-        response = _response_object(
-            parsed,
-            response_id,
-            created_at,
-            status="completed",
-            output=outcome.output,
-            usage=outcome.usage,
-        )
+        response = recorder.response(outcome.output, outcome.usage)
         queue.put_nowait(events.completed(response))
-        await _store_record(placed, parsed, response, placed.count, outcome.output)
+        await recorder.finish(response)
 
     async def turn() -> None:
         try:
