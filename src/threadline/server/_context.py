@@ -110,7 +110,6 @@ class ServerContext:
     memory: bool = True
     owns_store: bool = False
     extra_secrets: tuple[str, ...] = ()
-    lease_ttl: float | None = None
     started: float = 0.0
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 

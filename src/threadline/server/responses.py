@@ -312,7 +312,7 @@ async def _find_response(
     return session, record
 
 
-async def _place(context: ServerContext, tenant: Tenant, parsed: _Request, wait: float) -> _Placed:
+async def _place(context: ServerContext, tenant: Tenant, parsed: _Request) -> _Placed:
     """Find (or make) the session a response runs in; see the module docstring."""
     if not context.memory or (
         not parsed.store and parsed.conversation is None and parsed.previous_response_id is None
@@ -472,7 +472,7 @@ async def _in_session(
     body: Any,
 ) -> Any:
     """Place the response, hold its session's lease, and run ``body(placed)``."""
-    placed = await _place(context, tenant, parsed, wait)
+    placed = await _place(context, tenant, parsed)
     session = placed.session
     if session is None or session.readonly:
         return await body(placed)
