@@ -9,14 +9,15 @@ once the socket is bound (``--port 0`` picks a free port and says which).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import ipaddress
 import os
-import socket
 import sys
-from typing import Any
 
 from ..errors import UserError
+
+TYPE_CHECKING = False  # not typing's: the parser is built for every `threadline --help`
+if TYPE_CHECKING:
+    import socket
+    from typing import Any
 
 __all__ = ["add_serve_parser", "is_loopback", "serve_command"]
 
@@ -91,6 +92,8 @@ def add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
     if host == "localhost":
         return True
     try:
@@ -140,8 +143,13 @@ def _model(args: argparse.Namespace) -> tuple[Any, list[str], Any]:
 
 
 def _bind(host: str, port: int) -> socket.socket:
+    import socket
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when the
+    # listening socket says TCP, and without it every keep-alive response waits for the
+    # client's delayed ACK (~40 ms)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -155,6 +163,8 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def serve_command(args: argparse.Namespace) -> int:
     """Run the server until Ctrl-C (or SIGTERM)."""
+    import asyncio
+
     try:
         import uvicorn
 

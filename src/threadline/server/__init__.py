@@ -2,7 +2,7 @@
 
 :func:`create_app` returns the ASGI app (see ``docs/serve.md``); :class:`Limits` bounds what
 one request may carry. Importing :mod:`threadline` never imports this package; importing it
-without the ``serve`` extra raises an ImportError naming ``pip install 'threadline[serve]'``.
+without the ``serve`` extra raises an ImportError naming it (``pip install -e '.[serve]'`` in a checkout).
 """
 
 from __future__ import annotations

@@ -703,6 +703,17 @@ _CHAT_HEADERS = [
 ]
 
 
+_SSE_EVENT: dict[str, Any] = {
+    "description": (
+        "One server-sent event: `data` is one JSON event (Responses: its `type` is also the "
+        "SSE `event` name) or, for chat completions, one chunk and finally `[DONE]`."
+    ),
+    "type": "object",
+    "required": ["data"],
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+}
+
+
 def _op(
     operation_id: str,
     summary: str,
@@ -716,7 +727,7 @@ def _op(
 ) -> dict[str, Any]:
     content: dict[str, Any] = {} if ok is None else {"application/json": {"schema": ok}}
     if stream:
-        content["text/event-stream"] = {"schema": {"type": "string"}}
+        content["text/event-stream"] = {"schema": _SSE_EVENT}
     success: dict[str, Any] = {"description": "OK", "content": content}
     if links:
         success["links"] = {
