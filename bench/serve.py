@@ -376,17 +376,21 @@ def summarize(points: list[dict[str, Any]], levels: list[int]) -> list[dict[str,
 WHERE_THE_TIME_GOES = [
     "## Where the time goes",
     "",
-    "Profiled by hand at git d594bc6 (2026-12-02, py-spy and strace on the server process, load "
-    "average 5–9; rerun them after changing the server):",
+    "Profiled by hand at git d594bc6 with its `TCP_NODELAY` fix applied (2026-12-02, py-spy, "
+    "strace and per-thread CPU from /proc on the server process, load average 5–9; rerun them "
+    "after changing the server):",
     "",
     "* Both sides spend most of their CPU in the upstream call: the `openai` client turning the "
     "request's messages into its wire form (about a quarter of the stateless side's CPU) and "
     "`httpx`; then Starlette/uvicorn and the request validation. A zero-latency pass-through costs "
-    "7–9 ms of CPU per call, so one core serves about 110–145 calls/s without memory.",
+    "6–9 ms of CPU per call, so one core serves about 110–170 calls/s without memory.",
     "* Memory adds no event-loop CPU to speak of (the event-loop thread's CPU per call is about "
     "the stateless side's); it adds the SQLite threads (1–2.4 ms per call, least when writes from "
     "many clients are grouped) and two durable commits per turn (the user's input before the "
     "model is called, the reply and the response record after it: 100 `fdatasync` for 50 turns).",
+    "* On this machine the p50 ratio swings from run to run (see the per-run ratios above) far "
+    "more than the CPU ratio does: with the load average above the core count, a point's p50 is "
+    "mostly how long the server waited for a core while it ran.",
     "* The memory side's stalls are those commits waiting for the disk: on this shared virtual "
     "disk `fdatasync` took 0.6 ms at the median but 188 ms at p99 and up to 440 ms while other "
     "jobs wrote (1,329 calls at 1 and 64 clients). The stateless side touches no disk.",
