@@ -397,6 +397,11 @@ OTHER_BENCHMARKS = [
         "benchmarks-store.md",
         "the store layer against the commit before it (`bench/compare_base.py`)",
     ),
+    (
+        "benchmarks-serve.md",
+        "`threadline serve`: `POST /v1/responses` with memory (SQLite) against the stateless "
+        "pass-through at 1 / 16 / 64 clients (`bench/serve.py`)",
+    ),
 ]
 """The benchmarks with their own pages (each rewritten by its own script, not by this one)."""
 
