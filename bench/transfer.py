@@ -230,8 +230,8 @@ def _markdown(rows: list[Any], count: int, rounds: int, facts: dict[str, Any]) -
         "thread, and is in none of the columns.",
         "",
         "Items/s are wall-clock; the machine is shared (see the load below), so the table also",
-        "gives items per CPU-second of this process (all its threads), which contention does",
-        "not inflate.",
+        "gives items per CPU-second of this process (all its threads), which contention",
+        "inflates less (but does: two busy hyperthreads share a core's caches).",
         "",
         "| store | export items/s | import items/s | export per CPU-s | import per CPU-s "
         "| fork | fork(at_turn=-1) | file |",
