@@ -420,6 +420,19 @@ SCALE_SUMMARY = [
 ]
 """Headline numbers copied from ``docs/deployment.md`` (update both after rerunning scale.py)."""
 
+TRANSFER_SUMMARY = [
+    "Export, import and fork of a 100,000-item session on SQLite (from `bench/transfer.py`, "
+    "which `run_all.py` does not rerun; every store and the method are in "
+    "[`docs/benchmarks-transfer.md`](benchmarks-transfer.md)):",
+    "",
+    "| export items/s (≥ 100k) | import items/s (≥ 100k) | fork (< 0.5 s) "
+    "| fork(at_turn=-1) | encrypted import items/s | encrypted fork |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| 444,048 (met) | 171,286 (met) | 2 ms (met) | 81 ms | 81,613 | 1542 ms |",
+]
+"""Headline numbers copied from ``docs/benchmarks-transfer.md`` (update both after rerunning
+transfer.py)."""
+
 
 HISTORY_SUMMARY = [
     "Per-turn store time against stored items on SQLite (from `bench/history_scaling.py`, "
@@ -437,7 +450,7 @@ HISTORY_SUMMARY = [
 def _other_benchmarks() -> list[str]:
     lines = ["## Other benchmarks", ""]
     lines += [f"* [`docs/{page.split('#')[0]}`]({page}): {what}" for page, what in OTHER_BENCHMARKS]
-    return [*lines, "", *SCALE_SUMMARY, "", *HISTORY_SUMMARY, ""]
+    return [*lines, "", *SCALE_SUMMARY, "", *HISTORY_SUMMARY, "", *TRANSFER_SUMMARY, ""]
 
 
 def render(record: dict[str, Any]) -> str:
