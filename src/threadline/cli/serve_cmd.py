@@ -198,10 +198,11 @@ def serve_command(args: argparse.Namespace) -> int:
     if not args.memory and (args.ui or args.write):
         raise UserError("--ui and --write inspect stored conversations: drop --no-memory")
     agents = load_agents(args.agents) if args.agents else None
-    model, secrets, provider = _model(args)
     from .commands import open_store, store_name
 
+    # the store URL is checked before the model starts (the local model takes seconds)
     store = open_store(args.db, args.store) if args.memory else None
+    model, secrets, provider = _model(args)
     limits = Limits() if args.max_body_bytes is None else Limits(max_body_bytes=args.max_body_bytes)
     app = create_app(
         store,
