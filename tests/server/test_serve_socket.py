@@ -1,4 +1,4 @@
-"""The socket ``threadline serve`` listens on hands out connections with Nagle's algorithm off.
+"""The socket ``threadline serve`` and ``threadline inspect`` listen on hands out connections with Nagle's algorithm off.
 
 uvicorn writes a response's head and body in separate writes; on a connection with Nagle on,
 the body waits for the client's delayed ACK of the head (about 40 ms on Linux) on every
@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 
-from threadline.cli.serve_cmd import _bind
+import pytest
+
+from threadline.cli import inspect_cmd
+from threadline.cli._listen import listen
 
 
-async def test_accepted_connections_have_nodelay() -> None:
-    listening = _bind("127.0.0.1", 0)
+@pytest.mark.parametrize(
+    "bind",
+    [lambda: listen("127.0.0.1", 0), lambda: inspect_cmd._bind(0)],
+    ids=["serve", "inspect"],
+)
+async def test_accepted_connections_have_nodelay(bind: Callable[[], socket.socket]) -> None:
+    listening = bind()
     accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -14,6 +14,7 @@ import socket
 import sys
 
 from ..errors import UserError
+from ._listen import listen
 
 __all__ = ["add_inspect_parser", "inspect_command"]
 
@@ -53,17 +54,7 @@ def add_inspect_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
 def _bind(port: int) -> socket.socket:
     if not 0 <= port <= 65535:
         raise UserError(f"--port must be 0 to 65535, got {port}")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((HOST, port))
-    except OSError as exc:
-        sock.close()
-        raise UserError(
-            f"cannot listen on {HOST}:{port}: {exc.strerror or exc} (pick another with --port)"
-        ) from None
-    sock.listen(128)
-    return sock
+    return listen(HOST, port, hint=" (pick another with --port)")
 
 
 def inspect_command(args: argparse.Namespace) -> int:

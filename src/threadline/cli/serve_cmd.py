@@ -16,7 +16,6 @@ from ..errors import UserError
 
 TYPE_CHECKING = False  # not typing's: the parser is built for every `threadline --help`
 if TYPE_CHECKING:
-    import socket
     from typing import Any
 
 __all__ = ["add_serve_parser", "is_loopback", "serve_command"]
@@ -152,25 +151,6 @@ def _model(args: argparse.Namespace) -> tuple[Any, list[str], Any]:
     return provider.get_model(args.model), [key] if key != "unused" else [], provider
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when the
-    # listening socket says TCP, and without it every keep-alive response waits for the
-    # client's delayed ACK (~40 ms)
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
 def serve_command(args: argparse.Namespace) -> int:
     """Run the server until Ctrl-C (or SIGTERM)."""
     import asyncio
@@ -198,6 +178,7 @@ def serve_command(args: argparse.Namespace) -> int:
     if not args.memory and (args.ui or args.write):
         raise UserError("--ui and --write inspect stored conversations: drop --no-memory")
     agents = load_agents(args.agents) if args.agents else None
+    from ._listen import listen
     from .commands import open_store, store_name
 
     # the store URL is checked before the model starts (the local model takes seconds)
@@ -220,7 +201,7 @@ def serve_command(args: argparse.Namespace) -> int:
         from ..server.inspector import enable_inspector
 
         enable_inspector(app, write=args.write, ui=args.ui)
-    sock = _bind(args.host, args.port)
+    sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in str(host) else host
     served = ", ".join(app.state.threadline.agents.names)
