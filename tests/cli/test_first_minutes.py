@@ -196,6 +196,8 @@ def test_export_to_a_file(db: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_empty_ls_and_search_say_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "empty.db"
+    assert main(["db", "migrate", "--db", str(db)]) == 0
+    capsys.readouterr()
     assert main(["sessions", "--db", str(db), "ls"]) == 0
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -225,3 +227,61 @@ def test_import_refuses_a_non_empty_session_unless_told(
     assert capsys.readouterr().out.splitlines()[-1:] == ["   1. user: imported"]
     assert main([*base, "import", str(source), "--session", "fresh"]) == 0
     assert "imported 1 items into session fresh" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        ["ls"],
+        ["show", "a"],
+        ["search", "x"],
+        ["export", "a"],
+        ["fork", "a", "b"],
+        ["rm", "a"],
+        ["prune", "--idle", "1d"],
+        ["stats"],
+        ["--json", "ls"],
+    ],
+)
+def test_a_mistyped_db_path_is_an_error_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], action: list[str]
+) -> None:
+    db = tmp_path / "typo" / "chat.db"
+    assert main(["sessions", "--db", str(db), *action]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"threadline: error: no session store at {db}: the file does not exist")
+    assert not (tmp_path / "typo").exists()  # neither the file nor its folder was made
+    url = f"sqlite:///{tmp_path}/typo/chat.db"
+    assert main(["sessions", "--store", url, *action]) == 1
+    assert "no session store at" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+
+
+def test_before_the_first_chat_the_default_store_is_empty_and_not_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("THREADLINE_DB", raising=False)
+    monkeypatch.delenv("THREADLINE_STORE", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    default = tmp_path / "data" / "threadline" / "threadline.db"
+    assert main(["sessions", "ls"]) == 0
+    assert capsys.readouterr().err.strip() == (
+        f"no sessions yet: {default} does not exist; start one with `threadline chat`"
+    )
+    assert main(["sessions", "--json", "ls"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["sessions", "--json", "stats"]) == 0
+    assert json.loads(capsys.readouterr().out)["sessions"] == 0
+    assert main(["sessions", "search", "bridge"]) == 1
+    assert main(["sessions", "show", "chat-1"]) == 1
+    assert "no sessions yet" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
+def test_import_creates_the_store_it_names(tmp_path: Path) -> None:
+    source = tmp_path / "alpha.jsonl"
+    source.write_text('{"role": "user", "content": "hello"}\n')
+    db = tmp_path / "new" / "chat.db"
+    assert main(["sessions", "--db", str(db), "import", str(source)]) == 0
+    assert db.is_file()
+    assert main(["sessions", "--db", str(db), "show", "alpha"]) == 0

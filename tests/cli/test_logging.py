@@ -85,7 +85,7 @@ def test_an_unknown_log_level_is_said_not_ignored(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.setenv("THREADLINE_LOG", "loud")
-    assert main(["sessions", "--db", str(tmp_path / "x.db"), "ls"]) == 0
+    assert main(["db", "migrate", "--db", str(tmp_path / "x.db")]) == 0
     err = capsys.readouterr().err
     assert "THREADLINE_LOG='loud' is not a log level" in err
 
@@ -93,5 +93,5 @@ def test_an_unknown_log_level_is_said_not_ignored(
 def test_main_leaves_the_threadline_logger_as_it_found_it(tmp_path: Path) -> None:
     root = logging.getLogger("threadline")
     before = (list(root.handlers), root.level)
-    assert main(["sessions", "--db", str(tmp_path / "x.db"), "ls", "-v"]) == 0
+    assert main(["db", "migrate", "--db", str(tmp_path / "x.db"), "-v"]) == 0
     assert (list(root.handlers), root.level) == before

@@ -22,6 +22,7 @@ from ._reply import choose_renderer
 from .chat import ChatApp, run_repl
 
 __all__ = [
+    "MissingStoreError",
     "ask_command",
     "chat_command",
     "compaction_settings",
@@ -37,11 +38,13 @@ __all__ = [
 ]
 
 
-def open_store(db: str | None, store: str | None = None) -> SessionStore:
+def open_store(db: str | None, store: str | None = None, *, create: bool = True) -> SessionStore:
     """The store the arguments name: ``--store URL``, else ``--db PATH`` (a SQLite file),
     else ``$THREADLINE_STORE``, else the SQLite file in the user data dir (``$THREADLINE_DB``).
 
-    A SQLite file's folder is created if needed.
+    With ``create`` a SQLite file's folder is created if needed. Without it (commands that
+    only read or change existing sessions) a SQLite file that does not exist raises
+    :class:`MissingStoreError`, so a mistyped path never leaves a new, empty database behind.
     """
     if store is not None and db is not None:
         raise UserError("give --store URL or --db PATH, not both")
@@ -55,11 +58,43 @@ def open_store(db: str | None, store: str | None = None) -> SessionStore:
     if url:
         opened = open_store_url(url)
         if isinstance(opened, SQLiteStore) and opened.db_path != ":memory:":
-            make_folder(Path(opened.db_path))
+            path = Path(opened.db_path)
+            if not create and not path.exists():
+                opened.close()
+                raise MissingStoreError(path, default=False)
+            make_folder(path)
         return opened
     path = Path(db).expanduser() if db else default_db_path()
+    if not create and not path.exists():
+        raise MissingStoreError(path, default=db is None)
     make_folder(path)
     return SQLiteStore.shared(path)
+
+
+class MissingStoreError(UserError):
+    """The SQLite file a read-only command names does not exist (nothing was created).
+
+    ``default`` tells whether it is the default file (no ``--db``/``--store`` given), which
+    simply means no session was stored yet.
+    """
+
+    def __init__(self, path: Path, *, default: bool) -> None:
+        self.path = path
+        self.default = default
+        if default:
+            message = f"no sessions yet: {path} does not exist; start one with `threadline chat`"
+        else:
+            blocker = next((p for p in path.parents if p.is_file()), None)
+            why = (
+                f"{str(blocker)!r} is a file, not a folder"
+                if blocker is not None
+                else "the file does not exist"
+            )
+            message = (
+                f"no session store at {path}: {why}; check the path "
+                "(`threadline chat --db PATH` or `threadline sessions import` creates one)"
+            )
+        super().__init__(message)
 
 
 def make_folder(path: Path) -> None:

@@ -14,14 +14,20 @@ from typing import Any
 from ..errors import UserError
 from ..sessions import SessionStore
 from ._render import print_history, print_sessions, print_table
-from .commands import open_store, store_name
+from .commands import MissingStoreError, open_store, store_name
 
 __all__ = ["sessions_command"]
 
 
 def sessions_command(args: argparse.Namespace) -> int:
     """Dispatch ``sessions ACTION``."""
-    store = open_store(args.db, args.store)
+    try:
+        # Only import may make a new database; every other action needs an existing one.
+        store = open_store(args.db, args.store, create=args.action == "import")
+    except MissingStoreError as missing:
+        if missing.default and args.action in ("ls", "stats", "search", "prune"):
+            return _nothing_stored(missing, args)
+        raise
     action = {
         "ls": _ls,
         "show": _show,
@@ -41,6 +47,23 @@ def sessions_command(args: argparse.Namespace) -> int:
             await store.aclose()
 
     return asyncio.run(run())
+
+
+def _nothing_stored(missing: MissingStoreError, args: argparse.Namespace) -> int:
+    """``ls``/``stats``/``search``/``prune`` before anything was ever stored in the default
+    file: report an empty store without creating it."""
+    if args.json:
+        empty: Any = (
+            []
+            if args.action in ("ls", "search")
+            else {"store": str(missing.path), "sessions": 0, "items": 0}
+        )
+        if args.action == "prune":
+            empty = {"sessions": [], "items": 0, "busy": [], "dry_run": args.dry_run}
+        _emit_json(empty)
+    else:
+        print(missing, file=sys.stderr)
+    return 1 if args.action == "search" else 0
 
 
 def _emit_json(value: Any) -> None:
