@@ -439,17 +439,94 @@ def check_body(name: str, body: dict[str, Any]) -> None:
     if best.validator == "required" and not where:
         missing = str(best.message).split("'")[1] if "'" in best.message else best.message
         raise bad_request(f"Missing required parameter: '{missing}'.", param=missing)
-    message = best.message if len(best.message) < 300 else best.message[:300] + "…"
-    raise bad_request(f"Invalid value for '{where or 'body'}': {message}", param=where or None)
+    raise bad_request(f"Invalid value for '{where or 'body'}': {_say(best)}", param=where or None)
 
 
 def _best(error: Any) -> Any:
-    from jsonschema.exceptions import best_match
-
-    context = getattr(error, "context", None)
-    if context:
-        return best_match([error, *context])
+    """The error that says what is wrong: inside an ``anyOf``/``oneOf``, the deepest error of a
+    branch whose type the value has (a metadata object with 17 keys is "too many properties",
+    not "is not of type 'null'"); the alternatives error itself when no branch fits the type."""
+    while error.context:
+        fitting = [
+            branch
+            for branch in error.context
+            if not (branch.validator == "type" and not branch.relative_path)
+        ]
+        if not fitting:
+            break
+        error = max(fitting, key=lambda branch: len(branch.absolute_path))
     return error
+
+
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    type(None): "null",
+}
+
+
+def _say(error: Any) -> str:
+    """A short message for ``error``, without echoing a large value back."""
+    limit, value = error.validator_value, error.instance
+    size = len(value) if isinstance(value, (str, list, dict)) else None
+    match error.validator:
+        case "maxProperties":
+            return f"expected an object with at most {limit} properties, got {size}."
+        case "maxLength" if "propertyNames" in error.absolute_schema_path:
+            shown = repr(value[:40]) + ("…" if len(value) > 40 else "")
+            return f"key {shown} too long: expected at most {limit} characters, got {size}."
+        case "maxLength":
+            return f"string too long: expected at most {limit} characters, got {size}."
+        case "minLength":
+            return f"string too short: expected at least {limit} characters, got {size}."
+        case "maxItems":
+            return f"array too long: expected at most {limit} items, got {size}."
+        case "minItems":
+            noun = "item" if limit == 1 else "items"
+            return f"array too short: expected at least {limit} {noun}, got {size}."
+        case "type":
+            return f"expected {_type_words(limit)}, got {_json_type(value)}."
+        case "anyOf" | "oneOf" if all(
+            branch.validator == "type" and not branch.relative_path for branch in error.context
+        ):
+            return f"expected {_type_words(_branch_types(limit))}, got {_json_type(value)}."
+    message = str(error.message)
+    return message if len(message) < 300 else message[:300] + "…"
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _branch_types(branches: Any) -> list[str]:
+    found: list[str] = []
+    for branch in branches if isinstance(branches, list) else []:
+        kind = branch.get("type") if isinstance(branch, dict) else None
+        for name in kind if isinstance(kind, list) else [kind]:
+            if isinstance(name, str) and name not in found:
+                found.append(name)
+    return found
+
+
+def _type_words(types: Any) -> str:
+    names = [types] if isinstance(types, str) else list(types or [])
+    words = {
+        "object": "an object",
+        "array": "an array",
+        "string": "a string",
+        "boolean": "a boolean",
+        "integer": "an integer",
+        "number": "a number",
+        "null": "null",
+    }
+    spelled = [words.get(str(name), str(name)) for name in names]
+    if not spelled:
+        return "a different value"
+    return spelled[0] if len(spelled) == 1 else ", ".join(spelled[:-1]) + " or " + spelled[-1]
 
 
 # ---------------------------------------------------------------------- the document
