@@ -26,6 +26,7 @@ from pathlib import Path
 from .services import require_available
 
 __all__ = [
+    "PROCESS_ROOT",
     "SHARED",
     "OwnRedis",
     "cluster_url",
@@ -38,6 +39,10 @@ __all__ = [
 SHARED = ("127.0.0.1", int(os.environ.get("THREADLINE_REDIS_PORT", "6379")))
 TEST_DB = 9
 PREFIX_ROOT = "tltest:"
+# This test process's own root under PREFIX_ROOT: the exit hook drops only these keys, so a
+# process that ends (a helper, a worker, a second pytest) never deletes the keys of a test that
+# another live process is running on the same shared server.
+PROCESS_ROOT = f"{PREFIX_ROOT}{os.getpid()}-{uuid.uuid4().hex[:6]}:"
 
 
 def _bindable(port: int) -> bool:
@@ -71,7 +76,7 @@ def _ping(host: str, port: int, timeout: float = 1.0) -> bool:
 def _shared_up() -> bool:
     up = _ping(*SHARED)
     if up:  # every test's keys go when the test process ends
-        atexit.register(drop_prefix, f"redis://{SHARED[0]}:{SHARED[1]}/{TEST_DB}", PREFIX_ROOT)
+        atexit.register(drop_prefix, f"redis://{SHARED[0]}:{SHARED[1]}/{TEST_DB}", PROCESS_ROOT)
     return up
 
 
@@ -86,8 +91,8 @@ def redis_url() -> str:
 
 
 def new_prefix() -> str:
-    """A key prefix no other test uses."""
-    return f"{PREFIX_ROOT}{uuid.uuid4().hex[:12]}:"
+    """A key prefix no other test uses, under this process's :data:`PROCESS_ROOT`."""
+    return f"{PROCESS_ROOT}{uuid.uuid4().hex[:12]}:"
 
 
 def _redis_cli(*args: str, port: int, host: str = "127.0.0.1") -> str:
