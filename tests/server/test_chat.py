@@ -118,6 +118,16 @@ def test_divergence_is_a_409_or_a_fork(
         )
     assert caught.value.code == "conversation_diverged"
     assert len(client.conversations.items.list(conv.id).data) == 4  # nothing overwritten
+    assert "whole transcript" not in caught.value.message
+    # only the new message, as a Responses client would send it: the 409 says why
+    with pytest.raises(openai.ConflictError) as only_new:
+        client.chat.completions.create(
+            model="assistant",
+            messages=[{"role": "user", "content": "Q3"}],
+            extra_body={"conversation": conv.id},
+        )
+    assert "whole transcript" in only_new.value.message
+    assert "/v1/responses" in only_new.value.message
     # a transcript the conversation moved past is a divergence too
     with pytest.raises(openai.ConflictError):
         client.chat.completions.create(
@@ -300,3 +310,22 @@ def test_bad_requests(serve: Callable[..., Served], upstream: ScriptedServer) ->
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
     assert caught.value.code == "model_not_found"
     assert upstream.requests == []
+
+
+def test_a_tool_message_that_answers_no_call_is_a_400(
+    serve: Callable[..., Served], upstream: ScriptedServer
+) -> None:
+    """A ``role: tool`` message whose tool_call_id no assistant tool call before it carries is
+    refused before the upstream is called or anything is stored."""
+    client = serve().client()
+    conv = client.conversations.create()
+    messages: Any = [
+        {"role": "user", "content": "hi"},
+        {"role": "tool", "tool_call_id": "call_ghost", "content": "x"},
+    ]
+    for extra in ({}, {"conversation": conv.id}):
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(model="assistant", messages=messages, extra_body=extra)
+        assert "call_ghost" in caught.value.message and caught.value.param == "messages"
+    assert upstream.requests == []
+    assert client.conversations.items.list(conv.id).data == []

@@ -282,3 +282,55 @@ async def test_async_client(serve: Callable[..., Served], upstream: ScriptedServ
         )
         assert answer.output_text == "two"
         assert sent_texts(upstream)[1:] == ["first", "one", "second"]
+
+
+def test_an_output_that_answers_no_call_is_a_400_before_anything_is_stored(
+    serve: Callable[..., Served], upstream: ScriptedServer
+) -> None:
+    """A function_call_output whose call_id no stored or earlier call carries is refused at
+    once (stored, it would be sent upstream unpaired, which providers refuse), streamed or
+    not; an output that answers a call earlier in the same input is fine."""
+    client = serve().client()
+    conv = client.conversations.create(items=[{"role": "user", "content": "hi"}])
+    orphan: Any = [{"type": "function_call_output", "call_id": "call_ghost", "output": "x"}]
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.responses.create(
+                model="assistant", input=orphan, conversation=conv.id, stream=stream
+            )
+        assert "call_ghost" in caught.value.message
+        assert caught.value.param == "input[0]"
+    with pytest.raises(openai.BadRequestError):  # no conversation: the input alone counts
+        client.responses.create(model="assistant", input=orphan)
+    assert upstream.requests == []
+    assert [item.type for item in client.conversations.items.list(conv.id).data] == ["message"]
+
+    upstream.add(reply("Noted."))
+    paired: Any = [
+        {"type": "function_call", "call_id": "c9", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c9", "output": "sunny"},
+    ]
+    done = client.responses.create(model="assistant", input=paired, conversation=conv.id)
+    assert done.output_text == "Noted."
+
+
+def test_an_answer_to_a_call_stored_long_ago_is_found(
+    serve: Callable[..., Served], upstream: ScriptedServer
+) -> None:
+    """The newest stored items are searched first; a call older than them is still found."""
+    client = serve().client()
+    conv = client.conversations.create()
+    call = {"type": "function_call", "call_id": "c_old", "name": "get_weather", "arguments": "{}"}
+    client.conversations.items.create(conv.id, items=[call])  # type: ignore[list-item]
+    for start in range(0, 1010, 20):
+        client.conversations.items.create(
+            conv.id,
+            items=[{"role": "user", "content": f"n{i}"} for i in range(start, start + 20)],
+        )
+    upstream.add(reply("Late answer noted."))
+    done = client.responses.create(
+        model="assistant",
+        conversation=conv.id,
+        input=[{"type": "function_call_output", "call_id": "c_old", "output": "sunny"}],
+    )
+    assert done.output_text == "Late answer noted."

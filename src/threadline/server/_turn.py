@@ -7,6 +7,9 @@ The runner stores the input before it calls the model and each completed step af
   tool's call from the previous response), so they are written first, under the request's
   lease, before the runner reads the history it sends (otherwise the call would look
   unanswered and be left out);
+* a function call output must answer a call: one whose ``call_id`` no call before it (stored
+  or earlier in the input) carries is a 400 before anything is stored or sent (stored, it
+  would be sent upstream unpaired, which providers refuse);
 * a call to a client-side tool stops the run (the tool ``needs_approval``); the step that
   made it is then stored as it is, its calls waiting for the client's outputs, in the same
   write that drops the pending-run record the runner left;
@@ -27,9 +30,10 @@ from ..run.events import StreamEvent
 from ..sessions.pending import PENDING_RUN_RECORD
 from ..usage import Usage
 from ._context import ServerSession
+from ._errors import bad_request
 from ._ids import stamp_id
 
-__all__ = ["Turn", "TurnOutcome", "run_turn"]
+__all__ = ["Turn", "TurnOutcome", "check_answers", "run_turn"]
 
 MAX_TURNS = 10
 """Model calls one request may make (server-side tool rounds included)."""
@@ -46,6 +50,8 @@ class Turn:
     client_tools: frozenset[str] = frozenset()
     run_config: RunConfig = field(default_factory=RunConfig)
     hooks: RunHooks[Any] | None = None
+    param: str = "input"
+    """The request field the input came from (named in errors)."""
 
 
 @dataclass
@@ -69,6 +75,51 @@ def _answers_end(items: list[Item]) -> int:
     return end
 
 
+_ANSWERS = {"function_call_output": "function_call", "custom_tool_call_output": "custom_tool_call"}
+_RECENT = 1000
+"""Stored items searched first for the calls an input answers (the whole history after)."""
+
+
+def _call_ids(items: list[Item], kinds: frozenset[str]) -> set[str]:
+    return {str(item.get("call_id")) for item in items if item.get("type") in kinds}
+
+
+async def check_answers(session: ServerSession | None, run_input: list[Item], param: str) -> None:
+    """Refuse (400) an output in ``run_input`` whose call is neither earlier in the input nor
+    stored in ``session``; the newest stored items are read first, the whole history only
+    when a call is not among them."""
+    outputs = [
+        (index, item) for index, item in enumerate(run_input) if item.get("type") in _ANSWERS
+    ]
+    if not outputs:
+        return
+    kinds = frozenset(_ANSWERS.values())
+    stored: set[str] = set()
+    if session is not None:
+        recent = await session.get_items(limit=_RECENT)
+        stored = _call_ids(recent, kinds)
+        wanted = {str(item.get("call_id")) for _, item in outputs}
+        if not wanted <= stored | _call_ids(run_input, kinds) and len(recent) == _RECENT:
+            stored = _call_ids(await session.get_items(), kinds)
+    seen: set[str] = set()
+    for index, item in enumerate(run_input):
+        kind = str(item.get("type"))
+        call_id = item.get("call_id")
+        if kind in kinds:
+            seen.add(str(call_id))
+        elif kind in _ANSWERS and str(call_id) not in stored and str(call_id) not in seen:
+            where = (
+                f"'{param}[{index}]' is a {kind} that"
+                if param == "input"
+                else f"a tool message in '{param}'"
+            )
+            raise bad_request(
+                f"{where} answers call_id {call_id!r}, but no call with that id comes before "
+                "it in the conversation or the request; nothing was stored",
+                param=f"{param}[{index}]" if param == "input" else param,
+            )
+
+
 async def run_turn(
     turn: Turn, on_event: Callable[[StreamEvent], None] | None = None
 ) -> TurnOutcome:
@@ -76,6 +127,7 @@ async def run_turn(
     holds the session's lease."""
     session = turn.session
     run_input = list(turn.input)
+    await check_answers(session, run_input, turn.param)
     if session is not None:
         answers = _answers_end(run_input)
         if answers:

@@ -440,11 +440,18 @@ async def _tail(
             param="messages",
         )
     if not chat.fork:
+        hint = ""
+        if common == 0 and len(new) < len(old):  # most likely only the new message was sent
+            hint = (
+                f" (it holds {len(old)} messages: chat completions take the whole transcript "
+                "each time; to send only the new message, use POST /v1/responses with "
+                "'conversation')"
+            )
         raise ApiError(
             409,
             f"the messages diverge from the stored transcript of conversation "
-            f"'{chat.conversation}' at message {common + 1}; nothing was stored. Send the "
-            f"header '{DIVERGENCE_HEADER}: fork' to continue in a fork of the conversation",
+            f"'{chat.conversation}' at message {common + 1}{hint}; nothing was stored. Send "
+            f"the header '{DIVERGENCE_HEADER}: fork' to continue in a fork of the conversation",
             code="conversation_diverged",
         )
     while 0 < common < len(old) and old[common].kind == "tool":
@@ -543,6 +550,7 @@ async def create_chat_completion(request: Request) -> Response:
             session=session,
             client_tools=client_names,
             run_config=run_config,
+            param="messages",
         )
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
