@@ -62,6 +62,7 @@ __all__ = [
     "ModelNotConfiguredError",
     "ModelRateLimitError",
     "ModelTimeoutError",
+    "NestedRunError",
     "OutputGuardrailTripwireTriggered",
     "PendingRunError",
     "RunError",
@@ -142,6 +143,25 @@ class PendingRunError(UserError):
             "reject each of state.interruptions and resume with "
             "'Runner.run(agent, state, session=session)', or drop it with "
             "'await session.discard_pending_run()' before starting a new run"
+        )
+
+
+class NestedRunError(UserError):
+    """A run was started on a session that a run still going holds, from inside that run (a
+    tool, hook or guardrail of the outer run called ``Runner.run`` with the same session).
+
+    The inner run would wait for the outer run's lease, and the outer run for the inner run:
+    refused at once instead. Give the inner run a session of its own, or none.
+    ``session_id`` names the session.
+    """
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(
+            f"a run was started on session {session_id!r} from inside a run that holds it "
+            "(a tool, hook or guardrail called Runner.run with the same session); it would "
+            "wait for the outer run's lease forever. Give the inner run a session of its "
+            "own, or none"
         )
 
 

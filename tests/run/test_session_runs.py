@@ -402,3 +402,69 @@ async def test_a_run_that_stalled_past_its_ttl_is_fenced_off(
         await Runner.run(agent, "first", session=session)
     stored = await other.get_items()
     assert [item.get("content") for item in stored] == ["first", "other turn"]
+
+
+async def test_a_run_inside_a_tool_on_the_runs_own_session_is_refused_at_once(
+    make_session: SessionFactory,
+) -> None:
+    """A tool that calls Runner.run with the session its run holds would wait for that run's
+    lease forever (it hung before): NestedRunError at once, from the outer run, and the
+    stored history stays valid to send. Another session, or none, is fine inside a tool."""
+    from threadline import NestedRunError
+
+    session = make_session("outer")
+    other = make_session("inner")
+    inner = Agent(name="inner", model=ScriptedModel(["inner on other", "inner, no session"]))
+
+    @function_tool
+    async def ask_elsewhere() -> str:
+        """Ask the inner agent in another session and in none."""
+        first = await Runner.run(inner, "q", session=other)
+        second = await Runner.run(inner, "q")
+        return f"{first.final_output} / {second.final_output}"
+
+    @function_tool
+    async def ask_here() -> str:
+        """Ask the inner agent in this run's own session."""
+        return str((await Runner.run(inner, "q", session=session)).final_output)
+
+    model = ScriptedModel(
+        [[call("ask_elsewhere", {}, call_id="c1")], "fine", [call("ask_here", {})], "after"]
+    )
+    outer = Agent(name="outer", model=model, tools=[ask_elsewhere, ask_here])
+    done = await Runner.run(outer, "first", session=session)
+    assert done.final_output == "fine"
+    assert roles(await other.get_items()) == ["user", "assistant"]
+    with pytest.raises(NestedRunError) as caught:
+        await asyncio.wait_for(Runner.run(outer, "second", session=session), 10)
+    assert caught.value.session_id == "outer" and "Runner.run" in str(caught.value)
+    assert roles(await session.get_items()) == [
+        "user",
+        "function_call",
+        "function_call_output",
+        "assistant",
+        "user",
+    ]
+    # once the outer run is over, the same session takes a new run
+    assert (await Runner.run(outer, "third", session=session)).final_output == "after"
+
+
+def test_run_sync_inside_a_sync_tool_on_the_same_session_is_refused(
+    backend: Backend, make_session: SessionFactory
+) -> None:
+    """A sync tool (run on a worker thread) calling Runner.run_sync on its run's session."""
+    if backend.loop_bound:
+        pytest.skip("a loop-bound store cannot follow run_sync onto the loop of its own thread")
+    from threadline import NestedRunError
+
+    session = make_session("sync-outer")
+    inner = Agent(name="inner", model=ScriptedModel(["never"]))
+
+    @function_tool
+    def ask_here() -> str:
+        """Ask in this run's own session."""
+        return str(Runner.run_sync(inner, "q", session=session).final_output)
+
+    outer = Agent(name="outer", model=ScriptedModel([[call("ask_here", {})]]), tools=[ask_here])
+    with pytest.raises(NestedRunError):
+        Runner.run_sync(outer, "go", session=session)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
 import math
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ..errors import UserError
+from ..errors import NestedRunError, UserError
 from ..items import Item, encode_item, repair_orphans
 from ..models.base import ModelRequest
 from ..sessions._handle import StoreSession
@@ -224,6 +225,46 @@ def estimate_request(request: ModelRequest) -> int:
     return tokens + -(-extra // 4)
 
 
+class _Held:
+    """A run's hold on a session, seen by the runs its tools and hooks start."""
+
+    __slots__ = ("active",)
+
+    def __init__(self) -> None:
+        self.active = True
+
+
+_running: contextvars.ContextVar[dict[tuple[int, str], _Held]] = contextvars.ContextVar(
+    "threadline_running_sessions"
+)
+
+
+def _run_key(session: Any) -> tuple[int, str]:
+    """Which session a run holds: the store's identity (the session object's, for sessions
+    without one) and the session id, so two handles on one session are the same."""
+    return id(getattr(session, "store", session)), str(getattr(session, "session_id", ""))
+
+
+@contextlib.contextmanager
+def _hold(session: Any) -> Any:
+    """Mark ``session`` held by this run for the code it runs (tools, hooks, guardrails copy
+    the context); a run started there on the same session raises :class:`NestedRunError`
+    instead of waiting for the lease forever."""
+    key = _run_key(session)
+    held = _running.get({})
+    outer = held.get(key)
+    if outer is not None and outer.active:
+        raise NestedRunError(key[1])
+    mine = _Held()
+    token = _running.set({**held, key: mine})
+    try:
+        yield
+    finally:
+        mine.active = False
+        with contextlib.suppress(ValueError):  # exited in another context: nothing to undo
+            _running.reset(token)
+
+
 @asynccontextmanager
 async def session_memory(
     session: Any, config: RunConfig, context: Any = None
@@ -246,10 +287,11 @@ async def session_memory(
     # explicitly: "no bound" is math.inf, and the ttl reaches the lease even when only the
     # run set it.
     timeout = settings.effective_timeout
-    async with writer_lease(
-        session,
-        wait=settings.effective_wait,
-        timeout=math.inf if timeout is None else timeout,
-        ttl=settings.effective_ttl,
-    ):
-        yield SessionMemory(session, settings, config.session_input_callback, context)
+    with _hold(session):
+        async with writer_lease(
+            session,
+            wait=settings.effective_wait,
+            timeout=math.inf if timeout is None else timeout,
+            ttl=settings.effective_ttl,
+        ):
+            yield SessionMemory(session, settings, config.session_input_callback, context)

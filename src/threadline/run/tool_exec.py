@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..context import RunContextWrapper, ToolContext
 from ..errors import (
+    NestedRunError,
     ToolArgumentsError,
     ToolError,
     ToolInputGuardrailTripwireTriggered,
@@ -135,6 +136,8 @@ async def _run_one(
             value = await tool.on_invoke_tool(tool_context, call.get("arguments", "") or "")
         except ToolArgumentsError as exc:
             value = f"Error: {exc}"
+        except NestedRunError:  # a mistake in the program, not the tool's failure to report
+            raise
         except Exception as exc:
             logger.debug("threadline: tool %s raised %s: %s", tool.name, type(exc).__name__, exc)
             if tool.failure_error_function is None:
