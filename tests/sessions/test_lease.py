@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections import deque
 from typing import Any
@@ -194,3 +195,55 @@ async def test_session_without_a_usable_id_is_a_user_error(session_id: Any) -> N
     with pytest.raises(UserError, match="session_id"):
         async with writer_lease(session):
             pass
+
+
+class _Renewals:
+    """A backend's lease renewal for the default keepalive: records when each attempt began,
+    fails the ones listed in ``failing`` and takes ``delay`` seconds."""
+
+    where = "a test backend"
+
+    def __init__(self, failing: frozenset[int] = frozenset(), delay: float = 0.0) -> None:
+        self.failing = failing
+        self.delay = delay
+        self.began: list[float] = []
+
+    async def lease_renew(self, session_id: str, fence: Any, ttl: float) -> bool:
+        self.began.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(self.delay)
+        if len(self.began) - 1 in self.failing:
+            raise ConnectionError("server gone for a moment")
+        return True
+
+
+async def _beats(renewals: _Renewals, ttl: float, count: int) -> list[float]:
+    from threadline.sessions.backend import _keepalive_task
+
+    start = asyncio.get_running_loop().time()
+    stop = _keepalive_task(renewals, "s", Any, ttl, lambda: True, lambda: None)  # type: ignore[arg-type]
+    try:
+        for _ in range(400):
+            if len(renewals.began) >= count:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        stop()
+    return [at - start for at in renewals.began]
+
+
+async def test_a_failed_renewal_is_retried_soon_not_a_third_of_the_ttl_later() -> None:
+    """Two failed renewals in a row used to leave the lease two thirds of its ttl unrenewed
+    (the next try came ttl / 3 after each failure); now a failure is retried after
+    min(ttl / 12, 1) s, so the lease is renewed well before it runs out."""
+    began = await _beats(_Renewals(failing=frozenset({0, 1})), ttl=2.4, count=3)
+    assert began[0] == pytest.approx(0.8, abs=0.4)
+    assert began[1] - began[0] < 0.5 and began[2] - began[1] < 0.5  # retries: 0.2 s each
+    assert began[2] < 2.4 * 0.75
+
+
+async def test_a_slow_renewal_does_not_push_the_next_one_later() -> None:
+    """A renewal is due a third of the ttl after the previous one began, however long that
+    one took (a renewal queued behind a busy pool once delayed the next by its own wait)."""
+    began = await _beats(_Renewals(delay=0.5), ttl=1.5, count=3)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(began)]
+    assert all(gap < 0.5 + 0.35 for gap in gaps), gaps  # 0.5 s apart, not 1.0 s

@@ -454,8 +454,10 @@ class StoreBackend(abc.ABC):
     ) -> Callable[[], None]:
         """Renew the lease every ``ttl / 3`` seconds until the returned function is called.
 
-        Skips a renewal while ``should_renew()`` is false; calls ``on_lost()`` once when a
-        renewal finds the lease gone. The default is a task on the running event loop; a
+        Each renewal is due a third of the ttl after the previous one began (however long
+        that one took); a renewal that fails is tried again after ``min(ttl / 12, 1)``
+        seconds. Skips a renewal while ``should_renew()`` is false; calls ``on_lost()`` once
+        when a renewal finds the lease gone. The default is a task on the running event loop; a
         backend may use its own thread instead (SQLite does, so a busy loop cannot starve it).
         """
         return _keepalive_task(self, session_id, fence, ttl, should_renew, on_lost)
@@ -470,23 +472,32 @@ def _keepalive_task(
     on_lost: Callable[[], None],
 ) -> Callable[[], None]:
     async def beat() -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + ttl / 3  # a third of the ttl after the lease was taken
+        retry = min(ttl / 12, 1.0)
         while True:
-            await asyncio.sleep(ttl / 3)
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            started = loop.time()
             if not should_renew():
+                due = started + ttl / 3
                 continue
             try:
                 kept = await backend.lease_renew(session_id, fence, ttl)
-            except Exception as exc:  # a transient failure: the next beat tries again
+            except Exception as exc:  # a transient failure: try again soon, not a third later
                 logger.warning(
                     "threadline: renewing the lease of session %r in %s failed: %s",
                     session_id,
                     backend.where,
                     exc,
                 )
+                due = loop.time() + retry
                 continue
             if not kept:
                 on_lost()
                 return
+            # counted from when the renewal began, so a slow renewal (a pool queue, a busy
+            # server) does not push the next one later by its own duration
+            due = started + ttl / 3
 
     task = asyncio.ensure_future(beat())
 
