@@ -144,6 +144,19 @@ def translate(exc: BaseException, settings: Settings) -> SessionError | None:
     return None
 
 
+async def _keep_session(conn: Any) -> None:
+    """The pool's reset on release: nothing to send.
+
+    asyncpg's default reset sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL`` each time a connection goes back to the pool: one round trip per operation
+    (half of a store turn's). The store leaves no session state behind it: settings are
+    changed only for one transaction (``set_config(..., true)``), locks are transaction
+    locks, cursors live inside a transaction and nothing listens. A transaction left open
+    (an operation cancelled mid-way) is still rolled back by the pool before this runs.
+    """
+    return None
+
+
 async def _guard(pool: Any) -> None:
     """Wait until cancelled, then close ``pool``: ``asyncio.run`` (and ``Runner.run_sync``)
     cancel the tasks left on a loop before closing it, so a pool never outlives its loop
@@ -192,6 +205,7 @@ class Pools:
                     "application_name": "threadline",
                 },
                 init=init,
+                reset=_keep_session,
             )
         except BaseException as exc:
             error = translate(exc, settings)
