@@ -9,7 +9,8 @@
   statement; a read of more than one chunk runs in a repeatable-read snapshot).
 * **Tail reads** after a compaction summary (``window_since``) are one statement: range
   scans of the primary key from ``seq = start`` for the counts and the window, fetching only
-  the window's payloads; ``window_after_record`` reads the record, then the tail together
+  the window's payloads; ``window_after_record`` reads the record (and, in the same
+  statement when there is none, the plain window: one round trip), then the tail together
   with the record again (planned again if a writer changed it in between), so the pair is
   one consistent state in two round trips. ``read_oldest``, ``user_positions``, ``read_json``
   and ``list_sessions_with_record`` (a join along the listing index) read only what they
@@ -366,7 +367,9 @@ class PostgresBackend(StoreBackend):
     ) -> tuple[Payload | None, list[Item] | TailWindow]:
         """The record, then the tail window it asks for; the tail read also returns the
         record as of its own snapshot and is planned again if the record changed in
-        between, so the pair is always one consistent state (two round trips)."""
+        between, so the pair is always one consistent state (two round trips). Without the
+        record, the first statement also read the plain window (one round trip; a token
+        budget wider than what it read reads on through :meth:`window`)."""
         skey = session_key(session_id)
         asked = max_items + 1 if max_items is not None else _WINDOW_CHUNK
         plain: list[list[Item]] = []  # the plain window, when the first statement was it
