@@ -105,3 +105,20 @@ async def test_a_turn_under_the_writer_lease(
         assert await _turn(store, proxy, "leased", 1) == [1, 1, 1]  # the fence is checked inside
         proxy.reset()
     assert proxy.round_trips == 1  # giving it back
+
+
+async def test_a_connection_taken_past_the_store_is_still_reset(
+    counted: tuple[PostgresStore, RoundTripCounter],
+) -> None:
+    store, proxy = counted
+    await store.session("s").add_items([user_message("x")])
+    pool = await store._backend.pools.pool()  # type: ignore[attr-defined]
+    async with pool.acquire() as conn:
+        await conn.execute("SET enable_seqscan = off")
+    assert any("RESET ALL" in query for query in proxy.queries)  # asyncpg's default reset
+    for _ in range(3):  # whichever pooled connection comes next: the setting is gone
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW enable_seqscan") == "on"
+    proxy.reset()
+    await store.session("s").get_window(max_items=50)
+    assert proxy.queries == []  # the store's own operations: no reset
