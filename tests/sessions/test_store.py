@@ -155,6 +155,28 @@ def test_search_terms_follow_the_index_rules() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hello World 42",
+        "ASCII only: tabs\tand\nnew lines, PUNCTUATION!?",
+        "",
+        "Straße",
+        "ﬁne Ǆ café",
+        "İstanbul ΣΊΣΥΦΟΣ",
+        "mixed ASCII and Ångström",
+    ],
+)
+def test_fold_fast_path_matches_the_unicode_rules(text: str) -> None:
+    import unicodedata
+
+    from threadline.sessions._search import fold
+
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    expected = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    assert fold(text) == expected
+
+
 # ---------------------------------------------------------------------- codecs
 
 

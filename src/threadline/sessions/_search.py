@@ -20,6 +20,8 @@ _WORD = re.compile(r"[^\W_]+")  # letters and digits, as SQLite FTS5's unicode61
 
 def fold(text: str) -> str:
     """``text`` in lower case with accents removed (how words are compared)."""
+    if text.isascii():  # (the common case: casefold is lower and NFKD changes nothing)
+        return text.lower()
     folded = unicodedata.normalize("NFKD", text.casefold())
     return "".join(ch for ch in folded if not unicodedata.combining(ch))
 

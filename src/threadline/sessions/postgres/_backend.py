@@ -9,7 +9,8 @@
   statement; a read of more than one chunk runs in a repeatable-read snapshot).
 * **Tail reads** after a compaction summary (``window_since``) are one statement: range
   scans of the primary key from ``seq = start`` for the counts and the window, fetching only
-  the window's payloads; ``window_after_record`` reads the record, then the tail together
+  the window's payloads; ``window_after_record`` reads the record (and, in the same
+  statement when there is none, the plain window: one round trip), then the tail together
   with the record again (planned again if a writer changed it in between), so the pair is
   one consistent state in two round trips. ``read_oldest``, ``user_positions``, ``read_json``
   and ``list_sessions_with_record`` (a join along the listing index) read only what they
@@ -80,6 +81,19 @@ _OLDEST = (
 _TOP = 1 << 62
 _REPLANS = 3  # optimistic tail reads before window_after_record takes a snapshot
 _RECORD = "SELECT data FROM threadline_records WHERE skey = $1 AND key = $2"
+# The record $4 (a first row whose seq is NULL) and, when there is no such record, the newest $3
+# items below seq $2 (as _NEWEST): a window without a compaction summary in one statement.
+_RECORD_OR_NEWEST = """
+SELECT NULL::bigint AS seq, NULL::smallint AS kind, NULL::bytea AS call_id,
+    NULL::integer AS tokens, r.data FROM threadline_records AS r WHERE r.skey = $1 AND r.key = $4
+UNION ALL (
+    SELECT seq, kind, call_id, tokens, data FROM threadline_items
+    WHERE skey = $1 AND seq < $2
+        AND NOT EXISTS (SELECT 1 FROM threadline_records WHERE skey = $1 AND key = $4)
+    ORDER BY seq DESC LIMIT $3
+)
+ORDER BY seq DESC NULLS FIRST
+"""
 # One tail read (window_since): the session's count, the tail's tokens, the anchor item, the
 # window's candidate rows newest first (those within max_items + 1 rows and whose running
 # token sum before them is within max_tokens: what ``window_size`` may look at), and the
@@ -305,13 +319,10 @@ class PostgresBackend(StoreBackend):
         skey = session_key(session_id)
 
         def choose(rows: list[Any]) -> list[Item]:
-            size = window_size(((r[1], r[2], r[3]) for r in rows), max_items, max_tokens)
-            taken = rows[:size]
-            taken.reverse()
-            return self._decode(session_id, [(r[0], r[4]) for r in taken])
+            return self._choose(session_id, rows, max_items, max_tokens)
 
         def spent(rows: list[Any]) -> bool:
-            return max_tokens is not None and sum(r[3] for r in rows) > max_tokens
+            return _spent(rows, max_tokens)
 
         async def run(conn: Any, attempt: int) -> list[Item]:
             asked = max_items + 1 if max_items is not None else _WINDOW_CHUNK
@@ -356,12 +367,23 @@ class PostgresBackend(StoreBackend):
     ) -> tuple[Payload | None, list[Item] | TailWindow]:
         """The record, then the tail window it asks for; the tail read also returns the
         record as of its own snapshot and is planned again if the record changed in
-        between, so the pair is always one consistent state (two round trips)."""
+        between, so the pair is always one consistent state (two round trips). Without the
+        record, the first statement also read the plain window (one round trip; a token
+        budget wider than what it read reads on through :meth:`window`)."""
         skey = session_key(session_id)
+        asked = max_items + 1 if max_items is not None else _WINDOW_CHUNK
+        plain: list[list[Item]] = []  # the plain window, when the first statement was it
 
         async def run(conn: Any, attempt: int) -> tuple[Payload | None, TailWindow | None]:
             # (payload, None): no plan, the plain window follows (as the default reads it)
-            found = await conn.fetchval(_RECORD, skey, key)
+            plain.clear()
+            rows = await conn.fetch(_RECORD_OR_NEWEST, skey, _TOP, asked, key)
+            if not rows or rows[0][0] is not None:  # no record: rows is the newest window
+                rows = list(rows)
+                if max_items is not None or len(rows) < asked or _spent(rows, max_tokens):
+                    plain.append(self._choose(session_id, rows, max_items, max_tokens))
+                return None, None
+            found = rows[0][4]
             for _ in range(_REPLANS):
                 payload = None if found is None else bytes(found)
                 plan = None if payload is None else start_for(payload)
@@ -386,7 +408,18 @@ class PostgresBackend(StoreBackend):
         )
         if tail is not None:
             return payload, tail
+        if plain:
+            return payload, plain[0]
         return payload, await self.window(session_id, max_items, max_tokens)
+
+    def _choose(
+        self, session_id: str, rows: list[Any], max_items: int | None, max_tokens: int | None
+    ) -> list[Item]:
+        """The window of ``rows`` (``(seq, kind, call_id, tokens, data)``, newest first)."""
+        size = window_size(((r[1], r[2], r[3]) for r in rows), max_items, max_tokens)
+        taken = rows[:size]
+        taken.reverse()
+        return self._decode(session_id, [(r[0], r[4]) for r in taken])
 
     def _tail_window(
         self,
@@ -975,6 +1008,11 @@ class PostgresBackend(StoreBackend):
             )
 
         await self.pools.run(run, retry=True, what=f"releasing the lease of session {session_id!r}")
+
+
+def _spent(rows: Sequence[Any], max_tokens: int | None) -> bool:
+    """Whether ``rows`` (newest first) hold more tokens than the budget."""
+    return max_tokens is not None and sum(r[3] for r in rows) > max_tokens
 
 
 def _record_args(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 import threading
@@ -144,6 +145,31 @@ def translate(exc: BaseException, settings: Settings) -> SessionError | None:
     return None
 
 
+_OWN_RELEASE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "threadline_pg_own_release", default=False
+)
+"""True while :meth:`Pools.run` gives back the connection of one of the store's operations."""
+
+
+async def _reset_on_release(conn: Any) -> None:
+    """The pool's reset on release: nothing to send after the store's own operations.
+
+    asyncpg's default reset sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL`` each time a connection goes back to the pool: one round trip per operation
+    (half of a store turn's). The store's operations leave no session state behind them:
+    settings change only for one transaction (``set_config(..., true)``), locks are
+    transaction locks, cursors live inside a transaction and nothing listens; a transaction
+    left open (an operation cancelled mid-way) is still rolled back by the pool before this
+    runs. A connection taken from the pool any other way (``await pools.pool()`` then
+    ``acquire()``: the migration, tests, benchmarks) gets the full reset.
+    """
+    if _OWN_RELEASE.get():
+        return
+    query = conn.get_reset_query()
+    if query:
+        await conn.execute(query)
+
+
 async def _guard(pool: Any) -> None:
     """Wait until cancelled, then close ``pool``: ``asyncio.run`` (and ``Runner.run_sync``)
     cancel the tasks left on a loop before closing it, so a pool never outlives its loop
@@ -192,6 +218,7 @@ class Pools:
                     "application_name": "threadline",
                 },
                 init=init,
+                reset=_reset_on_release,
             )
         except BaseException as exc:
             error = translate(exc, settings)
@@ -308,8 +335,12 @@ class Pools:
                     with contextlib.suppress(Exception):
                         if broken:
                             conn.terminate()  # the pool opens a fresh one in its place
-                    with contextlib.suppress(Exception):
-                        await pool.release(conn)
+                    own = _OWN_RELEASE.set(True)  # (seen by the release task: a copy)
+                    try:
+                        with contextlib.suppress(Exception):
+                            await pool.release(conn)
+                    finally:
+                        _OWN_RELEASE.reset(own)
             except SessionError:
                 raise
             except Exception as exc:
