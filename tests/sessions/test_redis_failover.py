@@ -1,0 +1,344 @@
+"""The Redis store on a Redis Cluster with replicas, through failovers.
+
+Each test starts its own 3-master, 3-replica cluster (:class:`~tests.redis_cluster.ReplicatedCluster`,
+a 1 s node timeout) and kills or fails over a master while the store writes:
+
+* a master SIGKILLed under four writer tasks and a ``Runner.run`` loop, and a manual
+  ``CLUSTER FAILOVER`` under the same: no error reaches the caller, nothing is stored twice,
+  every history is whole turns, valid to send;
+* a lease held across a failover still excludes a second store;
+* without ``wait_replicas`` a master that dies before replicating loses turns it acknowledged
+  (the replica is frozen with SIGSTOP and its link closed, so exactly those are lost); with ``wait_replicas=1`` those
+  writes raise instead and nothing acknowledged is lost;
+* a slot with no live master: after ``failover_timeout`` a StoreServerError names the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from threadline import Agent, Runner, function_tool
+from threadline.errors import SessionBusyError, StoreServerError
+from threadline.items import assistant_message, message_text, user_message, validate_items
+from threadline.sessions import SessionSettings
+from threadline.sessions.redis import RedisStore
+from threadline.sessions.redis._keys import SessionKeys
+from threadline.testing import ScriptedModel
+from threadline.testing.scripted_model import call
+
+from ..redis_cluster import ReplicatedCluster
+
+pytestmark = pytest.mark.redis
+
+PREFIX = "tlfail:"
+
+
+@pytest.fixture
+def cluster() -> Iterator[ReplicatedCluster]:
+    with ReplicatedCluster() as started:
+        yield started
+
+
+def _slot(session_id: str) -> int:
+    from redis.crc import key_slot
+
+    return int(key_slot(SessionKeys(PREFIX, session_id).d.encode()))
+
+
+def _ids_on(cluster: ReplicatedCluster, port: int, count: int, stem: str) -> list[str]:
+    """``count`` session ids whose keys live on the master on ``port``."""
+    ranges = [(start, end) for start, end, owner in cluster._slot_ranges() if owner == port]
+    found = []
+    for number in itertools.count():
+        candidate = f"{stem}{number}"
+        slot = _slot(candidate)
+        if any(start <= slot <= end for start, end in ranges):
+            found.append(candidate)
+            if len(found) == count:
+                return found
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@function_tool
+def lookup(q: str) -> str:
+    """Look ``q`` up."""
+    return f"found {q}"
+
+
+def _agent() -> Agent:
+    def respond(request: Any) -> Any:
+        last = request.input[-1]
+        if last.get("type") == "function_call_output":
+            return f"answer to {last['output']}"
+        tag = message_text(last)
+        return [call("lookup", {"q": tag}, call_id=f"{tag}-c")]
+
+    return Agent(name="A", model=ScriptedModel(responder=respond), tools=[lookup])
+
+
+def _check_run_history(items: list[Any], acked: list[str]) -> None:
+    """Whole turns (question, call, output, answer), each question once, in order, the ones
+    acknowledged among them (a turn the dead master had not replicated may be missing)."""
+    validate_items(items)
+    assert len(items) % 4 == 0, [i.get("content", i.get("type")) for i in items]
+    questions = []
+    for start in range(0, len(items), 4):
+        question, made, output, answer = items[start : start + 4]
+        tag = question["content"]
+        assert made["type"] == "function_call" and made["call_id"] == f"{tag}-c"
+        assert output["type"] == "function_call_output" and output["call_id"] == made["call_id"]
+        assert answer["content"][0]["text"] == f"answer to found {tag}"
+        questions.append(tag)
+    assert len(questions) == len(set(questions)), "a turn was stored twice"
+    order = {tag: n for n, tag in enumerate(acked)}
+    assert [order[tag] for tag in questions if tag in order] == sorted(
+        order[tag] for tag in questions if tag in order
+    )
+
+
+class _Load:
+    """Four writer tasks appending two-item batches and a ``Runner.run`` loop, on sessions of
+    one master, counting what was acknowledged and every error that reached them."""
+
+    def __init__(self, store: RedisStore, writer_ids: list[str], run_id: str) -> None:
+        self.store = store
+        self.writer_ids = writer_ids
+        self.run_id = run_id
+        self.acked: dict[str, list[str]] = {sid: [] for sid in [*writer_ids, run_id]}
+        self.errors: list[str] = []
+        self.stopping = False
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def _writer(self, session_id: str) -> None:
+        session = self.store.session(session_id)
+        for number in itertools.count():
+            if self.stopping:
+                return
+            tag = f"{session_id}:{number}"
+            try:
+                await session.add_items([user_message(tag), assistant_message(tag)])
+            except Exception as exc:  # counted: the test asserts there are none
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            self.acked[session_id].append(tag)
+            await asyncio.sleep(0.002)
+
+    async def _runs(self) -> None:
+        agent = _agent()
+        session = self.store.session(self.run_id, session_settings=SessionSettings(lease_ttl=10))
+        for number in itertools.count():
+            if self.stopping:
+                return
+            tag = f"run{number}"
+            try:
+                await Runner.run(agent, tag, session=session)
+            except Exception as exc:
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            self.acked[self.run_id].append(tag)
+
+    def start(self) -> None:
+        self.tasks = [asyncio.create_task(self._writer(sid)) for sid in self.writer_ids]
+        self.tasks.append(asyncio.create_task(self._runs()))
+
+    async def until(self, writes: int) -> None:
+        deadline = time.monotonic() + 30
+        while sum(map(len, self.acked.values())) < writes:
+            assert time.monotonic() < deadline, "the writers did not get going"
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> int:
+        self.stopping = True
+        await asyncio.gather(*self.tasks)
+        return sum(map(len, self.acked.values()))
+
+    async def check(self) -> int:
+        """Assert every history; the number of acknowledged writes that are missing."""
+        lost = 0
+        for session_id in self.writer_ids:
+            items = await self.store.session(session_id).get_items()
+            tags = [item["content"] for item in items[::2]]
+            assert [message_text(item) for item in items[1::2]] == tags, "a batch was split"
+            assert len(tags) == len(set(tags)), f"a batch of {session_id} was stored twice"
+            acked = self.acked[session_id]
+            assert set(acked) - set(tags) <= set(acked[-5:]), "more than the last writes lost"
+            assert [t for t in tags if t in set(acked)] == [t for t in acked if t in set(tags)]
+            lost += len(set(acked) - set(tags))
+        items = await self.store.session(self.run_id).get_items()
+        _check_run_history(items, self.acked[self.run_id])
+        stored = {item["content"] for item in items[::4]}
+        lost += len(set(self.acked[self.run_id]) - stored)
+        return lost
+
+
+async def test_a_killed_master_fails_over_under_writers_and_runs(
+    cluster: ReplicatedCluster,
+) -> None:
+    victim = cluster.master_ports()[0]
+    on_victim = _ids_on(cluster, victim, 5, "kill-")
+    store = RedisStore(cluster.url, prefix=PREFIX)
+    load = _Load(store, on_victim[:4], on_victim[4])
+    try:
+        load.start()
+        await load.until(40)
+        replica = cluster.kill_master(victim)
+        killed = time.monotonic()
+        before = sum(map(len, load.acked.values()))
+        took = await asyncio.to_thread(cluster.wait_master, replica)
+        await load.until(before + 40)  # and they go on on the new master
+        writes = await load.stop()
+        assert load.errors == []
+        lost = await load.check()
+        print(
+            f"\nSIGKILL: {writes} writes, failover {took:.2f} s, writers resumed "
+            f"{time.monotonic() - killed:.2f} s after the kill, {lost} acknowledged lost"
+        )
+    finally:
+        load.stopping = True
+        await asyncio.gather(*load.tasks, return_exceptions=True)
+        await store.aclose()
+
+
+async def test_a_manual_failover_under_writers_loses_nothing(cluster: ReplicatedCluster) -> None:
+    victim = cluster.master_ports()[1]
+    on_victim = _ids_on(cluster, victim, 5, "manual-")
+    store = RedisStore(cluster.url, prefix=PREFIX)
+    load = _Load(store, on_victim[:4], on_victim[4])
+    try:
+        load.start()
+        await load.until(40)
+        replica = cluster.replica_of(victim)
+        await asyncio.to_thread(cluster.failover, replica)
+        await asyncio.to_thread(cluster.wait_master, replica)
+        before = sum(map(len, load.acked.values()))
+        await load.until(before + 40)
+        await load.stop()
+        assert load.errors == []
+        # a manual failover waits for the replica to catch up: nothing acknowledged is lost
+        assert await load.check() == 0
+    finally:
+        load.stopping = True
+        await asyncio.gather(*load.tasks, return_exceptions=True)
+        await store.aclose()
+
+
+async def test_a_lease_held_across_a_failover_still_excludes_others(
+    cluster: ReplicatedCluster,
+) -> None:
+    victim = cluster.master_ports()[2]
+    (session_id,) = _ids_on(cluster, victim, 1, "leased-")
+    holder = RedisStore(cluster.url, prefix=PREFIX)
+    other = RedisStore(cluster.url, prefix=PREFIX)
+    ttl = 8.0
+    settings = SessionSettings(lease_ttl=ttl)
+    try:
+        held = holder.session(session_id, session_settings=settings)
+        async with held.lease():
+            await held.add_items([user_message("before")])
+            await asyncio.to_thread(cluster.wait_replicated, victim)  # the lease key too
+            taken = time.monotonic()
+            replica = cluster.kill_master(victim)
+            await asyncio.to_thread(cluster.wait_master, replica)
+            rival = other.session(session_id, session_settings=settings)
+            with pytest.raises(SessionBusyError):
+                async with rival.lease(timeout=0):
+                    pass
+            assert time.monotonic() - taken < ttl
+        # released by its holder (its fence still held on the new master): taken at once
+        async with other.session(session_id, session_settings=settings).lease(timeout=0):
+            pass
+        items = await other.session(session_id).get_items()
+        assert items == [user_message("before")]
+    finally:
+        await holder.aclose()
+        await other.aclose()
+
+
+async def _turns(store: RedisStore, session_id: str, first: int, count: int) -> list[int]:
+    """Write ``count`` turns; the numbers of the ones acknowledged."""
+    acked = []
+    session = store.session(session_id)
+    for number in range(first, first + count):
+        try:
+            await session.add_items([user_message(f"q{number}"), assistant_message(f"a{number}")])
+        except StoreServerError as exc:
+            assert "WAIT confirmed it on 0 of 1 replicas" in str(exc)
+            continue
+        acked.append(number)
+    return acked
+
+
+async def _die_before_replicating(
+    cluster: ReplicatedCluster, query: str
+) -> tuple[list[int], list[int]]:
+    """Write a turn, freeze the replica, write five more, kill the master, promote the
+    replica: (acknowledged turns, turns the new master holds)."""
+    victim = cluster.master_ports()[0]
+    (session_id,) = _ids_on(cluster, victim, 1, "lost-")
+    store = RedisStore(cluster.url + query, prefix=PREFIX)
+    replica = cluster.replica_of(victim)
+    try:
+        acked = await _turns(store, session_id, 0, 1)
+        await asyncio.to_thread(cluster.wait_replicated, victim)
+        # frozen (SIGSTOP), then its link closed by the master: it cannot reconnect, and
+        # nothing the master writes now reaches it (not even through socket buffers)
+        cluster.stop(replica)
+        try:
+            cluster.cut_replicas(victim)
+            acked += await _turns(store, session_id, 1, 5)
+            cluster.kill(victim)
+        finally:
+            cluster.resume(replica)
+        await asyncio.to_thread(cluster.failover, replica, "TAKEOVER")
+        await asyncio.to_thread(cluster.wait_master, replica)
+        items = await store.session(session_id).get_items()
+        held = [int(item["content"][1:]) for item in items[::2]]
+        return acked, held
+    finally:
+        await store.aclose()
+
+
+async def test_without_wait_a_dying_master_loses_acknowledged_turns(
+    cluster: ReplicatedCluster,
+) -> None:
+    acked, held = await _die_before_replicating(cluster, "")
+    assert acked == [0, 1, 2, 3, 4, 5]
+    assert held == [0]  # the five turns acknowledged while the replica was frozen are gone
+    print(f"\nwithout wait_replicas: {len(set(acked) - set(held))} acknowledged turns lost")
+
+
+async def test_with_wait_no_acknowledged_turn_is_lost(cluster: ReplicatedCluster) -> None:
+    acked, held = await _die_before_replicating(cluster, "?wait_replicas=1&wait_timeout_ms=200")
+    assert acked == [0]  # the five writes WAIT could not confirm raised: not acknowledged
+    assert held == [0]
+    assert set(acked) <= set(held)
+
+
+async def test_a_slot_without_a_master_fails_after_failover_timeout(
+    cluster: ReplicatedCluster,
+) -> None:
+    victim = cluster.master_ports()[0]
+    (session_id,) = _ids_on(cluster, victim, 1, "dead-")
+    store = RedisStore(cluster.url + "?failover_timeout=1.5", prefix=PREFIX)
+    try:
+        await store.session(session_id).add_items([user_message("before")])
+        replica = cluster.replica_of(victim)
+        cluster.kill(replica)
+        cluster.kill(victim)
+        started = time.monotonic()
+        with pytest.raises(StoreServerError) as raised:
+            await store.session(session_id).get_items()
+        waited = time.monotonic() - started
+        assert 1.5 <= waited < 8
+        message = str(raised.value)
+        assert "failover_timeout=1.5 s" in message
+        assert "Redis Cluster at 127.0.0.1:" in message
+        assert "last tried 127.0.0.1:" in message or "CLUSTERDOWN" in message, message
+    finally:
+        await store.aclose()
