@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from threadline import Agent, Runner, function_tool
-from threadline.errors import SessionBusyError, StoreServerError
+from threadline.errors import SessionBusyError, StoreServerError, UserError
 from threadline.items import assistant_message, message_text, user_message, validate_items
 from threadline.sessions import SessionSettings
 from threadline.sessions.redis import RedisStore
@@ -33,6 +33,8 @@ from threadline.testing import ScriptedModel
 from threadline.testing.scripted_model import call
 
 from ..redis_cluster import ReplicatedCluster
+from ..redis_servers import OwnRedis, cluster_url, drop_prefix, new_prefix, own_redis_available
+from ..redis_servers import redis_url as shared_url
 
 pytestmark = pytest.mark.redis
 
@@ -340,5 +342,161 @@ async def test_a_slot_without_a_master_fails_after_failover_timeout(
         assert "failover_timeout=1.5 s" in message
         assert "Redis Cluster at 127.0.0.1:" in message
         assert "last tried 127.0.0.1:" in message or "CLUSTERDOWN" in message, message
+    finally:
+        await store.aclose()
+
+
+# ---------------------------------------------------------------------- without a failover
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("failover_timeout=0", "failover_timeout must be"),
+        ("failover_timeout=soon", "failover_timeout must be"),
+        ("wait_replicas=-1", "wait_replicas must be a whole number >= 0"),
+        ("wait_replicas=one", "wait_replicas must be a whole number"),
+        ("wait_replicas=1&wait_timeout_ms=0", "wait_timeout_ms must be a whole number >= 1"),
+    ],
+)
+def test_bad_failover_options_are_user_errors(query: str, problem: str) -> None:
+    with pytest.raises(UserError, match=problem):
+        RedisStore(f"redis+cluster://127.0.0.1:7000?{query}")
+
+
+def test_failover_options_reach_the_connection() -> None:
+    store = RedisStore(
+        "redis+cluster://127.0.0.1:7000?failover_timeout=3&wait_replicas=2&wait_timeout_ms=50"
+    )
+    config = store.backend.connection.config
+    assert (config.failover_timeout, config.wait_replicas, config.wait_timeout_ms) == (3, 2, 50)
+    defaults = RedisStore("redis://127.0.0.1:6379/0", failover_timeout=7).backend.connection
+    assert (defaults.config.failover_timeout, defaults.config.wait_replicas) == (7, 0)
+
+
+async def test_a_write_no_replica_confirms_raises_instead_of_acknowledging() -> None:
+    url = shared_url()  # the shared server has no replica
+    store = RedisStore(f"{url}?wait_replicas=1&wait_timeout_ms=20", prefix=new_prefix())
+    try:
+        session = store.session("unconfirmed")
+        with pytest.raises(StoreServerError, match="WAIT confirmed it on 0 of 1 replicas"):
+            await session.add_items([user_message("q")])
+        assert await session.get_items() == [user_message("q")]  # on the primary only
+    finally:
+        await store.aclose()
+        drop_prefix(url, store.prefix)
+
+
+async def test_a_write_a_replica_confirms_is_acknowledged() -> None:
+    own_redis_available()
+    primary = OwnRedis().start()
+    replica = OwnRedis("--replicaof", "127.0.0.1", str(primary.port)).start()
+    try:
+        deadline = time.monotonic() + 10
+        while "master_link_status:up" not in replica.cli("INFO", "replication"):
+            assert time.monotonic() < deadline, "the replica did not connect"
+            await asyncio.sleep(0.02)
+        store = RedisStore(f"{primary.url}?wait_replicas=1&wait_timeout_ms=2000")
+        try:
+            session = store.session("confirmed")
+            await session.add_items([user_message("q"), assistant_message("a")])
+            await session.add_items([user_message("q2")])
+            await session.pop_item()
+            async with session.lease():
+                await session.add_items([assistant_message("leased")])
+            copy = RedisStore(replica.url)
+            try:  # WAIT returned: the replica has every write already
+                assert await copy.session("confirmed").get_items() == [
+                    user_message("q"),
+                    assistant_message("a"),
+                    assistant_message("leased"),
+                ]
+            finally:
+                await copy.aclose()
+        finally:
+            await store.aclose()
+    finally:
+        replica.close()
+        primary.close()
+
+
+async def test_a_retried_append_that_landed_touches_the_session_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = shared_url()
+    store = RedisStore(url, prefix=new_prefix(), ttl=1000)
+    backend = store.backend
+    real = backend._write_args
+
+    def same_write_id(session_id: str, fence: Any) -> list[Any]:
+        args = real(session_id, fence)
+        args[1] = "landed-write-id"
+        return args
+
+    monkeypatch.setattr(backend, "_write_args", same_write_id)
+    keys = SessionKeys(store.prefix, "touched")
+    try:
+        session = store.session("touched")
+        await session.add_items([user_message("q")])
+        import redis
+
+        with redis.Redis.from_url(url) as raw:
+            updated = int(raw.hget(keys.h, "u"))
+            for key in (keys.d, keys.m, keys.h):
+                raw.pexpire(key, 5000)  # as if the ttl had run down since
+            await asyncio.sleep(0.002)
+            await session.add_items([user_message("q")])  # the retry: DUP
+            assert await session.get_items() == [user_message("q")]
+            assert int(raw.hget(keys.h, "u")) > updated
+            assert all(raw.pttl(key) > 900_000 for key in (keys.d, keys.m, keys.h))
+    finally:
+        await store.aclose()
+        drop_prefix(url, store.prefix)
+
+
+async def test_the_command_table_is_read_once_per_cluster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from redis._parsers import AsyncCommandsParser
+
+    from threadline.sessions.redis import _client
+
+    url = cluster_url()
+    monkeypatch.setattr(_client, "_COMMAND_TABLES", {})
+    reads = 0
+    real = AsyncCommandsParser.initialize
+
+    async def counted(self: Any, node: Any = None) -> None:
+        nonlocal reads
+        reads += 1
+        await real(self, node)
+
+    monkeypatch.setattr(AsyncCommandsParser, "initialize", counted)
+    firsts = []
+    for _ in range(3):
+        store = RedisStore(url, prefix=new_prefix())
+        try:
+            started = time.perf_counter()
+            await store.session("first").get_items()
+            firsts.append(time.perf_counter() - started)
+        finally:
+            await store.aclose()
+    assert reads == 1
+    print(f"\nfirst call of a new cluster store: {[round(t * 1000, 1) for t in firsts]} ms")
+
+
+async def test_an_error_of_threadline_itself_is_not_retried_as_a_failover() -> None:
+    store = RedisStore(cluster_url(), prefix=new_prefix())
+    calls = 0
+
+    async def broken(client: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        raise AttributeError("a bug, not a failover")
+
+    try:
+        with pytest.raises(AttributeError, match="a bug"):
+            await store.backend.connection._run(broken)
+        assert calls == 1
     finally:
         await store.aclose()
