@@ -215,22 +215,21 @@ class ReplicatedCluster:
         return ranges
 
     def healthy(self) -> bool:
-        """Whether every live node says ``cluster_state:ok``, three live masters serve the
-        slots, and every live replica's link to its master is up and synced."""
-        live = self.alive()
-        for port in live:
+        """Whether every live node says ``cluster_state:ok``, exactly three live nodes are
+        masters (by their own ``INFO replication``), each with a replica online, and every
+        live replica's link to its master is up and synced."""
+        masters = 0
+        for port in self.alive():
             if "cluster_state:ok" not in self.cli(port, "CLUSTER", "INFO"):
                 return False
-        nodes = self.nodes()
-        masters = {n.id for n in nodes if n.master and not n.failed and n.port in live}
-        if len(masters) != self.masters:
-            return False
-        for node in nodes:
-            if node.port in live and not node.master:
-                info = self.cli(node.port, "INFO", "replication")
-                if "master_link_status:up" not in info or "master_sync_in_progress:0" not in info:
+            info = self.cli(port, "INFO", "replication")
+            if "role:master" in info:
+                masters += 1
+                if "state=online" not in info:
                     return False
-        return True
+            elif "master_link_status:up" not in info or "master_sync_in_progress:0" not in info:
+                return False
+        return masters == self.masters
 
     def wait_healthy(self, timeout: float = 30) -> float:
         """Wait until :meth:`healthy`; the seconds it took."""

@@ -395,7 +395,6 @@ def _transient(exc: BaseException) -> bool:
             exceptions.MovedError,
             exceptions.AskError,
             exceptions.SlotNotCoveredError,
-            exceptions.MaxConnectionsError,
             exceptions.BusyLoadingError,
         ),
     ):
