@@ -510,3 +510,35 @@ async def test_an_error_of_threadline_itself_is_not_retried_as_a_failover() -> N
         assert calls == 1
     finally:
         await store.aclose()
+
+
+async def test_redis_pys_own_transient_node_errors_are_retried() -> None:
+    from redis.crc import key_slot
+
+    from threadline.sessions.redis._client import _transient
+
+    def inside_redis_py() -> BaseException:
+        try:
+            key_slot(None)  # type: ignore[arg-type]  # an AttributeError raised in redis-py
+        except (AttributeError, TypeError) as exc:
+            return exc
+        raise AssertionError("key_slot(None) did not fail")
+
+    assert _transient(inside_redis_py())
+    assert not _transient(AttributeError("of threadline's own"))
+
+    store = RedisStore(cluster_url(), prefix=new_prefix())
+    calls = 0
+
+    async def flaky(client: Any) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise inside_redis_py()
+        return "answered"
+
+    try:
+        assert await store.backend.connection._run(flaky) == "answered"
+        assert calls == 2
+    finally:
+        await store.aclose()
