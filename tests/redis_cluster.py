@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .redis_servers import _ping, _redis_cli, free_port, own_redis_available
+from .redis_servers import _ping, free_port, own_redis_available
 
 __all__ = ["Node", "ReplicatedCluster"]
 
@@ -43,8 +43,9 @@ class Node:
 class ReplicatedCluster:
     """Three masters and three replicas on loopback (see the module docstring)."""
 
-    def __init__(self, masters: int = 3) -> None:
+    def __init__(self, masters: int = 3, *, password: str | None = None) -> None:
         own_redis_available()
+        self.password = password
         self.folder = Path(tempfile.mkdtemp(prefix="threadline-replicated-"))
         self.ports = [free_port() for _ in range(masters * 2)]
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
@@ -84,6 +85,8 @@ class ReplicatedCluster:
                 "no",
                 "--logfile",
                 str(node / "redis.log"),
+                *(() if self.password is None else ("--requirepass", self.password)),
+                *(() if self.password is None else ("--masterauth", self.password)),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -113,6 +116,7 @@ class ReplicatedCluster:
             text=True,
             timeout=60,
             check=False,
+            env=self._env(),
         )
         if done.returncode != 0:
             self.close()
@@ -139,10 +143,17 @@ class ReplicatedCluster:
 
     # ------------------------------------------------------------------ what it looks like
 
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.password is not None:
+            env["REDISCLI_AUTH"] = self.password
+        return env
+
     @property
     def url(self) -> str:
-        """A ``redis+cluster://`` URL naming every node."""
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+        """A ``redis+cluster://`` URL naming every node (and the password, if any)."""
+        auth = "" if self.password is None else f":{self.password}@"
+        return f"redis+cluster://{auth}" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
 
     def alive(self) -> list[int]:
         """The ports of the servers that run."""
@@ -150,7 +161,15 @@ class ReplicatedCluster:
 
     def cli(self, port: int, *args: str) -> str:
         """One redis-cli command against the node on ``port``."""
-        return _redis_cli(*args, port=port)
+        done = subprocess.run(
+            ["redis-cli", "-h", "127.0.0.1", "-p", str(port), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env=self._env(),
+        )
+        return done.stdout
 
     def nodes(self, port: int | None = None) -> list[Node]:
         """The cluster's nodes as the node on ``port`` (default: any live one) sees them."""

@@ -332,9 +332,12 @@ async def test_with_wait_no_acknowledged_turn_is_lost(cluster: ReplicatedCluster
     assert set(acked) <= set(held)
 
 
-async def test_a_slot_without_a_master_fails_after_failover_timeout(
-    cluster: ReplicatedCluster,
-) -> None:
+async def test_a_slot_without_a_master_fails_after_failover_timeout() -> None:
+    with ReplicatedCluster(password="s3cret-pw") as cluster:
+        await _without_a_master(cluster)
+
+
+async def _without_a_master(cluster: ReplicatedCluster) -> None:
     victim = cluster.master_ports()[0]
     (session_id,) = _ids_on(cluster, victim, 1, "dead-")
     store = RedisStore(cluster.url + "?failover_timeout=1.5", prefix=PREFIX)
@@ -352,6 +355,8 @@ async def test_a_slot_without_a_master_fails_after_failover_timeout(
         assert "failover_timeout=1.5 s" in message
         assert "Redis Cluster at 127.0.0.1:" in message
         assert "last tried 127.0.0.1:" in message or "CLUSTERDOWN" in message, message
+        assert "s3cret-pw" not in message and "s3cret-pw" not in repr(raised.value)
+        print(f"\n{message}")
     finally:
         await store.aclose()
 

@@ -335,7 +335,8 @@ class Connection:
             where = f" (last tried {node})" if node else ""
             reason = (
                 f"the cluster did not answer within failover_timeout="
-                f"{self.config.failover_timeout:g} s{where}: {type(exc).__name__}: {detail}; "
+                f"{self.config.failover_timeout:g} s{where}: {type(exc).__name__}: "
+                f"{detail.rstrip('.')}; "
                 "check that every slot has a live master (CLUSTER INFO), or raise "
                 "failover_timeout"
             )
