@@ -67,6 +67,18 @@ local function touch()
   end
   return now
 end
+-- a retried write that had landed (DUP): the session's updated time, ttl and index entry are
+-- set again as a write would, nothing else changes (its items are there once)
+local function retouch()
+  if redis.call('EXISTS', KEYS[3]) == 0 then return '' end
+  local t = redis.call('TIME')
+  local now = t[1] .. string.format('%06d', tonumber(t[2]))
+  redis.call('HSET', KEYS[3], 'u', now)
+  local ttl = tonumber(ARGV[3])
+  if ttl > 0 then expire_all(ttl) end
+  if KEYS[8] then redis.call('ZADD', KEYS[8], 'GT', now, ARGV[4]) end
+  return now
+end
 -- record writes from ARGV[first]: a count, then (op key, payload) pairs; an op key is
 -- '+key' (set) or '-key' (delete; its payload is empty)
 local function write_records(first)
@@ -84,7 +96,7 @@ end
 
 # ARGV[5] = n, then n payloads, then n window facts, then record writes (see write_records).
 _APPEND = r"""
-if seen() then return 'DUP ' .. (redis.call('HGET', KEYS[3], 'u') or '') end
+if seen() then return 'DUP ' .. retouch() end
 if not fenced() then return 'LOST' end
 local n = tonumber(ARGV[5])
 push(KEYS[1], 6, 5 + n)
@@ -112,7 +124,7 @@ return 'OK ' .. created
 
 # Same arguments as append: every item is replaced.
 _REPLACE = r"""
-if seen() then return 'DUP ' .. (redis.call('HGET', KEYS[3], 'u') or '') end
+if seen() then return 'DUP ' .. retouch() end
 if not fenced() then return 'LOST' end
 local n = tonumber(ARGV[5])
 redis.call('DEL', KEYS[1], KEYS[2])
@@ -122,7 +134,7 @@ return 'OK ' .. touch()
 """
 
 _CLEAR = r"""
-if seen() then return 'DUP ' .. (redis.call('HGET', KEYS[3], 'u') or '') end
+if seen() then return 'DUP ' .. retouch() end
 if not fenced() then return 'LOST' end
 if redis.call('EXISTS', KEYS[3]) == 0 then return 'OK ' end
 redis.call('DEL', KEYS[1], KEYS[2])
@@ -131,7 +143,7 @@ return 'OK ' .. touch()
 
 # ARGV[5] = the write version the client saw, ARGV[6] = how many items to keep.
 _TRIM = r"""
-if seen() then return 'DUP ' .. (redis.call('HGET', KEYS[3], 'u') or '') end
+if seen() then return 'DUP ' .. retouch() end
 if not fenced() then return 'LOST' end
 if (redis.call('HGET', KEYS[3], 'v') or '0') ~= ARGV[5] then return 'CHANGED' end
 local keep = tonumber(ARGV[6])
@@ -146,7 +158,7 @@ return 'OK ' .. touch()
 
 # Like append, into a session that must hold no items (ARGV[5] = n may be 0: a check only).
 _FORK_INTO = r"""
-if seen() then return 'DUP ' .. (redis.call('HGET', KEYS[3], 'u') or '') end
+if seen() then return 'DUP ' .. retouch() end
 local held = redis.call('LLEN', KEYS[1])
 if held > 0 then return 'FULL ' .. held end
 local n = tonumber(ARGV[5])

@@ -8,8 +8,11 @@ URLs (see :func:`~threadline.sessions.open_store`):
 
 Query parameters set options: ``prefix`` (the key prefix, default ``tl:``), ``ttl`` (seconds
 a session lives after its last write; default: forever), ``timeout`` and ``connect_timeout``
-(seconds), and for TLS ``ssl_cert_reqs`` (``required``/``optional``/``none``) and
-``ssl_ca_certs`` (a CA bundle path). See ``docs/deployment.md`` for the key layout.
+(seconds), ``failover_timeout`` (seconds a Cluster call keeps retrying through a failover,
+default 20), ``wait_replicas`` and ``wait_timeout_ms`` (after each write, ``WAIT`` until that
+many replicas have it, at most that long, else the write raises), and for TLS
+``ssl_cert_reqs`` (``required``/``optional``/``none``) and ``ssl_ca_certs`` (a CA bundle
+path). See ``docs/deployment.md`` for the key layout and for replicas and failover.
 """
 
 from __future__ import annotations
@@ -31,7 +34,18 @@ DEFAULT_PREFIX = "tl:"
 """The key prefix of a store that names none."""
 
 _SCHEMES = ("redis", "rediss", "redis+cluster", "rediss+cluster")
-_QUERY = ("prefix", "ttl", "timeout", "connect_timeout", "ssl_cert_reqs", "ssl_ca_certs")
+_QUERY = (
+    "prefix",
+    "ttl",
+    "timeout",
+    "connect_timeout",
+    "failover_timeout",
+    "wait_replicas",
+    "wait_timeout_ms",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+)
+_WAIT_TIMEOUT_MS = 1000
 
 
 def _seconds(name: str, value: object, *, allow_none: bool = False) -> float | None:
@@ -50,6 +64,14 @@ def _seconds(name: str, value: object, *, allow_none: bool = False) -> float | N
     ):
         raise UserError(f"{name} must be a finite number of seconds > 0, got {value!r}")
     return float(value)
+
+
+def _count(name: str, value: object, *, least: int) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise UserError(f"{name} must be a whole number >= {least}, got {value!r}")
+    return value
 
 
 def _host_port(text: str, url: str, default_port: int) -> tuple[str, int]:
@@ -155,6 +177,14 @@ class RedisStore(Store):
     * ``ttl`` — seconds a session is kept after its last write (every write refreshes it;
       reads do not); ``None`` keeps sessions until they are deleted.
     * ``timeout`` / ``connect_timeout`` — seconds to wait for an answer / a connection.
+    * ``failover_timeout`` — on a Cluster, seconds a call keeps retrying while a master fails
+      over (dropped connections, ``CLUSTERDOWN``, ``TRYAGAIN``, ``MOVED``/``ASK``) before it
+      raises :class:`~threadline.errors.StoreServerError`; default 20.
+    * ``wait_replicas`` / ``wait_timeout_ms`` — after every write, ``WAIT`` until that many
+      replicas have it (at most ``wait_timeout_ms``, default 1000 ms); a write they do not
+      confirm in time raises :class:`~threadline.errors.StoreServerError` instead of being
+      acknowledged. Default 0: no wait (replication is asynchronous, so a primary that dies
+      right after acknowledging can lose its last writes).
     * ``codec`` — the item codec (default :class:`~threadline.sessions.JsonCodec`).
 
     An argument given here wins over the same option in the URL's query. Nothing connects until the first call. Offers ``window``, ``pop_turn``, ``replace``,
@@ -170,6 +200,9 @@ class RedisStore(Store):
         ttl: float | None = None,
         timeout: float | None = None,
         connect_timeout: float | None = None,
+        failover_timeout: float | None = None,
+        wait_replicas: int | None = None,
+        wait_timeout_ms: int | None = None,
         codec: ItemCodec | None = None,
     ) -> None:
         if not isinstance(url, str):
@@ -181,6 +214,17 @@ class RedisStore(Store):
                 "timeout": _seconds("timeout", _pick(timeout, query, "timeout", 10.0)),
                 "connect_timeout": _seconds(
                     "connect_timeout", _pick(connect_timeout, query, "connect_timeout", 5.0)
+                ),
+                "failover_timeout": _seconds(
+                    "failover_timeout", _pick(failover_timeout, query, "failover_timeout", 20.0)
+                ),
+                "wait_replicas": _count(
+                    "wait_replicas", _pick(wait_replicas, query, "wait_replicas", 0), least=0
+                ),
+                "wait_timeout_ms": _count(
+                    "wait_timeout_ms",
+                    _pick(wait_timeout_ms, query, "wait_timeout_ms", _WAIT_TIMEOUT_MS),
+                    least=1,
                 ),
             }
         )
