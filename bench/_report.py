@@ -416,8 +416,8 @@ SCALE_SUMMARY = [
     "| PostgreSQL vs `SQLAlchemySession` | 407.8 | 272.8 | 79.3 | 1089.2 | 4.4× (met; median "
     "of 7 runs: 4.4, 5.1, 4.1, 6.4, 4.8, 2.7, 4.1) | 0.25× (met; median of 7 runs: 0.24, "
     "0.25, 0.27, 0.24, 0.30, 0.34, 0.22) | 1.00 |",
-    "| Redis vs `RedisSession` | 1163.8 | 108.4 | 378.9 | 271.9 | 3.2× (met; median of 4 runs: 3.3, 2.7, 3.1, 3.5) "
-    "| 0.41× (met; median of 4 runs: 0.51, 0.43, 0.40, 0.27) | 1.01 |",
+    "| Redis vs `RedisSession` | 1392.5 | 123.9 | 401.4 | 266.9 | 3.5× (met; median of 3 runs: "
+    "3.1, 3.5, 5.8) | 0.46× (met; median of 3 runs: 0.47, 0.46, 0.27) | 1.01 |",
 ]
 """Headline numbers copied from ``docs/deployment.md`` (update both after rerunning scale.py)."""
 
