@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CorruptItemError, SessionError
+from ..errors import CorruptItemError, SessionError, UserError
 from ..items import Item, is_user_message, message_text
 from ..sessions import lease as lease_driver
 from ..sessions._metadata import derive_title
@@ -28,6 +28,7 @@ __all__ = [
     "Range",
     "SessionReader",
     "held_here",
+    "lease_holders_of",
     "list_summary",
     "orphan_positions",
     "preview_text",
@@ -145,6 +146,20 @@ def held_here(store: object, session_id: str) -> bool:
     return (lease_driver.fenced_lease, store, session_id) in lease_driver._held
 
 
+async def lease_holders_of(store: Any, session_ids: Sequence[str]) -> dict[str, Any] | None:
+    """Who holds each listed session's lease as the store records it (one query for the
+    page; see :meth:`~threadline.sessions.Store.lease_holders`), or ``None`` when the store
+    cannot tell (no ``"lease"``, or a store or backend without ``lease_holders``)."""
+    read = getattr(store, "lease_holders", None)
+    if not callable(read) or "lease" not in getattr(store, "capabilities", frozenset()):
+        return None
+    try:
+        found = await read(list(session_ids))
+    except (UserError, NotImplementedError):
+        return None
+    return dict(found)
+
+
 def preview_text(items: Sequence[Item], length: int = PREVIEW_LENGTH) -> str | None:
     """The newest message's text on one line, cut to ``length`` characters."""
     for item in reversed(items):
@@ -202,9 +217,15 @@ async def _record(session: Any, key: str, problems: list[str]) -> Any:
 
 
 async def list_summary(
-    store: Any, info: SessionInfo, visible: Callable[[str], str | None]
+    store: Any,
+    info: SessionInfo,
+    visible: Callable[[str], str | None],
+    holders: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One row of the sessions list: title, preview, counts, tokens, tags and badges.
+
+    ``holders`` is :func:`lease_holders_of` for the page (``None``: the store cannot tell,
+    and the busy badge shows only leases held in this process).
 
     Reads a bounded amount whatever the session's size: the newest :data:`TAIL` items, the
     oldest :data:`TITLE_SCAN` when the title must be derived, the turn starts, and the
@@ -262,6 +283,8 @@ async def list_summary(
         usage = summary = origin = pending = None
         corrupt = True
     lone_calls, lone_outputs = orphan_positions(tail_items, whole=count <= TAIL)
+    holder = None if holders is None else holders.get(session_id)
+    here = held_here(store, session_id)
     parent = origin.get("parent") if isinstance(origin, Mapping) else None
     parent = visible(parent) if isinstance(parent, str) else None
     return {
@@ -282,7 +305,7 @@ async def list_summary(
         },
         "metadata": metadata,
         "badges": {
-            "busy": held_here(store, session_id),
+            "busy": here or holder is not None,
             "compacted": summary is not None,
             "needs_repair": bool(lone_calls or lone_outputs or corrupt or problems),
             "corrupt": corrupt or bool(problems),
@@ -290,4 +313,11 @@ async def list_summary(
             "fork": parent is not None,
         },
         "parent_id": parent,
+        "lease": {
+            "holder": "a request of this server"
+            if here
+            else (None if holder is None else holder.holder),
+            "expires_in": None if holder is None else round(holder.expires_in(), 3),
+            "checked": "store" if holders is not None else "this process",
+        },
     }

@@ -33,6 +33,7 @@ from ._usage import SessionUsage, TurnUsage
 from .backend import (
     Fence,
     LeaseGrant,
+    LeaseHolder,
     SearchHit,
     SessionPage,
     StoreBackend,
@@ -77,6 +78,7 @@ __all__ = [
     "JsonCodec",
     "Lease",
     "LeaseGrant",
+    "LeaseHolder",
     "PendingRun",
     "PruneResult",
     "SQLiteSession",

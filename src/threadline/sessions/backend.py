@@ -34,6 +34,7 @@ from .codec import EncodedItem, ItemCodec, encode_items
 __all__ = [
     "Fence",
     "LeaseGrant",
+    "LeaseHolder",
     "Payload",
     "SearchHit",
     "SessionPage",
@@ -72,6 +73,35 @@ class LeaseGrant:
     epoch: int = 0
     owner: str | None = None
     expires_in: float | None = None
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    """Who holds a session's writer lease, as the store records it (whatever process or host
+    took it).
+
+    ``owner`` is the holder's token as stored (``"pid 12 on host (uuid)"`` for threadline's
+    own leases), ``epoch`` the lease's fencing epoch and ``expires_at`` when it runs out
+    unless renewed (seconds since the epoch, by the clock of the store's server where it has
+    one: PostgreSQL's, or this machine's for SQLite and memory; Redis reports the time left,
+    turned into this machine's clock).
+    """
+
+    session_id: str
+    owner: str
+    epoch: int
+    expires_at: float
+
+    @property
+    def holder(self) -> str:
+        """The readable part of the owner token (``"pid 12 on host"``)."""
+        return self.owner.split(" (", 1)[0]
+
+    def expires_in(self, now: float | None = None) -> float:
+        """Seconds until the lease runs out unless renewed (negative: already past)."""
+        import time
+
+        return self.expires_at - (time.time() if now is None else now)
 
 
 @dataclass(frozen=True)
@@ -443,6 +473,15 @@ class StoreBackend(abc.ABC):
     @abc.abstractmethod
     async def lease_release(self, session_id: str, fence: Fence) -> None:
         """Give the lease up if ``fence`` still holds it (the epoch is kept)."""
+
+    async def lease_holders(self, session_ids: Sequence[str]) -> dict[str, LeaseHolder]:
+        """The live holder of each listed session's lease, read in one query (or pipeline)
+        for the whole list; a session whose lease is free, released or expired is absent.
+
+        Only called when ``"lease"`` is in :attr:`capabilities`. A backend that cannot tell
+        raises :class:`NotImplementedError` (the default).
+        """
+        raise NotImplementedError
 
     def lease_keepalive(
         self,

@@ -26,6 +26,7 @@ from ._window import check_fork_cut, window_size
 from .backend import (
     Fence,
     LeaseGrant,
+    LeaseHolder,
     Payload,
     SearchHit,
     StoreBackend,
@@ -492,6 +493,19 @@ class InMemoryBackend(StoreBackend):
                 return False
             row.expires_at = time.time() + ttl
             return True
+
+    async def lease_holders(self, session_ids: Sequence[str]) -> dict[str, LeaseHolder]:
+        db = self._open()
+        now = time.time()
+        found: dict[str, LeaseHolder] = {}
+        with db.lock:
+            for session_id in session_ids:
+                row = db.leases.get(session_id)
+                if row is not None and row.owner and row.expires_at > now:
+                    found[session_id] = LeaseHolder(
+                        session_id, row.owner, row.epoch, row.expires_at
+                    )
+        return found
 
     async def lease_release(self, session_id: str, fence: Fence) -> None:
         db = self._open()

@@ -37,6 +37,7 @@ from .._window import check_fork_cut, window_size
 from ..backend import (
     Fence,
     LeaseGrant,
+    LeaseHolder,
     Payload,
     SearchHit,
     StoreBackend,
@@ -950,6 +951,29 @@ class PostgresBackend(StoreBackend):
         return await self.pools.run(
             run, retry=True, what=f"taking the lease of session {session_id!r}"
         )
+
+    async def lease_holders(self, session_ids: Sequence[str]) -> dict[str, LeaseHolder]:
+        if not session_ids:
+            return {}
+        by_key = {session_key(session_id): session_id for session_id in session_ids}
+
+        async def run(conn: Any, attempt: int) -> list[Any]:
+            return list(
+                await conn.fetch(
+                    "SELECT skey, owner, epoch, expires_at FROM threadline_leases "
+                    "WHERE skey = ANY($1::bytea[]) AND owner <> '' "
+                    "AND expires_at > threadline_now()",
+                    list(by_key),
+                )
+            )
+
+        rows = await self.pools.run(run, retry=True, what="reading lease holders")
+        found: dict[str, LeaseHolder] = {}
+        for row in rows:
+            session_id = by_key.get(bytes(row[0]))
+            if session_id is not None:
+                found[session_id] = LeaseHolder(session_id, str(row[1]), int(row[2]), float(row[3]))
+        return found
 
     async def lease_renew(self, session_id: str, fence: Fence, ttl: float) -> bool:
         skey = session_key(session_id)

@@ -20,6 +20,7 @@ from ...items import Item
 from ..backend import (
     Fence,
     LeaseGrant,
+    LeaseHolder,
     Payload,
     SearchHit,
     StoreBackend,
@@ -324,6 +325,14 @@ class SQLiteBackend(StoreBackend):
             durable=False,
         )
         return grant
+
+    async def lease_holders(self, session_ids: Sequence[str]) -> dict[str, LeaseHolder]:
+        if not session_ids:
+            return {}
+        found = await self.engine.read(
+            functools.partial(ops.lease_holders, session_ids=list(session_ids))
+        )
+        return {holder.session_id: holder for holder in found}
 
     async def lease_renew(self, session_id: str, fence: Fence, ttl: float) -> bool:
         kept: bool = await self.engine.write(

@@ -22,7 +22,7 @@ from typing import Any
 from ...errors import CorruptItemError, LeaseLostError, SessionError, UserError
 from ...items import Item
 from .._window import check_fork_cut, window_size
-from ..backend import Fence, LeaseGrant, Payload, TailWindow
+from ..backend import Fence, LeaseGrant, LeaseHolder, Payload, TailWindow
 from ..codec import (
     KIND_CALL,
     KIND_OUTPUT,
@@ -895,6 +895,23 @@ def acquire_lease(conn: sqlite3.Connection, session_id: str, owner: str, ttl: fl
         (session_id, owner, now + ttl, epoch),
     )
     return LeaseGrant(True, epoch)
+
+
+def lease_holders(conn: sqlite3.Connection, session_ids: Sequence[str]) -> list[LeaseHolder]:
+    """The live holders of the listed sessions' leases (one query per 500 ids)."""
+    now = time.time()
+    found: list[LeaseHolder] = []
+    unique = list(dict.fromkeys(session_ids))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT session_id, owner, epoch, expires_at FROM threadline_leases "
+            f"WHERE session_id IN ({marks}) AND owner != '' AND expires_at > ?",
+            (*chunk, now),
+        ).fetchall()
+        found += [LeaseHolder(str(r[0]), str(r[1]), int(r[2]), float(r[3])) for r in rows]
+    return found
 
 
 def renew_lease(conn: sqlite3.Connection, session_id: str, fence: Fence, ttl: float) -> bool:

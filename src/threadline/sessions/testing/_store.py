@@ -385,6 +385,42 @@ class StoreTests(ConformanceHarness):
         assert await mine.get_items() == [user_message("still mine"), user_message("now theirs")]
 
     @asyncio_test
+    async def test_lease_holders_reports_a_holder_in_another_store(
+        self, stores: StoreOpener
+    ) -> None:
+        first, second = await stores(), await stores()
+        self.require_store(first, "shared")
+        mine = self._leased(first, "held-elsewhere")
+        await second.session("free-one").add_items([user_message("no lease")])
+        ids = ["held-elsewhere", "free-one", "never-made"]
+        async with mine.lease() as lease:
+            holders = await second.lease_holders(ids)
+            assert list(holders) == ["held-elsewhere"]
+            found = holders["held-elsewhere"]
+            assert found.session_id == "held-elsewhere" and found.epoch == lease.epoch
+            assert found.owner and found.holder and " (" not in found.holder
+            assert 0 < found.expires_in() <= LEASE_TTL + 1
+            again = await second.session("held-elsewhere").lease_holder()
+            assert again is not None and (again.owner, again.epoch) == (found.owner, found.epoch)
+            assert await second.session("free-one").lease_holder() is None
+        assert await second.lease_holders(ids) == {}  # released
+        assert await first.lease_holders([]) == {}
+
+    @asyncio_test
+    async def test_lease_holders_forgets_an_expired_lease(self, store: Any) -> None:
+        self.require_store(store, "lease")
+        session = self._leased(store, "expiring")
+        async with session.lease() as held:
+            assert (await store.lease_holders(["expiring"]))["expiring"].epoch == held.epoch
+            held.suspend_renewal()  # as a holder that died would
+            deadline = time.monotonic() + LEASE_TTL + 5
+            while await session.lease_holder() is not None:
+                assert time.monotonic() < deadline, "an expired lease is still reported"
+                await asyncio.sleep(0.05)
+        with pytest.raises(UserError, match="session_id"):
+            await store.lease_holders([""])
+
+    @asyncio_test
     async def test_waiter_in_another_store_gets_the_lease_on_release(
         self, stores: StoreOpener
     ) -> None:

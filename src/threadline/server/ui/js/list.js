@@ -19,7 +19,12 @@ function parseFilter(text) {
 function badges(row) {
   const found = [];
   const b = row.badges || {};
-  if (b.busy) found.push(badge("busy", "busy", "a request of this server is writing to it"));
+  if (b.busy) {
+    const lease = row.lease || {};
+    const who = lease.holder || "a writer";
+    const left = typeof lease.expires_in === "number" ? ` (its lease runs out in ${lease.expires_in.toFixed(1)} s unless renewed)` : "";
+    found.push(badge("busy", "busy", `${who} holds the writer lease${left}`));
+  }
   if (b.pending_approval) found.push(badge("awaiting approval", "warn"));
   if (b.compacted) found.push(badge("compacted", "info", "a compaction summary covers its older turns"));
   if (b.corrupt) found.push(badge("corrupt", "bad", "a stored row cannot be read"));
