@@ -676,3 +676,29 @@ def test_runs_name_the_turn_their_usage_belongs_to(start: Callable[..., str], se
         (2, 4, 1),
         (3, 5, 1),
     ]
+
+
+def test_needs_repair_covers_function_calls_in_the_whole_session(
+    start: Callable[..., str], seed: Seed
+) -> None:
+    def pair(n: int) -> list[dict[str, Any]]:
+        return [
+            {"type": "function_call", "call_id": f"k{n}", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": f"k{n}", "output": "ok"},
+        ]
+
+    long_tail = [item for n in range(25) for item in pair(n)]  # 50 healthy items after it
+
+    async def fill(store: Any) -> None:
+        lone = {"type": "function_call", "call_id": "lost", "name": "f", "arguments": "{}"}
+        await store.session("old-orphan").add_items([CHAT[0], lone, *long_tail])
+        await store.session("long-healthy").add_items([CHAT[0], *long_tail])
+        await _chat(store, "short")
+
+    seed(fill)
+    rows = {row["id"]: row for row in ok(call(start(), "GET", "/sessions"))["data"]}
+    assert rows["old-orphan"]["badges"]["needs_repair"] is True  # item 1, far before the tail
+    assert rows["old-orphan"]["repair_checked"] == "function_calls"
+    assert rows["long-healthy"]["badges"]["needs_repair"] is False
+    assert rows["long-healthy"]["repair_checked"] == "function_calls"
+    assert rows["short"]["repair_checked"] == "all"

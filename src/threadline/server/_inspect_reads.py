@@ -31,6 +31,7 @@ __all__ = [
     "lease_holders_of",
     "list_summary",
     "orphan_positions",
+    "pairings_of",
     "preview_text",
 ]
 
@@ -160,6 +161,18 @@ async def lease_holders_of(store: Any, session_ids: Sequence[str]) -> dict[str, 
     return dict(found)
 
 
+async def pairings_of(store: Any, infos: Sequence[SessionInfo]) -> dict[str, Any] | None:
+    """The whole-session function-call pairing of the listed sessions longer than the
+    list's tail (:meth:`~threadline.sessions.Store.pairing_summary`), when the store reads it
+    from stored columns; ``None`` otherwise (the list then checks the newest items only)."""
+    if not getattr(store, "pairs_by_columns", False):
+        return None
+    long = [info.session_id for info in infos if info.item_count > TAIL]
+    if not long:
+        return {}
+    return dict(await store.pairing_summary(long))
+
+
 def preview_text(items: Sequence[Item], length: int = PREVIEW_LENGTH) -> str | None:
     """The newest message's text on one line, cut to ``length`` characters."""
     for item in reversed(items):
@@ -221,11 +234,17 @@ async def list_summary(
     info: SessionInfo,
     visible: Callable[[str], str | None],
     holders: Mapping[str, Any] | None = None,
+    pairings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One row of the sessions list: title, preview, counts, tokens, tags and badges.
 
     ``holders`` is :func:`lease_holders_of` for the page (``None``: the store cannot tell,
-    and the busy badge shows only leases held in this process).
+    and the busy badge shows only leases held in this process). ``pairings`` is
+    :func:`pairings_of` for the page: with it, the needs-repair badge covers the function
+    calls of the whole session (``repair_checked: "function_calls"``; custom tool calls and
+    ``role: "tool"`` messages still only among the newest :data:`TAIL` items); without it
+    only the newest items (``"newest"``). A session no longer than the tail is checked
+    whole (``"all"``).
 
     Reads a bounded amount whatever the session's size: the newest :data:`TAIL` items, the
     oldest :data:`TITLE_SCAN` when the title must be derived, the turn starts, and the
@@ -283,6 +302,15 @@ async def list_summary(
         usage = summary = origin = pending = None
         corrupt = True
     lone_calls, lone_outputs = orphan_positions(tail_items, whole=count <= TAIL)
+    pairing = None if pairings is None else pairings.get(session_id)
+    if count <= TAIL:
+        repair_checked = "all"
+    elif pairing is not None:
+        repair_checked = "function_calls"
+        if not pairing.paired:
+            lone_outputs = [*lone_outputs, -1]  # somewhere before the tail
+    else:
+        repair_checked = "newest"
     holder = None if holders is None else holders.get(session_id)
     here = held_here(store, session_id)
     parent = origin.get("parent") if isinstance(origin, Mapping) else None
@@ -313,6 +341,7 @@ async def list_summary(
             "fork": parent is not None,
         },
         "parent_id": parent,
+        "repair_checked": repair_checked,
         "lease": {
             "holder": "a request of this server"
             if here

@@ -75,7 +75,7 @@ from ._inspect_context import agent_budget, fork_diff, next_request
 from ._inspect_health import check_health
 from ._inspect_http import Target, query_int, settings_of, target, visible_of
 from ._inspect_markdown import conversation_markdown
-from ._inspect_reads import SessionReader, lease_holders_of, list_summary
+from ._inspect_reads import SessionReader, lease_holders_of, list_summary, pairings_of
 
 __all__ = ["PREFIX", "routes"]
 
@@ -143,8 +143,12 @@ async def list_sessions(request: Request) -> Response:
         cursor = page.next_cursor
         if cursor is None or len(found) >= limit or scanned >= SCAN_LIMIT:
             break
-    holders = await lease_holders_of(store, [entry.session_id for entry in found])
-    data = await asyncio.gather(*(list_summary(store, entry, visible, holders) for entry in found))
+    holders, pairings = await asyncio.gather(
+        lease_holders_of(store, [entry.session_id for entry in found]), pairings_of(store, found)
+    )
+    data = await asyncio.gather(
+        *(list_summary(store, entry, visible, holders, pairings) for entry in found)
+    )
     return JSONResponse(
         {
             "object": "list",
@@ -212,8 +216,10 @@ async def session_detail(request: Request) -> Response:
     store = context_of(request).store
     found = await target(request)
     visible = visible_of(request)
-    holders = await lease_holders_of(store, [found.session_id])
-    body = await list_summary(store, found.info, visible, holders)
+    holders, pairings = await asyncio.gather(
+        lease_holders_of(store, [found.session_id]), pairings_of(store, [found.info])
+    )
+    body = await list_summary(store, found.info, visible, holders, pairings)
     reader = SessionReader(store, found.session_id, found.info.item_count)
     body["turn_starts"] = await reader.user_positions()
     body["runs"] = []

@@ -27,11 +27,13 @@ from .backend import (
     Fence,
     LeaseGrant,
     LeaseHolder,
+    PairingSummary,
     Payload,
     SearchHit,
     StoreBackend,
     StoreStats,
     TailWindow,
+    pairing_of,
     rows_window_size,
 )
 from .base import SessionInfo, SessionSettings
@@ -413,6 +415,17 @@ class InMemoryBackend(StoreBackend):
             found = db.sessions.get(session_id)
             rows = [] if found is None else found.rows
             return [index for index, row in enumerate(rows) if row.kind == KIND_USER]
+
+    async def pairing_summary(self, session_ids: Sequence[str]) -> dict[str, PairingSummary]:
+        db = self._open()
+        found: dict[str, PairingSummary] = {}
+        with db.lock:
+            for session_id in session_ids:
+                entry = db.sessions.get(session_id)
+                if entry is not None:
+                    rows = [(row.kind, row.call_id) for row in entry.rows]
+                    found[session_id] = pairing_of(session_id, rows)
+        return found
 
     async def read_json(self, session_id: str) -> list[str]:
         db = self._open()

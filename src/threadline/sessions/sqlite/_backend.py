@@ -21,6 +21,7 @@ from ..backend import (
     Fence,
     LeaseGrant,
     LeaseHolder,
+    PairingSummary,
     Payload,
     SearchHit,
     StoreBackend,
@@ -325,6 +326,14 @@ class SQLiteBackend(StoreBackend):
             durable=False,
         )
         return grant
+
+    async def pairing_summary(self, session_ids: Sequence[str]) -> dict[str, PairingSummary]:
+        if not session_ids:
+            return {}
+        found = await self.engine.read(
+            functools.partial(ops.pairing_summary, session_ids=list(session_ids))
+        )
+        return {summary.session_id: summary for summary in found}
 
     async def lease_holders(self, session_ids: Sequence[str]) -> dict[str, LeaseHolder]:
         if not session_ids:

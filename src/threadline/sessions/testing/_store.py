@@ -183,6 +183,34 @@ class StoreTests(ConformanceHarness):
         assert await store.session_info("records-owner") is None
 
     @asyncio_test
+    async def test_pairing_summary_counts_unanswered_calls_in_the_whole_session(
+        self, store: Any
+    ) -> None:
+        def pair(n: int) -> list[Any]:
+            return [function_call(f"c{n}", "f", "{}"), function_call_output(f"c{n}", "ok")]
+
+        healthy = [user_message("q"), *[item for n in range(30) for item in pair(n)]]
+        await store.session("healthy").add_items(healthy)
+        # the lone call is the oldest item, far outside any "newest 20" tail
+        old_call = [function_call("lost", "f", "{}"), *healthy]
+        await store.session("old-call").add_items(old_call)
+        reversed_pair = [function_call_output("r1", "early"), function_call("r1", "f", "{}")]
+        await store.session("reversed").add_items([user_message("q"), *reversed_pair])
+        await store.session("empty").add_items([user_message("q")])
+        ids = ["healthy", "old-call", "reversed", "empty", "missing"]
+        found = await store.pairing_summary(ids)
+        assert sorted(found) == ["empty", "healthy", "old-call", "reversed"]
+        assert found["healthy"].paired and found["empty"].paired
+        assert (found["old-call"].lone_calls, found["old-call"].lone_outputs) == (1, 0)
+        assert (found["reversed"].lone_calls, found["reversed"].lone_outputs) == (1, 1)
+        assert found["old-call"].session_id == "old-call"
+        if "fork" in store.capabilities:
+            fork = await store.session("old-call").fork("old-call-fork")
+            await fork.add_items([function_call_output("lost", "late")])  # answered, but late
+            assert (await store.pairing_summary(["old-call-fork"]))["old-call-fork"].paired
+        assert await store.pairing_summary([]) == {}
+
+    @asyncio_test
     async def test_stats_count_sessions_and_items(self, store: Any) -> None:
         empty = await store.stats()
         assert (empty.sessions, empty.items) == (0, 0)

@@ -16,6 +16,12 @@ function parseFilter(text) {
   return wanted;
 }
 
+const CHECKED = {
+  all: "the whole session was checked",
+  function_calls: "function calls checked in the whole session, other tool calls among the newest 20 items",
+  newest: "the newest 20 items were checked (open Health for the whole session)",
+};
+
 function badges(row) {
   const found = [];
   const b = row.badges || {};
@@ -28,7 +34,7 @@ function badges(row) {
   if (b.pending_approval) found.push(badge("awaiting approval", "warn"));
   if (b.compacted) found.push(badge("compacted", "info", "a compaction summary covers its older turns"));
   if (b.corrupt) found.push(badge("corrupt", "bad", "a stored row cannot be read"));
-  else if (b.needs_repair) found.push(badge("needs repair", "bad", "a call without its output (or the reverse)"));
+  else if (b.needs_repair) found.push(badge("needs repair", "bad", `a call without its output (or the reverse); ${CHECKED[row.repair_checked] || CHECKED.newest}`));
   if (b.fork) found.push(badge("fork", "fork", row.parent_id ? `fork of ${row.parent_id}` : "a fork"));
   return found;
 }
