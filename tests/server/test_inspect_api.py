@@ -702,3 +702,23 @@ def test_needs_repair_covers_function_calls_in_the_whole_session(
     assert rows["long-healthy"]["badges"]["needs_repair"] is False
     assert rows["long-healthy"]["repair_checked"] == "function_calls"
     assert rows["short"]["repair_checked"] == "all"
+
+
+def test_every_route_documents_the_one_error_schema(start: Callable[..., str]) -> None:
+    """serve's routes and the inspector's extensions share ERROR_SCHEMA, which is what an
+    error body holds (every key it requires is present)."""
+    from threadline.server._errors import ERROR_SCHEMA
+
+    root = start()
+    document = http("GET", f"{root}/openapi.json").json()
+    schemas = [
+        operation["responses"]["default"]["content"]["application/json"]["schema"]
+        for path, item in document["paths"].items()
+        for operation in item.values()
+        if isinstance(operation, dict) and "responses" in operation
+    ]
+    inspector = [path for path in document["paths"] if path.startswith("/v1/inspect")]
+    assert inspector and len(schemas) > len(inspector)
+    assert all(schema == ERROR_SCHEMA for schema in schemas)
+    body = call(root, "GET", "/session", id="nobody").json()
+    assert set(body["error"]) == set(ERROR_SCHEMA["properties"]["error"]["required"])
