@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/inspector_sides.py BASE_COMMIT [--rounds 9] [--sessions 100000]
 
-Seeds four SQLite stores once (with this checkout; the schema must be one both sides read):
+Seeds five SQLite stores once (with this checkout; the schema must be one both sides read):
 1,000 and ``--sessions`` sessions of 4 items (bench/inspector.py's), 1,000 sessions whose
 metadata holds 40 keys ("wide"), and 1,000 sessions of 62 items each with 30 function calls
-("long": longer than the list's 20-item tail, so the whole-session pairing check runs). The
+("long": longer than the list's 20-item tail, so the whole-session pairing check runs), and
+1,000 sessions plus the 10,000-item conversation of tests/ui/test_large.py, newest. The
 base commit is checked out into a temporary git worktree; each side serves every store from
 its own process (``PYTHONPATH`` at that side's ``src``) on 127.0.0.1. Each round fetches
 ``GET /v1/inspect/sessions?limit=50`` once per store and side, the sides alternating which goes
@@ -32,7 +33,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(HERE))
 
-from inspector import fill_sessions  # noqa: E402
+from inspector import fill_big, fill_sessions  # noqa: E402
 
 from threadline.sessions import open_store  # noqa: E402
 
@@ -82,6 +83,11 @@ async def fill_long(url: str, count: int) -> None:
         await store.aclose()
 
 
+async def fill_small_and_big(url: str) -> None:
+    await fill_sessions(url, 1_000)
+    await fill_big(url)
+
+
 def start(src: Path, url: str) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "PYTHONPATH": str(src)}
     process = subprocess.Popen(
@@ -128,6 +134,7 @@ def main() -> int:
             f"{args.sessions:,} sessions": ("large", lambda url: fill_sessions(url, args.sessions)),
             "1,000 sessions, 40-key metadata": ("wide", lambda url: fill_wide(url, 1_000)),
             "1,000 sessions of 62 items (30 calls)": ("long", lambda url: fill_long(url, 1_000)),
+            "1,000 sessions + one of 10,000 items on page 1": ("big", fill_small_and_big),
         }
         urls = {}
         for label, (name, fill) in stores.items():

@@ -696,12 +696,22 @@ def test_needs_repair_covers_function_calls_in_the_whole_session(
         await _chat(store, "short")
 
     seed(fill)
-    rows = {row["id"]: row for row in ok(call(start(), "GET", "/sessions"))["data"]}
+    root = start()
+    rows = {row["id"]: row for row in ok(call(root, "GET", "/sessions"))["data"]}
     assert rows["old-orphan"]["badges"]["needs_repair"] is True  # item 1, far before the tail
     assert rows["old-orphan"]["repair_checked"] == "function_calls"
     assert rows["long-healthy"]["badges"]["needs_repair"] is False
     assert rows["long-healthy"]["repair_checked"] == "function_calls"
     assert rows["short"]["repair_checked"] == "all"
+
+    async def answer(store: Any) -> None:  # the lost call gets its (late) output
+        output = {"type": "function_call_output", "call_id": "lost", "output": "late"}
+        await store.session("old-orphan").add_items([output])
+
+    seed(answer)
+    again = {row["id"]: row for row in ok(call(root, "GET", "/sessions"))["data"]}
+    assert again["old-orphan"]["badges"]["needs_repair"] is False  # read again, not kept
+    assert again["long-healthy"]["badges"]["needs_repair"] is False
 
 
 def test_every_route_documents_the_one_error_schema(start: Callable[..., str]) -> None:

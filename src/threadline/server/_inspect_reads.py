@@ -9,6 +9,7 @@ fewer rows; any other :class:`~threadline.sessions.SessionStore` through ``get_i
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,16 +162,43 @@ async def lease_holders_of(store: Any, session_ids: Sequence[str]) -> dict[str, 
     return dict(found)
 
 
+_PAIRINGS: weakref.WeakKeyDictionary[Any, dict[tuple[str, int, float], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+PAIRINGS_KEPT = 10_000
+"""How many sessions' pairing summaries the list keeps per store (keyed on the session's
+item count and update time, so a change is read again)."""
+
+
 async def pairings_of(store: Any, infos: Sequence[SessionInfo]) -> dict[str, Any] | None:
     """The whole-session function-call pairing of the listed sessions longer than the
     list's tail (:meth:`~threadline.sessions.Store.pairing_summary`), when the store reads it
-    from stored columns; ``None`` otherwise (the list then checks the newest items only)."""
+    from stored columns; ``None`` otherwise (the list then checks the newest items only).
+
+    A session's answer is kept until it changes (its item count or update time moves), so
+    a list page re-reads only the sessions written since.
+    """
     if not getattr(store, "pairs_by_columns", False):
         return None
-    long = [info.session_id for info in infos if info.item_count > TAIL]
-    if not long:
-        return {}
-    return dict(await store.pairing_summary(long))
+    try:
+        kept = _PAIRINGS.setdefault(store, {})
+    except TypeError:  # a store that cannot be weakly referenced: no cache
+        kept = {}
+    keys = {
+        info.session_id: (info.session_id, info.item_count, info.updated_at.timestamp())
+        for info in infos
+        if info.item_count > TAIL
+    }
+    found = {sid: kept[key] for sid, key in keys.items() if key in kept}
+    wanted = [sid for sid in keys if sid not in found]
+    if wanted:
+        read = await store.pairing_summary(wanted)
+        if len(kept) + len(read) > PAIRINGS_KEPT:
+            kept.clear()
+        for sid, summary in read.items():
+            kept[keys[sid]] = summary
+            found[sid] = summary
+    return found
 
 
 def preview_text(items: Sequence[Item], length: int = PREVIEW_LENGTH) -> str | None:
