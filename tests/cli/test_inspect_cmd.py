@@ -22,14 +22,39 @@ pytest.importorskip("uvicorn")
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
+def _made(path: Path) -> str:
+    """An existing, empty SQLite store at ``path``."""
+    import sqlite3
+
+    sqlite3.connect(path).close()
+    return str(path)
+
+
 def test_the_store_is_named_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = str(tmp_path / "a.db")
     assert main(["inspect", db, "--store", f"sqlite:///{db}"]) == 1
     assert "give the store once" in capsys.readouterr().err
 
 
+def test_a_missing_sqlite_file_is_refused_and_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for args in (
+        [str(tmp_path / "typo.db")],
+        ["--db", str(tmp_path / "typo.db")],
+        [f"sqlite:///{tmp_path / 'typo.db'}"],
+        ["--store", f"sqlite:///{tmp_path / 'typo.db'}"],
+        [str(tmp_path / "no" / "folder.db")],
+    ):
+        assert main(["inspect", *args, "--port", "0"]) == 1, args
+        err = capsys.readouterr().err
+        assert "no session store at" in err and ("typo.db" in err or "folder.db" in err), err
+        assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # neither a file nor a folder was made
+
+
 def test_a_bad_port_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["inspect", str(tmp_path / "a.db"), "--port", "70000"]) == 1
+    assert main(["inspect", _made(tmp_path / "a.db"), "--port", "70000"]) == 1
     assert "--port must be 0 to 65535" in capsys.readouterr().err
 
 
@@ -38,7 +63,7 @@ def test_a_port_in_use_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        assert main(["inspect", str(tmp_path / "a.db"), "--port", str(port)]) == 1
+        assert main(["inspect", _made(tmp_path / "a.db"), "--port", str(port)]) == 1
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
@@ -53,7 +78,7 @@ def running(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
             "-m",
             "threadline.cli",
             "inspect",
-            str(tmp_path / "i.db"),
+            _made(tmp_path / "i.db"),
             "--port",
             "0",
             *args,

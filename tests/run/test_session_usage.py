@@ -52,6 +52,30 @@ async def test_each_run_stores_its_usage(make_session: SessionFactory) -> None:
     ]
 
 
+async def test_each_run_record_names_where_its_turn_starts(make_session: SessionFactory) -> None:
+    model = ScriptedModel(["Hello.", [call("lookup", {"city": "SF"})], "Foggy.", "Bye."])
+    agent = Agent(name="A", model=model, tools=[lookup])
+    session = make_session("usage-starts")
+    for text in ("hi", "weather in SF?", "bye"):
+        await Runner.run(agent, text, session=session)
+    items = await session.get_items()
+    user_at = [n for n, item in enumerate(items) if item.get("role") == "user"]
+    assert user_at == [0, 2, 6]
+    assert [run.start for run in (await session.usage()).per_turn] == user_at
+    by_turn = await session.turn_usage()
+    assert {at: [run.turn for run in runs] for at, runs in by_turn.items()} == {
+        0: [1],
+        2: [2],
+        6: [3],
+    }
+    # a record written before runs were stamped: no start, and left out of turn_usage
+    old = dict(await session.get_record("usage/00000002"))
+    del old["start"]
+    await session.put_records({"usage/00000002": old})
+    assert [run.start for run in (await session.usage()).per_turn] == [0, None, 6]
+    assert sorted(await session.turn_usage()) == [0, 6]
+
+
 async def test_usage_goes_with_the_stored_steps(make_session: SessionFactory) -> None:
     """A run that fails after its first step keeps the usage of that step, not more."""
     model = ScriptedModel([[call("lookup", {"city": "SF"})], RuntimeError("provider down")])

@@ -611,3 +611,124 @@ def test_a_writer_of_this_server_shows_as_busy(seed: Seed, db: Path) -> None:
         holder.join(10)
         server.should_exit = True
         thread.join(30)
+
+
+def test_a_lease_held_by_another_store_shows_as_busy_with_its_holder(
+    seed: Seed, db: Path, start: Callable[..., str]
+) -> None:
+    """Another store object on the same file (as another process would hold it): the list's
+    busy badge and the health view read the holder from the store, not this process."""
+    seed(lambda store: _chat(store))
+    root = start()
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        async def go() -> None:
+            store = open_store(f"sqlite:///{db}")
+            try:
+                async with store.session("chat").lease(ttl=30):
+                    held.set()
+                    await asyncio.to_thread(release.wait, 30)
+            finally:
+                await store.aclose()
+
+        asyncio.run(go())
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        row = ok(call(root, "GET", "/sessions"))["data"][0]
+        assert row["badges"]["busy"] is True
+        assert row["lease"]["holder"].startswith("pid ") and row["lease"]["checked"] == "store"
+        assert 0 < row["lease"]["expires_in"] <= 30
+        lease = ok(call(root, "GET", "/session/health", id="chat"))["lease"]
+        assert lease["held"] is True and lease["holder"] == row["lease"]["holder"]
+    finally:
+        release.set()
+        holder.join(10)
+    row = ok(call(root, "GET", "/sessions"))["data"][0]
+    assert row["badges"]["busy"] is False and row["lease"]["holder"] is None
+    assert ok(call(root, "GET", "/session/health", id="chat"))["lease"]["held"] is False
+
+
+def test_runs_name_the_turn_their_usage_belongs_to(start: Callable[..., str], seed: Seed) -> None:
+    """A run record's ``start`` places it in its turn; one without (older threadline) has
+    no turn index."""
+
+    async def fill(store: Any) -> None:
+        await _chat(store)
+        run = {"requests": 1, "input_tokens": 10, "output_tokens": 2, "total_tokens": 12}
+        await store.session("chat").put_records(
+            {
+                "usage/00000001": {"turn": 1, **run, "time": "t1"},  # written before start
+                "usage/00000002": {"turn": 2, **run, "time": "t2", "start": 4},
+                "usage/00000003": {"turn": 3, **run, "time": "t3", "start": 5},  # resumed
+            }
+        )
+
+    seed(fill)
+    detail = ok(call(start(), "GET", "/session", id="chat"))
+    assert detail["turn_starts"] == [0, 4]
+    assert [(r["run"], r["start"], r["turn_index"]) for r in detail["runs"]] == [
+        (1, None, None),
+        (2, 4, 1),
+        (3, 5, 1),
+    ]
+
+
+def test_needs_repair_covers_function_calls_in_the_whole_session(
+    start: Callable[..., str], seed: Seed
+) -> None:
+    def pair(n: int) -> list[dict[str, Any]]:
+        return [
+            {"type": "function_call", "call_id": f"k{n}", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": f"k{n}", "output": "ok"},
+        ]
+
+    long_tail = [item for n in range(25) for item in pair(n)]  # 50 healthy items after it
+
+    async def fill(store: Any) -> None:
+        lone = {"type": "function_call", "call_id": "lost", "name": "f", "arguments": "{}"}
+        await store.session("old-orphan").add_items([CHAT[0], lone, *long_tail])
+        await store.session("long-healthy").add_items([CHAT[0], *long_tail])
+        await _chat(store, "short")
+
+    seed(fill)
+    root = start()
+    rows = {row["id"]: row for row in ok(call(root, "GET", "/sessions"))["data"]}
+    assert rows["old-orphan"]["badges"]["needs_repair"] is True  # item 1, far before the tail
+    assert rows["old-orphan"]["repair_checked"] == "function_calls"
+    assert rows["long-healthy"]["badges"]["needs_repair"] is False
+    assert rows["long-healthy"]["repair_checked"] == "function_calls"
+    assert rows["short"]["repair_checked"] == "all"
+
+    async def answer(store: Any) -> None:  # the lost call gets its (late) output
+        output = {"type": "function_call_output", "call_id": "lost", "output": "late"}
+        await store.session("old-orphan").add_items([output])
+
+    seed(answer)
+    again = {row["id"]: row for row in ok(call(root, "GET", "/sessions"))["data"]}
+    assert again["old-orphan"]["badges"]["needs_repair"] is False  # read again, not kept
+    assert again["long-healthy"]["badges"]["needs_repair"] is False
+
+
+def test_every_route_documents_the_one_error_schema(start: Callable[..., str]) -> None:
+    """serve's routes and the inspector's extensions share ERROR_SCHEMA, which is what an
+    error body holds (every key it requires is present)."""
+    from threadline.server._errors import ERROR_SCHEMA
+
+    root = start()
+    document = http("GET", f"{root}/openapi.json").json()
+    schemas = [
+        operation["responses"]["default"]["content"]["application/json"]["schema"]
+        for path, item in document["paths"].items()
+        for operation in item.values()
+        if isinstance(operation, dict) and "responses" in operation
+    ]
+    inspector = [path for path in document["paths"] if path.startswith("/v1/inspect")]
+    assert inspector and len(schemas) > len(inspector)
+    assert all(schema == ERROR_SCHEMA for schema in schemas)
+    body = call(root, "GET", "/session", id="nobody").json()
+    assert set(body["error"]) == set(ERROR_SCHEMA["properties"]["error"]["required"])

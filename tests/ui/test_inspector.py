@@ -253,6 +253,49 @@ def test_the_conversation_view(page: Any, inspector: Inspector) -> None:
     assert page.inner_text("#session-title") == "Tour"
 
 
+def test_turn_usage_follows_each_runs_start(page: Any, inspector: Inspector) -> None:
+    """Three runs over two turns (the second resumed after approvals): each run's recorded
+    start puts it on its turn; the older rule (as many runs as turns) would show none."""
+    items = [
+        {"role": "user", "content": "first"},
+        {"type": "message", "role": "assistant", "content": "one"},
+        {"role": "user", "content": "second"},
+        {"type": "function_call", "call_id": "a1", "name": "pay", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "a1", "output": "paid"},
+        {"type": "message", "role": "assistant", "content": "two"},
+    ]
+
+    def run(turn: int, start: int, got_in: int, got_out: int) -> dict[str, Any]:
+        return {
+            "turn": turn,
+            "requests": 1,
+            "input_tokens": got_in,
+            "output_tokens": got_out,
+            "total_tokens": got_in + got_out,
+            "time": f"2026-01-01T00:0{turn}:00+00:00",
+            "start": start,
+        }
+
+    async def fill(store: Any) -> None:
+        await _chat("runs", {"title": "Runs"}, items)(store)
+        await store.session("runs").put_records(
+            {
+                "usage/00000001": run(1, 0, 10, 1),
+                "usage/00000002": run(2, 2, 20, 2),
+                "usage/00000003": run(3, 4, 5, 1),  # resumed inside turn 2
+            }
+        )
+
+    inspector.seed(fill)
+    goto(page, inspector.root, "#/s/runs")
+    page.locator(".turn-head").first.wait_for()
+    heads = page.locator(".turn-head")
+    assert heads.count() == 2
+    assert "10 in / 1 out" in heads.nth(0).inner_text()
+    assert "25 in / 3 out" in heads.nth(1).inner_text()
+    assert "runs 2, 3" in (heads.nth(1).locator(".usage").get_attribute("title") or "")
+
+
 def test_the_context_view(page: Any, inspector: Inspector) -> None:
     items: list[dict[str, Any]] = []
     for turn in range(6):

@@ -78,7 +78,8 @@ def inspect_command(args: argparse.Namespace) -> int:
         raise UserError("give the store once: as STORE, or with --store / --db")
     url = args.target if args.target is None or "://" in args.target else None
     path = args.target if url is None and args.target is not None else args.db
-    store = open_store(path, url if url is not None else args.store)
+    # an inspector over a store that does not exist is refused: nothing is created
+    store = open_store(path, url if url is not None else args.store, create=False)
     sock = _bind(args.port)
     try:
         app = enable_inspector(

@@ -21,7 +21,7 @@ from ..errors import NestedRunError, UserError
 from ..items import Item, encode_item, repair_orphans
 from ..models.base import ModelRequest
 from ..sessions._handle import StoreSession
-from ..sessions._usage import USAGE_KEY, UsageLedger, calibrated_budget
+from ..sessions._usage import UsageLedger, calibrated_budget
 from ..sessions._window import window_of_items
 from ..sessions.base import SessionSettings, capabilities_of
 from ..sessions.codec import estimate_tokens
@@ -97,7 +97,8 @@ class SessionMemory:
             and isinstance(session, StoreSession)
             and "records" in session.capabilities
         ):
-            self.usage = UsageLedger(await session.get_record(USAGE_KEY), context.usage)
+            total, start = await session._usage_start()
+            self.usage = UsageLedger(total, context.usage, start=start)
         ratio = None if self.usage is None else self.usage.ratio
         return calibrated_budget(self.settings.max_tokens, ratio)
 

@@ -36,6 +36,7 @@ from ..errors import (
 )
 
 __all__ = [
+    "ERROR_SCHEMA",
     "ApiError",
     "bad_request",
     "error_body",
@@ -90,6 +91,26 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
 def not_found(message: str, param: str | None = None, code: str | None = None) -> ApiError:
     """A 404 ``not_found_error`` (also what another tenant's ids get: never a 403)."""
     return ApiError(404, message, param=param, code=code)
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+"""The JSON Schema of :func:`error_body` (OpenAI's error envelope): the one error response of
+every route in the OpenAPI document, serve's and the inspector's extensions alike."""
 
 
 def error_body(error: ApiError) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from ..items import Item
 from ..sessions._summary import SUMMARY_RECORD, Summary, item_digest
 from ..sessions.base import SessionInfo
 from ..sessions.pending import PENDING_RUN_RECORD, read_pending_run
-from ._inspect_reads import Range, SessionReader, held_here, orphan_positions
+from ._inspect_reads import Range, SessionReader, held_here, lease_holders_of, orphan_positions
 
 __all__ = ["Health", "check_health", "lease_state"]
 
@@ -46,11 +46,21 @@ def _plan_token(info: SessionInfo, drops: list[int]) -> str:
 
 
 async def lease_state(store: Any, session_id: str) -> dict[str, Any]:
-    """Whether another writer holds the session's lease: asks the store by taking the lease
-    without waiting and giving it back at once (a writer that arrives in that instant and
-    does not wait is told the session is busy)."""
+    """Whether a writer holds the session's lease, in this process or any other.
+
+    Reads the holder as the store records it (:meth:`~threadline.sessions.Store.lease_holders`,
+    which takes nothing); a store that cannot tell is asked by taking the lease without
+    waiting and giving it back at once (a writer that arrives in that instant and does not
+    wait is told the session is busy).
+    """
     if held_here(store, session_id):
         return {"held": True, "holder": "a request of this server", "expires_in": None}
+    holders = await lease_holders_of(store, [session_id])
+    if holders is not None:
+        found = holders.get(session_id)
+        if found is None:
+            return {"held": False, "holder": None, "expires_in": None}
+        return {"held": True, "holder": found.holder, "expires_in": found.expires_in()}
     if "lease" not in getattr(store, "capabilities", frozenset()):
         return {"held": False, "holder": None, "expires_in": None, "checked": False}
     try:

@@ -5,24 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._errors import ERROR_SCHEMA
+
 __all__ = ["openapi_paths"]
 
-_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["message", "type"],
-            "properties": {
-                "message": {"type": "string"},
-                "type": {"type": "string"},
-                "param": {"type": ["string", "null"]},
-                "code": {"type": ["string", "null"]},
-            },
-        }
-    },
-}
 _ID = {"name": "id", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1}}
 _WAIT = {
     "name": "X-Threadline-Lease-Wait",
@@ -68,7 +54,7 @@ def _op(
             "default": {
                 "description": "OpenAI's error envelope (403 read_only without --write, 404, "
                 "409 busy or outdated, …)",
-                "content": {"application/json": {"schema": _ERROR}},
+                "content": {"application/json": {"schema": ERROR_SCHEMA}},
             },
         },
     }

@@ -9,11 +9,12 @@ fewer rows; any other :class:`~threadline.sessions.SessionStore` through ``get_i
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CorruptItemError, SessionError
+from ..errors import CorruptItemError, SessionError, UserError
 from ..items import Item, is_user_message, message_text
 from ..sessions import lease as lease_driver
 from ..sessions._metadata import derive_title
@@ -28,8 +29,10 @@ __all__ = [
     "Range",
     "SessionReader",
     "held_here",
+    "lease_holders_of",
     "list_summary",
     "orphan_positions",
+    "pairings_of",
     "preview_text",
 ]
 
@@ -145,6 +148,59 @@ def held_here(store: object, session_id: str) -> bool:
     return (lease_driver.fenced_lease, store, session_id) in lease_driver._held
 
 
+async def lease_holders_of(store: Any, session_ids: Sequence[str]) -> dict[str, Any] | None:
+    """Who holds each listed session's lease as the store records it (one query for the
+    page; see :meth:`~threadline.sessions.Store.lease_holders`), or ``None`` when the store
+    cannot tell (no ``"lease"``, or a store or backend without ``lease_holders``)."""
+    read = getattr(store, "lease_holders", None)
+    if not callable(read) or "lease" not in getattr(store, "capabilities", frozenset()):
+        return None
+    try:
+        found = await read(list(session_ids))
+    except (UserError, NotImplementedError):
+        return None
+    return dict(found)
+
+
+_PAIRINGS: weakref.WeakKeyDictionary[Any, dict[tuple[str, int, float], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+PAIRINGS_KEPT = 10_000
+"""How many sessions' pairing summaries the list keeps per store (keyed on the session's
+item count and update time, so a change is read again)."""
+
+
+async def pairings_of(store: Any, infos: Sequence[SessionInfo]) -> dict[str, Any] | None:
+    """The whole-session function-call pairing of the listed sessions longer than the
+    list's tail (:meth:`~threadline.sessions.Store.pairing_summary`), when the store reads it
+    from stored columns; ``None`` otherwise (the list then checks the newest items only).
+
+    A session's answer is kept until it changes (its item count or update time moves), so
+    a list page re-reads only the sessions written since.
+    """
+    if not getattr(store, "pairs_by_columns", False):
+        return None
+    try:
+        kept = _PAIRINGS.setdefault(store, {})
+    except TypeError:  # a store that cannot be weakly referenced: no cache
+        kept = {}
+    keys = {
+        info.session_id: (info.session_id, info.item_count, info.updated_at.timestamp())
+        for info in infos
+        if info.item_count > TAIL
+    }
+    found = {sid: kept[key] for sid, key in keys.items() if key in kept}
+    wanted = [sid for sid in keys if sid not in found]
+    if wanted:
+        read = await store.pairing_summary(wanted)
+        if len(kept) + len(read) > PAIRINGS_KEPT:
+            kept.clear()
+        for sid, summary in read.items():
+            kept[keys[sid]] = summary
+            found[sid] = summary
+    return found
+
+
 def preview_text(items: Sequence[Item], length: int = PREVIEW_LENGTH) -> str | None:
     """The newest message's text on one line, cut to ``length`` characters."""
     for item in reversed(items):
@@ -202,9 +258,21 @@ async def _record(session: Any, key: str, problems: list[str]) -> Any:
 
 
 async def list_summary(
-    store: Any, info: SessionInfo, visible: Callable[[str], str | None]
+    store: Any,
+    info: SessionInfo,
+    visible: Callable[[str], str | None],
+    holders: Mapping[str, Any] | None = None,
+    pairings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One row of the sessions list: title, preview, counts, tokens, tags and badges.
+
+    ``holders`` is :func:`lease_holders_of` for the page (``None``: the store cannot tell,
+    and the busy badge shows only leases held in this process). ``pairings`` is
+    :func:`pairings_of` for the page: with it, the needs-repair badge covers the function
+    calls of the whole session (``repair_checked: "function_calls"``; custom tool calls and
+    ``role: "tool"`` messages still only among the newest :data:`TAIL` items); without it
+    only the newest items (``"newest"``). A session no longer than the tail is checked
+    whole (``"all"``).
 
     Reads a bounded amount whatever the session's size: the newest :data:`TAIL` items, the
     oldest :data:`TITLE_SCAN` when the title must be derived, the turn starts, and the
@@ -262,6 +330,17 @@ async def list_summary(
         usage = summary = origin = pending = None
         corrupt = True
     lone_calls, lone_outputs = orphan_positions(tail_items, whole=count <= TAIL)
+    pairing = None if pairings is None else pairings.get(session_id)
+    if count <= TAIL:
+        repair_checked = "all"
+    elif pairing is not None:
+        repair_checked = "function_calls"
+        if not pairing.paired:
+            lone_outputs = [*lone_outputs, -1]  # somewhere before the tail
+    else:
+        repair_checked = "newest"
+    holder = None if holders is None else holders.get(session_id)
+    here = held_here(store, session_id)
     parent = origin.get("parent") if isinstance(origin, Mapping) else None
     parent = visible(parent) if isinstance(parent, str) else None
     return {
@@ -282,7 +361,7 @@ async def list_summary(
         },
         "metadata": metadata,
         "badges": {
-            "busy": held_here(store, session_id),
+            "busy": here or holder is not None,
             "compacted": summary is not None,
             "needs_repair": bool(lone_calls or lone_outputs or corrupt or problems),
             "corrupt": corrupt or bool(problems),
@@ -290,4 +369,12 @@ async def list_summary(
             "fork": parent is not None,
         },
         "parent_id": parent,
+        "repair_checked": repair_checked,
+        "lease": {
+            "holder": "a request of this server"
+            if here
+            else (None if holder is None else holder.holder),
+            "expires_in": None if holder is None else round(holder.expires_in(), 3),
+            "checked": "store" if holders is not None else "this process",
+        },
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from ._errors import bad_request
+from ._errors import ERROR_SCHEMA, bad_request
 
 __all__ = ["check_body", "openapi_document", "request_schemas"]
 
@@ -531,22 +531,6 @@ def _type_words(types: Any) -> str:
 
 # ---------------------------------------------------------------------- the document
 
-_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["message", "type", "param", "code"],
-            "properties": {
-                "message": {"type": "string"},
-                "type": {"type": "string"},
-                "param": {"type": ["string", "null"]},
-                "code": {"type": ["string", "null"]},
-            },
-        }
-    },
-}
 _ITEM = {
     "type": "object",
     "required": ["id", "type"],
@@ -818,7 +802,7 @@ def _op(
             "200": success,
             "default": {
                 "description": "OpenAI's error envelope (400, 401, 404, 405, 409, 413, 429, 5xx)",
-                "content": {"application/json": {"schema": _ERROR}},
+                "content": {"application/json": {"schema": ERROR_SCHEMA}},
             },
         },
     }

@@ -54,6 +54,7 @@ routes: busy is a ``409 conversation_busy`` unless ``X-Threadline-Lease-Wait`` i
 from __future__ import annotations
 
 import asyncio
+import bisect
 import io
 import json
 import re
@@ -74,7 +75,7 @@ from ._inspect_context import agent_budget, fork_diff, next_request
 from ._inspect_health import check_health
 from ._inspect_http import Target, query_int, settings_of, target, visible_of
 from ._inspect_markdown import conversation_markdown
-from ._inspect_reads import SessionReader, list_summary
+from ._inspect_reads import SessionReader, lease_holders_of, list_summary, pairings_of
 
 __all__ = ["PREFIX", "routes"]
 
@@ -142,7 +143,12 @@ async def list_sessions(request: Request) -> Response:
         cursor = page.next_cursor
         if cursor is None or len(found) >= limit or scanned >= SCAN_LIMIT:
             break
-    data = await asyncio.gather(*(list_summary(store, entry, visible) for entry in found))
+    holders, pairings = await asyncio.gather(
+        lease_holders_of(store, [entry.session_id for entry in found]), pairings_of(store, found)
+    )
+    data = await asyncio.gather(
+        *(list_summary(store, entry, visible, holders, pairings) for entry in found)
+    )
     return JSONResponse(
         {
             "object": "list",
@@ -198,12 +204,22 @@ async def search(request: Request) -> Response:
     return JSONResponse({"object": "list", "data": data, "query": text})
 
 
+def _turn_of(starts: list[int], start: int | None) -> int | None:
+    """The index of the turn holding position ``start`` (``None``: the run has no start)."""
+    if start is None:
+        return None
+    return max(0, bisect.bisect_right(starts, start) - 1)
+
+
 @api_route
 async def session_detail(request: Request) -> Response:
     store = context_of(request).store
     found = await target(request)
     visible = visible_of(request)
-    body = await list_summary(store, found.info, visible)
+    holders, pairings = await asyncio.gather(
+        lease_holders_of(store, [found.session_id]), pairings_of(store, [found.info])
+    )
+    body = await list_summary(store, found.info, visible, holders, pairings)
     reader = SessionReader(store, found.session_id, found.info.item_count)
     body["turn_starts"] = await reader.user_positions()
     body["runs"] = []
@@ -219,6 +235,8 @@ async def session_detail(request: Request) -> Response:
                 "input_tokens": run.input_tokens,
                 "output_tokens": run.output_tokens,
                 "time": run.time,
+                "start": run.start,
+                "turn_index": _turn_of(body["turn_starts"], run.start),
             }
             for run in usage.per_turn
         ]

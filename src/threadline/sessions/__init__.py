@@ -33,6 +33,8 @@ from ._usage import SessionUsage, TurnUsage
 from .backend import (
     Fence,
     LeaseGrant,
+    LeaseHolder,
+    PairingSummary,
     SearchHit,
     SessionPage,
     StoreBackend,
@@ -77,6 +79,8 @@ __all__ = [
     "JsonCodec",
     "Lease",
     "LeaseGrant",
+    "LeaseHolder",
+    "PairingSummary",
     "PendingRun",
     "PruneResult",
     "SQLiteSession",

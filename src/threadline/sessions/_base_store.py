@@ -7,7 +7,7 @@ subclasses that only add their constructors (and, for SQLite, file-specific help
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..errors import SessionClosedError, UserError
@@ -16,7 +16,7 @@ from ._metadata import check_metadata_filter, list_with_metadata
 from ._retention import StoreRetentionMixin
 from ._search import search_terms
 from ._usage import StoreUsageMixin
-from .backend import SearchHit, SessionPage, StoreBackend, StoreStats
+from .backend import LeaseHolder, PairingSummary, SearchHit, SessionPage, StoreBackend, StoreStats
 from .base import CAPABILITIES, SessionInfo, SessionSettings
 from .codec import ItemCodec, check_count, check_session_id
 from .transfer import TransferMixin
@@ -132,6 +132,41 @@ class Store(TransferMixin, StoreRetentionMixin, StoreUsageMixin):
         session_id = check_session_id(session_id)
         self._check_open()
         return await self._backend.session_info(session_id)
+
+    async def pairing_summary(self, session_ids: Sequence[str]) -> dict[str, PairingSummary]:
+        """How each listed session's function calls pair with their outputs over its whole
+        history (:class:`~threadline.sessions.backend.PairingSummary`): on SQLite and
+        PostgreSQL one aggregate over the stored kind and call-id columns, no payload read;
+        elsewhere the histories are read. A session that does not exist is absent."""
+        ids = [check_session_id(session_id) for session_id in session_ids]
+        self._check_open()
+        return await self._backend.pairing_summary(ids)
+
+    @property
+    def pairs_by_columns(self) -> bool:
+        """Whether :meth:`pairing_summary` reads only stored columns (it does not read the
+        histories): the inspector's list then checks whole sessions."""
+        return type(self._backend).pairing_summary is not StoreBackend.pairing_summary
+
+    async def lease_holders(self, session_ids: Sequence[str]) -> dict[str, LeaseHolder]:
+        """Who holds each listed session's writer lease, as the storage records it: one
+        query (one pipeline on Redis) for the whole list, whichever process or host took the
+        lease. A session whose lease is free, released or expired is absent from the answer.
+
+        Raises :class:`~threadline.errors.UserError` for a store without ``"lease"`` or whose
+        backend cannot read its leases' holders.
+        """
+        ids = [check_session_id(session_id) for session_id in session_ids]
+        self._check_open()
+        if "lease" not in self.capabilities:
+            raise UserError(f"the session store {self._backend.where} keeps no leases")
+        try:
+            return await self._backend.lease_holders(ids)
+        except NotImplementedError:
+            raise UserError(
+                f"the session store {self._backend.where} cannot tell who holds a lease "
+                "(its backend has no lease_holders)"
+            ) from None
 
     async def delete_session(self, session_id: str) -> bool:
         """Remove a session and its items; ``False`` when the store had no such session."""

@@ -8,6 +8,8 @@ and calls the backend; it holds no connection of its own, so it is cheap to make
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,7 +20,7 @@ from ._lineage import ORIGIN_KEY, LineageMixin, fork_point, origin_record
 from ._metadata import MetadataMixin
 from ._retention import RetentionMixin
 from ._summary import forget_summary, forget_summary_if_cut, summary_window
-from ._usage import UsageMixin
+from ._usage import USAGE_KEY, TurnUsage, UsageMixin
 from .base import SessionSettings
 from .codec import (
     check_count,
@@ -33,6 +35,7 @@ from .pending import PENDING_RUN_RECORD, PendingRun, read_pending_run
 
 if TYPE_CHECKING:
     from ._base_store import Store
+    from .backend import LeaseHolder
 
 __all__ = ["StoreSession"]
 
@@ -325,6 +328,40 @@ class StoreSession(MetadataMixin, LineageMixin, RetentionMixin, UsageMixin):
             return False
         await self.put_records({PENDING_RUN_RECORD: None})
         return True
+
+    async def _usage_start(self) -> tuple[Any, int]:
+        """The ``usage`` record and the session's item count, read side by side when a run
+        opens its usage ledger: the count is where the run's first stored item lands (the
+        ``start`` its per-run usage record is stamped with)."""
+        store = self._usable()
+        total, info = await asyncio.gather(
+            self.get_record(USAGE_KEY), store._backend.session_info(self.session_id)
+        )
+        return total, 0 if info is None else info.item_count
+
+    async def turn_usage(self) -> dict[int, list[TurnUsage]]:
+        """The runs' usage by turn: the position of each turn's user message (where the turn
+        begins) to the runs whose ``start`` falls inside that turn, oldest first (a turn
+        resumed after approvals has several). Runs recorded without a ``start`` (by a
+        threadline before it stamped one) are left out: see :meth:`usage` for them."""
+        store = self._usable()
+        usage, starts = await asyncio.gather(
+            self.usage(), store._backend.user_positions(self.session_id)
+        )
+        found: dict[int, list[TurnUsage]] = {}
+        for run in usage.per_turn:
+            if run.start is None:
+                continue
+            at = bisect.bisect_right(starts, run.start) - 1
+            found.setdefault(starts[at] if at >= 0 else 0, []).append(run)
+        return found
+
+    async def lease_holder(self) -> LeaseHolder | None:
+        """Who holds this session's writer lease as the store records it (any process or
+        host), or ``None`` when it is free, released or expired. See
+        :meth:`Store.lease_holders <threadline.sessions.Store.lease_holders>`."""
+        holders = await self._usable().lease_holders([self.session_id])
+        return holders.get(self.session_id)
 
     @asynccontextmanager
     async def lease(

@@ -4,8 +4,10 @@ The runner writes two session records with each step it stores (in the same tran
 the step's items, under the run's lease):
 
 * ``usage/00000042`` — the run's own usage so far (``turn``, ``requests``, ``input_tokens``,
-  ``output_tokens``, ``total_tokens`` as the provider reported them, ``time``); one key per
-  run, so a turn's write never grows with the number of turns;
+  ``output_tokens``, ``total_tokens`` as the provider reported them, ``time``, and
+  ``start``: the position of the first item the run stored, where its turn begins); one key
+  per run, so a turn's write never grows with the number of turns. Records written before
+  ``start`` existed have none (:attr:`TurnUsage.start` is ``None``);
 * ``usage`` — the session's running totals (the same counts plus ``turns``) and the token
   calibration: decayed sums of the provider-reported input tokens and of threadline's
   estimate of what was sent (``calibration``: ``{"reported": ..., "estimated": ...}``).
@@ -64,6 +66,12 @@ class TurnUsage:
     total_tokens: int
     time: str
     """When the run last stored a step (ISO 8601, UTC)."""
+    start: int | None = None
+    """The position (0 is the oldest item) of the first item the run stored: its user
+    message, where the turn begins (for a run resumed after approvals, the first item it
+    stored after resuming, inside the turn). ``None`` in records written before threadline
+    stamped it. A position is not rewritten with the items: after a ``replace_items`` or
+    compaction that shortened the history before it, it may point past the turn."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,13 @@ class SessionUsage:
 def _count(value: Any, name: str) -> int:
     found = value.get(name, 0) if isinstance(value, dict) else 0
     return found if isinstance(found, int) and not isinstance(found, bool) else 0
+
+
+def _start(value: dict[str, Any]) -> int | None:
+    found = value.get("start")
+    if isinstance(found, int) and not isinstance(found, bool) and found >= 0:
+        return found
+    return None
 
 
 def calibration_ratio(total: Any) -> float | None:
@@ -119,8 +134,10 @@ class UsageLedger:
     context's usage then (a context may be reused across runs).
     """
 
-    def __init__(self, total: Any, baseline: Usage) -> None:
+    def __init__(self, total: Any, baseline: Usage, *, start: int | None = None) -> None:
         self.total: dict[str, Any] = dict(total) if isinstance(total, dict) else {}
+        self.start = start
+        """Where the run's first item lands (the session's item count when it started)."""
         self.turn = _count(self.total, "turns") + 1
         self.baseline = Usage(**vars(baseline))
         calibration = self.total.get("calibration")
@@ -154,10 +171,10 @@ class UsageLedger:
                 "reported": round(self.reported, 3),
                 "estimated": round(self.estimated, 3),
             }
-        return {
-            f"{USAGE_TURN_PREFIX}{self.turn:08d}": {"turn": self.turn, **run, "time": stamp},
-            USAGE_KEY: total,
-        }
+        record: dict[str, Any] = {"turn": self.turn, **run, "time": stamp}
+        if self.start is not None:
+            record["start"] = self.start
+        return {f"{USAGE_TURN_PREFIX}{self.turn:08d}": record, USAGE_KEY: total}
 
 
 class UsageMixin:
@@ -185,6 +202,7 @@ class UsageMixin:
                             output_tokens=_count(value, "output_tokens"),
                             total_tokens=_count(value, "total_tokens"),
                             time=str(value.get("time", "")),
+                            start=_start(value),
                         )
                     )
         return SessionUsage(

@@ -34,6 +34,8 @@ from .codec import EncodedItem, ItemCodec, encode_items
 __all__ = [
     "Fence",
     "LeaseGrant",
+    "LeaseHolder",
+    "PairingSummary",
     "Payload",
     "SearchHit",
     "SessionPage",
@@ -72,6 +74,73 @@ class LeaseGrant:
     epoch: int = 0
     owner: str | None = None
     expires_in: float | None = None
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    """Who holds a session's writer lease, as the store records it (whatever process or host
+    took it).
+
+    ``owner`` is the holder's token as stored (``"pid 12 on host (uuid)"`` for threadline's
+    own leases), ``epoch`` the lease's fencing epoch and ``expires_at`` when it runs out
+    unless renewed (seconds since the epoch, by the clock of the store's server where it has
+    one: PostgreSQL's, or this machine's for SQLite and memory; Redis reports the time left,
+    turned into this machine's clock).
+    """
+
+    session_id: str
+    owner: str
+    epoch: int
+    expires_at: float
+
+    @property
+    def holder(self) -> str:
+        """The readable part of the owner token (``"pid 12 on host"``)."""
+        return self.owner.split(" (", 1)[0]
+
+    def expires_in(self, now: float | None = None) -> float:
+        """Seconds until the lease runs out unless renewed (negative: already past)."""
+        import time
+
+        return self.expires_at - (time.time() if now is None else now)
+
+
+@dataclass(frozen=True)
+class PairingSummary:
+    """How a session's function calls pair with their outputs, over the whole session: the
+    number of ``function_call`` items with no ``function_call_output`` of their ``call_id``
+    after them (``lone_calls``), and of outputs with no call of their ``call_id`` before
+    them (``lone_outputs``). Read from the kind and call-id columns a store keeps beside
+    each item, so no payload is opened. Custom tool calls and ``role: "tool"`` messages are
+    not kept there and are not counted."""
+
+    session_id: str
+    lone_calls: int
+    lone_outputs: int
+
+    @property
+    def paired(self) -> bool:
+        """Whether every function call has its output and every output its call."""
+        return not (self.lone_calls or self.lone_outputs)
+
+
+def pairing_of(session_id: str, rows: Sequence[tuple[int, str | None]]) -> PairingSummary:
+    """:class:`PairingSummary` from ``(kind, call_id)`` rows, oldest first (the rule of
+    :func:`~threadline.items.pairing_problem` for function calls: each output answers the
+    oldest call of its id still waiting)."""
+    from .codec import KIND_CALL, KIND_OUTPUT
+
+    waiting: dict[str | None, int] = {}
+    lone_outputs = 0
+    for kind, call_id in rows:
+        if kind == KIND_CALL:
+            waiting[call_id] = waiting.get(call_id, 0) + 1
+        elif kind == KIND_OUTPUT:
+            if waiting.get(call_id):
+                waiting[call_id] -= 1
+            else:
+                lone_outputs += 1
+    return PairingSummary(session_id, sum(waiting.values()), lone_outputs)
 
 
 @dataclass(frozen=True)
@@ -443,6 +512,31 @@ class StoreBackend(abc.ABC):
     @abc.abstractmethod
     async def lease_release(self, session_id: str, fence: Fence) -> None:
         """Give the lease up if ``fence`` still holds it (the epoch is kept)."""
+
+    async def pairing_summary(self, session_ids: Sequence[str]) -> dict[str, PairingSummary]:
+        """How each listed session's function calls pair with their outputs, over its whole
+        history, from the stored kind and call-id columns (no payload read); a session that
+        does not exist is absent. The default reads every item of each session (correct on
+        any backend, as costly as reading the histories); a backend that keeps the kind and
+        call id beside each item should aggregate those instead (SQLite and PostgreSQL do)."""
+        from .codec import item_kind
+
+        found: dict[str, PairingSummary] = {}
+        for session_id in dict.fromkeys(session_ids):
+            if await self.session_info(session_id) is None:
+                continue
+            rows = [item_kind(item) for item in await self.read(session_id, None)]
+            found[session_id] = pairing_of(session_id, rows)
+        return found
+
+    async def lease_holders(self, session_ids: Sequence[str]) -> dict[str, LeaseHolder]:
+        """The live holder of each listed session's lease, read in one query (or pipeline)
+        for the whole list; a session whose lease is free, released or expired is absent.
+
+        Only called when ``"lease"`` is in :attr:`capabilities`. A backend that cannot tell
+        raises :class:`NotImplementedError` (the default).
+        """
+        raise NotImplementedError
 
     def lease_keepalive(
         self,

@@ -26,11 +26,14 @@ from ._window import check_fork_cut, window_size
 from .backend import (
     Fence,
     LeaseGrant,
+    LeaseHolder,
+    PairingSummary,
     Payload,
     SearchHit,
     StoreBackend,
     StoreStats,
     TailWindow,
+    pairing_of,
     rows_window_size,
 )
 from .base import SessionInfo, SessionSettings
@@ -413,6 +416,17 @@ class InMemoryBackend(StoreBackend):
             rows = [] if found is None else found.rows
             return [index for index, row in enumerate(rows) if row.kind == KIND_USER]
 
+    async def pairing_summary(self, session_ids: Sequence[str]) -> dict[str, PairingSummary]:
+        db = self._open()
+        found: dict[str, PairingSummary] = {}
+        with db.lock:
+            for session_id in session_ids:
+                entry = db.sessions.get(session_id)
+                if entry is not None:
+                    rows = [(row.kind, row.call_id) for row in entry.rows]
+                    found[session_id] = pairing_of(session_id, rows)
+        return found
+
     async def read_json(self, session_id: str) -> list[str]:
         db = self._open()
         with db.lock:
@@ -492,6 +506,19 @@ class InMemoryBackend(StoreBackend):
                 return False
             row.expires_at = time.time() + ttl
             return True
+
+    async def lease_holders(self, session_ids: Sequence[str]) -> dict[str, LeaseHolder]:
+        db = self._open()
+        now = time.time()
+        found: dict[str, LeaseHolder] = {}
+        with db.lock:
+            for session_id in session_ids:
+                row = db.leases.get(session_id)
+                if row is not None and row.owner and row.expires_at > now:
+                    found[session_id] = LeaseHolder(
+                        session_id, row.owner, row.epoch, row.expires_at
+                    )
+        return found
 
     async def lease_release(self, session_id: str, fence: Fence) -> None:
         db = self._open()

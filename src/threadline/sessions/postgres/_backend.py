@@ -38,11 +38,14 @@ from .._window import check_fork_cut, window_size
 from ..backend import (
     Fence,
     LeaseGrant,
+    LeaseHolder,
+    PairingSummary,
     Payload,
     SearchHit,
     StoreBackend,
     StoreStats,
     TailWindow,
+    pairing_of,
 )
 from ..base import SessionInfo
 from ..codec import (
@@ -983,6 +986,64 @@ class PostgresBackend(StoreBackend):
         return await self.pools.run(
             run, retry=True, what=f"taking the lease of session {session_id!r}"
         )
+
+    async def pairing_summary(self, session_ids: Sequence[str]) -> dict[str, PairingSummary]:
+        if not session_ids:
+            return {}
+        by_key = {session_key(session_id): session_id for session_id in session_ids}
+        keys = list(by_key)
+
+        async def run(conn: Any, attempt: int) -> tuple[list[Any], list[Any]]:
+            present = await conn.fetch(
+                "SELECT skey FROM threadline_sessions WHERE skey = ANY($1::bytea[])", keys
+            )
+            odd = await conn.fetch(
+                "SELECT i.skey, i.seq, i.kind, i.call_id FROM threadline_items AS i JOIN ("
+                "  SELECT skey, call_id FROM threadline_items"
+                "  WHERE skey = ANY($1::bytea[]) AND kind IN ($2, $3)"
+                "  GROUP BY skey, call_id"
+                "  HAVING count(*) FILTER (WHERE kind = $2) <> count(*) FILTER (WHERE kind = $3)"
+                "  OR min(seq) FILTER (WHERE kind = $3) < min(seq) FILTER (WHERE kind = $2)"
+                ") AS o ON i.skey = o.skey AND i.call_id IS NOT DISTINCT FROM o.call_id"
+                " WHERE i.kind IN ($2, $3) ORDER BY i.skey, i.seq",
+                keys,
+                KIND_CALL,
+                KIND_OUTPUT,
+            )
+            return list(present), list(odd)
+
+        present, odd = await self.pools.run(run, retry=True, what="reading call pairings")
+        walked: dict[bytes, list[tuple[int, Any]]] = {bytes(row[0]): [] for row in present}
+        for row in odd:
+            walked.setdefault(bytes(row[0]), []).append((int(row[2]), row[3]))
+        return {
+            by_key[skey]: pairing_of(by_key[skey], rows)
+            for skey, rows in walked.items()
+            if skey in by_key
+        }
+
+    async def lease_holders(self, session_ids: Sequence[str]) -> dict[str, LeaseHolder]:
+        if not session_ids:
+            return {}
+        by_key = {session_key(session_id): session_id for session_id in session_ids}
+
+        async def run(conn: Any, attempt: int) -> list[Any]:
+            return list(
+                await conn.fetch(
+                    "SELECT skey, owner, epoch, expires_at FROM threadline_leases "
+                    "WHERE skey = ANY($1::bytea[]) AND owner <> '' "
+                    "AND expires_at > threadline_now()",
+                    list(by_key),
+                )
+            )
+
+        rows = await self.pools.run(run, retry=True, what="reading lease holders")
+        found: dict[str, LeaseHolder] = {}
+        for row in rows:
+            session_id = by_key.get(bytes(row[0]))
+            if session_id is not None:
+                found[session_id] = LeaseHolder(session_id, str(row[1]), int(row[2]), float(row[3]))
+        return found
 
     async def lease_renew(self, session_id: str, fence: Fence, ttl: float) -> bool:
         skey = session_key(session_id)

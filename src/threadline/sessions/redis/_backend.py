@@ -22,13 +22,22 @@ atomic, with what holds in between written down here:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...errors import CorruptItemError, LeaseLostError, SchemaVersionError, SessionError, UserError
 from ...items import Item
 from .._window import check_fork_cut
-from ..backend import Fence, LeaseGrant, Payload, StoreBackend, StoreStats, TailWindow
+from ..backend import (
+    Fence,
+    LeaseGrant,
+    LeaseHolder,
+    Payload,
+    StoreBackend,
+    StoreStats,
+    TailWindow,
+)
 from ..base import SessionInfo
 from ..codec import (
     KIND_CALL,
@@ -533,6 +542,29 @@ class RedisBackend(StoreBackend):
         epoch, _, holder = answer[1].decode("utf-8").partition(" ")
         left = int(answer[2])
         return LeaseGrant(False, int(epoch), holder, max(left, 0) / 1000)
+
+    async def lease_holders(self, session_ids: Sequence[str]) -> dict[str, LeaseHolder]:
+        unique = list(dict.fromkeys(session_ids))
+        if not unique:
+            return {}
+        await self._ready()
+        commands: list[tuple[Any, ...]] = []
+        for session_id in unique:
+            key = self._keys(session_id).l
+            commands += [("GET", key), ("PTTL", key)]
+        answers = await self.connection.pipeline(commands)
+        now = time.time()
+        found: dict[str, LeaseHolder] = {}
+        for n, session_id in enumerate(unique):
+            value, left = answers[2 * n], answers[2 * n + 1]
+            if not value or not isinstance(left, int) or left <= 0:
+                continue  # free, released, or expired (PTTL -2); -1 would be a lease with no expiry
+            text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+            epoch, _, owner = text.partition(" ")
+            if not owner or not epoch.isdigit():
+                continue
+            found[session_id] = LeaseHolder(session_id, owner, int(epoch), now + left / 1000)
+        return found
 
     async def lease_renew(self, session_id: str, fence: Fence, ttl: float) -> bool:
         connection = self._open()

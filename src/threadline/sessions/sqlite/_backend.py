@@ -20,6 +20,8 @@ from ...items import Item
 from ..backend import (
     Fence,
     LeaseGrant,
+    LeaseHolder,
+    PairingSummary,
     Payload,
     SearchHit,
     StoreBackend,
@@ -324,6 +326,22 @@ class SQLiteBackend(StoreBackend):
             durable=False,
         )
         return grant
+
+    async def pairing_summary(self, session_ids: Sequence[str]) -> dict[str, PairingSummary]:
+        if not session_ids:
+            return {}
+        found = await self.engine.read(
+            functools.partial(ops.pairing_summary, session_ids=list(session_ids))
+        )
+        return {summary.session_id: summary for summary in found}
+
+    async def lease_holders(self, session_ids: Sequence[str]) -> dict[str, LeaseHolder]:
+        if not session_ids:
+            return {}
+        found = await self.engine.read(
+            functools.partial(ops.lease_holders, session_ids=list(session_ids))
+        )
+        return {holder.session_id: holder for holder in found}
 
     async def lease_renew(self, session_id: str, fence: Fence, ttl: float) -> bool:
         kept: bool = await self.engine.write(

@@ -22,7 +22,15 @@ from typing import Any
 from ...errors import CorruptItemError, LeaseLostError, SessionError, UserError
 from ...items import Item
 from .._window import check_fork_cut, window_size
-from ..backend import Fence, LeaseGrant, Payload, TailWindow
+from ..backend import (
+    Fence,
+    LeaseGrant,
+    LeaseHolder,
+    PairingSummary,
+    Payload,
+    TailWindow,
+    pairing_of,
+)
 from ..codec import (
     KIND_CALL,
     KIND_OUTPUT,
@@ -895,6 +903,64 @@ def acquire_lease(conn: sqlite3.Connection, session_id: str, owner: str, ttl: fl
         (session_id, owner, now + ttl, epoch),
     )
     return LeaseGrant(True, epoch)
+
+
+def pairing_summary(conn: sqlite3.Connection, session_ids: Sequence[str]) -> list[PairingSummary]:
+    """How each session's function calls pair with their outputs (see
+    :class:`~threadline.sessions.backend.PairingSummary`): one aggregate over the kind and
+    call-id columns per session finds the call ids whose calls and outputs do not balance or
+    whose first output comes before its first call; only those ids' rows are then walked in
+    order (none, for a healthy session)."""
+    found: list[PairingSummary] = []
+    for session_id in dict.fromkeys(session_ids):
+        span = _session(conn, session_id)
+        if span is None:
+            continue
+        parts, args = [], []
+        for sid, low, high in _forks.ranges(span, newest_first=False):
+            parts.append(
+                "SELECT seq, kind, call_id FROM threadline_items "
+                "WHERE sid = ? AND seq >= ? AND seq < ? AND kind IN (?, ?)"
+            )
+            args += [sid, low, high, KIND_CALL, KIND_OUTPUT]
+        rows = " UNION ALL ".join(parts)
+        odd = [
+            call_id
+            for (call_id,) in conn.execute(
+                f"SELECT call_id FROM ({rows}) GROUP BY call_id "
+                "HAVING sum(kind = ?) != sum(kind = ?) "
+                "OR min(CASE WHEN kind = ? THEN seq END) < min(CASE WHEN kind = ? THEN seq END)",
+                (*args, KIND_CALL, KIND_OUTPUT, KIND_OUTPUT, KIND_CALL),
+            )
+        ]
+        walked: list[tuple[int, int, str | None]] = []
+        for start in range(0, len(odd), 400):
+            chunk = odd[start : start + 400]
+            marks = ", ".join("?" * len(chunk))
+            walked += conn.execute(
+                f"SELECT seq, kind, call_id FROM ({rows}) WHERE call_id IN ({marks})",
+                (*args, *chunk),
+            ).fetchall()
+        walked.sort()
+        found.append(pairing_of(session_id, [(kind, call_id) for _, kind, call_id in walked]))
+    return found
+
+
+def lease_holders(conn: sqlite3.Connection, session_ids: Sequence[str]) -> list[LeaseHolder]:
+    """The live holders of the listed sessions' leases (one query per 500 ids)."""
+    now = time.time()
+    found: list[LeaseHolder] = []
+    unique = list(dict.fromkeys(session_ids))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT session_id, owner, epoch, expires_at FROM threadline_leases "
+            f"WHERE session_id IN ({marks}) AND owner != '' AND expires_at > ?",
+            (*chunk, now),
+        ).fetchall()
+        found += [LeaseHolder(str(r[0]), str(r[1]), int(r[2]), float(r[3])) for r in rows]
+    return found
 
 
 def renew_lease(conn: sqlite3.Connection, session_id: str, fence: Fence, ttl: float) -> bool:

@@ -183,6 +183,34 @@ class StoreTests(ConformanceHarness):
         assert await store.session_info("records-owner") is None
 
     @asyncio_test
+    async def test_pairing_summary_counts_unanswered_calls_in_the_whole_session(
+        self, store: Any
+    ) -> None:
+        def pair(n: int) -> list[Any]:
+            return [function_call(f"c{n}", "f", "{}"), function_call_output(f"c{n}", "ok")]
+
+        healthy = [user_message("q"), *[item for n in range(30) for item in pair(n)]]
+        await store.session("healthy").add_items(healthy)
+        # the lone call is the oldest item, far outside any "newest 20" tail
+        old_call = [function_call("lost", "f", "{}"), *healthy]
+        await store.session("old-call").add_items(old_call)
+        reversed_pair = [function_call_output("r1", "early"), function_call("r1", "f", "{}")]
+        await store.session("reversed").add_items([user_message("q"), *reversed_pair])
+        await store.session("empty").add_items([user_message("q")])
+        ids = ["healthy", "old-call", "reversed", "empty", "missing"]
+        found = await store.pairing_summary(ids)
+        assert sorted(found) == ["empty", "healthy", "old-call", "reversed"]
+        assert found["healthy"].paired and found["empty"].paired
+        assert (found["old-call"].lone_calls, found["old-call"].lone_outputs) == (1, 0)
+        assert (found["reversed"].lone_calls, found["reversed"].lone_outputs) == (1, 1)
+        assert found["old-call"].session_id == "old-call"
+        if "fork" in store.capabilities:
+            fork = await store.session("old-call").fork("old-call-fork")
+            await fork.add_items([function_call_output("lost", "late")])  # answered, but late
+            assert (await store.pairing_summary(["old-call-fork"]))["old-call-fork"].paired
+        assert await store.pairing_summary([]) == {}
+
+    @asyncio_test
     async def test_stats_count_sessions_and_items(self, store: Any) -> None:
         empty = await store.stats()
         assert (empty.sessions, empty.items) == (0, 0)
@@ -383,6 +411,42 @@ class StoreTests(ConformanceHarness):
         async with theirs.lease(timeout=5):
             await theirs.add_items([user_message("now theirs")])
         assert await mine.get_items() == [user_message("still mine"), user_message("now theirs")]
+
+    @asyncio_test
+    async def test_lease_holders_reports_a_holder_in_another_store(
+        self, stores: StoreOpener
+    ) -> None:
+        first, second = await stores(), await stores()
+        self.require_store(first, "shared")
+        mine = self._leased(first, "held-elsewhere")
+        await second.session("free-one").add_items([user_message("no lease")])
+        ids = ["held-elsewhere", "free-one", "never-made"]
+        async with mine.lease() as lease:
+            holders = await second.lease_holders(ids)
+            assert list(holders) == ["held-elsewhere"]
+            found = holders["held-elsewhere"]
+            assert found.session_id == "held-elsewhere" and found.epoch == lease.epoch
+            assert found.owner and found.holder and " (" not in found.holder
+            assert 0 < found.expires_in() <= LEASE_TTL + 1
+            again = await second.session("held-elsewhere").lease_holder()
+            assert again is not None and (again.owner, again.epoch) == (found.owner, found.epoch)
+            assert await second.session("free-one").lease_holder() is None
+        assert await second.lease_holders(ids) == {}  # released
+        assert await first.lease_holders([]) == {}
+
+    @asyncio_test
+    async def test_lease_holders_forgets_an_expired_lease(self, store: Any) -> None:
+        self.require_store(store, "lease")
+        session = self._leased(store, "expiring")
+        async with session.lease() as held:
+            assert (await store.lease_holders(["expiring"]))["expiring"].epoch == held.epoch
+            held.suspend_renewal()  # as a holder that died would
+            deadline = time.monotonic() + LEASE_TTL + 5
+            while await session.lease_holder() is not None:
+                assert time.monotonic() < deadline, "an expired lease is still reported"
+                await asyncio.sleep(0.05)
+        with pytest.raises(UserError, match="session_id"):
+            await store.lease_holders([""])
 
     @asyncio_test
     async def test_waiter_in_another_store_gets_the_lease_on_release(

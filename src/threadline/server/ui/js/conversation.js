@@ -6,14 +6,35 @@ import { count, exact, h } from "./dom.js";
 import { renderRow } from "./items.js";
 import { LazyList } from "./vlist.js";
 
+/**
+ * The usage of turn k: the runs whose recorded start falls in the turn (summed: a run resumed
+ * after approvals adds one). Runs recorded without a start (older threadline) are matched
+ * to turns one to one only when there are as many runs as turns; otherwise none is shown.
+ */
+export function runOfTurn(detail, turn) {
+  const runs = detail.runs || [];
+  const placed = runs.filter((run) => typeof run.turn_index === "number");
+  let mine;
+  if (placed.length) mine = placed.filter((run) => run.turn_index === turn);
+  else if (runs.length === detail.turns && runs.length > 0) mine = [runs[turn]];
+  else return null;
+  if (!mine.length) return null;
+  const sum = (name) => mine.reduce((total, run) => total + (run[name] || 0), 0);
+  return {
+    label: mine.length === 1 ? `run ${mine[0].run}` : `runs ${mine.map((run) => run.run).join(", ")}`,
+    requests: sum("requests"),
+    input_tokens: sum("input_tokens"),
+    output_tokens: sum("output_tokens"),
+    time: mine[mine.length - 1].time,
+  };
+}
+
 /** The header of turn k: its items, tokens, usage and the fork button. */
 export function turnHeader(data, detail, turn, { write, onFork } = {}) {
   if (turn < 0) return null;
   const [start, stop] = data.turnRange(turn);
   const tokens = data.tokensOf(start, stop);
-  const runs = detail.runs || [];
-  const aligned = runs.length === detail.turns && runs.length > 0;
-  const run = aligned ? runs[turn] : null;
+  const run = runOfTurn(detail, turn);
   return h(
     "div",
     { class: "turn-head", dataset: { turn } },
@@ -23,7 +44,7 @@ export function turnHeader(data, detail, turn, { write, onFork } = {}) {
     run
       ? h("span", {
           class: "usage",
-          title: `run ${run.run}: ${run.requests} requests at ${run.time}`,
+          title: `${run.label}: ${run.requests} requests, last at ${run.time}`,
           text: `${exact(run.input_tokens)} in / ${exact(run.output_tokens)} out`,
         })
       : null,

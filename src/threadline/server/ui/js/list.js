@@ -16,14 +16,25 @@ function parseFilter(text) {
   return wanted;
 }
 
+const CHECKED = {
+  all: "the whole session was checked",
+  function_calls: "function calls checked in the whole session, other tool calls among the newest 20 items",
+  newest: "the newest 20 items were checked (open Health for the whole session)",
+};
+
 function badges(row) {
   const found = [];
   const b = row.badges || {};
-  if (b.busy) found.push(badge("busy", "busy", "a request of this server is writing to it"));
+  if (b.busy) {
+    const lease = row.lease || {};
+    const who = lease.holder || "a writer";
+    const left = typeof lease.expires_in === "number" ? ` (its lease runs out in ${lease.expires_in.toFixed(1)} s unless renewed)` : "";
+    found.push(badge("busy", "busy", `${who} holds the writer lease${left}`));
+  }
   if (b.pending_approval) found.push(badge("awaiting approval", "warn"));
   if (b.compacted) found.push(badge("compacted", "info", "a compaction summary covers its older turns"));
   if (b.corrupt) found.push(badge("corrupt", "bad", "a stored row cannot be read"));
-  else if (b.needs_repair) found.push(badge("needs repair", "bad", "a call without its output (or the reverse)"));
+  else if (b.needs_repair) found.push(badge("needs repair", "bad", `a call without its output (or the reverse); ${CHECKED[row.repair_checked] || CHECKED.newest}`));
   if (b.fork) found.push(badge("fork", "fork", row.parent_id ? `fork of ${row.parent_id}` : "a fork"));
   return found;
 }
