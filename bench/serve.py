@@ -312,9 +312,9 @@ def _paired_ratios(points: list[dict[str, Any]], clients: int, key: str) -> list
 
 def nodelay_on_accepted() -> bool:
     """Whether connections accepted on the socket ``threadline serve`` binds have Nagle off."""
-    from threadline.cli.serve_cmd import _bind
+    from threadline.cli._listen import listen
 
-    listening = _bind("127.0.0.1", 0)
+    listening = listen("127.0.0.1", 0)
     result: list[int] = []
 
     async def check() -> None:

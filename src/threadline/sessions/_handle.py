@@ -8,7 +8,7 @@ and calls the backend; it holds no connection of its own, so it is cheap to make
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,7 +17,12 @@ from ..items import Item
 from ._lineage import ORIGIN_KEY, LineageMixin, fork_point, origin_record
 from ._metadata import MetadataMixin
 from ._retention import RetentionMixin
-from ._summary import forget_summary, forget_summary_if_cut, summary_window
+from ._summary import (
+    forget_summary,
+    forget_summary_if_cut,
+    summary_window,
+    summary_window_and_records,
+)
 from ._usage import UsageMixin
 from .base import SessionSettings
 from .codec import (
@@ -179,6 +184,27 @@ class StoreSession(MetadataMixin, LineageMixin, RetentionMixin, UsageMixin):
         if max_items == 0 or max_tokens == 0:
             return []
         return await summary_window(self, max_items, max_tokens)
+
+    async def _window_and_records(
+        self,
+        keys: Sequence[str],
+        budget: Callable[[Mapping[str, Any]], tuple[int | None, int | None]],
+    ) -> tuple[list[Item], dict[str, Any]]:
+        """:meth:`get_window` and the values of the records ``keys`` in one read of the store
+        (a run's start: its usage and pending-run records, the summary and the window).
+
+        ``budget`` turns the values found into ``(max_items, max_tokens)``; it may run on a
+        reader thread (see :func:`~threadline.sessions._summary.summary_window_and_records`).
+        The store must keep records.
+        """
+        self._records_store()
+        keys = [check_record_key(key) for key in keys]
+
+        def checked(values: Mapping[str, Any]) -> tuple[int | None, int | None]:
+            max_items, max_tokens = budget(values)
+            return check_count(max_items, "max_items"), check_count(max_tokens, "max_tokens")
+
+        return await summary_window_and_records(self, keys, checked)
 
     async def pop_turn(self) -> list[Item]:
         """Remove and return the newest user message and everything after it."""

@@ -255,6 +255,42 @@ class StoreBackend(abc.ABC):
             return payload, await self.window(session_id, max_items, max_tokens)
         return payload, await self.window_since(session_id, *plan)
 
+    async def records_and_window_after_record(
+        self,
+        session_id: str,
+        keys: Sequence[str],
+        key: str,
+        budget: Callable[[Mapping[str, Payload]], tuple[int | None, int | None]],
+        start_for: Callable[
+            [Payload, int | None, int | None], tuple[int, int | None, int | None] | None
+        ],
+    ) -> tuple[dict[str, Payload], Payload | None, list[Item] | TailWindow]:
+        """The records ``keys``, the record ``key`` and the window they ask for, in one read.
+
+        ``budget`` (pure, fast; it may run on a reader thread) turns the records of ``keys``
+        that exist (``{key: payload}``) into ``(max_items, max_tokens)``; then this is
+        :meth:`window_after_record` for ``key`` with that budget, ``start_for`` getting the
+        budget after the payload. Returns the records found, ``key``'s payload (or ``None``)
+        and the window. This is how a run's start (its usage and pending-run records, the
+        compaction summary and the window) is one read; the default composes
+        :meth:`get_record` and :meth:`window_after_record`, a backend should override it with
+        one read in one snapshot.
+        """
+        records: dict[str, Payload] = {}
+        for name in keys:
+            payload = await self.get_record(session_id, name)
+            if payload is not None:
+                records[name] = payload
+        max_items, max_tokens = budget(records)
+        found, window = await self.window_after_record(
+            session_id,
+            key,
+            max_items,
+            max_tokens,
+            lambda payload: start_for(payload, max_items, max_tokens),
+        )
+        return records, found, window
+
     @abc.abstractmethod
     async def pop(self, session_id: str, fence: Fence | None) -> Item | None:
         """Remove and return the newest item (a corrupt one is reported and kept)."""
