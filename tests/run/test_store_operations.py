@@ -119,3 +119,19 @@ async def test_window_and_records_match_the_separate_reads(
     assert values == {USAGE_KEY: {"turns": 3}}
     empty, _ = await session._window_and_records((USAGE_KEY,), lambda found: (0, None))
     assert empty == []
+
+
+async def test_every_backend_reads_window_and_records_as_separate_reads_would(store: Any) -> None:
+    # the SQLite override and the default (get_record + window_after_record) agree
+    session = store.session("every")
+    await session.add_items([{"role": "user", "content": f"m{n}"} for n in range(4)])
+    await session.put_records({USAGE_KEY: {"turns": 2}, "app.other": {"x": 1}})
+    seen: list[dict[str, Any]] = []
+
+    def budget(found: Any) -> tuple[int | None, int | None]:
+        seen.append(dict(found))
+        return 2, None
+
+    window, values = await session._window_and_records((USAGE_KEY, PENDING_RUN_RECORD), budget)
+    assert window == await session.get_window(max_items=2)
+    assert values == seen[-1] == {USAGE_KEY: {"turns": 2}}

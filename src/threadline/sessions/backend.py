@@ -22,7 +22,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,6 +166,19 @@ def tail_window_of(
     return TailWindow(count, anchor, list(items[count - size :]) if size else [], tail_tokens)
 
 
+async def _all(reads: Iterator[Awaitable[Payload | None]]) -> list[Payload | None]:
+    """The results of ``reads``, run concurrently; on an error the others are cancelled
+    (and awaited) before it is raised."""
+    tasks = [asyncio.ensure_future(read) for read in reads]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 class StoreBackend(abc.ABC):
     """Rows and transactions of one store; see the module docstring for the rules.
 
@@ -273,14 +286,11 @@ class StoreBackend(abc.ABC):
         budget after the payload. Returns the records found, ``key``'s payload (or ``None``)
         and the window. This is how a run's start (its usage and pending-run records, the
         compaction summary and the window) is one read; the default composes
-        :meth:`get_record` and :meth:`window_after_record`, a backend should override it with
-        one read in one snapshot.
+        :meth:`get_record` (the records read concurrently) and :meth:`window_after_record`: two
+        round trips in a row; a backend should override it with one read in one snapshot.
         """
-        records: dict[str, Payload] = {}
-        for name in keys:
-            payload = await self.get_record(session_id, name)
-            if payload is not None:
-                records[name] = payload
+        payloads = await _all(self.get_record(session_id, name) for name in keys)
+        records = {name: p for name, p in zip(keys, payloads, strict=True) if p is not None}
         max_items, max_tokens = budget(records)
         found, window = await self.window_after_record(
             session_id,
