@@ -416,11 +416,14 @@ WHERE_THE_TIME_GOES = [
     "existence and item count (`session_info`, before the lease), the lease acquire (bookkeeping, "
     "no fsync), **one** read for the run's start (the usage record that calibrates the token "
     "budget, the pending-run record, the compaction summary and the window, in one snapshot; "
-    "three reads before that commit), two durable commits, the lease release. Profiled with "
+    "three reads before that commit: `bench/_store_turn.py` run on it and on its parent in three "
+    "alternating pairs, load average 1.6, gave a store share of a library turn of 2.73 ms "
+    "against 3.66 ms at the median), two durable commits, the lease release. Profiled with "
     "cProfile on the event-loop thread at 1 client (360 turns a side, 2026-12-02, load average "
     "3–5): the memory side's event-loop CPU is no higher than the stateless side's (which parses "
-    "and re-sends a growing transcript); what memory adds is the SQLite threads (1.1–1.8 ms per "
-    "call in the run above, fsync's system time included) and the wait for two `fdatasync`.",
+    'and re-sends a growing transcript); what memory adds is the SQLite threads (the "other threads" '
+    "column above, 1.1–1.8 ms per call in the runs of that day, fsync's system time included) "
+    "and the wait for the store's jobs (the floor line above).",
     "",
     "What would reach 1.3×: at 1 client the floor line above is the disk, so only fewer or "
     "faster durable commits (a local SSD's fsync of ~0.1–0.2 ms, as `docs/benchmarks.md`'s "
@@ -429,9 +432,10 @@ WHERE_THE_TIME_GOES = [
     "called, so it is not done). At 16 and 64 clients the server's one core is saturated and "
     "the p50 follows CPU per turn (memory: event loop + SQLite threads + the untimed "
     "conversation creation, one per 8 turns); reaching 1.3× there needs the memory side's CPU "
-    "per turn within 1.3× of the pass-through's, i.e. about 1.5 ms less than measured here, "
-    "e.g. the lease acquire and the start read as one writer-thread job, and the release "
-    "folded into the reply's commit.",
+    "per timed turn (the table above, with one conversation creation per 8 turns) within 1.3× "
+    "of the pass-through's: on 2026-12-02 about 1–1.5 ms less than measured, e.g. by making "
+    "the lease acquire and the start read one writer-thread job and folding the release into "
+    "the reply's commit (two fewer thread hops and commits per turn; not done).",
 ]
 """The profile behind the numbers (measured by hand; not rerun by this script)."""
 
