@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 _SYNC = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
@@ -448,10 +449,46 @@ HISTORY_SUMMARY = [
 """The picture of ``docs/history-scaling.png`` (rewritten by ``bench/history_scaling.py``)."""
 
 
+SERVE_BEGIN = "<!-- serve: written by bench/serve.py -->"
+SERVE_END = "<!-- /serve -->"
+
+
+def with_serve_summary(text: str, block: list[str]) -> str:
+    """``text`` (docs/benchmarks.md) with its serve block replaced by ``block`` (inserted
+    before the durability section when it has none)."""
+    joined = "\n".join(block)
+    if SERVE_BEGIN in text and SERVE_END in text:
+        head, rest = text.split(SERVE_BEGIN, 1)
+        return head + joined + rest.split(SERVE_END, 1)[1]
+    marker = "## Durability of each side"
+    head, tail = text.split(marker, 1)
+    return f"{head}{joined}\n\n{marker}{tail}"
+
+
+def _serve_summary() -> list[str]:
+    """The serve block bench/serve.py last wrote into docs/benchmarks.md (kept as it is)."""
+    doc = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+    text = doc.read_text(encoding="utf-8") if doc.exists() else ""
+    if SERVE_BEGIN not in text or SERVE_END not in text:
+        return []
+    block = text.split(SERVE_BEGIN, 1)[1].split(SERVE_END, 1)[0]
+    return [SERVE_BEGIN, *block.strip("\n").split("\n"), SERVE_END, ""]
+
+
 def _other_benchmarks() -> list[str]:
     lines = ["## Other benchmarks", ""]
     lines += [f"* [`docs/{page.split('#')[0]}`]({page}): {what}" for page, what in OTHER_BENCHMARKS]
-    return [*lines, "", *SCALE_SUMMARY, "", *HISTORY_SUMMARY, "", *TRANSFER_SUMMARY, ""]
+    return [
+        *lines,
+        "",
+        *SCALE_SUMMARY,
+        "",
+        *HISTORY_SUMMARY,
+        "",
+        *TRANSFER_SUMMARY,
+        "",
+        *_serve_summary(),
+    ]
 
 
 def render(record: dict[str, Any]) -> str:

@@ -53,7 +53,7 @@ from .run_items import (
     ToolCallOutputItem,
     run_item_for,
 )
-from .state import RunState, check_pending_record, find_agent, new_state_id
+from .state import RunState, check_pending_record, find_agent, new_state_id, refuse_pending_run
 from .steps import PlannedCall, StepPlan, plan_step, tool_specs
 from .tool_exec import ToolResult, run_tools
 
@@ -229,16 +229,16 @@ async def _start(run: _Run, new_input: list[Item]) -> None:
         run.model_input = list(new_input)
         run.history_len = len(run.model_input)
         return
-    session = memory.session
+    session_id = memory.session.session_id
 
-    async def no_pending_run() -> None:
-        await check_pending_record(session, None)
+    def no_pending_run(value: Any) -> None:
+        refuse_pending_run(session_id, value)
 
     # a guarded input is stored only once the guardrails let it through
     run.model_input = await memory.start(
         new_input,
         save=not guarded,
-        check=no_pending_run if memory.keeps_records else None,
+        refuse=no_pending_run if memory.keeps_records else None,
         default_max_tokens=await _fitted_budget(run, new_input),
     )
     run.unsaved_input = list(new_input) if guarded else []

@@ -21,11 +21,12 @@ from ..errors import NestedRunError, UserError
 from ..items import Item, encode_item, repair_orphans
 from ..models.base import ModelRequest
 from ..sessions._handle import StoreSession
-from ..sessions._usage import UsageLedger, calibrated_budget
+from ..sessions._usage import USAGE_KEY, UsageLedger, calibrated_budget
 from ..sessions._window import window_of_items
 from ..sessions.base import SessionSettings, capabilities_of
 from ..sessions.codec import estimate_tokens
 from ..sessions.lease import declared_parameters, writer_lease
+from ..sessions.pending import PENDING_RUN_RECORD
 from ..usage import Usage
 from .config import RunConfig, SessionInputCallback
 
@@ -133,7 +134,12 @@ class SessionMemory:
                 history = await self.session.get_items(limit, **extra)
             if max_tokens is not None:  # no get_window: the same window, cut here
                 history = window_of_items(list(history), None, max_tokens)
-        repaired = repair_orphans(list(history))
+        return self._repaired(list(history), limit, max_tokens)
+
+    def _repaired(
+        self, history: list[Item], limit: int | None, max_tokens: int | None
+    ) -> list[Item]:
+        repaired = repair_orphans(history)
         logger.debug(
             "threadline: session %r: window of %d items (max_items=%s, max_tokens=%s)%s",
             self.session.session_id,
@@ -144,30 +150,79 @@ class SessionMemory:
         )
         return repaired
 
+    def _reads_once(self) -> bool:
+        """Whether the run's start is one read: a threadline store session that keeps
+        records, whose window and records are the store's own."""
+        session = self.session
+        return (
+            isinstance(session, StoreSession)
+            and not self._extra
+            and "records" in session.capabilities
+            and type(session).get_window is StoreSession.get_window
+            and type(session).get_record is StoreSession.get_record
+        )
+
+    async def _start_read(
+        self, default_max_tokens: int | None, refuse: Callable[[Any], None] | None
+    ) -> list[Item]:
+        """:meth:`load_history` and the pending-run check as one read of the store: the
+        usage record (calibration), the pending-run record, the summary and the window."""
+        session = self.session
+        assert isinstance(session, StoreSession)
+        context, settings = self._context, self.settings
+        chosen: list[tuple[int | None, int | None]] = []
+
+        def budget(values: Mapping[str, Any]) -> tuple[int | None, int | None]:
+            ratio = None
+            if context is not None:
+                ratio = UsageLedger(values.get(USAGE_KEY), Usage()).ratio
+            max_tokens = calibrated_budget(settings.max_tokens, ratio)
+            if max_tokens is None:
+                max_tokens = default_max_tokens
+            chosen[:] = [(settings.limit, max_tokens)]
+            return chosen[0]
+
+        keys = (USAGE_KEY, PENDING_RUN_RECORD)
+        history, values, count = await session._window_and_records(keys, budget)
+        if refuse is not None:
+            refuse(values.get(PENDING_RUN_RECORD))
+        if context is not None and self.usage is None:
+            # the count is where the run's first item lands: its usage record's start
+            self.usage = UsageLedger(values.get(USAGE_KEY), context.usage, start=count)
+        return self._repaired(history, *chosen[0])
+
     async def start(
         self,
         new_items: list[Item],
         *,
         save: bool = True,
-        check: Callable[[], Awaitable[None]] | None = None,
+        refuse: Callable[[Any], None] | None = None,
         default_max_tokens: int | None = None,
     ) -> list[Item]:
         """Load history, merge the new input into it, persist the new input (unless ``save``
         is false: a guarded input is saved once the guardrails passed).
 
-        ``check`` (a read that may refuse the run) runs beside the history read, and before
-        anything is written; ``default_max_tokens`` is passed to :meth:`load_history`. Returns
-        the items to send to the model.
+        ``refuse`` (given the session's pending-run record, ``None`` when there is none;
+        it raises to refuse the run) is fed from the same read as the history for a
+        threadline store session (one read of the store: usage record, pending run, summary,
+        window), else from a read beside it; either way before anything is written.
+        ``default_max_tokens`` is passed to :meth:`load_history`. Returns the items to send
+        to the model.
         """
-        if check is None:
+        if self._reads_once():
+            history = await self._start_read(default_max_tokens, refuse)
+        elif refuse is None:
             history = await self.load_history(default_max_tokens)
         else:
-            history = await _beside(self.load_history(default_max_tokens), check())
+            history = await _beside(self.load_history(default_max_tokens), self._check(refuse))
         self.history, self.new_input = history, list(new_items)
         combined = await self.merge(history, new_items)
         if save:
             await self.save(new_items)
         return combined
+
+    async def _check(self, refuse: Callable[[Any], None]) -> None:
+        refuse(await self.session.get_record(PENDING_RUN_RECORD))
 
     async def merge(self, history: list[Item], new_items: list[Item]) -> list[Item]:
         """``history`` followed by ``new_items``, or what ``session_input_callback`` makes of

@@ -49,7 +49,14 @@ ContextSerializer = Callable[[Any], Any]
 ContextDeserializer = Callable[[Any], Any]
 """``JSON value -> context``: the inverse, for ``RunState.from_json``."""
 
-__all__ = ["RunState", "check_pending_record", "find_agent", "keeps_records", "new_state_id"]
+__all__ = [
+    "RunState",
+    "check_pending_record",
+    "find_agent",
+    "keeps_records",
+    "new_state_id",
+    "refuse_pending_run",
+]
 
 _KIND = "threadline.run_state"
 _VERSION = 1
@@ -493,6 +500,17 @@ def _usage_from_json(data: Any) -> Usage:
     return Usage(**{k: v for k, v in dict(data).items() if k in known})
 
 
+def refuse_pending_run(session_id: str, value: Any) -> None:
+    """Refuse a new run with :class:`PendingRunError` when ``value`` (the session's
+    pending-run record, ``None`` when it has none) holds a run that waits for approvals."""
+    pending = read_pending_run(session_id, value)
+    if pending is not None:
+        raise PendingRunError(
+            session_id,
+            [(str(c.get("name", "")), str(c.get("call_id", ""))) for c in pending.tool_calls],
+        )
+
+
 async def check_pending_record(session: Any, expected_id: str | None) -> None:
     """Refuse a run that does not match the session's pending run.
 
@@ -501,14 +519,10 @@ async def check_pending_record(session: Any, expected_id: str | None) -> None:
     one it resumes. Called under the run's writer lease.
     """
     value = await session.get_record(PENDING_RUN_RECORD)
-    pending = read_pending_run(session.session_id, value)
     if expected_id is None:
-        if pending is not None:
-            raise PendingRunError(
-                session.session_id,
-                [(str(c.get("name", "")), str(c.get("call_id", ""))) for c in pending.tool_calls],
-            )
+        refuse_pending_run(session.session_id, value)
         return
+    pending = read_pending_run(session.session_id, value)
     if pending is None or pending.id != expected_id:
         now = "no run waits" if pending is None else f"the run waiting now is {pending.id}"
         raise StaleRunStateError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,7 +19,12 @@ from ..items import Item
 from ._lineage import ORIGIN_KEY, LineageMixin, fork_point, origin_record
 from ._metadata import MetadataMixin
 from ._retention import RetentionMixin
-from ._summary import forget_summary, forget_summary_if_cut, summary_window
+from ._summary import (
+    forget_summary,
+    forget_summary_if_cut,
+    summary_window,
+    summary_window_and_records,
+)
 from ._usage import USAGE_KEY, TurnUsage, UsageMixin
 from .base import SessionSettings
 from .codec import (
@@ -183,6 +188,28 @@ class StoreSession(MetadataMixin, LineageMixin, RetentionMixin, UsageMixin):
             return []
         return await summary_window(self, max_items, max_tokens)
 
+    async def _window_and_records(
+        self,
+        keys: Sequence[str],
+        budget: Callable[[Mapping[str, Any]], tuple[int | None, int | None]],
+    ) -> tuple[list[Item], dict[str, Any], int]:
+        """:meth:`get_window`, the values of the records ``keys`` and the item count in one
+        read of the store (a run's start: its usage and pending-run records, the summary, the
+        window, and the count that stamps the run's usage record with its start).
+
+        ``budget`` turns the values found into ``(max_items, max_tokens)``; it may run on a
+        reader thread (see :func:`~threadline.sessions._summary.summary_window_and_records`).
+        The store must keep records.
+        """
+        self._records_store()
+        keys = [check_record_key(key) for key in keys]
+
+        def checked(values: Mapping[str, Any]) -> tuple[int | None, int | None]:
+            max_items, max_tokens = budget(values)
+            return check_count(max_items, "max_items"), check_count(max_tokens, "max_tokens")
+
+        return await summary_window_and_records(self, keys, checked)
+
     async def pop_turn(self) -> list[Item]:
         """Remove and return the newest user message and everything after it."""
         store = self._usable()
@@ -333,11 +360,12 @@ class StoreSession(MetadataMixin, LineageMixin, RetentionMixin, UsageMixin):
         """The ``usage`` record and the session's item count, read side by side when a run
         opens its usage ledger: the count is where the run's first stored item lands (the
         ``start`` its per-run usage record is stamped with)."""
-        store = self._usable()
-        total, info = await asyncio.gather(
-            self.get_record(USAGE_KEY), store._backend.session_info(self.session_id)
-        )
-        return total, 0 if info is None else info.item_count
+        return await asyncio.gather(self.get_record(USAGE_KEY), self._item_count())
+
+    async def _item_count(self) -> int:
+        """How many items the session holds (0 for one never written)."""
+        info = await self._usable()._backend.session_info(self.session_id)
+        return 0 if info is None else info.item_count
 
     async def turn_usage(self) -> dict[int, list[TurnUsage]]:
         """The runs' usage by turn: the position of each turn's user message (where the turn

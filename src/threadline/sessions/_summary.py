@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SessionError
 from ..items import Item
-from .backend import Fence, TailWindow
+from .backend import Fence, Payload, TailWindow
 from .codec import decode_record, estimate_tokens
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ __all__ = [
     "read_summary",
     "summary_item",
     "summary_window",
+    "summary_window_and_records",
     "tail_since",
 ]
 
@@ -203,19 +205,16 @@ async def tail_since(
     )
 
 
-async def summary_window(
-    session: StoreSession, max_items: int | None, max_tokens: int | None
-) -> list[Item]:
-    """``get_window``: the summary (when one holds and fits) then the newest whole turns
-    after the range it covers, within what is left of the budget; one read of the store."""
-    store = session._usable()
-    backend = store._backend
-    session_id = session.session_id
-    if "records" not in store.capabilities:
-        return await backend.window(session_id, max_items, max_tokens)
-    found: list[Summary] = []
+def _summary_plan(
+    store: Store, session_id: str, found: list[Summary]
+) -> Callable[[Payload, int | None, int | None], tuple[int, int | None, int | None] | None]:
+    """The ``start_for`` of a summary window: where the tail after the summary starts and
+    what is left of the budget, or ``None`` when the summary does not fit (the plain
+    window); the summary read is kept in ``found``."""
 
-    def start_for(payload: str | bytes) -> tuple[int, int | None, int | None] | None:
+    def start_for(
+        payload: Payload, max_items: int | None, max_tokens: int | None
+    ) -> tuple[int, int | None, int | None] | None:
         value = decode_record(store.codec, session_id, SUMMARY_RECORD, payload)
         summary = Summary.from_record(session_id, value)
         tokens = summary.tokens
@@ -230,14 +229,84 @@ async def summary_window(
             None if max_tokens is None else max_tokens - tokens,
         )
 
-    _, read = await backend.window_after_record(
-        session_id, SUMMARY_RECORD, max_items, max_tokens, start_for
-    )
+    return start_for
+
+
+async def _with_summary(
+    store: Store,
+    session_id: str,
+    read: list[Item] | TailWindow,
+    found: list[Summary],
+    max_items: int | None,
+    max_tokens: int | None,
+) -> list[Item]:
     if isinstance(read, list):
         return read
     if found and found[0].holds(read):
         return [found[0].item, *read.items]
-    return await backend.window(session_id, max_items, max_tokens)  # the range changed
+    return await store._backend.window(session_id, max_items, max_tokens)  # the range changed
+
+
+async def summary_window(
+    session: StoreSession, max_items: int | None, max_tokens: int | None
+) -> list[Item]:
+    """``get_window``: the summary (when one holds and fits) then the newest whole turns
+    after the range it covers, within what is left of the budget; one read of the store."""
+    store = session._usable()
+    backend = store._backend
+    session_id = session.session_id
+    if "records" not in store.capabilities:
+        return await backend.window(session_id, max_items, max_tokens)
+    found: list[Summary] = []
+    start_for = _summary_plan(store, session_id, found)
+    _, read = await backend.window_after_record(
+        session_id,
+        SUMMARY_RECORD,
+        max_items,
+        max_tokens,
+        lambda payload: start_for(payload, max_items, max_tokens),
+    )
+    return await _with_summary(store, session_id, read, found, max_items, max_tokens)
+
+
+async def summary_window_and_records(
+    session: StoreSession,
+    keys: Sequence[str],
+    budget: Callable[[Mapping[str, Any]], tuple[int | None, int | None]],
+) -> tuple[list[Item], dict[str, Any], int]:
+    """The window (as :func:`summary_window`), the values of the session records ``keys``
+    and the session's item count, in one read of the store (the session must keep records).
+
+    ``budget`` turns the values found (``{key: value}``, decoded; missing keys absent) into
+    the window's ``(max_items, max_tokens)``; it may run on a reader thread, so it must be
+    pure and fast. A budget of 0 items or 0 tokens gives an empty window. Returns the window,
+    the values and the count.
+    """
+    store = session._usable()
+    session_id = session.session_id
+    found: list[Summary] = []
+    start_for = _summary_plan(store, session_id, found)
+    values: dict[str, Any] = {}
+    chosen: list[tuple[int | None, int | None]] = []
+
+    def plan(records: Mapping[str, Payload]) -> tuple[int | None, int | None]:
+        decoded = {
+            key: decode_record(store.codec, session_id, key, payload)
+            for key, payload in records.items()
+        }
+        values.clear()  # (a retried read may call this again)
+        values.update(decoded)
+        chosen[:] = [budget(decoded)]
+        return chosen[0]
+
+    _, _, read, count = await store._backend.records_and_window_after_record(
+        session_id, keys, SUMMARY_RECORD, plan, start_for
+    )
+    max_items, max_tokens = chosen[0]
+    if max_items == 0 or max_tokens == 0:
+        return [], values, count
+    items = await _with_summary(store, session_id, read, found, max_items, max_tokens)
+    return items, values, count
 
 
 async def forget_summary(store: Store, session_id: str, fence: Fence | None) -> None:

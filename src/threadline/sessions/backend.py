@@ -22,7 +22,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,6 +235,19 @@ def tail_window_of(
     return TailWindow(count, anchor, list(items[count - size :]) if size else [], tail_tokens)
 
 
+async def _all(reads: Iterable[Awaitable[Any]]) -> list[Any]:
+    """The results of ``reads``, run concurrently; on an error the others are cancelled
+    (and awaited) before it is raised."""
+    tasks = [asyncio.ensure_future(read) for read in reads]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 class StoreBackend(abc.ABC):
     """Rows and transactions of one store; see the module docstring for the rules.
 
@@ -323,6 +336,42 @@ class StoreBackend(abc.ABC):
         if plan is None:
             return payload, await self.window(session_id, max_items, max_tokens)
         return payload, await self.window_since(session_id, *plan)
+
+    async def records_and_window_after_record(
+        self,
+        session_id: str,
+        keys: Sequence[str],
+        key: str,
+        budget: Callable[[Mapping[str, Payload]], tuple[int | None, int | None]],
+        start_for: Callable[
+            [Payload, int | None, int | None], tuple[int, int | None, int | None] | None
+        ],
+    ) -> tuple[dict[str, Payload], Payload | None, list[Item] | TailWindow, int]:
+        """The records ``keys``, the record ``key``, the window they ask for and the session's
+        item count (0 for a session never written), in one read.
+
+        ``budget`` (pure, fast; it may run on a reader thread) turns the records of ``keys``
+        that exist (``{key: payload}``) into ``(max_items, max_tokens)``; then this is
+        :meth:`window_after_record` for ``key`` with that budget, ``start_for`` getting the
+        budget after the payload. Returns the records found, ``key``'s payload (or ``None``)
+        and the window. This is how a run's start (its usage and pending-run records, the
+        compaction summary and the window) is one read; the default composes
+        :meth:`get_record` (the records read concurrently) and :meth:`window_after_record`: two
+        round trips in a row; a backend should override it with one read in one snapshot.
+        """
+        info, *payloads = await _all(
+            [self.session_info(session_id), *(self.get_record(session_id, name) for name in keys)]
+        )
+        records = {name: p for name, p in zip(keys, payloads, strict=True) if p is not None}
+        max_items, max_tokens = budget(records)
+        found, window = await self.window_after_record(
+            session_id,
+            key,
+            max_items,
+            max_tokens,
+            lambda payload: start_for(payload, max_items, max_tokens),
+        )
+        return records, found, window, 0 if info is None else info.item_count
 
     @abc.abstractmethod
     async def pop(self, session_id: str, fence: Fence | None) -> Item | None:

@@ -164,6 +164,28 @@ class SQLiteBackend(StoreBackend):
             )
         )
 
+    async def records_and_window_after_record(
+        self,
+        session_id: str,
+        keys: Sequence[str],
+        key: str,
+        budget: Callable[[Mapping[str, Payload]], tuple[int | None, int | None]],
+        start_for: Callable[
+            [Payload, int | None, int | None], tuple[int, int | None, int | None] | None
+        ],
+    ) -> tuple[dict[str, Payload], Payload | None, list[Item] | TailWindow, int]:
+        return await self.engine.read(
+            functools.partial(
+                ops.records_and_window_after_record,
+                codec=self.codec,
+                session_id=session_id,
+                keys=keys,
+                key=key,
+                budget=budget,
+                start_for=start_for,
+            )
+        )
+
     async def pop(self, session_id: str, fence: Fence | None) -> Item | None:
         return await self.engine.write(
             functools.partial(ops.pop, codec=self.codec, session_id=session_id, fence=fence)

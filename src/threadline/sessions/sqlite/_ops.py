@@ -390,6 +390,39 @@ def window_after_record(
     return payload, window_since(conn, codec, session_id, *plan)
 
 
+def records_and_window_after_record(
+    conn: sqlite3.Connection,
+    codec: ItemCodec,
+    session_id: str,
+    keys: Sequence[str],
+    key: str,
+    budget: Callable[[Mapping[str, Payload]], tuple[int | None, int | None]],
+    start_for: Callable[
+        [Payload, int | None, int | None], tuple[int, int | None, int | None] | None
+    ],
+) -> tuple[dict[str, Payload], Payload | None, list[Item] | TailWindow, int]:
+    """``records_and_window_after_record``: every record asked for in one statement, the
+    item count, then the window they ask for, in one snapshot."""
+    wanted = [*keys, key]
+    rows = conn.execute(
+        "SELECT r.key, r.data FROM threadline_records AS r JOIN threadline_sessions AS s "
+        f"ON r.sid = s.sid WHERE s.session_id = ? AND r.key IN ({', '.join('?' * len(wanted))})",
+        (session_id, *wanted),
+    ).fetchall()
+    found = dict(rows)
+    payload = found.pop(key, None)
+    records = {name: found[name] for name in keys if name in found}
+    max_items, max_tokens = budget(records)
+    counted = conn.execute(
+        "SELECT item_count FROM threadline_sessions WHERE session_id = ?", (session_id,)
+    ).fetchone()
+    count = 0 if counted is None else int(counted[0])
+    plan = None if payload is None else start_for(payload, max_items, max_tokens)
+    if plan is None:
+        return records, payload, window(conn, codec, session_id, max_items, max_tokens), count
+    return records, payload, window_since(conn, codec, session_id, *plan), count
+
+
 def add(
     conn: sqlite3.Connection,
     session_id: str,

@@ -1,0 +1,137 @@
+"""What one turn costs the store: the reads, durable commits and lease writes of a run.
+
+The minimum for a turn on a SQLite file store is pinned here: **one read** (the usage and
+pending-run records, the compaction summary and the window, in one snapshot on one reader
+hop), **two durable commits** (the user input before the model is called, then the reply
+with its usage and any records; DESIGN §7) and **two lease writes** (acquire and release,
+bookkeeping commits without an fsync). Folding the acquire into the input commit is not
+possible without giving up the fence: the input write is checked against the lease it holds,
+and the history the model sees must be read under that lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from threadline import Agent, Runner, SessionSettings, open_store
+from threadline.sessions._usage import USAGE_KEY
+from threadline.sessions.pending import PENDING_RUN_RECORD
+from threadline.sessions.sqlite._engine import SQLiteEngine
+from threadline.testing import ScriptedModel
+
+
+@pytest.fixture
+async def counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Any, list[tuple[str, str]]]]:
+    """A SQLite file store, and the log of its engine's jobs: ``(kind, job)`` where kind is
+    ``read``, ``durable`` (a commit with an fsync) or ``lease`` (bookkeeping, no fsync)."""
+    log: list[tuple[str, str]] = []
+    read, write = SQLiteEngine.read, SQLiteEngine.write
+
+    def name(fn: Any) -> str:
+        return str(getattr(getattr(fn, "func", fn), "__name__", repr(fn)))
+
+    async def counted_read(self: SQLiteEngine, fn: Any, **options: Any) -> Any:
+        log.append(("read", name(fn)))
+        return await read(self, fn, **options)
+
+    async def counted_write(self: SQLiteEngine, fn: Any, *, durable: bool = True) -> Any:
+        log.append(("durable" if durable else "lease", name(fn)))
+        return await write(self, fn, durable=durable)
+
+    monkeypatch.setattr(SQLiteEngine, "read", counted_read)
+    monkeypatch.setattr(SQLiteEngine, "write", counted_write)
+    store = open_store(f"sqlite:///{tmp_path / 'turns.db'}")
+    await store.setup()
+    yield store, log
+    await store.aclose()
+
+
+def kinds(log: list[tuple[str, str]]) -> dict[str, int]:
+    counts = {"read": 0, "durable": 0, "lease": 0}
+    for kind, _ in log:
+        counts[kind] += 1
+    return counts
+
+
+async def test_a_turn_is_one_read_two_durable_commits_two_lease_writes(
+    counted: tuple[Any, list[tuple[str, str]]],
+) -> None:
+    store, log = counted
+    agent = Agent(name="A", model=ScriptedModel(["One.", "Two.", "Three."]))
+    session = store.session("turns")
+    for turn, text in enumerate(["first", "second", "third"]):
+        log.clear()
+        await Runner.run(agent, text, session=session)
+        assert kinds(log) == {"read": 1, "durable": 2, "lease": 2}, (turn, log)
+        assert log[0] == ("lease", "acquire_lease")
+        assert log[1] == ("read", "records_and_window_after_record")
+        assert log[-1] == ("lease", "release_lease")
+    assert len(await session.get_items()) == 6
+
+
+async def test_the_one_read_still_calibrates_and_bounds_the_window(
+    counted: tuple[Any, list[tuple[str, str]]],
+) -> None:
+    store, log = counted
+    # the usage record read in the same read as the window calibrates its token budget
+    session = store.session("calibrated", session_settings=SessionSettings(max_tokens=40))
+    await session.add_items(
+        [{"role": "user", "content": "x" * 60}, {"role": "assistant", "content": "y" * 60}]
+    )
+    model = ScriptedModel(["Ok."])
+    agent = Agent(name="A", model=model)
+    await session.put_records({USAGE_KEY: {"calibration": {"reported": 100.0, "estimated": 400.0}}})
+    log.clear()
+    await Runner.run(agent, "z", session=session)
+    assert kinds(log)["read"] == 1
+    sent = model.requests[0].input
+    # budget 40 provider tokens at 0.25 per estimated token: 160 estimated, both old items fit
+    assert [item.get("content") for item in sent][:2] == ["x" * 60, "y" * 60]
+
+    uncalibrated = store.session("plain", session_settings=SessionSettings(max_tokens=40))
+    await uncalibrated.add_items(
+        [{"role": "user", "content": "x" * 60}, {"role": "assistant", "content": "y" * 60}]
+    )
+    other = ScriptedModel(["Ok."])
+    await Runner.run(Agent(name="A", model=other), "z", session=uncalibrated)
+    assert all(item.get("content") != "x" * 60 for item in other.requests[0].input)
+
+
+async def test_window_and_records_match_the_separate_reads(
+    counted: tuple[Any, list[tuple[str, str]]],
+) -> None:
+    store, log = counted
+    session = store.session("same")
+    await session.add_items([{"role": "user", "content": f"m{n}"} for n in range(5)])
+    await session.put_records({USAGE_KEY: {"turns": 3}})
+    log.clear()
+    window, values, _ = await session._window_and_records(
+        (USAGE_KEY, PENDING_RUN_RECORD), lambda found: (3, None)
+    )
+    assert log == [("read", "records_and_window_after_record")]
+    assert window == await session.get_window(max_items=3)
+    assert values == {USAGE_KEY: {"turns": 3}}
+    empty, _, _ = await session._window_and_records((USAGE_KEY,), lambda found: (0, None))
+    assert empty == []
+
+
+async def test_every_backend_reads_window_and_records_as_separate_reads_would(store: Any) -> None:
+    # the SQLite override and the default (get_record + window_after_record) agree
+    session = store.session("every")
+    await session.add_items([{"role": "user", "content": f"m{n}"} for n in range(4)])
+    await session.put_records({USAGE_KEY: {"turns": 2}, "app.other": {"x": 1}})
+    seen: list[dict[str, Any]] = []
+
+    def budget(found: Any) -> tuple[int | None, int | None]:
+        seen.append(dict(found))
+        return 2, None
+
+    window, values, _ = await session._window_and_records((USAGE_KEY, PENDING_RUN_RECORD), budget)
+    assert window == await session.get_window(max_items=2)
+    assert values == seen[-1] == {USAGE_KEY: {"turns": 2}}
