@@ -13,47 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from types import TracebackType
+
+from ._loopback_proxy import LoopbackProxy
 
 __all__ = ["CutProxy"]
 
 
-class CutProxy:
+class CutProxy(LoopbackProxy):
     """See the module docstring."""
 
     def __init__(self, host: str, port: int, *, pause: float = 0.3) -> None:
-        self.host = host
-        self.target_port = port
+        super().__init__(host, port)
         self.pause = pause
-        self.port = 0
         self.cuts = 0
         self._marker: bytes | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def arm(self, marker: bytes) -> None:
         """Cut the next connection whose client sends ``marker`` (once)."""
         self._marker = marker
-
-    async def __aenter__(self) -> CutProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
-        await self._server.wait_closed()
 
     async def _serve(
         self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter

@@ -18,56 +18,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from types import TracebackType
+
+from ._loopback_proxy import LoopbackProxy
 
 __all__ = ["RoundTripCounter"]
 
 _UNTYPED = {80877103, 80877104}  # SSLRequest, GSSENCRequest: another untyped message follows
 
 
-class RoundTripCounter:
+class RoundTripCounter(LoopbackProxy):
     """See the module docstring."""
 
     def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.target_port = port
-        self.port = 0
+        super().__init__(host, port)
         self.round_trips = 0
         self.queries: list[str] = []
         self.parsed: list[str] = []
-        self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def reset(self) -> None:
         """Start counting again from zero."""
         self.round_trips = 0
         self.queries.clear()
         self.parsed.clear()
-
-    async def __aenter__(self) -> RoundTripCounter:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
-        await self._server.wait_closed()
-
-    def _track(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _serve(
         self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
