@@ -15,7 +15,7 @@ import threadline
 ROOT = Path(threadline.__file__).parent
 
 LAYERS: list[list[str]] = [
-    ["errors"],
+    ["errors", "_aio"],
     ["items"],
     ["usage"],
     ["context"],

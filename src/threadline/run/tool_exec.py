@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from .._aio import gather_or_cancel
 from ..context import RunContextWrapper, ToolContext
 from ..errors import (
     NestedRunError,
@@ -181,14 +181,6 @@ async def run_tools(
     """
     if not calls:
         return []
-    tasks = [
-        asyncio.ensure_future(_run_one(c, agent, context, hooks, nested_run, tracing_disabled))
-        for c in calls
-    ]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+    return await gather_or_cancel(
+        _run_one(c, agent, context, hooks, nested_run, tracing_disabled) for c in calls
+    )

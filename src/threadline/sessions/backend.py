@@ -22,10 +22,11 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._aio import gather_or_cancel
 from ..items import Item
 from ._window import window_size
 from .base import SessionInfo
@@ -235,19 +236,6 @@ def tail_window_of(
     return TailWindow(count, anchor, list(items[count - size :]) if size else [], tail_tokens)
 
 
-async def _all(reads: Iterable[Awaitable[Any]]) -> list[Any]:
-    """The results of ``reads``, run concurrently; on an error the others are cancelled
-    (and awaited) before it is raised."""
-    tasks = [asyncio.ensure_future(read) for read in reads]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
 class StoreBackend(abc.ABC):
     """Rows and transactions of one store; see the module docstring for the rules.
 
@@ -353,15 +341,16 @@ class StoreBackend(abc.ABC):
         ``budget`` (pure, fast; it may run on a reader thread) turns the records of ``keys``
         that exist (``{key: payload}``) into ``(max_items, max_tokens)``; then this is
         :meth:`window_after_record` for ``key`` with that budget, ``start_for`` getting the
-        budget after the payload. Returns the records found, ``key``'s payload (or ``None``)
-        and the window. This is how a run's start (its usage and pending-run records, the
-        compaction summary and the window) is one read; the default composes
-        :meth:`get_record` (the records read concurrently) and :meth:`window_after_record`: two
-        round trips in a row; a backend should override it with one read in one snapshot.
+        budget after the payload. Returns the records found, ``key``'s payload (or ``None``),
+        the window and the item count. This is how a run's start (its usage and pending-run
+        records, the compaction summary and the window) is one read; the default composes
+        :meth:`session_info` and :meth:`get_record` (read concurrently) and
+        :meth:`window_after_record`: two round trips in a row; a backend should override it
+        with one read in one snapshot.
         """
-        info, *payloads = await _all(
-            [self.session_info(session_id), *(self.get_record(session_id, name) for name in keys)]
-        )
+        reads: list[Awaitable[Any]] = [self.session_info(session_id)]
+        reads += [self.get_record(session_id, name) for name in keys]
+        info, *payloads = await gather_or_cancel(reads)
         records = {name: p for name, p in zip(keys, payloads, strict=True) if p is not None}
         max_items, max_tokens = budget(records)
         found, window = await self.window_after_record(
