@@ -21,7 +21,7 @@ from ..errors import NestedRunError, UserError
 from ..items import Item, encode_item, repair_orphans
 from ..models.base import ModelRequest
 from ..sessions._handle import StoreSession
-from ..sessions._usage import USAGE_KEY, UsageLedger, calibrated_budget
+from ..sessions._usage import USAGE_KEY, UsageLedger, calibrated_budget, calibration_ratio
 from ..sessions._window import window_of_items
 from ..sessions.base import SessionSettings, capabilities_of
 from ..sessions.codec import estimate_tokens
@@ -173,9 +173,7 @@ class SessionMemory:
         chosen: list[tuple[int | None, int | None]] = []
 
         def budget(values: Mapping[str, Any]) -> tuple[int | None, int | None]:
-            ratio = None
-            if context is not None:
-                ratio = UsageLedger(values.get(USAGE_KEY), Usage()).ratio
+            ratio = None if context is None else calibration_ratio(values.get(USAGE_KEY))
             max_tokens = calibrated_budget(settings.max_tokens, ratio)
             if max_tokens is None:
                 max_tokens = default_max_tokens
