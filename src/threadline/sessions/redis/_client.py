@@ -234,20 +234,33 @@ class Connection:
         if node is None:
             raise exceptions.SlotNotCoveredError(f"no node serves {keys[0]!r}")
         config = self.config
-        for command, script in (("EVALSHA", _SHAS[name]), ("EVAL", SCRIPTS[name])):
+
+        async def send(command: str, script: str) -> tuple[Any, Any]:
             steps = [
                 PipelineCommand(0, command, script, len(keys), *keys, *args),
                 PipelineCommand(1, "WAIT", config.wait_replicas, config.wait_timeout_ms),
             ]
             await node.execute_pipeline(steps)
-            reply, waited = steps[0].result, steps[1].result
+            return steps[0].result, steps[1].result
+
+        return await self._script_then_wait(name, node.name, send)
+
+    async def _script_then_wait(
+        self, name: str, node: str, send: Callable[[str, str], Awaitable[tuple[Any, Any]]]
+    ) -> Any:
+        """``send(command, script)`` with ``EVALSHA``, then with ``EVAL`` if the server lacks
+        the script; its ``(reply, WAIT reply)`` checked: the script's error raised, too few
+        replicas a :class:`StoreServerError`."""
+        exceptions = _redis_exceptions()
+        for command, script in (("EVALSHA", _SHAS[name]), ("EVAL", SCRIPTS[name])):
+            reply, waited = await send(command, script)
             if isinstance(reply, exceptions.NoScriptError):
                 continue
             if isinstance(reply, BaseException):
                 raise reply
-            self._check_waited(waited, node.name)
+            self._check_waited(waited, node)
             return reply
-        raise exceptions.NoScriptError(f"{name} is not on {node.name}")  # pragma: no cover
+        raise exceptions.NoScriptError(f"{name} is not on {node}")  # pragma: no cover
 
     def _check_waited(self, waited: Any, node: str) -> None:
         """Raise unless ``WAIT`` answered that enough replicas have the write."""
@@ -292,19 +305,14 @@ class Connection:
         self, held: _LoopClient, name: str, keys: list[str], args: list[Any]
     ) -> Any:
         """The script, then ``WAIT``, sent together on one connection of a single server."""
-        exceptions = _redis_exceptions()
         config = self.config
         wait = pack_command("WAIT", config.wait_replicas, config.wait_timeout_ms)
-        timeout = self.config.timeout + config.wait_timeout_ms / 1000
-        for command, script in (("EVALSHA", _SHAS[name]), ("EVAL", SCRIPTS[name])):
-            reply, waited = await held.call_pair(timeout, pack(command, script, keys, args) + wait)
-            if isinstance(reply, exceptions.NoScriptError):
-                continue
-            if isinstance(reply, BaseException):
-                raise reply
-            self._check_waited(waited, ":".join(map(str, config.nodes[0])))
-            return reply
-        raise exceptions.NoScriptError(f"{name} is not on the server")  # pragma: no cover
+        timeout = config.timeout + config.wait_timeout_ms / 1000
+
+        async def send(command: str, script: str) -> tuple[Any, Any]:
+            return await held.call_pair(timeout, pack(command, script, keys, args) + wait)
+
+        return await self._script_then_wait(name, ":".join(map(str, config.nodes[0])), send)
 
     async def command(self, *args: Any) -> Any:
         """Run one command (only ones that are safe to repeat: it may be retried)."""
@@ -575,6 +583,23 @@ class _LoopClient:
         whose send or read failed or was cancelled, and reconnects it on its next send, so an
         idle connection never holds an unread reply.
         """
+        return await self._exchange(
+            timeout, lambda connection: _exchange(connection, command), drop_on_error=False
+        )
+
+    async def call_pair(self, timeout: float, commands: bytes) -> tuple[Any, Any]:
+        """:meth:`call` for two packed commands sent together (two replies); a connection
+        whose exchange failed is disconnected, as the second reply may be unread."""
+        pair: tuple[Any, Any] = await self._exchange(
+            timeout, lambda connection: _exchange_pair(connection, commands), drop_on_error=True
+        )
+        return pair
+
+    async def _exchange(
+        self, timeout: float, exchange: Callable[[Any], Awaitable[Any]], *, drop_on_error: bool
+    ) -> Any:
+        """``exchange(connection)`` on an idle connection (a new one when none is idle) within
+        ``timeout`` seconds; the connection goes back to the idle list afterwards."""
         idle = self.idle
         if idle:
             connection = idle.pop()
@@ -583,37 +608,18 @@ class _LoopClient:
             # no per-send timer (a task each): the deadline below covers send and read
             connection = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
         try:
-            return await _within(timeout, _exchange(connection, command))
-        except asyncio.TimeoutError:
-            await connection.disconnect(nowait=True)
-            raise _redis_exceptions().TimeoutError(f"no answer within {timeout:g} s") from None
-        finally:
-            if self.idle is idle:
-                idle.append(connection)
-            else:  # the loop's client was closed meanwhile
-                await connection.disconnect(nowait=True)
-
-    async def call_pair(self, timeout: float, commands: bytes) -> tuple[Any, Any]:
-        """:meth:`call` for two packed commands sent together (two replies)."""
-        idle = self.idle
-        if idle:
-            connection = idle.pop()
-        else:
-            pool = self.client.connection_pool
-            connection = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
-        try:
-            pair: tuple[Any, Any] = await _within(timeout, _exchange_pair(connection, commands))
-            return pair
+            return await _within(timeout, exchange(connection))
         except asyncio.TimeoutError:
             await connection.disconnect(nowait=True)
             raise _redis_exceptions().TimeoutError(f"no answer within {timeout:g} s") from None
         except BaseException:
-            await connection.disconnect(nowait=True)  # a reply may be unread
+            if drop_on_error:
+                await connection.disconnect(nowait=True)
             raise
         finally:
             if self.idle is idle:
                 idle.append(connection)
-            else:
+            else:  # the loop's client was closed meanwhile
                 await connection.disconnect(nowait=True)
 
 
