@@ -55,16 +55,23 @@ def _slot(session_id: str) -> int:
 
 def _ids_on(cluster: ReplicatedCluster, port: int, count: int, stem: str) -> list[str]:
     """``count`` session ids whose keys live on the master on ``port``."""
-    ranges = [(start, end) for start, end, owner in cluster._slot_ranges() if owner == port]
+    deadline = time.monotonic() + 30
+    while True:  # a node seen as failing for a moment (a loaded machine) lists no slots
+        ranges = [(start, end) for start, end, owner in cluster._slot_ranges() if owner == port]
+        if ranges:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the master on {port} serves no slots: {cluster.nodes()}")
+        time.sleep(0.05)
     found = []
-    for number in itertools.count():
+    for number in range(1_000_000):  # a master serves about a third of the slots
         candidate = f"{stem}{number}"
         slot = _slot(candidate)
         if any(start <= slot <= end for start, end in ranges):
             found.append(candidate)
             if len(found) == count:
                 return found
-    raise AssertionError("unreachable")  # pragma: no cover
+    raise AssertionError(f"no {count} session ids on the slots {ranges}")
 
 
 @function_tool
