@@ -3,7 +3,7 @@
 Runs ``Runner.run`` on a zero-latency ``ScriptedModel`` with and without a session on a SQLite
 file store (alternating, 8 turns per conversation) and prints one JSON object: the median turn
 with the session, without it, and the median time of each store job kind (lease writes, the
-start read, the durable commits), from the engine's own calls.
+start read, the input commit, the durable commit), from the engine's own calls.
 
     PYTHONPATH=src python bench/_store_turn.py DIR [CONVERSATIONS]
 """
@@ -35,14 +35,19 @@ async def _main(where: Path, conversations: int) -> dict[str, Any]:
         finally:
             jobs["read"].append(time.perf_counter() - started)
 
-    async def timed_write(self: SQLiteEngine, fn: Any, *, durable: bool = True) -> Any:
+    async def timed_write(self: SQLiteEngine, fn: Any, *, durable: Any = True) -> Any:
         started = time.perf_counter()
+        kind = (
+            "input commit (fsync after)"
+            if durable == "soon"
+            else "durable commit"
+            if durable
+            else "lease write"
+        )
         try:
             return await write(self, fn, durable=durable)
         finally:
-            jobs["durable commit" if durable else "lease write"].append(
-                time.perf_counter() - started
-            )
+            jobs[kind].append(time.perf_counter() - started)
 
     SQLiteEngine.read, SQLiteEngine.write = timed_read, timed_write  # type: ignore[method-assign]
     store = open_store(f"sqlite:///{where / 'turns.db'}")

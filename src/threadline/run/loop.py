@@ -304,7 +304,7 @@ async def _turns(run: _Run) -> Any:
         response = await (_guarded_first_call(run, guards) if guards else _call_model(run))
         run.turns += 1
         if run.unsaved_input and run.memory is not None:
-            await run.memory.save(run.unsaved_input)
+            await run.memory.save(run.unsaved_input, run_input=True)
             run.unsaved_input = []
         step_start = len(run.new_items)
         for raw in response.output:

@@ -150,6 +150,17 @@ class SessionMemory:
         )
         return repaired
 
+    def _writes_input_apart(self) -> bool:
+        """Whether the input goes through the store's own input write: a threadline store
+        session whose ``add_items`` is the store's (a subclass that overrides it gets
+        ``add_items`` for the input too)."""
+        session = self.session
+        return (
+            isinstance(session, StoreSession)
+            and not self._extra
+            and type(session).add_items is StoreSession.add_items
+        )
+
     def _reads_once(self) -> bool:
         """Whether the run's start is one read: a threadline store session that keeps
         records, whose window and records are the store's own."""
@@ -216,7 +227,7 @@ class SessionMemory:
         self.history, self.new_input = history, list(new_items)
         combined = await self.merge(history, new_items)
         if save:
-            await self.save(new_items)
+            await self.save(new_items, run_input=True)
         return combined
 
     async def _check(self, refuse: Callable[[Any], None]) -> None:
@@ -236,16 +247,28 @@ class SessionMemory:
             )
         return merged
 
-    async def save(self, items: list[Item], records: Mapping[str, Any] | None = None) -> None:
+    async def save(
+        self,
+        items: list[Item],
+        records: Mapping[str, Any] | None = None,
+        *,
+        run_input: bool = False,
+    ) -> None:
         """Append one completed step (or the input) as one atomic batch, with ``records``
-        (session records, in the same transaction) when given."""
+        (session records, in the same transaction) when given.
+
+        ``run_input``: the items are the run's new input, which a threadline store may let
+        reach the disk while the model works (committed before this returns, on disk before
+        the next step's write is acknowledged; see ``StoreBackend.append_input``)."""
         batch: dict[str, Any] = {}
         if (items or records) and self.usage is not None and self._context is not None:
             # the run's usage so far rides with the step (or the pending run), in its transaction
             batch.update(self.usage.records(self._context.usage))
         if records:
             batch.update(records)
-        if batch:
+        if items and run_input and self._writes_input_apart():
+            await self.session._add_input(list(items), records=batch or None)
+        elif batch:
             if items:
                 await self.session.add_items(list(items), records=batch, **self._extra)
             else:

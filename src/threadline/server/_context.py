@@ -69,14 +69,15 @@ class ServerSession(StoreSession):
         self.step_records = None
         self.input_ids = frozenset()
 
-    async def add_items(self, items: list[Item], *, records: Any = None) -> None:
+    async def _append(self, items: list[Item], records: Any, *, run_input: bool) -> None:
+        # every item write (add_items, and the run's input write) comes here
         if self.readonly:
             return
         for item in items:
             stamp_id(item)
         if self.step_records is not None and any(i["id"] not in self.input_ids for i in items):
             records = {**(records or {}), **self.step_records(items)}
-        await super().add_items(items, records=records)
+        await super()._append(items, records, run_input=run_input)
         self.written.extend(items)
 
     async def put_records(self, records: Any) -> None:

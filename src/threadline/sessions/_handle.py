@@ -142,17 +142,30 @@ class StoreSession(MetadataMixin, LineageMixin, RetentionMixin, UsageMixin):
         ``records`` (a threadline extension; see :meth:`put_records`) are written in the same
         transaction as the items: both land, or neither.
         """
+        await self._append(items, records, run_input=False)
+
+    async def _add_input(self, items: list[Item], *, records: Mapping[str, Any] | None) -> None:
+        """:meth:`add_items` for a run's new input, just before the model is called: the
+        store may let it reach the disk while the model works (see
+        :meth:`~threadline.sessions.backend.StoreBackend.append_input`)."""
+        await self._append(items, records, run_input=True)
+
+    async def _append(
+        self, items: list[Item], records: Mapping[str, Any] | None, *, run_input: bool
+    ) -> None:
         store = self._usable()
         rows = encode_items(items, store.codec, self.session_id)
         payloads = None if records is None else self._encode_records(store, records)
         fence = self._fence()
+        backend = store._backend
         if rows:
+            append = backend.append_input if run_input else backend.append
             if payloads:
-                await store._backend.append(self.session_id, rows, fence, payloads)
+                await append(self.session_id, rows, fence, payloads)
             else:
-                await store._backend.append(self.session_id, rows, fence)
+                await append(self.session_id, rows, fence)
         elif payloads:
-            await store._backend.put_records(self.session_id, payloads, fence)
+            await backend.put_records(self.session_id, payloads, fence)
 
     async def pop_item(self) -> Item | None:
         """Remove and return the newest item, or ``None`` when the session is empty."""

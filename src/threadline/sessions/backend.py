@@ -281,6 +281,25 @@ class StoreBackend(abc.ABC):
         at all.
         """
 
+    async def append_input(
+        self,
+        session_id: str,
+        rows: Sequence[EncodedItem],
+        fence: Fence | None,
+        records: Mapping[str, Payload | None] | None = None,
+    ) -> None:
+        """:meth:`append` for a run's new input, which the runner writes just before it calls
+        the model. It must be committed when this returns (visible to every reader, and kept
+        if the process dies); a backend may let it reach the disk a moment later, while the
+        model works, provided that it is on disk before any later durable write of the store
+        is acknowledged (SQLite fsyncs its log right after the commit). The default is
+        :meth:`append`.
+        """
+        if records:
+            await self.append(session_id, rows, fence, records)
+        else:
+            await self.append(session_id, rows, fence)
+
     @abc.abstractmethod
     async def read(self, session_id: str, limit: int | None) -> list[Item]:
         """The newest ``limit`` items (all when ``None``; ``limit`` > 0), oldest first."""

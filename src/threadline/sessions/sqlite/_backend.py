@@ -2,8 +2,9 @@
 
 Writes go to the writer thread (group commit, one savepoint each), reads to the reader
 threads; the SQL is in :mod:`._ops`. Lease bookkeeping commits without an fsync
-(``durable=False``), and the lease heartbeat runs on the writer thread, so a busy event loop
-cannot starve it.
+(``durable=False``), a run's input commits without waiting for its fsync, which the writer
+makes right after (``durable="soon"``), and the lease heartbeat runs on the writer thread, so
+a busy event loop cannot starve it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ..base import SessionInfo
 from ..codec import EncodedItem, ItemCodec
 from . import _ops as ops
 from . import _search
-from ._engine import SQLiteEngine
+from ._engine import Durability, SQLiteEngine
 
 __all__ = ["SQLiteBackend"]
 
@@ -75,10 +76,31 @@ class SQLiteBackend(StoreBackend):
         fence: Fence | None,
         records: Mapping[str, Payload | None] | None = None,
     ) -> None:
+        await self._append(session_id, rows, fence, records, durable=True)
+
+    async def append_input(
+        self,
+        session_id: str,
+        rows: Sequence[EncodedItem],
+        fence: Fence | None,
+        records: Mapping[str, Payload | None] | None = None,
+    ) -> None:
+        # committed without waiting for its fsync, which the writer makes right after
+        await self._append(session_id, rows, fence, records, durable="soon")
+
+    async def _append(
+        self,
+        session_id: str,
+        rows: Sequence[EncodedItem],
+        fence: Fence | None,
+        records: Mapping[str, Payload | None] | None,
+        durable: Durability,
+    ) -> None:
         await self.engine.write(
             functools.partial(
                 ops.add, session_id=session_id, rows=rows, fence=fence, records=records
-            )
+            ),
+            durable=durable,
         )
         if self.codec.searchable:
             self._unindexed += len(rows)

@@ -13,6 +13,11 @@ Blocking SQLite calls never run on an event loop:
   so there the writer thread runs the reads too.
 * ``database is locked`` from another process is retried with back-off (on top of SQLite's
   own busy timeout) until ``lock_timeout``; only then does a :class:`SessionError` surface.
+* A write may be *durable soon* (``durable="soon"``): it commits without waiting for an
+  fsync, its caller hears back at once, and the writer thread fsyncs the WAL right after
+  (before it takes the next group), unless that group's own commit does it. A run's input is
+  written so: stored before the model is called, on disk while the model works, and before
+  any later durable commit is acknowledged.
 * Heartbeats (used by the writer lease) run on the writer thread at their interval.
 * Idle jobs (the search index's catch-up) run on the writer thread once it has had no work
   for a moment, so a burst of writes is never slowed down by them.
@@ -41,12 +46,12 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ...errors import SessionError, ThreadlineError
 from ._schema import migrate
 
-__all__ = ["SQLiteEngine"]
+__all__ = ["Durability", "SQLiteEngine"]
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -61,14 +66,20 @@ WAL_AUTOCHECKPOINT = 16_384
 CHECKPOINT_CHANGES = 500
 """Rows changed after which the writer asks for a checkpoint at its next quiet moment."""
 _STOP = object()
+_SYNCING = ("FULL", "EXTRA")  # the synchronous levels that fsync the WAL at each commit
 _FORK_GRAVEYARD: list[sqlite3.Connection] = []  # a parent's connections, inherited by a fork
 _WAKE = object()
+
+
+Durability = bool | Literal["soon"]
+"""``True``: fsynced before the caller hears back; ``"soon"``: fsynced right after; ``False``:
+bookkeeping, fsynced by the next durable commit."""
 
 
 class _Pending:
     __slots__ = ("durable", "fn", "future")
 
-    def __init__(self, fn: Job, durable: bool = True) -> None:
+    def __init__(self, fn: Job, durable: Durability = True) -> None:
         self.fn = fn
         self.durable = durable
         self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -174,6 +185,7 @@ class SQLiteEngine:
         self._heartbeats: dict[Hashable, _Heartbeat] = {}
         self._idle_jobs: dict[Hashable, Job] = {}
         self._checkpoint_due = False
+        self._unsynced = False  # a "soon" write committed whose fsync is still to come
         self._changes_checkpointed = 0  # the write connection's total_changes at the last one
 
     @property
@@ -183,14 +195,18 @@ class SQLiteEngine:
 
     # ----------------------------------------------------------------- public interface
 
-    def submit_write(self, fn: Job, *, durable: bool = True) -> concurrent.futures.Future[Any]:
+    def submit_write(
+        self, fn: Job, *, durable: Durability = True
+    ) -> concurrent.futures.Future[Any]:
         """Queue ``fn`` for the writer thread; the future resolves after the commit.
 
         ``durable=False`` is for bookkeeping whose loss in a power cut harms nothing (lease
         rows: a lost one expires by itself). When a commit carries only such writes, it is
         made with ``synchronous=NORMAL`` (no fsync; WAL keeps it consistent, and the next
         durable commit makes it durable too); any durable write in the group keeps the
-        configured level.
+        configured level. ``durable="soon"`` commits the same way but has the writer fsync
+        the log as soon as the commit is reported (see the module docstring): visible at
+        once and surviving a crash of the process, on disk a moment later.
         """
         job = _Pending(fn, durable)
         with self._state_lock:
@@ -207,9 +223,12 @@ class SQLiteEngine:
             )
             self._writer.start()
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
+    async def write(
+        self, fn: Callable[[sqlite3.Connection], T], *, durable: Durability = True
+    ) -> T:
         """Run ``fn`` in a write transaction on the writer thread and return its result
-        (``durable=False``: bookkeeping, see :meth:`submit_write`)."""
+        (``durable=False``: bookkeeping; ``"soon"``: fsynced right after; see
+        :meth:`submit_write`)."""
         result: T = await asyncio.wrap_future(self.submit_write(fn, durable=durable))
         if not self._ready:
             self._ready = True
@@ -451,6 +470,7 @@ class SQLiteEngine:
                         break
                 stopped = any(entry is _STOP for entry in batch)
                 self._run_group([entry for entry in batch if isinstance(entry, _Pending)])
+                self._sync_log()
         finally:
             if stopped:
                 if self._write_conn is not None:
@@ -567,7 +587,9 @@ class SQLiteEngine:
         beats: list[tuple[Hashable, _Heartbeat]],
     ) -> list[tuple[_Pending, bool, Any]]:
         outcomes: list[tuple[_Pending, bool, Any]] = []
-        self._set_synchronous(conn, any(job.durable for job in jobs))
+        soon = any(job.durable == "soon" for job in jobs)
+        durable = any(job.durable is True for job in jobs) or (soon and os.name == "nt")
+        self._set_synchronous(conn, durable)
         conn.execute("BEGIN IMMEDIATE")
         try:
             for key, beat in beats:
@@ -599,6 +621,10 @@ class SQLiteEngine:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        if durable and self._current_synchronous in _SYNCING:
+            self._unsynced = False  # this commit's fsync covered every earlier one
+        elif soon and self._syncs_soon():
+            self._unsynced = True
         changed = conn.total_changes - self._changes_checkpointed
         if changed < 0:  # a new connection (after os.fork), or the counter wrapped
             self._changes_checkpointed, changed = 0, conn.total_changes
@@ -606,6 +632,31 @@ class SQLiteEngine:
             self._changes_checkpointed = conn.total_changes
             self._checkpoint_due = True
         return outcomes
+
+    def _sync_log(self) -> None:
+        """Fsync the WAL after a commit of "soon" writes (on the writer thread, so no later
+        write of this store is acknowledged as durable before it is on disk)."""
+        if not self._unsynced:
+            return
+        self._unsynced = False
+        try:
+            fd = os.open(self.path + "-wal", os.O_RDONLY)
+        except FileNotFoundError:  # the log was checkpointed away: the database file has it
+            return
+        except OSError as exc:
+            self._sync_failed(exc)
+            return
+        try:
+            getattr(os, "fdatasync", os.fsync)(fd)
+        except OSError as exc:
+            self._sync_failed(exc)
+        finally:
+            os.close(fd)
+
+    def _sync_failed(self, exc: OSError) -> None:
+        # The next durable commit (the run's next step) fsyncs the same log and reports a
+        # failing disk to its caller; until then the input is committed but maybe not on disk.
+        logger.warning("threadline: flushing the log of %s failed: %s", self.where, exc)
 
     def _set_synchronous(self, conn: sqlite3.Connection, durable: bool) -> None:
         """Use the configured level for durable groups, at most NORMAL for bookkeeping."""
@@ -615,6 +666,12 @@ class SQLiteEngine:
         if getattr(self, "_current_synchronous", None) != wanted:
             conn.execute(f"PRAGMA synchronous={wanted}")
             self._current_synchronous = wanted
+
+    def _syncs_soon(self) -> bool:
+        """Whether a "soon" write needs the writer's own fsync: the configured level syncs
+        commits, the database is a file, and the platform can fsync a file opened read-only
+        (not Windows: there a "soon" write is committed durably instead)."""
+        return not self.memory and self.synchronous in _SYNCING
 
     @staticmethod
     def _in_savepoint(conn: sqlite3.Connection, fn: Job, failed: Any) -> Any:
