@@ -334,3 +334,77 @@ def test_an_answer_to_a_call_stored_long_ago_is_found(
         input=[{"type": "function_call_output", "call_id": "c_old", "output": "sunny"}],
     )
     assert done.output_text == "Late answer noted."
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_missing_conversation_is_a_404_that_writes_nothing(
+    serve: Callable[..., Served], upstream: ScriptedServer, store_url: str, stream: bool
+) -> None:
+    import sqlite3
+
+    client = serve().client()
+    for _ in range(3):
+        with pytest.raises(openai.NotFoundError) as missing:
+            client.responses.create(
+                model="assistant", input="x", conversation="conv_nope", stream=stream
+            )
+        assert missing.value.body["param"] == "conversation"  # type: ignore[index]
+        assert "conv_nope" in missing.value.body["message"]  # type: ignore[index]
+    # the conversation's existence is checked in the lease's own transaction, which writes
+    # no lease row for a session that does not exist (random ids cannot fill the table)
+    with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
+        assert db.execute("SELECT count(*) FROM threadline_leases").fetchone() == (0,)
+    assert upstream.requests == []
+
+
+def test_a_conversation_on_a_store_without_the_one_job_lease_still_counts_and_404s(
+    serve: Callable[..., Served], upstream: ScriptedServer
+) -> None:
+    # the in-memory store uses the default lease_acquire_existing (session_info, then lease)
+    upstream.add(reply("One."), reply("Two."))
+    client = serve(store="memory://").client()
+    conversation = client.conversations.create()
+    first = client.responses.create(model="assistant", input="a", conversation=conversation.id)
+    second = client.responses.create(model="assistant", input="b", conversation=conversation.id)
+    assert [first.output_text, second.output_text] == ["One.", "Two."]
+    assert sent_texts(upstream)[-3:] == ["a", "One.", "b"]
+    items = client.conversations.items.list(conversation.id, order="asc")
+    assert len(items.data) == 4
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model="assistant", input="x", conversation="conv_nope")
+
+
+def test_a_served_turn_is_one_lease_job_one_read_two_commits_one_release(
+    serve: Callable[..., Served], upstream: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from threadline.sessions.sqlite._engine import SQLiteEngine
+
+    log: list[tuple[str, str]] = []
+    read, write = SQLiteEngine.read, SQLiteEngine.write
+
+    def name(fn: Any) -> str:
+        return str(getattr(getattr(fn, "func", fn), "__name__", repr(fn)))
+
+    async def counted_read(self: SQLiteEngine, fn: Any, **options: Any) -> Any:
+        log.append(("read", name(fn)))
+        return await read(self, fn, **options)
+
+    async def counted_write(self: SQLiteEngine, fn: Any, *, durable: Any = True) -> Any:
+        log.append((str(durable), name(fn)))
+        return await write(self, fn, durable=durable)
+
+    monkeypatch.setattr(SQLiteEngine, "read", counted_read)
+    monkeypatch.setattr(SQLiteEngine, "write", counted_write)
+    upstream.add(reply("One."), reply("Two."))
+    client = serve().client()
+    conversation = client.conversations.create()
+    for text in ("a", "b"):
+        log.clear()
+        client.responses.create(model="assistant", input=text, conversation=conversation.id)
+        assert log == [
+            ("False", "acquire_lease_existing"),  # the 404 check and the count come with it
+            ("read", "records_and_window_after_record"),
+            ("soon", "add"),  # the input, before the upstream is called
+            ("True", "add"),  # the reply and the response record
+            ("False", "release_lease"),
+        ]

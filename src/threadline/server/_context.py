@@ -22,7 +22,7 @@ from ..errors import UserError
 from ..items import Item
 from ..sessions._handle import StoreSession
 from ..sessions.codec import check_session_id
-from ..sessions.lease import held_lease
+from ..sessions.lease import check_ttl, fenced_lease, held_lease
 from ._agents import ServedAgents
 from ._auth import Auth, Tenant
 from ._errors import ApiError, error_response, from_exception, not_found
@@ -87,8 +87,15 @@ class ServerSession(StoreSession):
 
     @asynccontextmanager
     async def lease(
-        self, *, wait: bool = True, timeout: float | None = None, ttl: float | None = None
+        self,
+        *,
+        wait: bool = True,
+        timeout: float | None = None,
+        ttl: float | None = None,
+        existing: bool = False,
     ) -> AsyncIterator[Any]:
+        """``existing``: only on a conversation that exists (else :class:`NoSuchSession`,
+        nothing written); the lease's ``info`` then has its item count."""
         if self.readonly:
             yield None
             return
@@ -96,7 +103,21 @@ class ServerSession(StoreSession):
         if held is not None:
             yield held
             return
-        async with super().lease(wait=wait, timeout=timeout, ttl=ttl) as lease:
+        if not existing:
+            async with super().lease(wait=wait, timeout=timeout, ttl=ttl) as lease:
+                yield lease
+            return
+        store = self._usable()
+        ttl = check_ttl(self.session_settings.effective_ttl if ttl is None else ttl)
+        async with fenced_lease(
+            store._backend,
+            store,
+            self.session_id,
+            wait=wait,
+            timeout=timeout,
+            ttl=ttl,
+            existing=True,
+        ) as lease:
             yield lease
 
 
@@ -185,10 +206,14 @@ def lease_wait(request: Request) -> float:
 
 
 @asynccontextmanager
-async def writer(session: ServerSession, wait: float) -> AsyncIterator[None]:
-    """Hold ``session``'s lease: ``wait`` 0 is a 409 ``conversation_busy`` at once."""
-    async with session.lease(wait=wait > 0, timeout=wait if wait > 0 else None):
-        yield
+async def writer(session: ServerSession, wait: float, existing: bool = False) -> AsyncIterator[Any]:
+    """Hold ``session``'s lease: ``wait`` 0 is a 409 ``conversation_busy`` at once.
+    ``existing``: the conversation must exist (else :class:`NoSuchSession`); yields the
+    lease, whose ``info`` then carries its item count."""
+    async with session.lease(
+        wait=wait > 0, timeout=wait if wait > 0 else None, existing=existing
+    ) as lease:
+        yield lease
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

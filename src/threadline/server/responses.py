@@ -34,6 +34,7 @@ from ..items import Item, repair_orphans
 from ..models.settings import ModelSettings
 from ..run import RunConfig, RunHooks
 from ..sessions.codec import RECORD_SIZE_LIMIT
+from ..sessions.lease import NoSuchSession
 from ._agents import client_tools
 from ._auth import Tenant
 from ._context import (
@@ -252,6 +253,8 @@ class _Placed:
     history: list[Item] = field(default_factory=list)
     count: int = 0
     chain_head: ServerSession | None = None
+    check_exists: bool = False
+    """The conversation's existence and ``count`` are still to be read: with its lease."""
 
 
 def _response_object(
@@ -321,11 +324,13 @@ async def _place(context: ServerContext, tenant: Tenant, parsed: _Request) -> _P
     if parsed.conversation is not None:
         visible = parsed.conversation
         session_id = session_id_for(tenant, visible, "conversation")
-        info = await context.store.session_info(session_id)
-        if info is None:
-            raise not_found(f"Conversation with id '{visible}' not found.", param="conversation")
         session = context.session(session_id)
         session.readonly = not parsed.store
+        if parsed.store:  # found (or not) and counted when its lease is taken: one store job
+            return _Placed(session, visible, check_exists=True)
+        info = await context.store.session_info(session_id)
+        if info is None:
+            raise _no_conversation(visible)
         return _Placed(session, visible, count=info.item_count)
     if parsed.previous_response_id is None:
         visible = new_chain_id()
@@ -347,6 +352,10 @@ async def _place(context: ServerContext, tenant: Tenant, parsed: _Request) -> _P
     visible = new_chain_id()
     session = context.session(tenant.session_id(visible))
     return _Placed(session, visible, history=history)
+
+
+def _no_conversation(visible: str) -> Exception:
+    return not_found(f"Conversation with id '{visible}' not found.", param="conversation")
 
 
 async def _history_until(session: ServerSession, record: dict[str, Any]) -> list[Item]:
@@ -477,21 +486,45 @@ async def _in_session(
     if session is None or session.readonly:
         return await body(placed)
     chain_wait = context.limits.max_lease_wait if placed.chain_head is not None else wait
-    async with writer(session, chain_wait):
-        if placed.chain_head is not None:
-            info = await context.store.session_info(session.session_id)
-            if info is None or info.item_count != placed.count:
-                # another response continued it meanwhile: branch off a copy
-                _, record = await _find_response(
-                    context, tenant, str(parsed.previous_response_id), "previous_response_id"
-                )
-                history = await _history_until(session, record)
-                visible = new_chain_id()
-                placed = _Placed(context.session(tenant.session_id(visible)), visible, history)
-                return await _fresh_chain(placed, body)
-        if placed.history:
+    try:
+        async with writer(session, chain_wait, existing=placed.check_exists) as lease:
+            if placed.check_exists:
+                await _count(context, placed, lease)
+            return await _under_lease(context, tenant, parsed, placed, body)
+    except NoSuchSession:  # (only the lease above raises it)
+        raise _no_conversation(str(placed.visible_id)) from None
+
+
+async def _count(context: ServerContext, placed: _Placed, lease: Any) -> None:
+    """The conversation's item count, from its lease (read with it), else read now."""
+    session = placed.session
+    assert session is not None
+    info = getattr(lease, "info", None) or await context.store.session_info(session.session_id)
+    if info is None:
+        raise NoSuchSession(session.session_id)
+    placed.count, placed.check_exists = info.item_count, False
+
+
+async def _under_lease(
+    context: ServerContext, tenant: Tenant, parsed: _Request, placed: _Placed, body: Any
+) -> Any:
+    """Run ``body`` in the placed session, whose lease the caller holds."""
+    session = placed.session
+    assert session is not None
+    if placed.chain_head is not None:
+        info = await context.store.session_info(session.session_id)
+        if info is None or info.item_count != placed.count:
+            # another response continued it meanwhile: branch off a copy
+            _, record = await _find_response(
+                context, tenant, str(parsed.previous_response_id), "previous_response_id"
+            )
+            history = await _history_until(session, record)
+            visible = new_chain_id()
+            placed = _Placed(context.session(tenant.session_id(visible)), visible, history)
             return await _fresh_chain(placed, body)
-        return await body(placed)
+    if placed.history:
+        return await _fresh_chain(placed, body)
+    return await body(placed)
 
 
 async def _fresh_chain(placed: _Placed, body: Any) -> Any:

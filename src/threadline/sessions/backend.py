@@ -562,6 +562,20 @@ class StoreBackend(abc.ABC):
         """Take the session's lease for ``owner`` for ``ttl`` seconds, unless a live holder
         has it. On success the session's epoch goes up by one and is returned."""
 
+    async def lease_acquire_existing(
+        self, session_id: str, owner: str, ttl: float
+    ) -> tuple[LeaseGrant, SessionInfo] | None:
+        """:meth:`lease_acquire` for a session that must exist already: ``None`` (and nothing
+        written) when it does not, else the grant and the session's :class:`SessionInfo`,
+        read together (the server's turn on a conversation: its 404 and its item count come
+        with the lease). The default reads :meth:`session_info`, then takes the lease (two
+        round trips; a session deleted in between is found by the caller's first write);
+        SQLite does both in one write."""
+        info = await self.session_info(session_id)
+        if info is None:
+            return None
+        return await self.lease_acquire(session_id, owner, ttl), info
+
     @abc.abstractmethod
     async def lease_renew(self, session_id: str, fence: Fence, ttl: float) -> bool:
         """Extend the lease by ``ttl`` from now; ``False`` when ``fence`` no longer holds it."""

@@ -44,9 +44,11 @@ from typing import Any
 
 from ..errors import LeaseLostError, SessionBusyError, SessionError, UserError
 from .backend import Fence, LeaseGrant, StoreBackend
+from .base import SessionInfo
 
 __all__ = [
     "Lease",
+    "NoSuchSession",
     "check_fence",
     "check_timeout",
     "check_ttl",
@@ -277,12 +279,17 @@ class Lease:
     :class:`~threadline.errors.LeaseLostError` at once (the store would refuse it anyway).
     """
 
-    __slots__ = ("_renewing", "fence", "lost", "released", "session_id", "ttl")
+    __slots__ = ("_renewing", "fence", "info", "lost", "released", "session_id", "ttl")
 
-    def __init__(self, session_id: str, fence: Fence, ttl: float) -> None:
+    def __init__(
+        self, session_id: str, fence: Fence, ttl: float, info: SessionInfo | None = None
+    ) -> None:
         self.session_id = session_id
         self.fence = fence
         self.ttl = ttl
+        self.info = info
+        """The session as it was when the lease was granted (leases taken with
+        ``existing=True`` only; ``None`` otherwise)."""
         self.lost = False
         self.released = False
         self._renewing = True
@@ -356,9 +363,12 @@ def _keep(future: asyncio.Future[Any]) -> None:
 
 def _undo_acquire(backend: StoreBackend, session_id: str, owner: str, task: Any) -> None:
     """The caller was cancelled while its attempt ran: give back a lease it got anyway."""
-    if task.cancelled() or task.exception() is not None or not task.result().acquired:
+    if task.cancelled() or task.exception() is not None or task.result() is None:
         return
-    fence = Fence(owner, task.result().epoch)
+    grant = task.result()[0]
+    if not grant.acquired:
+        return
+    fence = Fence(owner, grant.epoch)
     with contextlib.suppress(RuntimeError):  # no running loop: the lease expires after its ttl
         _keep(asyncio.ensure_future(_release_quietly(backend, session_id, fence)))
 
@@ -370,13 +380,28 @@ async def _release_quietly(backend: StoreBackend, session_id: str, fence: Fence)
         logger.debug("threadline: releasing the lease of %r failed: %s", session_id, exc)
 
 
-async def _attempt(backend: StoreBackend, session_id: str, owner: str, ttl: float) -> LeaseGrant:
-    task = asyncio.ensure_future(backend.lease_acquire(session_id, owner, ttl))
+async def _plain(
+    backend: StoreBackend, session_id: str, owner: str, ttl: float
+) -> tuple[LeaseGrant, None]:
+    return await backend.lease_acquire(session_id, owner, ttl), None
+
+
+async def _attempt(
+    backend: StoreBackend, session_id: str, owner: str, ttl: float, existing: bool
+) -> tuple[LeaseGrant, SessionInfo | None]:
+    if existing:
+        attempt: Any = backend.lease_acquire_existing(session_id, owner, ttl)
+    else:
+        attempt = _plain(backend, session_id, owner, ttl)
+    task = asyncio.ensure_future(attempt)
     try:
-        return await asyncio.shield(task)
+        found: tuple[LeaseGrant, SessionInfo | None] | None = await asyncio.shield(task)
     except asyncio.CancelledError:
         task.add_done_callback(functools.partial(_undo_acquire, backend, session_id, owner))
         raise
+    if found is None:
+        raise NoSuchSession(session_id)
+    return found
 
 
 async def _acquire_store(
@@ -386,13 +411,14 @@ async def _acquire_store(
     ttl: float,
     wait: bool,
     deadline: float | None,
-) -> LeaseGrant:
+    existing: bool,
+) -> tuple[LeaseGrant, SessionInfo | None]:
     started = time.monotonic()
     delay = 0.005
     while True:
-        grant = await _attempt(backend, session_id, owner, ttl)
+        grant, info = await _attempt(backend, session_id, owner, ttl, existing)
         if grant.acquired:
-            return grant
+            return grant, info
         left = remaining(deadline)
         if not wait or left == 0:
             waited = None if not wait or deadline is None else time.monotonic() - started
@@ -412,11 +438,14 @@ async def fenced_lease(
     wait: bool = True,
     timeout: float | None = None,
     ttl: float,
+    existing: bool = False,
 ) -> AsyncIterator[Lease]:
     """Hold the fenced writer lease on ``session_id`` of ``store`` (see the module docstring).
 
     ``store`` identifies the store in this process (the in-process lock and the fence lookup
     are keyed by it); ``backend`` supplies the primitives. Yields the :class:`Lease`.
+    ``existing``: only for a session that exists (else :class:`NoSuchSession`, nothing
+    written); the lease's ``info`` is then the session as the grant found it.
     """
     timeout = check_timeout(timeout)
     ttl = check_ttl(ttl)
@@ -425,8 +454,10 @@ async def fenced_lease(
         (fenced_lease, store, session_id), session_id, wait=wait, timeout=timeout
     ):
         owner = _new_owner()
-        grant = await _acquire_store(backend, session_id, owner, ttl, wait, deadline)
-        lease = Lease(session_id, Fence(owner, grant.epoch), ttl)
+        grant, info = await _acquire_store(
+            backend, session_id, owner, ttl, wait, deadline, existing
+        )
+        lease = Lease(session_id, Fence(owner, grant.epoch), ttl, info)
         try:
             stop = backend.lease_keepalive(
                 session_id, lease.fence, ttl, lease._should_renew, lease._mark_lost
@@ -448,6 +479,15 @@ async def fenced_lease(
                 release = asyncio.ensure_future(_release_quietly(backend, session_id, lease.fence))
                 _keep(release)
                 await asyncio.shield(release)
+
+
+class NoSuchSession(SessionError):
+    """:func:`fenced_lease` with ``existing=True`` on a session that does not exist (nothing
+    was written)."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id!r} does not exist")
+        self.session_id = session_id
 
 
 def check_fence(lease: Lease | None) -> Fence | None:

@@ -371,6 +371,20 @@ class SQLiteBackend(StoreBackend):
         )
         return grant
 
+    async def lease_acquire_existing(
+        self, session_id: str, owner: str, ttl: float
+    ) -> tuple[LeaseGrant, SessionInfo] | None:
+        found = await self.engine.write(
+            functools.partial(
+                ops.acquire_lease_existing, session_id=session_id, owner=owner, ttl=ttl
+            ),
+            durable=False,
+        )
+        if found is None:
+            return None
+        grant, row = found
+        return grant, SessionInfo.from_timestamps(*row)
+
     async def pairing_summary(self, session_ids: Sequence[str]) -> dict[str, PairingSummary]:
         if not session_ids:
             return {}

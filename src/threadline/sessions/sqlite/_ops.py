@@ -938,6 +938,17 @@ def acquire_lease(conn: sqlite3.Connection, session_id: str, owner: str, ttl: fl
     return LeaseGrant(True, epoch)
 
 
+def acquire_lease_existing(
+    conn: sqlite3.Connection, session_id: str, owner: str, ttl: float
+) -> tuple[LeaseGrant, tuple[str, int, float, float]] | None:
+    """:func:`acquire_lease` and :func:`session_info` in one transaction, for a session that
+    exists; ``None`` (nothing written) when it does not."""
+    info = session_info(conn, session_id)
+    if info is None:
+        return None
+    return acquire_lease(conn, session_id, owner, ttl), info
+
+
 def pairing_summary(conn: sqlite3.Connection, session_ids: Sequence[str]) -> list[PairingSummary]:
     """How each session's function calls pair with their outputs (see
     :class:`~threadline.sessions.backend.PairingSummary`): one aggregate over the kind and
