@@ -398,10 +398,14 @@ WHERE_THE_TIME_GOES = [
     "request's messages into its wire form (about a quarter of the stateless side's CPU) and "
     "`httpx`; then Starlette/uvicorn and the request validation. A zero-latency pass-through costs "
     "6–9 ms of CPU per call, so one core serves about 110–170 calls/s without memory.",
-    "* Memory adds no event-loop CPU to speak of (the event-loop thread's CPU per call is about "
-    "the stateless side's); it adds the SQLite threads (1–2.4 ms per call, least when writes from "
-    "many clients are grouped) and two durable commits per turn (the user's input before the "
-    "model is called, the reply and the response record after it: 100 `fdatasync` for 50 turns).",
+    "* Memory adds little event-loop CPU at 16 and 64 clients (the event-loop thread's CPU per "
+    "call is about the stateless side's, which parses and re-sends a growing transcript) but "
+    "about 2–3 ms per call at 1 client, where each of the store's five jobs per turn is a "
+    "thread hop of its own (wake-ups, not work: the jobs' own SQL takes 0.04–0.15 ms each, "
+    "timed inside the writer thread); it adds the SQLite threads (1.4–2.7 ms per call, least "
+    "when writes from many clients are grouped) and two commits per turn (the user's input "
+    "before the model is called, fsynced by the writer thread while the model works; the "
+    "reply and the response record after it, answered once on disk).",
     "* On this machine the p50 ratio swings from run to run (see the per-run ratios above) far "
     "more than the CPU ratio does: with the load average above the core count, a point's p50 is "
     "mostly how long the server waited for a core while it ran.",
@@ -411,31 +415,36 @@ WHERE_THE_TIME_GOES = [
     "* The scripted upstream is not the bottleneck (the line above); `bench/_upstream.py` replaces "
     "`ScriptedServer` because the latter stalls past a handful of concurrent connections.",
     "",
-    "Store operations per turn, counted at git 9fc50eb (SQLite engine jobs; the library run's "
-    "share is pinned by `tests/run/test_store_operations.py`): one read for the conversation's "
-    "existence and item count (`session_info`, before the lease), the lease acquire (bookkeeping, "
-    "no fsync), **one** read for the run's start (the usage record that calibrates the token "
+    "Store operations per served turn (SQLite engine jobs; pinned by "
+    "`tests/server/test_responses.py::test_a_served_turn_is_one_lease_job_one_read_two_commits_"
+    "one_release`, the library run's share by `tests/run/test_store_operations.py`): the lease "
+    "acquire, which also finds the conversation (its 404) and its item count in the same "
+    "transaction (`lease_acquire_existing`; bookkeeping, no fsync; until 2026-12-02 a "
+    "`session_info` read of its own before the lease), **one** read for the run's start (the usage record that calibrates the token "
     "budget, the pending-run record, the compaction summary and the window, in one snapshot; "
     "three reads before that commit: `bench/_store_turn.py` run on it and on its parent in three "
     "alternating pairs, load average 1.6, gave a store share of a library turn of 2.73 ms "
-    "against 3.66 ms at the median), two durable commits, the lease release. Profiled with "
+    "against 3.66 ms at the median), the input commit (committed before the upstream is "
+    "called, its fsync made by the writer thread right after, while the upstream works, and "
+    "before the writer takes another write: `durable=\"soon\"`; until 2026-12-02 it waited for "
+    "its own fsync), the reply's durable commit, the lease release. Profiled with "
     "cProfile on the event-loop thread at 1 client (360 turns a side, 2026-12-02, load average "
     "3–5): the memory side's event-loop CPU is no higher than the stateless side's (which parses "
     'and re-sends a growing transcript); what memory adds is the SQLite threads (the "other threads" '
     "column above, 1.1–1.8 ms per call in the runs of that day, fsync's system time included) "
     "and the wait for the store's jobs (the floor line above).",
     "",
-    "What would reach 1.3×: at 1 client the floor line above is the disk, so only fewer or "
-    "faster durable commits (a local SSD's fsync of ~0.1–0.2 ms, as `docs/benchmarks.md`'s "
-    "run measured on a quiet day, clears it; overlapping the input commit with the model call "
-    "would hide one fsync but breaks the contract that the input is stored before the model is "
-    "called, so it is not done). At 16 and 64 clients the server's one core is saturated and "
-    "the p50 follows CPU per turn (memory: event loop + SQLite threads + the untimed "
-    "conversation creation, one per 8 turns); reaching 1.3× there needs the memory side's CPU "
-    "per timed turn (the table above, with one conversation creation per 8 turns) within 1.3× "
-    "of the pass-through's: on 2026-12-02 about 1–1.5 ms less than measured, e.g. by making "
-    "the lease acquire and the start read one writer-thread job and folding the release into "
-    "the reply's commit (two fewer thread hops and commits per turn; not done).",
+    "What would reach 1.3×: at 1 client a served turn still waits for five store jobs in a row "
+    "(lease, start read, input commit, reply commit with its fsync, release), each a round trip "
+    "to a SQLite thread; the two left to fold are the start read into the lease's job (the "
+    "runner would hand its window plan to the lease acquire) and the release into the reply's "
+    "commit (the runner would have to know that a write is the turn's last one, which the "
+    "server's record of the response can follow); releasing without waiting for it would let "
+    "a client's next request reach another process before the release and get a 409, so it "
+    "is not done. At 16 and 64 clients the server's one core is saturated and the p50 follows "
+    "CPU per turn (memory: event loop + SQLite threads + the untimed conversation creation, "
+    "one per 8 turns), so the same folds (fewer hops and commits per turn) are what would "
+    "bring the memory side's CPU per timed turn within 1.3× of the pass-through's.",
 ]
 """The profile behind the numbers (measured by hand; not rerun by this script)."""
 
@@ -497,7 +506,8 @@ def _floor(record: dict[str, Any]) -> list[str]:
         "`bench/_store_turn.py`, once per run) takes "
         f"{added:.2f} ms longer with a SQLite file session than without (median over runs), "
         f"the store's jobs being {shown} at their medians. A served turn with memory pays at "
-        "least that (plus the `session_info` read before the lease) on top of the pass-through, "
+        "least that (its lease job also finds the conversation and counts it) on top of the "
+        "pass-through, "
         f"so at 1 client the ratio is at least ({stateless:.2f} + {added:.2f}) / {stateless:.2f} "
         f"= **{floor:.2f}×** here; {TARGET}× needs the store's share of a turn within "
         f"{(TARGET - 1) * stateless:.2f} ms.",
