@@ -426,7 +426,7 @@ WHERE_THE_TIME_GOES = [
     "alternating pairs, load average 1.6, gave a store share of a library turn of 2.73 ms "
     "against 3.66 ms at the median), the input commit (committed before the upstream is "
     "called, its fsync made by the writer thread right after, while the upstream works, and "
-    "before the writer takes another write: `durable=\"soon\"`; until 2026-12-02 it waited for "
+    'before the writer takes another write: `durable="soon"`; until 2026-12-02 it waited for '
     "its own fsync), the reply's durable commit, the lease release. Profiled with "
     "cProfile on the event-loop thread at 1 client (360 turns a side, 2026-12-02, load average "
     "3–5): the memory side's event-loop CPU is no higher than the stateless side's (which parses "
