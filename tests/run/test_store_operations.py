@@ -22,44 +22,32 @@ import pytest
 from threadline import Agent, Runner, SessionSettings, open_store
 from threadline.sessions._usage import USAGE_KEY
 from threadline.sessions.pending import PENDING_RUN_RECORD
-from threadline.sessions.sqlite._engine import SQLiteEngine
 from threadline.testing import ScriptedModel
+
+from .._engine_jobs import log_engine_jobs
 
 
 @pytest.fixture
 async def counted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Any, list[tuple[str, str]]]]:
-    """A SQLite file store, and the log of its engine's jobs: ``(kind, job)`` where kind is
-    ``read``, ``durable`` (a commit with an fsync), ``soon`` (a commit fsynced right after it
-    is reported) or ``lease`` (bookkeeping, no fsync)."""
-    log: list[tuple[str, str]] = []
-    read, write = SQLiteEngine.read, SQLiteEngine.write
-
-    def name(fn: Any) -> str:
-        return str(getattr(getattr(fn, "func", fn), "__name__", repr(fn)))
-
-    async def counted_read(self: SQLiteEngine, fn: Any, **options: Any) -> Any:
-        log.append(("read", name(fn)))
-        return await read(self, fn, **options)
-
-    async def counted_write(self: SQLiteEngine, fn: Any, *, durable: Any = True) -> Any:
-        kind = "soon" if durable == "soon" else "durable" if durable else "lease"
-        log.append((kind, name(fn)))
-        return await write(self, fn, durable=durable)
-
-    monkeypatch.setattr(SQLiteEngine, "read", counted_read)
-    monkeypatch.setattr(SQLiteEngine, "write", counted_write)
+    """A SQLite file store, and the log of its engine's jobs (``tests/_engine_jobs.py``)."""
+    log = log_engine_jobs(monkeypatch)
     store = open_store(f"sqlite:///{tmp_path / 'turns.db'}")
     await store.setup()
     yield store, log
     await store.aclose()
 
 
+_KINDS = {"read": "read", "True": "durable", "soon": "soon", "False": "lease"}
+
+
 def kinds(log: list[tuple[str, str]]) -> dict[str, int]:
-    counts = {"read": 0, "durable": 0, "soon": 0, "lease": 0}
+    """How many jobs of each kind: ``read``, ``durable`` (a commit with an fsync), ``soon`` (a
+    commit fsynced right after it is reported) and ``lease`` (bookkeeping, no fsync)."""
+    counts = dict.fromkeys(_KINDS.values(), 0)
     for kind, _ in log:
-        counts[kind] += 1
+        counts[_KINDS[kind]] += 1
     return counts
 
 
@@ -74,11 +62,11 @@ async def test_a_turn_is_one_read_two_commits_one_waiting_for_its_fsync_two_leas
         await Runner.run(agent, text, session=session)
         assert kinds(log) == {"read": 1, "durable": 1, "soon": 1, "lease": 2}, (turn, log)
         assert log == [
-            ("lease", "acquire_lease"),
+            ("False", "acquire_lease"),
             ("read", "records_and_window_after_record"),
             ("soon", "add"),  # the input, before the model is called
-            ("durable", "add"),  # the reply
-            ("lease", "release_lease"),
+            ("True", "add"),  # the reply
+            ("False", "release_lease"),
         ]
     assert len(await session.get_items()) == 6
 

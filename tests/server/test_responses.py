@@ -377,24 +377,9 @@ def test_a_conversation_on_a_store_without_the_one_job_lease_still_counts_and_40
 def test_a_served_turn_is_one_lease_job_one_read_two_commits_one_release(
     serve: Callable[..., Served], upstream: ScriptedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from threadline.sessions.sqlite._engine import SQLiteEngine
+    from .._engine_jobs import log_engine_jobs
 
-    log: list[tuple[str, str]] = []
-    read, write = SQLiteEngine.read, SQLiteEngine.write
-
-    def name(fn: Any) -> str:
-        return str(getattr(getattr(fn, "func", fn), "__name__", repr(fn)))
-
-    async def counted_read(self: SQLiteEngine, fn: Any, **options: Any) -> Any:
-        log.append(("read", name(fn)))
-        return await read(self, fn, **options)
-
-    async def counted_write(self: SQLiteEngine, fn: Any, *, durable: Any = True) -> Any:
-        log.append((str(durable), name(fn)))
-        return await write(self, fn, durable=durable)
-
-    monkeypatch.setattr(SQLiteEngine, "read", counted_read)
-    monkeypatch.setattr(SQLiteEngine, "write", counted_write)
+    log = log_engine_jobs(monkeypatch)
     upstream.add(reply("One."), reply("Two."))
     client = serve().client()
     conversation = client.conversations.create()
