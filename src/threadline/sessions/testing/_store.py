@@ -16,6 +16,7 @@ import pytest
 from ...errors import CorruptItemError, LeaseLostError, SessionBusyError, SessionError, UserError
 from ...items import assistant_message, function_call, function_call_output, user_message
 from ..base import SessionSettings
+from ..lease import NoSuchSession, fenced_lease
 from ._harness import ConformanceHarness, asyncio_test, sample_history
 
 __all__ = ["StoreOpener", "StoreTests"]
@@ -433,6 +434,30 @@ class StoreTests(ConformanceHarness):
             assert await second.session("free-one").lease_holder() is None
         assert await second.lease_holders(ids) == {}  # released
         assert await first.lease_holders([]) == {}
+
+    @asyncio_test
+    async def test_a_lease_taken_only_on_an_existing_session_reads_its_count(
+        self, store: Any
+    ) -> None:
+        self.require_store(store, "lease")
+        backend = store._backend
+        with pytest.raises(NoSuchSession):
+            async with fenced_lease(backend, store, "never-made", ttl=LEASE_TTL, existing=True):
+                pass
+        assert await store.lease_holders(["never-made"]) == {}
+        assert await store.session_info("never-made") is None
+        session = self._leased(store, "made")
+        await session.add_items([user_message("one"), user_message("two")])
+        async with fenced_lease(backend, store, "made", ttl=LEASE_TTL, existing=True) as held:
+            assert held.info is not None and held.info.item_count == 2
+            assert (await store.lease_holders(["made"]))["made"].epoch == held.epoch
+            await session.add_items([user_message("three")])  # carries this lease's fence
+            with pytest.raises(SessionBusyError):
+                async with session.lease(wait=False):
+                    pass
+        assert [item["content"] for item in await session.get_items()] == ["one", "two", "three"]
+        async with session.lease(wait=False):  # released
+            pass
 
     @asyncio_test
     async def test_lease_holders_forgets_an_expired_lease(self, store: Any) -> None:
