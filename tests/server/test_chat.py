@@ -329,3 +329,24 @@ def test_a_tool_message_that_answers_no_call_is_a_400(
         assert "call_ghost" in caught.value.message and caught.value.param == "messages"
     assert upstream.requests == []
     assert client.conversations.items.list(conv.id).data == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_missing_conversation_is_a_404_that_writes_nothing(
+    serve: Callable[..., Served], upstream: ScriptedServer, store_url: str, stream: bool
+) -> None:
+    import sqlite3
+
+    client = serve().client()
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(
+            model="assistant",
+            messages=[{"role": "user", "content": "x"}],
+            extra_body={"conversation": "conv_nope"},
+            stream=stream,
+        )
+    assert missing.value.body["param"] == "conversation"  # type: ignore[index]
+    assert "conv_nope" in missing.value.body["message"]  # type: ignore[index]
+    with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
+        assert db.execute("SELECT count(*) FROM threadline_leases").fetchone() == (0,)
+    assert upstream.requests == []

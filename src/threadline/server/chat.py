@@ -36,6 +36,7 @@ from ..items import Item, message_text
 from ..models.settings import ModelSettings
 from ..run import RunConfig
 from ..run.events import RawResponsesStreamEvent, RunItemStreamEvent, StreamEvent
+from ..sessions.lease import NoSuchSession
 from ._agents import client_tools
 from ._context import (
     ServerContext,
@@ -520,16 +521,20 @@ async def create_chat_completion(request: Request) -> Response:
     async def place() -> tuple[ServerSession | None, Any]:
         if chat.conversation is None:
             return None, contextlib.nullcontext()
-        session_id = conversation_session_id(request, chat.conversation)
-        if await context.store.session_info(session_id) is None:
-            raise not_found(
-                f"Conversation with id '{chat.conversation}' not found.", param="conversation"
-            )
-        session = context.session(session_id)
-        return session, writer(session, wait)
+        session = context.session(conversation_session_id(request, chat.conversation))
+        # found (or not) in the lease's own transaction: one store job, nothing written if not
+        return session, writer(session, wait, existing=True)
 
     async def turn(on_event: Any = None) -> TurnOutcome:
         session, lease = await place()
+        try:
+            return await _under(session, lease, on_event)
+        except NoSuchSession:  # (only the conversation's lease raises it)
+            raise not_found(
+                f"Conversation with id '{chat.conversation}' not found.", param="conversation"
+            ) from None
+
+    async def _under(session: ServerSession | None, lease: Any, on_event: Any) -> TurnOutcome:
         async with lease:
             items = chat.items
             target = session
