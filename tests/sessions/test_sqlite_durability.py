@@ -5,10 +5,12 @@ right after."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,18 @@ class _Syncs:
         return run
 
 
+@contextlib.asynccontextmanager
+async def _opened(path: Path, **options: Any) -> AsyncIterator[Any]:
+    """The engine of a SQLite store at ``path``, its file open (first write made); closed after."""
+    store = SQLiteStore(path, **options)
+    engine = store.session("s")._engine
+    try:
+        await engine.write(_level)
+        yield engine
+    finally:
+        store.close()
+
+
 needs_proc = pytest.mark.skipif(
     not os.path.isdir("/proc/self/fd"), reason="reads fsync'd paths from /proc/self/fd (Linux)"
 )
@@ -107,10 +121,7 @@ async def test_a_soon_write_commits_without_fsync_then_the_writer_syncs_the_log(
 async def test_a_soon_write_grouped_with_a_durable_one_needs_no_extra_fsync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = SQLiteStore(tmp_path / "d.db")
-    engine = store.session("s")._engine
-    try:
-        await engine.write(_level)
+    async with _opened(tmp_path / "d.db") as engine:
         syncs = _Syncs(monkeypatch)
         gate = threading.Event()
         blocker = engine.submit_write(lambda conn: gate.wait(10), durable=False)
@@ -123,24 +134,17 @@ async def test_a_soon_write_grouped_with_a_durable_one_needs_no_extra_fsync(
         assert await asyncio.wrap_future(durable) == FULL
         await engine.write(syncs.job("after"), durable=False)
         assert syncs.events == ["input", "reply", "after"]
-    finally:
-        store.close()
 
 
 @needs_proc
 async def test_soon_writes_on_a_normal_store_are_never_synced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = SQLiteStore(tmp_path / "d.db", synchronous="NORMAL")
-    engine = store.session("s")._engine
-    try:
-        await engine.write(_level)
+    async with _opened(tmp_path / "d.db", synchronous="NORMAL") as engine:
         syncs = _Syncs(monkeypatch)
         assert await engine.write(syncs.job("input"), durable="soon") == NORMAL
         await engine.write(syncs.job("next"), durable=False)
         assert syncs.events == ["input", "next"]
-    finally:
-        store.close()
 
 
 @needs_proc
@@ -159,10 +163,7 @@ async def test_closing_the_store_after_a_soon_write_syncs_it_first(
 async def test_a_failing_log_sync_is_logged_and_the_next_durable_commit_still_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = SQLiteStore(tmp_path / "d.db")
-    engine = store.session("s")._engine
-    try:
-        await engine.write(_level)
+    async with _opened(tmp_path / "d.db") as engine:
 
         def broken(fd: int) -> None:
             raise OSError(5, "Input/output error")
@@ -175,8 +176,6 @@ async def test_a_failing_log_sync_is_logged_and_the_next_durable_commit_still_ru
         assert "flushing the log of" in caplog.text and "Input/output error" in caplog.text
         monkeypatch.undo()
         assert await engine.write(_level) == FULL
-    finally:
-        store.close()
 
 
 async def test_a_run_input_is_committed_before_the_model_is_called_and_on_disk_after(
