@@ -22,7 +22,7 @@ from ..errors import UserError
 from ..items import Item
 from ..sessions._handle import StoreSession
 from ..sessions.codec import check_session_id
-from ..sessions.lease import check_ttl, fenced_lease, held_lease
+from ..sessions.lease import held_lease
 from ._agents import ServedAgents
 from ._auth import Auth, Tenant
 from ._errors import ApiError, error_response, from_exception, not_found
@@ -103,21 +103,7 @@ class ServerSession(StoreSession):
         if held is not None:
             yield held
             return
-        if not existing:
-            async with super().lease(wait=wait, timeout=timeout, ttl=ttl) as lease:
-                yield lease
-            return
-        store = self._usable()
-        ttl = check_ttl(self.session_settings.effective_ttl if ttl is None else ttl)
-        async with fenced_lease(
-            store._backend,
-            store,
-            self.session_id,
-            wait=wait,
-            timeout=timeout,
-            ttl=ttl,
-            existing=True,
-        ) as lease:
+        async with self._fenced_lease(wait, timeout, ttl, existing=existing) as lease:
             yield lease
 
 

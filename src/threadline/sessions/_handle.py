@@ -414,11 +414,26 @@ class StoreSession(MetadataMixin, LineageMixin, RetentionMixin, UsageMixin):
         :class:`~threadline.sessions.Lease`; while it is held, writes through any handle of
         this store on this session carry its fence.
         """
+        async with self._fenced_lease(wait, timeout, ttl, existing=False) as held:
+            yield held
+
+    @asynccontextmanager
+    async def _fenced_lease(
+        self, wait: bool, timeout: float | None, ttl: float | None, *, existing: bool
+    ) -> AsyncIterator[Lease]:
+        """:meth:`lease` (``existing``: only on a session that exists, see
+        :func:`~threadline.sessions.lease.fenced_lease`)."""
         store = self._usable()
         if ttl is None:
             ttl = self.session_settings.effective_ttl
         ttl = check_ttl(ttl)
         async with fenced_lease(
-            store._backend, store, self.session_id, wait=wait, timeout=timeout, ttl=ttl
+            store._backend,
+            store,
+            self.session_id,
+            wait=wait,
+            timeout=timeout,
+            ttl=ttl,
+            existing=existing,
         ) as held:
             yield held

@@ -588,6 +588,7 @@ class SQLiteEngine:
     ) -> list[tuple[_Pending, bool, Any]]:
         outcomes: list[tuple[_Pending, bool, Any]] = []
         soon = any(job.durable == "soon" for job in jobs)
+        # (Windows cannot fsync a file opened read-only: there a "soon" group commits durably)
         durable = any(job.durable is True for job in jobs) or (soon and os.name == "nt")
         self._set_synchronous(conn, durable)
         conn.execute("BEGIN IMMEDIATE")
@@ -621,10 +622,11 @@ class SQLiteEngine:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        if durable and self._current_synchronous in _SYNCING:
-            self._unsynced = False  # this commit's fsync covered every earlier one
-        elif soon and self._syncs_soon():
-            self._unsynced = True
+        if self._commits_fsync():
+            if durable:
+                self._unsynced = False  # this commit's fsync covered every earlier one
+            elif soon:
+                self._unsynced = True
         changed = conn.total_changes - self._changes_checkpointed
         if changed < 0:  # a new connection (after os.fork), or the counter wrapped
             self._changes_checkpointed, changed = 0, conn.total_changes
@@ -661,16 +663,16 @@ class SQLiteEngine:
     def _set_synchronous(self, conn: sqlite3.Connection, durable: bool) -> None:
         """Use the configured level for durable groups, at most NORMAL for bookkeeping."""
         wanted = self.synchronous
-        if not durable and not self.memory and wanted in ("FULL", "EXTRA"):
+        if not durable and self._commits_fsync():
             wanted = "NORMAL"
         if getattr(self, "_current_synchronous", None) != wanted:
             conn.execute(f"PRAGMA synchronous={wanted}")
             self._current_synchronous = wanted
 
-    def _syncs_soon(self) -> bool:
-        """Whether a "soon" write needs the writer's own fsync: the configured level syncs
-        commits, the database is a file, and the platform can fsync a file opened read-only
-        (not Windows: there a "soon" write is committed durably instead)."""
+    def _commits_fsync(self) -> bool:
+        """Whether a durable commit fsyncs here (a file, at a configured level that syncs
+        the WAL at each commit): then bookkeeping and "soon" groups commit at NORMAL, and a
+        "soon" group is followed by the writer's own fsync of the log."""
         return not self.memory and self.synchronous in _SYNCING
 
     @staticmethod
