@@ -197,16 +197,29 @@ class ReplicatedCluster:
         live = set(self.alive())
         return [n.port for n in self.nodes() if n.master and not n.failed and n.port in live]
 
-    def replica_of(self, master_port: int) -> int:
-        """The port of a live replica of the master on ``master_port``."""
-        nodes = self.nodes()
-        master_id = next(n.id for n in nodes if n.port == master_port)
-        live = set(self.alive())
-        return next(
-            n.port
-            for n in nodes
-            if n.master_id == master_id and not n.failed and n.port in live and not n.master
-        )
+    def replica_of(self, master_port: int, timeout: float = 15.0) -> int:
+        """The port of a live replica of the master on ``master_port``, waiting up to
+        ``timeout`` seconds for the cluster to see one (on a loaded machine a node may say a
+        live replica is failing for a moment)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            nodes = self.nodes()
+            master_id = next((n.id for n in nodes if n.port == master_port), None)
+            live = set(self.alive())
+            found = [
+                n.port
+                for n in nodes
+                if master_id is not None
+                and n.master_id == master_id
+                and not n.failed
+                and n.port in live
+                and not n.master
+            ]
+            if found:
+                return found[0]
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"no live replica of the master on port {master_port}")
+            time.sleep(0.1)
 
     def master_of_key(self, key: str) -> int:
         """The port of the master serving ``key``'s slot."""
