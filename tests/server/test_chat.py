@@ -350,3 +350,40 @@ def test_a_missing_conversation_is_a_404_that_writes_nothing(
     with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
         assert db.execute("SELECT count(*) FROM threadline_leases").fetchone() == (0,)
     assert upstream.requests == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_chat_turn_on_a_conversation_ends_its_lease_with_the_reply(
+    serve: Callable[..., Served],
+    upstream: ScriptedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    store_url: str,
+    stream: bool,
+) -> None:
+    import sqlite3
+
+    from .._engine_jobs import log_engine_jobs
+
+    client = serve().client()
+    conv = client.conversations.create()
+    log = log_engine_jobs(monkeypatch)
+    upstream.add(reply("One."), reply("Two."))
+    transcript: list[Any] = []
+    for text, answer_text in (("a", "One."), ("b", "Two.")):  # (b: a 409 had a's lease stayed)
+        log.clear()
+        transcript.append({"role": "user", "content": text})
+        answer = client.chat.completions.create(
+            model="assistant",
+            messages=transcript,
+            extra_body={"conversation": conv.id},
+            stream=stream,
+        )
+        transcript.append({"role": "assistant", "content": answer_text})
+        if stream:
+            assert "".join(c.choices[0].delta.content or "" for c in answer if c.choices)  # type: ignore[union-attr]
+        writes = [job for job in log if job[0] != "read"]
+        assert writes[0] == ("False", "acquire_lease_existing")
+        assert writes[-1] == ("True", "add_and_release")  # the reply and the lease's end
+        assert ("False", "release_lease") not in log
+    with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
+        assert db.execute("SELECT owner FROM threadline_leases").fetchall() == [("",)]

@@ -9,9 +9,10 @@ import openai
 import pytest
 
 from threadline import Agent, function_tool
+from threadline.sessions import open_store
 from threadline.testing.server import ScriptedServer, reply, tool_calls
 
-from .conftest import Served, upstream_model
+from .conftest import Served, run, upstream_model
 
 WEATHER_TOOL: Any = {
     "type": "function",
@@ -374,22 +375,83 @@ def test_a_conversation_on_a_store_without_the_one_job_lease_still_counts_and_40
         client.responses.create(model="assistant", input="x", conversation="conv_nope")
 
 
-def test_a_served_turn_is_one_lease_job_one_read_two_commits_one_release(
-    serve: Callable[..., Served], upstream: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+def test_a_served_turn_is_a_lease_job_a_read_and_two_commits_the_last_ending_the_lease(
+    serve: Callable[..., Served],
+    upstream: ScriptedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    store_url: str,
 ) -> None:
     from .._engine_jobs import log_engine_jobs
 
     log = log_engine_jobs(monkeypatch)
     upstream.add(reply("One."), reply("Two."))
-    client = serve().client()
+    served = serve()
+    client = served.client()
     conversation = client.conversations.create()
-    for text in ("a", "b"):
+    for text in ("a", "b"):  # (b would be a 409 had a's lease not been released)
         log.clear()
         client.responses.create(model="assistant", input=text, conversation=conversation.id)
         assert log == [
             ("False", "acquire_lease_existing"),  # the 404 check and the count come with it
             ("read", "records_and_window_after_record"),
             ("soon", "add"),  # the input, before the upstream is called
-            ("True", "add"),  # the reply and the response record
-            ("False", "release_lease"),
+            ("True", "add_and_release"),  # the reply, the response record, the lease's end
         ]
+
+    async def holders() -> Any:
+        async with open_store(store_url) as store:
+            return await store.lease_holders([conversation.id])
+
+    assert run(holders()) == {}  # as the store records it, from another connection
+
+
+def test_only_the_step_that_ends_a_served_run_ends_its_lease(
+    serve: Callable[..., Served], upstream: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .._engine_jobs import log_engine_jobs
+
+    @function_tool
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    agent = Agent(name="calc", instructions="Use add.", model=upstream_model(upstream), tools=[add])
+    client = serve(agents=[agent]).client()
+    conversation = client.conversations.create()
+    log = log_engine_jobs(monkeypatch)
+    upstream.add(tool_calls(("add", {"a": 2, "b": 3})), reply("5"), reply("Still 5."))
+    answer = client.responses.create(model="calc", input="2+3?", conversation=conversation.id)
+    assert answer.output_text == "5"
+    assert log[2:] == [
+        ("soon", "add"),
+        ("True", "add"),  # the call and its output: the run goes on, under its lease
+        ("True", "add_and_release"),
+    ]
+    again = client.responses.create(model="calc", input="And?", conversation=conversation.id)
+    assert again.output_text == "Still 5."
+
+
+def test_a_client_tool_call_keeps_the_lease_to_the_end_of_the_request(
+    serve: Callable[..., Served], upstream: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .._engine_jobs import log_engine_jobs
+
+    client = serve().client()
+    conversation = client.conversations.create()
+    log = log_engine_jobs(monkeypatch)
+    upstream.add(tool_calls(("weather", {"city": "Oslo"})), reply("Cold."))
+    tool = {"type": "function", "name": "weather", "parameters": {"type": "object"}}
+    asked = client.responses.create(
+        model="assistant", input="Weather?", conversation=conversation.id, tools=[tool]  # type: ignore[list-item]
+    )
+    call = asked.output[-1]
+    assert call.type == "function_call"
+    # the step waiting for the client is stored at the end, then the lease is released
+    assert [job for _, job in log[-2:]] == ["add", "release_lease"]
+    done = client.responses.create(
+        model="assistant",
+        conversation=conversation.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "-5C"}],  # type: ignore[union-attr]
+        tools=[tool],  # type: ignore[list-item]
+    )
+    assert done.output_text == "Cold."

@@ -247,3 +247,26 @@ async def test_a_slow_renewal_does_not_push_the_next_one_later() -> None:
     began = await _beats(_Renewals(delay=0.5), ttl=1.5, count=3)
     gaps = [later - earlier for earlier, later in itertools.pairwise(began)]
     assert all(gap < 0.5 + 0.35 for gap in gaps), gaps  # 0.5 s apart, not 1.0 s
+
+
+async def test_a_lease_ended_by_its_last_write_is_not_renewed_nor_reported_lost(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After the write that ended it, the heartbeat would find the lease released; it must
+    not renew it (which fails) nor warn that another run took the session over."""
+    from threadline.items import user_message
+    from threadline.sessions import SQLiteStore
+
+    store = SQLiteStore(str(tmp_path / "ended.db"))
+    try:
+        session = store.session("s", session_settings=SessionSettings(lease_ttl=0.3))
+        session._last_write_ends_lease = True
+        async with session.lease() as held:
+            await session._add_run_items([user_message("last")], records=None, last=True)
+            await asyncio.sleep(0.5)  # past the ttl: the heartbeat ran at least once
+            assert not held.lost
+            assert await store.lease_holders(["s"]) == {}
+        assert "taken over" not in caplog.text
+        assert [item["content"] for item in await session.get_items()] == ["last"]
+    finally:
+        store.close()

@@ -380,7 +380,11 @@ async def _finish_step(
         # a resumed step clears the pending run in the same transaction that stores it
         clear = run.resumed is not None and run.memory.keeps_records
         try:
-            await run.memory.save(step_items, {PENDING_RUN_RECORD: None} if clear else None)
+            await run.memory.save(
+                step_items,
+                {PENDING_RUN_RECORD: None} if clear else None,
+                last=final is not _NOT_FINAL,
+            )
         except BaseException:
             if plan.handoff is not None and run.emit is not None:
                 # the handoff happened; the stream says so before the error (as the SDK)

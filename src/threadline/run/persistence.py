@@ -150,10 +150,10 @@ class SessionMemory:
         )
         return repaired
 
-    def _writes_input_apart(self) -> bool:
-        """Whether the input goes through the store's own input write: a threadline store
-        session whose ``add_items`` is the store's (a subclass that overrides it gets
-        ``add_items`` for the input too)."""
+    def _writes_run_items_apart(self) -> bool:
+        """Whether the input and the last step go through the store's own run writes
+        (``StoreSession._add_run_items``): a threadline store session whose ``add_items`` is
+        the store's (a subclass that overrides it gets ``add_items`` for them too)."""
         session = self.session
         return (
             isinstance(session, StoreSession)
@@ -253,21 +253,26 @@ class SessionMemory:
         records: Mapping[str, Any] | None = None,
         *,
         run_input: bool = False,
+        last: bool = False,
     ) -> None:
         """Append one completed step (or the input) as one atomic batch, with ``records``
         (session records, in the same transaction) when given.
 
         ``run_input``: the items are the run's new input, which a threadline store may let
         reach the disk while the model works (committed before this returns, on disk before
-        the next step's write is acknowledged; see ``StoreBackend.append_input``)."""
+        the next step's write is acknowledged; see ``StoreBackend.append_input``). ``last``:
+        the step that ends the run (a threadline store session may end the lease it holds
+        in the same transaction; see ``StoreSession._last_write_ends_lease``)."""
         batch: dict[str, Any] = {}
         if (items or records) and self.usage is not None and self._context is not None:
             # the run's usage so far rides with the step (or the pending run), in its transaction
             batch.update(self.usage.records(self._context.usage))
         if records:
             batch.update(records)
-        if items and run_input and self._writes_input_apart():
-            await self.session._add_input(list(items), records=batch or None)
+        if items and (run_input or last) and self._writes_run_items_apart():
+            await self.session._add_run_items(
+                list(items), records=batch or None, run_input=run_input, last=last
+            )
         elif batch:
             if items:
                 await self.session.add_items(list(items), records=batch, **self._extra)

@@ -52,8 +52,10 @@ class ServerSession(StoreSession):
 
     Every item written through it gets an id (stamped in place, so the run's own copy of the
     item carries the same id). Its ``lease()`` is re-entrant: a request holds the lease around
-    its own writes and the run inside it, and the runner's lease call joins the one held.
-    ``readonly`` (``store: false``) drops every write.
+    its own writes and the run inside it, and the runner's lease call joins the one held. The
+    run's last step ends the lease in the same write (``_last_write_ends_lease``), so the
+    conversation is free once the reply is stored; a write after it (a response record the
+    last step did not carry) goes unfenced. ``readonly`` (``store: false``) drops every write.
     """
 
     readonly: bool
@@ -69,15 +71,19 @@ class ServerSession(StoreSession):
         self.step_records = None
         self.input_ids = frozenset()
 
-    async def _append(self, items: list[Item], records: Any, *, run_input: bool) -> None:
-        # every item write (add_items, and the run's input write) comes here
+    _last_write_ends_lease = True  # a request writes nothing under its lease after the run
+
+    async def _append(
+        self, items: list[Item], records: Any, *, run_input: bool, last: bool = False
+    ) -> None:
+        # every item write (add_items, and the run's own writes) comes here
         if self.readonly:
             return
         for item in items:
             stamp_id(item)
         if self.step_records is not None and any(i["id"] not in self.input_ids for i in items):
             records = {**(records or {}), **self.step_records(items)}
-        await super()._append(items, records, run_input=run_input)
+        await super()._append(items, records, run_input=run_input, last=last)
         self.written.extend(items)
 
     async def put_records(self, records: Any) -> None:

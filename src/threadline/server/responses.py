@@ -458,7 +458,8 @@ class _Recorder(RunHooks[Any]):
         return {_record_key(self.response_id): self.last}
 
     async def finish(self, response: dict[str, Any]) -> None:
-        """Store ``response`` unless the last step already stored exactly it."""
+        """Store ``response`` unless the last step already stored exactly it (when that step
+        ended the lease, this write goes unfenced: the record is this response's own key)."""
         session = self.placed.session
         if not self.active or session is None:
             return

@@ -144,20 +144,47 @@ class StoreSession(MetadataMixin, LineageMixin, RetentionMixin, UsageMixin):
         """
         await self._append(items, records, run_input=False)
 
-    async def _add_input(self, items: list[Item], *, records: Mapping[str, Any] | None) -> None:
-        """:meth:`add_items` for a run's new input, just before the model is called: the
-        store may let it reach the disk while the model works (see
-        :meth:`~threadline.sessions.backend.StoreBackend.append_input`)."""
-        await self._append(items, records, run_input=True)
+    _last_write_ends_lease = False
+    """Whether a run's last write (see :meth:`_add_run_items`) also releases the lease held
+    on the session, in the same transaction. The library's runs keep their lease until they
+    end (their hooks run under it); the server's request handles (which write nothing after
+    the run) set it."""
+
+    async def _add_run_items(
+        self,
+        items: list[Item],
+        *,
+        records: Mapping[str, Any] | None,
+        run_input: bool = False,
+        last: bool = False,
+    ) -> None:
+        """:meth:`add_items` for a run's own writes. ``run_input``: its new input, just
+        before the model is called (the store may let it reach the disk while the model
+        works; see :meth:`~threadline.sessions.backend.StoreBackend.append_input`). ``last``:
+        the step that ends the run; with :attr:`_last_write_ends_lease` it also ends the
+        lease held on the session (see
+        :meth:`~threadline.sessions.backend.StoreBackend.append_and_release`)."""
+        await self._append(items, records, run_input=run_input, last=last)
 
     async def _append(
-        self, items: list[Item], records: Mapping[str, Any] | None, *, run_input: bool
+        self,
+        items: list[Item],
+        records: Mapping[str, Any] | None,
+        *,
+        run_input: bool,
+        last: bool = False,
     ) -> None:
         store = self._usable()
         rows = encode_items(items, store.codec, self.session_id)
         payloads = None if records is None else self._encode_records(store, records)
-        fence = self._fence()
+        held = held_lease(self.store, self.session_id)
+        fence = check_fence(held)
         backend = store._backend
+        if rows and last and self._last_write_ends_lease and held is not None:
+            assert fence is not None
+            await backend.append_and_release(self.session_id, rows, fence, payloads or None)
+            held._end_by_write()
+            return
         if rows:
             append = backend.append_input if run_input else backend.append
             if payloads:

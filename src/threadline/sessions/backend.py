@@ -300,6 +300,24 @@ class StoreBackend(abc.ABC):
         else:
             await self.append(session_id, rows, fence)
 
+    async def append_and_release(
+        self,
+        session_id: str,
+        rows: Sequence[EncodedItem],
+        fence: Fence,
+        records: Mapping[str, Payload | None] | None = None,
+    ) -> None:
+        """:meth:`append` (durable, fenced by ``fence``) and then :meth:`lease_release` of
+        ``fence``: a writer's last write and the end of its lease. When the append is refused
+        (the lease is lost, a bad row) nothing is released and the error is raised. A backend
+        may do both in one transaction (SQLite: one job of its writer thread, one commit);
+        the default makes the two calls in a row."""
+        if records:
+            await self.append(session_id, rows, fence, records)
+        else:
+            await self.append(session_id, rows, fence)
+        await self.lease_release(session_id, fence)
+
     @abc.abstractmethod
     async def read(self, session_id: str, limit: int | None) -> list[Item]:
         """The newest ``limit`` items (all when ``None``; ``limit`` > 0), oldest first."""

@@ -279,7 +279,17 @@ class Lease:
     :class:`~threadline.errors.LeaseLostError` at once (the store would refuse it anyway).
     """
 
-    __slots__ = ("_renewing", "fence", "info", "lost", "released", "session_id", "ttl")
+    __slots__ = (
+        "_ended",
+        "_local",
+        "_renewing",
+        "fence",
+        "info",
+        "lost",
+        "released",
+        "session_id",
+        "ttl",
+    )
 
     def __init__(
         self, session_id: str, fence: Fence, ttl: float, info: SessionInfo | None = None
@@ -293,6 +303,8 @@ class Lease:
         self.lost = False
         self.released = False
         self._renewing = True
+        self._ended = False  # released by the holder's last write (_end_by_write)
+        self._local: _LocalHold | None = None  # the in-process lock, set by fenced_lease
 
     def __repr__(self) -> str:
         state = "lost" if self.lost else "held"
@@ -316,7 +328,18 @@ class Lease:
         self._renewing = True
 
     def _should_renew(self) -> bool:
-        return self._renewing
+        return self._renewing and not self._ended
+
+    def _end_by_write(self) -> None:
+        """Record that the holder's last write released the lease in its own transaction
+        (:meth:`~threadline.sessions.backend.StoreBackend.append_and_release`): it is no
+        longer renewed nor seen as held (later writes of the block go unfenced, as after
+        it), the in-process lock is free for the next holder at once, and the end of the
+        block releases nothing more."""
+        self._ended = True
+        self.released = True
+        if self._local is not None:
+            self._local.free()
 
     def _mark_lost(self) -> None:
         if not self.lost:
@@ -450,14 +473,16 @@ async def fenced_lease(
     timeout = check_timeout(timeout)
     ttl = check_ttl(ttl)
     deadline = None if timeout is None else time.monotonic() + timeout
-    async with local_lock(
-        (fenced_lease, store, session_id), session_id, wait=wait, timeout=timeout
-    ):
+    key = (fenced_lease, store, session_id)
+    await _acquire(key, session_id, wait, timeout)  # the in-process lock (see local_lock)
+    local = _LocalHold(key)
+    try:
         owner = _new_owner()
         grant, info = await _acquire_store(
             backend, session_id, owner, ttl, wait, deadline, existing
         )
         lease = Lease(session_id, Fence(owner, grant.epoch), ttl, info)
+        lease._local = local
         try:
             stop = backend.lease_keepalive(
                 session_id, lease.fence, ttl, lease._should_renew, lease._mark_lost
@@ -475,10 +500,28 @@ async def fenced_lease(
             except ValueError:  # finalised in another context: drop just this entry
                 _HELD.set(tuple(entry for entry in _HELD.get() if entry[2] is not lease))
             stop()
-            if not lease.lost:
+            if not lease.lost and not lease._ended:
                 release = asyncio.ensure_future(_release_quietly(backend, session_id, lease.fence))
                 _keep(release)
                 await asyncio.shield(release)
+    finally:
+        local.free()
+
+
+class _LocalHold:
+    """The in-process lock a :func:`fenced_lease` holds, freed once: at the end of the block,
+    or earlier when the holder's last write ended the lease."""
+
+    __slots__ = ("freed", "key")
+
+    def __init__(self, key: Hashable) -> None:
+        self.key = key
+        self.freed = False
+
+    def free(self) -> None:
+        if not self.freed:
+            self.freed = True
+            _release(self.key)
 
 
 class NoSuchSession(SessionError):

@@ -88,6 +88,20 @@ class SQLiteBackend(StoreBackend):
         # committed without waiting for its fsync, which the writer makes right after
         await self._append(session_id, rows, fence, records, durable="soon")
 
+    async def append_and_release(
+        self,
+        session_id: str,
+        rows: Sequence[EncodedItem],
+        fence: Fence,
+        records: Mapping[str, Payload | None] | None = None,
+    ) -> None:
+        # one job: the rows, the records and the release in one transaction, one commit
+        await self.engine.write(
+            functools.partial(
+                ops.add_and_release, session_id=session_id, rows=rows, fence=fence, records=records
+            )
+        )
+
     async def _append(
         self,
         session_id: str,

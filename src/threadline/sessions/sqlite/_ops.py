@@ -1017,6 +1017,19 @@ def renew_lease(conn: sqlite3.Connection, session_id: str, fence: Fence, ttl: fl
     return cursor.rowcount == 1
 
 
+def add_and_release(
+    conn: sqlite3.Connection,
+    session_id: str,
+    rows: Sequence[EncodedItem],
+    fence: Fence,
+    records: Mapping[str, Payload | None] | None = None,
+) -> None:
+    """:func:`add` fenced by ``fence``, then :func:`release_lease` of it, in one transaction
+    (a refused add raises before anything is released)."""
+    add(conn, session_id, rows, fence, records)
+    release_lease(conn, session_id, fence)
+
+
 def release_lease(conn: sqlite3.Connection, session_id: str, fence: Fence) -> None:
     """Give the lease up (only if ``fence`` still holds it); the row keeps its epoch."""
     conn.execute(

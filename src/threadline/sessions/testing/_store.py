@@ -16,6 +16,7 @@ import pytest
 from ...errors import CorruptItemError, LeaseLostError, SessionBusyError, SessionError, UserError
 from ...items import assistant_message, function_call, function_call_output, user_message
 from ..base import SessionSettings
+from ..codec import encode_items
 from ..lease import NoSuchSession, fenced_lease
 from ._harness import ConformanceHarness, asyncio_test, sample_history
 
@@ -458,6 +459,31 @@ class StoreTests(ConformanceHarness):
         assert [item["content"] for item in await session.get_items()] == ["one", "two", "three"]
         async with session.lease(wait=False):  # released
             pass
+
+    @asyncio_test
+    async def test_a_last_write_can_end_its_lease_in_the_same_write(self, store: Any) -> None:
+        self.require_store(store, "lease")
+        backend = store._backend
+        session = self._leased(store, "ending")
+        session._last_write_ends_lease = True  # as the server's request handles do
+        await session.add_items([user_message("one")])
+        records = {"note": "two"} if "records" in store.capabilities else None
+        async with session.lease() as held:
+            await session._add_run_items([user_message("two")], records=records, last=True)
+            assert await store.lease_holders(["ending"]) == {}
+            async with session.lease(wait=False) as other:  # free at once, in this process too
+                assert other.epoch > held.epoch
+                late = encode_items([user_message("late")], store.codec, "ending")
+                with pytest.raises(LeaseLostError):  # the old fence: refused, nothing released
+                    await backend.append_and_release("ending", late, held.fence)
+                assert (await store.lease_holders(["ending"]))["ending"].epoch == other.epoch
+            await session.add_items([user_message("three")])  # after it: unfenced
+        assert [item["content"] for item in await session.get_items()] == ["one", "two", "three"]
+        if records:
+            assert await session.get_record("note") == "two"
+        async with session.lease(wait=False):
+            await session._add_run_items([user_message("four")], records=None, last=False)
+            assert len(await store.lease_holders(["ending"])) == 1  # not the last: still held
 
     @asyncio_test
     async def test_lease_holders_forgets_an_expired_lease(self, store: Any) -> None:
