@@ -442,7 +442,10 @@ def test_a_client_tool_call_keeps_the_lease_to_the_end_of_the_request(
     upstream.add(tool_calls(("weather", {"city": "Oslo"})), reply("Cold."))
     tool = {"type": "function", "name": "weather", "parameters": {"type": "object"}}
     asked = client.responses.create(
-        model="assistant", input="Weather?", conversation=conversation.id, tools=[tool]  # type: ignore[list-item]
+        model="assistant",
+        input="Weather?",
+        conversation=conversation.id,
+        tools=[tool],  # type: ignore[list-item]
     )
     call = asked.output[-1]
     assert call.type == "function_call"
