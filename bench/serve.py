@@ -4,9 +4,11 @@ Two `threadline serve` processes run side by side on one zero-latency upstream (
 process, ``bench/_upstream.py``): one with memory on a SQLite file store (the client names a
 ``conversation``; the server reads the history and stores the turn), one with ``--no-memory``
 (stateless pass-through; the client keeps the transcript and sends all of it each turn, the way
-it must without server-side memory). Each simulated client has its own conversations and plays
-several turns in each, over one keep-alive connection. At each concurrency level (1, 16, 64
-clients) the two sides take turns, the first one alternating from run to run, for
+it must without server-side memory). A third runs memory on the in-process store
+(``memory://``), which separates what memory itself costs from what the SQLite file's threads
+and commits cost. Each simulated client has its own conversations and plays several turns in
+each, over one keep-alive connection. At each concurrency level (1, 16, 64 clients) the sides
+take turns, the order reversing from run to run, for
 ``--runs`` runs; each cell is the median over runs. Requests per second, p50 and p99 latency,
 and the server process's CPU time per request (user + system, from /proc), which says what one
 core serves: each server is one process with one uvicorn worker.
@@ -53,6 +55,9 @@ DATA = HERE / ".data"
 TARGET = 1.3
 MODEL = "assistant"
 SIDES = ("memory", "stateless")
+MEASURED = ("memory", "ram", "stateless")
+"""The sides each run measures: ``ram`` is memory on the in-process store (``memory://``),
+which tells what memory costs apart from the SQLite file's threads and commits."""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -159,7 +164,7 @@ def start_server(side: str, upstream_port: int, work: Path) -> Process:
         "threadline.cli",
         "serve",
         "--store",
-        f"sqlite:///{work / 'serve.db'}",
+        "memory://" if side == "ram" else f"sqlite:///{work / 'serve.db'}",
         "--upstream",
         f"http://127.0.0.1:{upstream_port}/v1",
         "--upstream-key-env",
@@ -198,13 +203,13 @@ async def _client(
         for c in range(conversations):
             conversation_id = None
             transcript: list[dict[str, str]] = []
-            if side == "memory":
+            if side != "stateless":
                 created = await connection.request("POST", "/v1/conversations", {})
                 conversation_id = created["id"]
             for turn in range(turns):
                 question = _question(index, c, turn)
                 body: dict[str, Any] = {"model": MODEL}
-                if side == "memory":
+                if side != "stateless":
                     body |= {"input": question, "conversation": conversation_id}
                 else:
                     transcript.append({"role": "user", "content": question})
@@ -262,7 +267,7 @@ def measure(
     threads_after = thread_cpu_seconds(server.process.pid)
     # conversation creation (memory side) is inside the wall time and the CPU: count it as a
     # request of its own for the rate and the CPU per request
-    calls = len(latencies) + (clients * conversations if side == "memory" else 0)
+    calls = len(latencies) + (clients * conversations if side != "stateless" else 0)
     return {
         "side": side,
         "clients": clients,
@@ -314,13 +319,15 @@ def _median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
-def _paired_ratios(points: list[dict[str, Any]], clients: int, key: str) -> list[float]:
-    """memory ÷ stateless of ``key`` in each run, at ``clients``."""
+def _paired_ratios(
+    points: list[dict[str, Any]], clients: int, key: str, side: str = "memory"
+) -> list[float]:
+    """``side`` ÷ stateless of ``key`` in each run, at ``clients``."""
     ratios = []
     for run in sorted({p["run"] for p in points}):
         pair = {p["side"]: p[key] for p in points if p["clients"] == clients and p["run"] == run}
-        if len(pair) == 2:
-            ratios.append(pair["memory"] / pair["stateless"])
+        if side in pair and "stateless" in pair:
+            ratios.append(pair[side] / pair["stateless"])
     return ratios
 
 
@@ -358,8 +365,10 @@ def summarize(points: list[dict[str, Any]], levels: list[int]) -> list[dict[str,
     rows = []
     for clients in levels:
         row: dict[str, Any] = {"clients": clients}
-        for side in SIDES:
+        for side in MEASURED:
             mine = [p for p in points if p["clients"] == clients and p["side"] == side]
+            if not mine:  # (results saved before the in-process side was measured)
+                continue
             row[side] = {
                 key: _median([p[key] for p in mine])
                 for key in (
@@ -378,6 +387,11 @@ def summarize(points: list[dict[str, Any]], levels: list[int]) -> list[dict[str,
         row["p50_ratios"] = _paired_ratios(points, clients, "p50_ms")
         row["p50_ratio"] = _median(row["p50_ratios"])
         row["p99_ratio"] = row["memory"]["p99_ms"] / row["stateless"]["p99_ms"]
+        if "ram" in row:
+            row["ram_p50_ratio"] = _median(_paired_ratios(points, clients, "p50_ms", "ram"))
+            row["ram_cpu_ratio"] = _median(
+                _paired_ratios(points, clients, "server_cpu_ms_per_call", "ram")
+            )
         row["cpu_ratio"] = _median(_paired_ratios(points, clients, "server_cpu_ms_per_call"))
         row["stalls"] = {
             side: sum(p["stalls"] for p in points if p["clients"] == clients and p["side"] == side)
@@ -390,61 +404,71 @@ def summarize(points: list[dict[str, Any]], levels: list[int]) -> list[dict[str,
 WHERE_THE_TIME_GOES = [
     "## Where the time goes",
     "",
-    "Profiled by hand at git d594bc6 with its `TCP_NODELAY` fix applied (2026-12-02, py-spy, "
-    "strace and per-thread CPU from /proc on the server process, load average 5–9; rerun them "
-    "after changing the server):",
+    "Profiled by hand on 2026-12-03 (load average below 1, git 500b306 and the commit that "
+    "folded the lease's release into the reply's commit; timings of the SQLite engine's jobs "
+    "inside served turns, a thread round-trip microbenchmark, and A/B servers side by side on "
+    "one upstream, 5 interleaved runs of 400 turns at 1 client; rerun them after changing the "
+    "server):",
     "",
     "* Both sides spend most of their CPU in the upstream call: the `openai` client turning the "
-    "request's messages into its wire form (about a quarter of the stateless side's CPU) and "
-    "`httpx`; then Starlette/uvicorn and the request validation. A zero-latency pass-through costs "
-    "6–9 ms of CPU per call, so one core serves about 110–170 calls/s without memory.",
-    "* Memory adds little event-loop CPU at 16 and 64 clients (the event-loop thread's CPU per "
-    "call is about the stateless side's, which parses and re-sends a growing transcript) but "
-    "about 2–3 ms per call at 1 client, where each of the store's five jobs per turn is a "
-    "thread hop of its own (wake-ups, not work: the jobs' own SQL takes 0.04–0.15 ms each, "
-    "timed inside the writer thread); it adds the SQLite threads (1.4–2.7 ms per call, least "
-    "when writes from many clients are grouped) and two commits per turn (the user's input "
-    "before the model is called, fsynced by the writer thread while the model works; the "
-    "reply and the response record after it, answered once on disk).",
-    "* On this machine the p50 ratio swings from run to run (see the per-run ratios above) far "
-    "more than the CPU ratio does: with the load average above the core count, a point's p50 is "
-    "mostly how long the server waited for a core while it ran.",
-    "* The memory side's stalls are those commits waiting for the disk: on this shared virtual "
+    "request's messages into its wire form (`_async_transform_recursive`, about a quarter of "
+    "the CPU on both sides) and `httpx`; then Starlette/uvicorn and the request validation. A "
+    "zero-latency pass-through costs 3.3–4 ms of CPU per call on a quiet day (6–9 ms on "
+    "2026-12-02 at load average 5–9), so one core serves 250–300 calls/s without memory.",
+    "* Memory itself costs little: on the in-process store (the table under the results) a "
+    "served turn is within a few percent of the pass-through, and below it at 16 and 64 "
+    "clients (where the stateless client re-sends a growing transcript). The gap is the SQLite "
+    "file store's: each of its jobs is a round trip to a SQLite thread, which costs more than "
+    "the job's SQL. On this VM awaiting a no-op job on a thread costs 110–125 µs of CPU "
+    "(`asyncio.to_thread` the same), a job with a NORMAL commit about 115 µs, with a FULL "
+    "commit (its fsync) 165 µs of CPU and 0.3 ms of wall time. Inside a served turn at 1 "
+    "client the jobs took, at the median (wall, of which SQL): lease and conversation lookup "
+    "0.24 ms (0.03), the run's start read 0.32 ms (0.14), the input commit 0.22 ms (0.04), "
+    "the reply's commit with its fsync 0.68 ms (0.06), the lease's release 0.18 ms (0.01); "
+    "the input's fsync, made by the writer thread while the upstream works, 2.1 ms of wall "
+    "time there (the writer waits for a core the upstream call keeps busy; alone it is "
+    "0.2 ms).",
+    "* Since 2026-12-03 the lease's release rides in the reply's commit "
+    "(`StoreBackend.append_and_release`, one SQLite job): A/B against the commit before it, "
+    "p50 5.69 → 5.52 ms at 1 client (ratio 1.61 → 1.54 beside a 3.53 ms pass-through), CPU "
+    "5.57 → 5.35 ms per call.",
+    "* Tried and not kept (A/B hacks, same method): folding the run's start read into the "
+    "lease's job too gave 5.21 ms (1.51×, the unchanged server 1.64× in that run); on top of "
+    "that, answering before the reply's fsync (committed like the input, fsynced right after) "
+    "gave 4.87 ms (1.44×). So even three store jobs a turn and no fsync before the answer "
+    "leave memory at about 1.45× of a 3.4 ms pass-through at 1 client.",
+    "* On a loaded machine the p50 ratio swings from run to run (see the per-run ratios above) "
+    "far more than the CPU ratio does: with the load average above the core count, a point's "
+    "p50 is mostly how long the server waited for a core while it ran.",
+    "* The memory side's stalls are its commits waiting for the disk: on this shared virtual "
     "disk `fdatasync` took 0.6 ms at the median but 188 ms at p99 and up to 440 ms while other "
-    "jobs wrote (1,329 calls at 1 and 64 clients). The stateless side touches no disk.",
+    "jobs wrote (2026-12-02, 1,329 calls at 1 and 64 clients). The stateless side touches no "
+    "disk.",
     "* The scripted upstream is not the bottleneck (the line above); `bench/_upstream.py` replaces "
     "`ScriptedServer` because the latter stalls past a handful of concurrent connections.",
     "",
     "Store operations per served turn (SQLite engine jobs; pinned by "
-    "`tests/server/test_responses.py::test_a_served_turn_is_one_lease_job_one_read_two_commits_"
-    "one_release`, the library run's share by `tests/run/test_store_operations.py`): the lease "
-    "acquire, which also finds the conversation (its 404) and its item count in the same "
-    "transaction (`lease_acquire_existing`; bookkeeping, no fsync; until 2026-12-02 a "
-    "`session_info` read of its own before the lease), **one** read for the run's start (the usage record that calibrates the token "
-    "budget, the pending-run record, the compaction summary and the window, in one snapshot; "
-    "three reads before that commit: `bench/_store_turn.py` run on it and on its parent in three "
-    "alternating pairs, load average 1.6, gave a store share of a library turn of 2.73 ms "
-    "against 3.66 ms at the median), the input commit (committed before the upstream is "
-    "called, its fsync made by the writer thread right after, while the upstream works, and "
-    'before the writer takes another write: `durable="soon"`; until 2026-12-02 it waited for '
-    "its own fsync), the reply's durable commit, the lease release. Profiled with "
-    "cProfile on the event-loop thread at 1 client (360 turns a side, 2026-12-02, load average "
-    "3–5): the memory side's event-loop CPU is no higher than the stateless side's (which parses "
-    'and re-sends a growing transcript); what memory adds is the SQLite threads (the "other threads" '
-    "column above, 1.1–1.8 ms per call in the runs of that day, fsync's system time included) "
-    "and the wait for the store's jobs (the floor line above).",
+    "`tests/server/test_responses.py::test_a_served_turn_is_a_lease_job_a_read_and_two_commits_"
+    "the_last_ending_the_lease`, the library run's share by "
+    "`tests/run/test_store_operations.py`): the lease acquire, which also finds the "
+    "conversation (its 404) and its item count in the same transaction "
+    "(`lease_acquire_existing`; bookkeeping, no fsync), **one** read for the run's start (the "
+    "usage record that calibrates the token budget, the pending-run record, the compaction "
+    "summary and the window, in one snapshot), the input commit (committed before the "
+    "upstream is called, its fsync made by the writer thread right after, while the upstream "
+    'works, and before the writer takes another write: `durable="soon"`), and the reply\'s '
+    "durable commit, which also carries the response record and releases the lease "
+    "(`append_and_release`; until 2026-12-03 the release was a fifth job).",
     "",
-    "What would reach 1.3×: at 1 client a served turn still waits for five store jobs in a row "
-    "(lease, start read, input commit, reply commit with its fsync, release), each a round trip "
-    "to a SQLite thread; the two left to fold are the start read into the lease's job (the "
-    "runner would hand its window plan to the lease acquire) and the release into the reply's "
-    "commit (the runner would have to know that a write is the turn's last one, which the "
-    "server's record of the response can follow); releasing without waiting for it would let "
-    "a client's next request reach another process before the release and get a 409, so it "
-    "is not done. At 16 and 64 clients the server's one core is saturated and the p50 follows "
-    "CPU per turn (memory: event loop + SQLite threads + the untimed conversation creation, "
-    "one per 8 turns), so the same folds (fewer hops and commits per turn) are what would "
-    "bring the memory side's CPU per timed turn within 1.3× of the pass-through's.",
+    "What would reach 1.3×: at 1 client the bar leaves memory about 1 ms a turn beside a "
+    "3.4 ms pass-through, less than the four thread round trips of the SQLite store with its "
+    "fsync before the answer (about 1.4 ms at their medians, above). The measured upper "
+    "bounds of the remaining folds (1.51× and 1.44×, above) say that folding alone does not "
+    "get there; it would take a store whose jobs cost no thread round trip (reads of a WAL "
+    "file on the event-loop thread, and a writer that is not a Python thread), or a bar "
+    "stated against a nonzero upstream latency or as time added per turn. At 16 and 64 "
+    "clients the server's one core is saturated and the p50 follows CPU per turn, where the "
+    "same round trips (CPU on both threads) are the difference.",
 ]
 """The profile behind the numbers (measured by hand; not rerun by this script)."""
 
@@ -505,14 +529,44 @@ def _floor(record: dict[str, Any]) -> list[str]:
         "The floor at 1 client: a library turn (`Runner.run` on a zero-latency model, "
         "`bench/_store_turn.py`, once per run) takes "
         f"{added:.2f} ms longer with a SQLite file session than without (median over runs), "
-        f"the store's jobs being {shown} at their medians. A served turn with memory pays at "
-        "least that (its lease job also finds the conversation and counts it) on top of the "
-        "pass-through, "
-        f"so at 1 client the ratio is at least ({stateless:.2f} + {added:.2f}) / {stateless:.2f} "
+        f"the store's jobs being {shown} at their medians. A served turn makes the same jobs "
+        "but one (its lease job also finds the conversation and counts it, and its lease's "
+        "release rides in the reply's commit) on top of the pass-through, so at 1 client the "
+        f"ratio is about ({stateless:.2f} + {added:.2f}) / {stateless:.2f} "
         f"= **{floor:.2f}×** here; {TARGET}× needs the store's share of a turn within "
         f"{(TARGET - 1) * stateless:.2f} ms.",
         "",
     ]
+
+
+def _in_process(rows: list[dict[str, Any]]) -> list[str]:
+    """Memory on the in-process store beside memory on the SQLite file."""
+    if not all("ram" in row for row in rows):
+        return []
+    lines = [
+        "Where memory's cost lies: the same memory server on the in-process store "
+        "(`memory://`) against the SQLite file, each beside the stateless side of its run:",
+        "",
+        "| clients | SQLite file p50 ms | ratio | CPU ms per call | in-process store p50 ms "
+        "| ratio | CPU ms per call | stateless CPU ms per call |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        mem, ram, st = row["memory"], row["ram"], row["stateless"]
+        lines.append(
+            f"| {row['clients']} | {mem['p50_ms']:.2f} | {row['p50_ratio']:.2f} "
+            f"| {mem['server_cpu_ms_per_call']:.2f} | {ram['p50_ms']:.2f} "
+            f"| {row['ram_p50_ratio']:.2f} | {ram['server_cpu_ms_per_call']:.2f} "
+            f"| {st['server_cpu_ms_per_call']:.2f} |"
+        )
+    lines += [
+        "",
+        "What the server and the runner do for memory (read the window, store the turn, keep "
+        "the response record) is the in-process column; the rest of the SQLite column is the "
+        "file store's: its thread round trips and its commits.",
+        "",
+    ]
+    return lines
 
 
 def render(record: dict[str, Any]) -> str:
@@ -556,10 +610,13 @@ def render(record: dict[str, Any]) -> str:
         "`conversation`; the server reads the history, calls the upstream, stores the turn.",
         "* **stateless**: the same server with `--no-memory`. The client keeps the transcript and "
         "sends all of it as `input` each turn, as a client without server-side memory must.",
+        "* **in-process store** (below the results, to tell where memory's cost lies): memory "
+        "as above on `--store memory://`, whose history lives in the server process (no "
+        "threads, no file, no commits).",
         "",
-        "The two servers run side by side for the whole run; at each level the sides take turns, "
-        "the first alternating from run to run. Each cell is the median over runs; the ratio is "
-        "the median of each run's memory p50 ÷ stateless p50.",
+        "The servers run side by side for the whole run; at each level the sides take turns, "
+        "the order reversing from run to run. Each cell is the median over runs; a ratio is "
+        "the median of each run's p50 ÷ the stateless p50 of the same run.",
         "",
         "## Results",
         "",
@@ -587,6 +644,7 @@ def render(record: dict[str, Any]) -> str:
             + "."
         ),
         "",
+        *_in_process(rows),
         *_floor(record),
         "Stalls (requests slower than 5× the p50 of their own point), all runs: "
         + "; ".join(
@@ -718,16 +776,16 @@ def main() -> int:
                     scripted_alone = measure_upstream(scripted.port, 64, 1000)
                 finally:
                     scripted.stop()
-            for side in SIDES:
+            for side in MEASURED:
                 servers[side] = start_server(side, upstream.port, work)
-            for side in SIDES:  # warm-up: imports, connections, the store's first write
+            for side in MEASURED:  # warm-up: imports, connections, the store's first write
                 measure(servers[side], side, 4, args.turns, 32)
             store_turns = []
             points = []
             for run in range(args.runs):
                 store_turns.append(store_turn(work / f"store-turn-{run}"))
                 for index, clients in enumerate(levels):
-                    order = SIDES if (run + index) % 2 == 0 else SIDES[::-1]
+                    order = MEASURED if (run + index) % 2 == 0 else MEASURED[::-1]
                     for side in order:
                         point = measure(servers[side], side, clients, args.turns, args.requests)
                         point["run"] = run
