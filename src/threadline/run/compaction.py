@@ -567,6 +567,11 @@ def _register_exit_hook() -> None:
     if _exit_hook:
         return
     _exit_hook = True
+    # the thread pools' own hook (registered when concurrent.futures.thread is first
+    # imported) must come before ours, so that ours runs first: import it now, in case no
+    # pool was made yet (a store whose reads so far all ran on its writer thread)
+    import concurrent.futures.thread  # noqa: F401
+
     register = getattr(threading, "_register_atexit", None)
     try:
         if register is None:
