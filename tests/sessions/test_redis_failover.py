@@ -318,8 +318,15 @@ async def _die_before_replicating(
     (session_id,) = _ids_on(cluster, victim, 1, "lost-")
     store = RedisStore(cluster.url + query, prefix=PREFIX)
     replica = cluster.replica_of(victim)
+    # turns not under test (the first, and the last through the new master) wait up to 5 s
+    # for their replica: on a loaded machine one may take longer than 200 ms to confirm
+    patient = query.replace("=200", "=5000")
     try:
-        acked = await _turns(store, session_id, 0, 1)
+        first = RedisStore(cluster.url + patient, prefix=PREFIX)
+        try:
+            acked = await _turns(first, session_id, 0, 1)
+        finally:
+            await first.aclose()
         await asyncio.to_thread(cluster.wait_replicated, victim)
         # frozen (SIGSTOP), then its link closed by the master: it cannot reconnect, and
         # nothing the master writes now reaches it (not even through socket buffers)
@@ -334,9 +341,8 @@ async def _die_before_replicating(
         await asyncio.to_thread(cluster.wait_master, replica)
         cluster.restart(victim)
         await asyncio.to_thread(cluster.wait_healthy)
-        # through the new master, confirmed by the old one (a new replica on a loaded
-        # machine may take longer than 200 ms to answer its first WAIT)
-        late = RedisStore(cluster.url + query.replace("=200", "=5000"), prefix=PREFIX)
+        # through the new master, confirmed by the old one (its new replica)
+        late = RedisStore(cluster.url + patient, prefix=PREFIX)
         try:
             acked += await _turns(late, session_id, 6, 1)
         finally:
