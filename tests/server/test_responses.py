@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -375,7 +376,7 @@ def test_a_conversation_on_a_store_without_the_one_job_lease_still_counts_and_40
         client.responses.create(model="assistant", input="x", conversation="conv_nope")
 
 
-def test_a_served_turn_is_a_lease_job_a_read_and_two_commits_the_last_ending_the_lease(
+def test_a_served_turn_is_a_lease_and_read_job_and_two_commits_the_last_ending_the_lease(
     serve: Callable[..., Served],
     upstream: ScriptedServer,
     monkeypatch: pytest.MonkeyPatch,
@@ -392,8 +393,8 @@ def test_a_served_turn_is_a_lease_job_a_read_and_two_commits_the_last_ending_the
         log.clear()
         client.responses.create(model="assistant", input=text, conversation=conversation.id)
         assert log == [
-            ("False", "acquire_lease_existing"),  # the 404 check and the count come with it
-            ("read", "records_and_window_after_record"),
+            # the run's lease (the 404 check and the count come with it) and its start read
+            ("False", "acquire_lease_and_read"),
             ("soon", "add"),  # the input, before the upstream is called
             ("True", "add_and_release"),  # the reply, the response record, the lease's end
         ]
@@ -422,7 +423,8 @@ def test_only_the_step_that_ends_a_served_run_ends_its_lease(
     upstream.add(tool_calls(("add", {"a": 2, "b": 3})), reply("5"), reply("Still 5."))
     answer = client.responses.create(model="calc", input="2+3?", conversation=conversation.id)
     assert answer.output_text == "5"
-    assert log[2:] == [
+    assert log == [
+        ("False", "acquire_lease_and_read"),
         ("soon", "add"),
         ("True", "add"),  # the call and its output: the run goes on, under its lease
         ("True", "add_and_release"),
@@ -449,8 +451,16 @@ def test_a_client_tool_call_keeps_the_lease_to_the_end_of_the_request(
     )
     call = asked.output[-1]
     assert call.type == "function_call"
-    # the step waiting for the client is stored at the end, then the lease is released
-    assert [job for _, job in log[-2:]] == ["add", "release_lease"]
+    # the request holds the lease (a client tool may stop the run): the step waiting for
+    # the client is stored after the run, under it, then the lease is released
+    assert log == [
+        ("False", "acquire_lease_existing"),
+        ("read", "records_and_window_after_record"),
+        ("soon", "add"),  # the input
+        ("True", "put_records"),  # the run's pending-run record, as it stops
+        ("True", "add"),  # the step waiting for the client, dropping that record
+        ("False", "release_lease"),
+    ]
     done = client.responses.create(
         model="assistant",
         conversation=conversation.id,
@@ -458,3 +468,34 @@ def test_a_client_tool_call_keeps_the_lease_to_the_end_of_the_request(
         tools=[tool],  # type: ignore[list-item]
     )
     assert done.output_text == "Cold."
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_conversation_leased_elsewhere_is_a_409_before_anything_is_sent(
+    serve: Callable[..., Served], upstream: ScriptedServer, store_url: str, stream: bool
+) -> None:
+    import threading
+
+    client = serve().client()
+    conversation = client.conversations.create()
+    held, done = threading.Event(), threading.Event()
+
+    async def hold() -> None:  # another store object on the file: as another process would
+        async with open_store(store_url) as store, store.session(conversation.id).lease():
+            held.set()
+            await asyncio.to_thread(done.wait)
+
+    holder = threading.Thread(target=lambda: run(hold()))
+    holder.start()
+    try:
+        assert held.wait(10)
+        with pytest.raises(openai.ConflictError) as caught:
+            client.responses.create(
+                model="assistant", input="x", conversation=conversation.id, stream=stream
+            )
+        assert caught.value.code == "conversation_busy"
+    finally:
+        done.set()
+        holder.join()
+    assert upstream.requests == []
+    assert client.conversations.items.list(conversation.id).data == []

@@ -186,7 +186,9 @@ async def run_agent(
         with span(
             "run", config.workflow_name, disabled=config.tracing_disabled, agent=agent.name
         ) as run_span:
-            async with session_memory(session, config, run.context) as memory:
+            async with session_memory(
+                session, config, run.context, starts_with_read=resume is None
+            ) as memory:
                 run.memory = memory
                 if resume is not None:
                     await _start_resumed(run, resume)

@@ -25,7 +25,7 @@ from ..sessions._usage import USAGE_KEY, UsageLedger, calibrated_budget, calibra
 from ..sessions._window import window_of_items
 from ..sessions.base import SessionSettings, capabilities_of
 from ..sessions.codec import estimate_tokens
-from ..sessions.lease import declared_parameters, writer_lease
+from ..sessions.lease import declared_parameters, held_lease, writer_lease
 from ..sessions.pending import PENDING_RUN_RECORD
 from ..usage import Usage
 from .config import RunConfig, SessionInputCallback
@@ -88,9 +88,28 @@ class SessionMemory:
         """The new input :meth:`start` was given (``None`` in a resumed run)."""
         self.saved = 0
         """Items this run appended so far: the newest ``saved`` stored items are the run's."""
+        self._deferred: _DeferredLease | None = None
+        """The run's lease, when :func:`session_memory` left it to the start read to take
+        (with the read, in one store operation); taken by whatever touches the session
+        first."""
+
+    async def _settle(self) -> None:
+        """Take the run's lease now if it was left to the start read (a path that does not
+        make that read)."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            await deferred.stack.enter_async_context(
+                writer_lease(
+                    self.session,
+                    wait=deferred.wait,
+                    timeout=math.inf if deferred.timeout is None else deferred.timeout,
+                    ttl=deferred.ttl,
+                )
+            )
 
     async def token_budget(self) -> int | None:
         """The window's ``max_tokens`` in estimated tokens, calibrated for this session."""
+        await self._settle()
         session, context = self.session, self._context
         if (
             self.usage is None
@@ -123,6 +142,7 @@ class SessionMemory:
     async def window(self, limit: int | None, max_tokens: int | None) -> list[Item]:
         """The newest stored items within ``limit`` items and ``max_tokens`` estimated tokens,
         repaired so that they are valid to send (no calibration: the budget is as given)."""
+        await self._settle()
         get_window = getattr(self.session, "get_window", None)
         extra = self._extra
         if callable(get_window) and (not extra or _declares_wrapper(get_window)):
@@ -192,7 +212,15 @@ class SessionMemory:
             return chosen[0]
 
         keys = (USAGE_KEY, PENDING_RUN_RECORD)
-        history, values, count = await session._window_and_records(keys, budget)
+        deferred, self._deferred = self._deferred, None
+        if deferred is None:
+            history, values, count = await session._window_and_records(keys, budget)
+        else:  # the run's lease and this read: one store operation
+            _, (history, values, count) = await deferred.stack.enter_async_context(
+                session._lease_and_start(
+                    deferred.wait, deferred.timeout, deferred.ttl, keys, budget
+                )
+            )
         if refuse is not None:
             refuse(values.get(PENDING_RUN_RECORD))
         if context is not None and self.usage is None:
@@ -231,6 +259,7 @@ class SessionMemory:
         return combined
 
     async def _check(self, refuse: Callable[[Any], None]) -> None:
+        await self._settle()
         refuse(await self.session.get_record(PENDING_RUN_RECORD))
 
     async def merge(self, history: list[Item], new_items: list[Item]) -> list[Item]:
@@ -263,6 +292,7 @@ class SessionMemory:
         the next step's write is acknowledged; see ``StoreBackend.append_input``). ``last``:
         the step that ends the run (a threadline store session may end the lease it holds
         in the same transaction; see ``StoreSession._last_write_ends_lease``)."""
+        await self._settle()
         batch: dict[str, Any] = {}
         if (items or records) and self.usage is not None and self._context is not None:
             # the run's usage so far rides with the step (or the pending run), in its transaction
@@ -349,11 +379,15 @@ def _hold(session: Any) -> Any:
 
 @asynccontextmanager
 async def session_memory(
-    session: Any, config: RunConfig, context: Any = None
+    session: Any, config: RunConfig, context: Any = None, *, starts_with_read: bool = False
 ) -> AsyncIterator[SessionMemory | None]:
     """Hold the session's writer lease for the whole run; yields ``None`` without a session.
 
     ``context`` is the run's context wrapper, passed to sessions that ask for it.
+    ``starts_with_read``: the run's first use of the session is :meth:`SessionMemory.start`
+    (a new run); on a threadline store session that holds no lease yet the lease is then
+    taken by that start read, with it, in one store operation (before it, nothing of the
+    run touches the session).
     """
     if session is None:
         yield None
@@ -370,10 +404,37 @@ async def session_memory(
     # run set it.
     timeout = settings.effective_timeout
     with _hold(session):
+        memory = SessionMemory(session, settings, config.session_input_callback, context)
+        if starts_with_read and memory._reads_once() and not _leased(session):
+            async with contextlib.AsyncExitStack() as stack:
+                memory._deferred = _DeferredLease(
+                    stack, settings.effective_wait, timeout, settings.effective_ttl
+                )
+                yield memory
+            return
         async with writer_lease(
             session,
             wait=settings.effective_wait,
             timeout=math.inf if timeout is None else timeout,
             ttl=settings.effective_ttl,
         ):
-            yield SessionMemory(session, settings, config.session_input_callback, context)
+            yield memory
+
+
+def _leased(session: StoreSession) -> bool:
+    """Whether this task already holds a lease on ``session`` (a run then joins it)."""
+    return held_lease(session.store, session.session_id) is not None
+
+
+class _DeferredLease:
+    """A run's lease left to its start read: the block's exit stack, and how to take it."""
+
+    __slots__ = ("stack", "timeout", "ttl", "wait")
+
+    def __init__(
+        self, stack: contextlib.AsyncExitStack, wait: bool, timeout: float | None, ttl: float
+    ) -> None:
+        self.stack = stack
+        self.wait = wait
+        self.timeout = timeout  # None: no bound
+        self.ttl = ttl

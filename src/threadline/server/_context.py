@@ -21,6 +21,7 @@ from starlette.routing import Route
 from ..errors import UserError
 from ..items import Item
 from ..sessions._handle import StoreSession
+from ..sessions.base import SessionInfo
 from ..sessions.codec import check_session_id
 from ..sessions.lease import held_lease
 from ._agents import ServedAgents
@@ -65,11 +66,43 @@ class ServerSession(StoreSession):
     step): a response record rides with the step that completes it, in one transaction."""
     input_ids: frozenset[str]
 
+    run_lease_wait: float | None
+    """Set when the run takes the request's lease itself, with its start read (one store
+    job): how long the request waits for a busy conversation (0: a 409 at once); the lease
+    is then taken only on a conversation that exists (else :class:`NoSuchSession`)."""
+    lease_info: SessionInfo | None
+    """The conversation as the run's lease found it (with ``run_lease_wait``)."""
+
     def _bound(self) -> None:
         self.readonly = False
         self.written = []
         self.step_records = None
         self.input_ids = frozenset()
+        self.run_lease_wait = None
+        self.lease_info = None
+
+    def _run_lease(self, wait: bool, timeout: float | None) -> tuple[bool, float | None, bool]:
+        if self.run_lease_wait is None:
+            return wait, timeout, False
+        request_wait = self.run_lease_wait
+        return request_wait > 0, request_wait if request_wait > 0 else None, True
+
+    @asynccontextmanager
+    async def _lease_and_start(
+        self,
+        wait: bool,
+        timeout: float | None,
+        ttl: float | None,
+        keys: Any,
+        budget: Any,
+    ) -> AsyncIterator[Any]:
+        if self.readonly:  # no lease, nothing written
+            yield None, await self._window_and_records(keys, budget)
+            return
+        async with super()._lease_and_start(wait, timeout, ttl, keys, budget) as found:
+            lease = found[0]
+            self.lease_info = None if lease is None else lease.info
+            yield found
 
     _last_write_ends_lease = True  # a request writes nothing under its lease after the run
 

@@ -33,7 +33,7 @@ from ._context import ServerSession
 from ._errors import bad_request
 from ._ids import stamp_id
 
-__all__ = ["Turn", "TurnOutcome", "check_answers", "run_turn"]
+__all__ = ["ANSWER_KINDS", "Turn", "TurnOutcome", "check_answers", "run_turn"]
 
 MAX_TURNS = 10
 """Model calls one request may make (server-side tool rounds included)."""
@@ -76,6 +76,8 @@ def _answers_end(items: list[Item]) -> int:
 
 
 _ANSWERS = {"function_call_output": "function_call", "custom_tool_call_output": "custom_tool_call"}
+ANSWER_KINDS = frozenset(_ANSWERS)
+"""Input item types that answer a tool call (written before the run, see :func:`run_turn`)."""
 _RECENT = 1000
 """Stored items searched first for the calls an input answers (the whole history after)."""
 

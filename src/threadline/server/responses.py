@@ -60,7 +60,7 @@ from ._items import api_item, input_items, metadata_of
 from ._limits import read_json
 from ._openapi import check_body
 from ._sse import ResponseEvents, encode_event
-from ._turn import Turn, TurnOutcome, run_turn
+from ._turn import ANSWER_KINDS, Turn, TurnOutcome, run_turn
 
 __all__ = ["RESPONSE_RECORD_PREFIX", "routes", "usage_object"]
 
@@ -256,6 +256,13 @@ class _Placed:
     check_exists: bool = False
     """The conversation's existence and ``count`` are still to be read: with its lease."""
 
+    def counted(self) -> int:
+        """The item count before the response (read with the lease when the run took it)."""
+        info = None if self.session is None else self.session.lease_info
+        if self.check_exists and info is not None:
+            self.count, self.check_exists = info.item_count, False
+        return self.count
+
 
 def _response_object(
     parsed: _Request,
@@ -437,7 +444,7 @@ class _Recorder(RunHooks[Any]):
 
     def _record(self, response: dict[str, Any]) -> dict[str, Any]:
         parsed = self.parsed
-        end = self.placed.count + len(parsed.input) + len(self.output)
+        end = self.placed.counted() + len(parsed.input) + len(self.output)
         last = self.output[-1]["id"] if self.output else None
         if last is None and parsed.input:
             last = parsed.input[-1]["id"]
@@ -486,6 +493,17 @@ async def _in_session(
     session = placed.session
     if session is None or session.readonly:
         return await body(placed)
+    if placed.check_exists and not parsed.tools and not _answers(parsed):
+        # nothing to write before the run nor after it (no client tool can stop it): its
+        # lease is the request's, taken (only on a conversation that exists, counted with
+        # it) by its start read, in one store job
+        session.run_lease_wait = wait
+        try:
+            return await body(placed)
+        except NoSuchSession as missing:
+            if missing.session_id != session.session_id:
+                raise
+            raise _no_conversation(str(placed.visible_id)) from None
     chain_wait = context.limits.max_lease_wait if placed.chain_head is not None else wait
     try:
         async with writer(session, chain_wait, existing=placed.check_exists) as lease:
@@ -494,6 +512,12 @@ async def _in_session(
             return await _under_lease(context, tenant, parsed, placed, body)
     except NoSuchSession:  # (only the lease above raises it)
         raise _no_conversation(str(placed.visible_id)) from None
+
+
+def _answers(parsed: _Request) -> bool:
+    """Whether the input answers client-side tool calls (written, and checked against the
+    stored calls, before the run)."""
+    return any(item.get("type") in ANSWER_KINDS for item in parsed.input)
 
 
 async def _count(context: ServerContext, placed: _Placed, lease: Any) -> None:

@@ -22,6 +22,7 @@ from ._retention import RetentionMixin
 from ._summary import (
     forget_summary,
     forget_summary_if_cut,
+    start_read_plan,
     summary_window,
     summary_window_and_records,
 )
@@ -40,7 +41,7 @@ from .pending import PENDING_RUN_RECORD, PendingRun, read_pending_run
 
 if TYPE_CHECKING:
     from ._base_store import Store
-    from .backend import LeaseHolder
+    from .backend import LeaseHolder, ReadPlan
 
 __all__ = ["StoreSession"]
 
@@ -241,14 +242,45 @@ class StoreSession(MetadataMixin, LineageMixin, RetentionMixin, UsageMixin):
         reader thread (see :func:`~threadline.sessions._summary.summary_window_and_records`).
         The store must keep records.
         """
+        return await summary_window_and_records(self, *self._start_args(keys, budget))
+
+    def _start_args(
+        self,
+        keys: Sequence[str],
+        budget: Callable[[Mapping[str, Any]], tuple[int | None, int | None]],
+    ) -> tuple[list[str], Callable[[Mapping[str, Any]], tuple[int | None, int | None]]]:
         self._records_store()
-        keys = [check_record_key(key) for key in keys]
+        checked_keys = [check_record_key(key) for key in keys]
 
         def checked(values: Mapping[str, Any]) -> tuple[int | None, int | None]:
             max_items, max_tokens = budget(values)
             return check_count(max_items, "max_items"), check_count(max_tokens, "max_tokens")
 
-        return await summary_window_and_records(self, keys, checked)
+        return checked_keys, checked
+
+    @asynccontextmanager
+    async def _lease_and_start(
+        self,
+        wait: bool,
+        timeout: float | None,
+        ttl: float | None,
+        keys: Sequence[str],
+        budget: Callable[[Mapping[str, Any]], tuple[int | None, int | None]],
+    ) -> AsyncIterator[tuple[Lease | None, tuple[list[Item], dict[str, Any], int]]]:
+        """A run's lease and its start (:meth:`_window_and_records`) as one store operation
+        where the backend can (:meth:`~threadline.sessions.backend.StoreBackend.lease_acquire_and_read`):
+        the lease is held for the block, which gets it and the start read under it."""
+        wait, timeout, existing = self._run_lease(wait, timeout)
+        plan, finish = start_read_plan(self, *self._start_args(keys, budget))
+        async with self._fenced_lease(wait, timeout, ttl, existing=existing, read=plan) as held:
+            assert held.start is not None
+            yield held, await finish(held.start)
+
+    def _run_lease(self, wait: bool, timeout: float | None) -> tuple[bool, float | None, bool]:
+        """How a run takes its lease with its start read: ``(wait, timeout, existing)``; a
+        subclass may put its own terms in (the server: the request's wait, and only on a
+        conversation that exists)."""
+        return wait, timeout, False
 
     async def pop_turn(self) -> list[Item]:
         """Remove and return the newest user message and everything after it."""
@@ -446,10 +478,16 @@ class StoreSession(MetadataMixin, LineageMixin, RetentionMixin, UsageMixin):
 
     @asynccontextmanager
     async def _fenced_lease(
-        self, wait: bool, timeout: float | None, ttl: float | None, *, existing: bool
+        self,
+        wait: bool,
+        timeout: float | None,
+        ttl: float | None,
+        *,
+        existing: bool,
+        read: ReadPlan | None = None,
     ) -> AsyncIterator[Lease]:
-        """:meth:`lease` (``existing``: only on a session that exists, see
-        :func:`~threadline.sessions.lease.fenced_lease`)."""
+        """:meth:`lease` (``existing``: only on a session that exists; ``read``: made as the
+        lease is granted; see :func:`~threadline.sessions.lease.fenced_lease`)."""
         store = self._usable()
         if ttl is None:
             ttl = self.session_settings.effective_ttl
@@ -462,5 +500,6 @@ class StoreSession(MetadataMixin, LineageMixin, RetentionMixin, UsageMixin):
             timeout=timeout,
             ttl=ttl,
             existing=existing,
+            read=read,
         ) as held:
             yield held

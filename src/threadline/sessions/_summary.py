@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SessionError
 from ..items import Item
-from .backend import Fence, Payload, TailWindow
+from .backend import Fence, Payload, ReadPlan, StartRead, TailWindow
 from .codec import decode_record, estimate_tokens
 
 if TYPE_CHECKING:
@@ -269,19 +269,20 @@ async def summary_window(
     return await _with_summary(store, session_id, read, found, max_items, max_tokens)
 
 
-async def summary_window_and_records(
+StartFinish = Callable[[StartRead], Awaitable[tuple[list[Item], dict[str, Any], int]]]
+"""Turns a run's start read into ``(window, values, count)`` (see :func:`start_read_plan`)."""
+
+
+def start_read_plan(
     session: StoreSession,
     keys: Sequence[str],
     budget: Callable[[Mapping[str, Any]], tuple[int | None, int | None]],
-) -> tuple[list[Item], dict[str, Any], int]:
-    """The window (as :func:`summary_window`), the values of the session records ``keys``
-    and the session's item count, in one read of the store (the session must keep records).
-
-    ``budget`` turns the values found (``{key: value}``, decoded; missing keys absent) into
-    the window's ``(max_items, max_tokens)``; it may run on a reader thread, so it must be
-    pure and fast. A budget of 0 items or 0 tokens gives an empty window. Returns the window,
-    the values and the count.
-    """
+) -> tuple[ReadPlan, StartFinish]:
+    """The read of :func:`summary_window_and_records` as a plan for the backend and the step
+    that finishes it: ``finish(read)`` gives the window, the values and the count (it may
+    read the window again when the summary's range changed under the read). The plan may be
+    read on its own (:func:`summary_window_and_records`) or as a lease is granted
+    (:meth:`~threadline.sessions.backend.StoreBackend.lease_acquire_and_read`)."""
     store = session._usable()
     session_id = session.session_id
     found: list[Summary] = []
@@ -299,14 +300,35 @@ async def summary_window_and_records(
         chosen[:] = [budget(decoded)]
         return chosen[0]
 
-    _, _, read, count = await store._backend.records_and_window_after_record(
-        session_id, keys, SUMMARY_RECORD, plan, start_for
+    async def finish(read: StartRead) -> tuple[list[Item], dict[str, Any], int]:
+        _, _, window, count = read
+        max_items, max_tokens = chosen[0]
+        if max_items == 0 or max_tokens == 0:
+            return [], values, count
+        items = await _with_summary(store, session_id, window, found, max_items, max_tokens)
+        return items, values, count
+
+    return ReadPlan(list(keys), SUMMARY_RECORD, plan, start_for), finish
+
+
+async def summary_window_and_records(
+    session: StoreSession,
+    keys: Sequence[str],
+    budget: Callable[[Mapping[str, Any]], tuple[int | None, int | None]],
+) -> tuple[list[Item], dict[str, Any], int]:
+    """The window (as :func:`summary_window`), the values of the session records ``keys``
+    and the session's item count, in one read of the store (the session must keep records).
+
+    ``budget`` turns the values found (``{key: value}``, decoded; missing keys absent) into
+    the window's ``(max_items, max_tokens)``; it may run on a reader thread, so it must be
+    pure and fast. A budget of 0 items or 0 tokens gives an empty window. Returns the window,
+    the values and the count.
+    """
+    plan, finish = start_read_plan(session, keys, budget)
+    read = await session._usable()._backend.records_and_window_after_record(
+        session.session_id, plan.keys, plan.key, plan.budget, plan.start_for
     )
-    max_items, max_tokens = chosen[0]
-    if max_items == 0 or max_tokens == 0:
-        return [], values, count
-    items = await _with_summary(store, session_id, read, found, max_items, max_tokens)
-    return items, values, count
+    return await finish(read)
 
 
 async def forget_summary(store: Store, session_id: str, fence: Fence | None) -> None:

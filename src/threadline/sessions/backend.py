@@ -38,8 +38,10 @@ __all__ = [
     "LeaseHolder",
     "PairingSummary",
     "Payload",
+    "ReadPlan",
     "SearchHit",
     "SessionPage",
+    "StartRead",
     "StoreBackend",
     "StoreStats",
     "TailWindow",
@@ -207,6 +209,24 @@ class TailWindow:
     anchor: Item | None
     items: list[Item]
     tail_tokens: int
+
+
+StartRead = tuple[dict[str, Payload], Payload | None, list[Item] | TailWindow, int]
+"""What :meth:`StoreBackend.records_and_window_after_record` returns."""
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """The arguments of one :meth:`StoreBackend.records_and_window_after_record` read after
+    the session id (a run's start), to be made under a lease as it is granted
+    (:meth:`StoreBackend.lease_acquire_and_read`)."""
+
+    keys: Sequence[str]
+    key: str
+    budget: Callable[[Mapping[str, Payload]], tuple[int | None, int | None]]
+    start_for: Callable[
+        [Payload, int | None, int | None], tuple[int, int | None, int | None] | None
+    ]
 
 
 def rows_window_size(
@@ -593,6 +613,35 @@ class StoreBackend(abc.ABC):
         if info is None:
             return None
         return await self.lease_acquire(session_id, owner, ttl), info
+
+    async def lease_acquire_and_read(
+        self, session_id: str, owner: str, ttl: float, existing: bool, plan: ReadPlan
+    ) -> tuple[LeaseGrant, SessionInfo | None, StartRead | None] | None:
+        """:meth:`lease_acquire` (:meth:`lease_acquire_existing` when ``existing``, ``None``
+        as it for a missing session) and, when the lease is granted, the read ``plan`` under
+        it (:meth:`records_and_window_after_record`): ``(grant, info, read)``, ``info``
+        ``None`` unless ``existing``, ``read`` ``None`` unless granted. This is how a run's
+        lease and its start are one store operation; a read that fails gives the lease back
+        before the error is raised. The default makes the calls in a row; SQLite does it all
+        in one job of its writer thread."""
+        info: SessionInfo | None = None
+        if existing:
+            found = await self.lease_acquire_existing(session_id, owner, ttl)
+            if found is None:
+                return None
+            grant, info = found
+        else:
+            grant = await self.lease_acquire(session_id, owner, ttl)
+        if not grant.acquired:
+            return grant, info, None
+        try:
+            read = await self.records_and_window_after_record(
+                session_id, plan.keys, plan.key, plan.budget, plan.start_for
+            )
+        except BaseException:
+            await asyncio.shield(self.lease_release(session_id, Fence(owner, grant.epoch)))
+            raise
+        return grant, info, read
 
     @abc.abstractmethod
     async def lease_renew(self, session_id: str, fence: Fence, ttl: float) -> bool:

@@ -43,7 +43,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from ..errors import LeaseLostError, SessionBusyError, SessionError, UserError
-from .backend import Fence, LeaseGrant, StoreBackend
+from .backend import Fence, LeaseGrant, ReadPlan, StartRead, StoreBackend
 from .base import SessionInfo
 
 __all__ = [
@@ -288,6 +288,7 @@ class Lease:
         "lost",
         "released",
         "session_id",
+        "start",
         "ttl",
     )
 
@@ -305,6 +306,8 @@ class Lease:
         self._renewing = True
         self._ended = False  # released by the holder's last write (_end_by_write)
         self._local: _LocalHold | None = None  # the in-process lock, set by fenced_lease
+        self.start: StartRead | None = None
+        """The read made as the lease was granted (``fenced_lease(read=…)``), else ``None``."""
 
     def __repr__(self) -> str:
         state = "lost" if self.lost else "held"
@@ -405,20 +408,35 @@ async def _release_quietly(backend: StoreBackend, session_id: str, fence: Fence)
 
 async def _plain(
     backend: StoreBackend, session_id: str, owner: str, ttl: float
-) -> tuple[LeaseGrant, None]:
-    return await backend.lease_acquire(session_id, owner, ttl), None
+) -> tuple[LeaseGrant, None, None]:
+    return await backend.lease_acquire(session_id, owner, ttl), None, None
+
+
+async def _existing(
+    backend: StoreBackend, session_id: str, owner: str, ttl: float
+) -> tuple[LeaseGrant, SessionInfo, None] | None:
+    found = await backend.lease_acquire_existing(session_id, owner, ttl)
+    return None if found is None else (*found, None)
 
 
 async def _attempt(
-    backend: StoreBackend, session_id: str, owner: str, ttl: float, existing: bool
-) -> tuple[LeaseGrant, SessionInfo | None]:
-    if existing:
-        attempt: Any = backend.lease_acquire_existing(session_id, owner, ttl)
+    backend: StoreBackend,
+    session_id: str,
+    owner: str,
+    ttl: float,
+    existing: bool,
+    read: ReadPlan | None,
+) -> tuple[LeaseGrant, SessionInfo | None, StartRead | None]:
+    if read is not None:
+        attempt: Any = backend.lease_acquire_and_read(session_id, owner, ttl, existing, read)
+    elif existing:
+        attempt = _existing(backend, session_id, owner, ttl)
     else:
         attempt = _plain(backend, session_id, owner, ttl)
     task = asyncio.ensure_future(attempt)
     try:
-        found: tuple[LeaseGrant, SessionInfo | None] | None = await asyncio.shield(task)
+        found: tuple[LeaseGrant, SessionInfo | None, StartRead | None] | None
+        found = await asyncio.shield(task)
     except asyncio.CancelledError:
         task.add_done_callback(functools.partial(_undo_acquire, backend, session_id, owner))
         raise
@@ -435,13 +453,14 @@ async def _acquire_store(
     wait: bool,
     deadline: float | None,
     existing: bool,
-) -> tuple[LeaseGrant, SessionInfo | None]:
+    read: ReadPlan | None,
+) -> tuple[LeaseGrant, SessionInfo | None, StartRead | None]:
     started = time.monotonic()
     delay = 0.005
     while True:
-        grant, info = await _attempt(backend, session_id, owner, ttl, existing)
+        grant, info, start = await _attempt(backend, session_id, owner, ttl, existing, read)
         if grant.acquired:
-            return grant, info
+            return grant, info, start
         left = remaining(deadline)
         if not wait or left == 0:
             waited = None if not wait or deadline is None else time.monotonic() - started
@@ -462,13 +481,17 @@ async def fenced_lease(
     timeout: float | None = None,
     ttl: float,
     existing: bool = False,
+    read: ReadPlan | None = None,
 ) -> AsyncIterator[Lease]:
     """Hold the fenced writer lease on ``session_id`` of ``store`` (see the module docstring).
 
     ``store`` identifies the store in this process (the in-process lock and the fence lookup
     are keyed by it); ``backend`` supplies the primitives. Yields the :class:`Lease`.
     ``existing``: only for a session that exists (else :class:`NoSuchSession`, nothing
-    written); the lease's ``info`` is then the session as the grant found it.
+    written); the lease's ``info`` is then the session as the grant found it. ``read``: a
+    run's start read, made as the lease is granted (one store operation where the backend
+    can; :meth:`~threadline.sessions.backend.StoreBackend.lease_acquire_and_read`); its
+    result is the lease's ``start``.
     """
     timeout = check_timeout(timeout)
     ttl = check_ttl(ttl)
@@ -478,10 +501,11 @@ async def fenced_lease(
     local = _LocalHold(key)
     try:
         owner = _new_owner()
-        grant, info = await _acquire_store(
-            backend, session_id, owner, ttl, wait, deadline, existing
+        grant, info, start = await _acquire_store(
+            backend, session_id, owner, ttl, wait, deadline, existing, read
         )
         lease = Lease(session_id, Fence(owner, grant.epoch), ttl, info)
+        lease.start = start
         lease._local = local
         try:
             stop = backend.lease_keepalive(

@@ -24,7 +24,9 @@ from ..backend import (
     LeaseHolder,
     PairingSummary,
     Payload,
+    ReadPlan,
     SearchHit,
+    StartRead,
     StoreBackend,
     StoreStats,
     TailWindow,
@@ -398,6 +400,27 @@ class SQLiteBackend(StoreBackend):
             return None
         grant, row = found
         return grant, SessionInfo.from_timestamps(*row)
+
+    async def lease_acquire_and_read(
+        self, session_id: str, owner: str, ttl: float, existing: bool, plan: ReadPlan
+    ) -> tuple[LeaseGrant, SessionInfo | None, StartRead | None] | None:
+        # one job: the lease, the session found (when asked) and the start read, one commit
+        found = await self.engine.write(
+            functools.partial(
+                ops.acquire_lease_and_read,
+                codec=self.codec,
+                session_id=session_id,
+                owner=owner,
+                ttl=ttl,
+                existing=existing,
+                plan=plan,
+            ),
+            durable=False,
+        )
+        if found is None:
+            return None
+        grant, row, read = found
+        return grant, None if row is None else SessionInfo.from_timestamps(*row), read
 
     async def pairing_summary(self, session_ids: Sequence[str]) -> dict[str, PairingSummary]:
         if not session_ids:

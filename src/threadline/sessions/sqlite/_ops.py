@@ -28,6 +28,8 @@ from ..backend import (
     LeaseHolder,
     PairingSummary,
     Payload,
+    ReadPlan,
+    StartRead,
     TailWindow,
     pairing_of,
 )
@@ -947,6 +949,32 @@ def acquire_lease_existing(
     if info is None:
         return None
     return acquire_lease(conn, session_id, owner, ttl), info
+
+
+def acquire_lease_and_read(
+    conn: sqlite3.Connection,
+    codec: ItemCodec,
+    session_id: str,
+    owner: str,
+    ttl: float,
+    existing: bool,
+    plan: ReadPlan,
+) -> tuple[LeaseGrant, tuple[str, int, float, float] | None, StartRead | None] | None:
+    """``lease_acquire_and_read``: the lease (on an existing session only when ``existing``:
+    ``None``, nothing written, for a missing one) and, once granted, the read ``plan``, in
+    one transaction."""
+    info = None
+    if existing:
+        info = session_info(conn, session_id)
+        if info is None:
+            return None
+    grant = acquire_lease(conn, session_id, owner, ttl)
+    if not grant.acquired:
+        return grant, info, None
+    read = records_and_window_after_record(
+        conn, codec, session_id, plan.keys, plan.key, plan.budget, plan.start_for
+    )
+    return grant, info, read
 
 
 def pairing_summary(conn: sqlite3.Connection, session_ids: Sequence[str]) -> list[PairingSummary]:

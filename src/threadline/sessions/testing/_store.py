@@ -16,6 +16,7 @@ import pytest
 from ...errors import CorruptItemError, LeaseLostError, SessionBusyError, SessionError, UserError
 from ...items import assistant_message, function_call, function_call_output, user_message
 from ..base import SessionSettings
+from ..backend import Fence, ReadPlan
 from ..codec import encode_items
 from ..lease import NoSuchSession, fenced_lease
 from ._harness import ConformanceHarness, asyncio_test, sample_history
@@ -484,6 +485,44 @@ class StoreTests(ConformanceHarness):
         async with session.lease(wait=False):
             await session._add_run_items([user_message("four")], records=None, last=False)
             assert len(await store.lease_holders(["ending"])) == 1  # not the last: still held
+
+    @asyncio_test
+    async def test_a_lease_taken_with_a_start_read_reads_under_it(self, store: Any) -> None:
+        self.require_store(store, "lease")
+        self.require_store(store, "records")
+        backend = store._backend
+        session = self._leased(store, "started")
+        await session.add_items([user_message(f"m{n}") for n in range(4)])
+        await session.put_records({"usage": {"turns": 2}})
+
+        def budget(found: Any) -> tuple[int | None, int | None]:
+            return 3, None
+
+        expected = await session._window_and_records(("usage",), budget)
+        async with session._lease_and_start(False, None, LEASE_TTL, ("usage",), budget) as (
+            held,
+            start,
+        ):
+            assert start == expected
+            assert (await store.lease_holders(["started"]))["started"].epoch == held.epoch
+            plan = ReadPlan(["usage"], "threadline.summary", budget, lambda *_: None)
+            other = await backend.lease_acquire_and_read(
+                "started", "someone else", LEASE_TTL, False, plan
+            )
+            assert other is not None
+            grant, _, read = other
+            assert not grant.acquired and read is None  # busy: nothing read, nothing taken
+            await session.add_items([user_message("under")])  # fenced by it
+        assert await store.lease_holders(["started"]) == {}
+        assert await backend.lease_acquire_and_read("never", "x", LEASE_TTL, True, plan) is None
+        assert await store.lease_holders(["never"]) == {}
+        found = await backend.lease_acquire_and_read("started", "me", LEASE_TTL, True, plan)
+        assert found is not None
+        grant, info, read = found
+        assert grant.acquired and info is not None and info.item_count == 5
+        assert read is not None and read[3] == 5 and read[0] == {"usage": read[0]["usage"]}
+        await backend.lease_release("started", Fence("me", grant.epoch))
+        assert await store.lease_holders(["started"]) == {}
 
     @asyncio_test
     async def test_lease_holders_forgets_an_expired_lease(self, store: Any) -> None:
