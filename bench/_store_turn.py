@@ -2,8 +2,9 @@
 
 Runs ``Runner.run`` on a zero-latency ``ScriptedModel`` with and without a session on a SQLite
 file store (alternating, 8 turns per conversation) and prints one JSON object: the median turn
-with the session, without it, and the median time of each store job kind (lease writes, the
-start read, the input commit, the durable commit), from the engine's own calls.
+with the session, without it, and the median time of each store job kind (the lease and the
+start read, the input commit, the durable commit, the lease's release; and any other read or
+lease write), from the engine's own calls.
 
     PYTHONPATH=src python bench/_store_turn.py DIR [CONVERSATIONS]
 """
@@ -37,8 +38,13 @@ async def _main(where: Path, conversations: int) -> dict[str, Any]:
 
     async def timed_write(self: SQLiteEngine, fn: Any, *, durable: Any = True) -> Any:
         started = time.perf_counter()
+        name = getattr(getattr(fn, "func", fn), "__name__", "")
         kind = (
-            "input commit (fsync after)"
+            "lease and start read"
+            if name == "acquire_lease_and_read"
+            else "lease release"
+            if name == "release_lease"
+            else "input commit (fsync after)"
             if durable == "soon"
             else "durable commit"
             if durable

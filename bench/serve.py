@@ -404,11 +404,10 @@ def summarize(points: list[dict[str, Any]], levels: list[int]) -> list[dict[str,
 WHERE_THE_TIME_GOES = [
     "## Where the time goes",
     "",
-    "Profiled by hand on 2026-12-03 (load average below 1, git 500b306 and the commit that "
-    "folded the lease's release into the reply's commit; timings of the SQLite engine's jobs "
-    "inside served turns, a thread round-trip microbenchmark, and A/B servers side by side on "
-    "one upstream, 5 interleaved runs of 400 turns at 1 client; rerun them after changing the "
-    "server):",
+    "Profiled by hand on 2026-12-03 (load average below 1, from git 500b306 on; timings of the "
+    "SQLite engine's jobs inside served turns, a thread round-trip microbenchmark, and A/B "
+    "servers side by side on one upstream, 5 interleaved runs of 400 turns at 1 client and 3 "
+    "of 768 at 64; rerun them after changing the server):",
     "",
     "* Both sides spend most of their CPU in the upstream call: the `openai` client turning the "
     "request's messages into its wire form (`_async_transform_recursive`, about a quarter of "
@@ -428,15 +427,19 @@ WHERE_THE_TIME_GOES = [
     "the input's fsync, made by the writer thread while the upstream works, 2.1 ms of wall "
     "time there (the writer waits for a core the upstream call keeps busy; alone it is "
     "0.2 ms).",
-    "* Since 2026-12-03 the lease's release rides in the reply's commit "
-    "(`StoreBackend.append_and_release`, one SQLite job): A/B against the commit before it, "
+    "* Two folds since (2026-12-03), each A/B against the commit before it: the lease's "
+    "release rides in the reply's commit (`StoreBackend.append_and_release`, one SQLite job): "
     "p50 5.69 → 5.52 ms at 1 client (ratio 1.61 → 1.54 beside a 3.53 ms pass-through), CPU "
-    "5.57 → 5.35 ms per call.",
-    "* Tried and not kept (A/B hacks, same method): folding the run's start read into the "
-    "lease's job too gave 5.21 ms (1.51×, the unchanged server 1.64× in that run); on top of "
-    "that, answering before the reply's fsync (committed like the input, fsynced right after) "
-    "gave 4.87 ms (1.44×). So even three store jobs a turn and no fsync before the answer "
-    "leave memory at about 1.45× of a 3.4 ms pass-through at 1 client.",
+    "5.57 → 5.35 ms per call; then the run's lease is taken by its start read "
+    "(`StoreBackend.lease_acquire_and_read`, one SQLite job): 5.62 → 5.22 ms at 1 client "
+    "(1.56 → 1.46), 347.7 → 321.8 ms at 64 clients (1.44 → 1.32), CPU 5.84 → 5.31 ms per call "
+    "at 64.",
+    "* Tried and not kept (an A/B hack, same method): answering before the reply's fsync "
+    "(committed like the input, fsynced right after) on top of both folds gave 4.87 ms at 1 "
+    "client (1.44×, the server without the folds 1.61× in that run). So even three store jobs "
+    "a turn and no fsync before the answer leave memory at about 1.45× of a 3.4 ms "
+    "pass-through at 1 client; it would also answer a turn a power cut could still lose, so "
+    "it is not the default, and a benchmark of it would not be this one.",
     "* On a loaded machine the p50 ratio swings from run to run (see the per-run ratios above) "
     "far more than the CPU ratio does: with the load average above the core count, a point's "
     "p50 is mostly how long the server waited for a core while it ran.",
@@ -448,27 +451,34 @@ WHERE_THE_TIME_GOES = [
     "`ScriptedServer` because the latter stalls past a handful of concurrent connections.",
     "",
     "Store operations per served turn (SQLite engine jobs; pinned by "
-    "`tests/server/test_responses.py::test_a_served_turn_is_a_lease_job_a_read_and_two_commits_"
-    "the_last_ending_the_lease`, the library run's share by "
-    "`tests/run/test_store_operations.py`): the lease acquire, which also finds the "
-    "conversation (its 404) and its item count in the same transaction "
-    "(`lease_acquire_existing`; bookkeeping, no fsync), **one** read for the run's start (the "
-    "usage record that calibrates the token budget, the pending-run record, the compaction "
-    "summary and the window, in one snapshot), the input commit (committed before the "
+    "`tests/server/test_responses.py::test_a_served_turn_is_a_lease_and_read_job_and_two_"
+    "commits_the_last_ending_the_lease`, the library run's share by "
+    "`tests/run/test_store_operations.py`): **one** job for the lease and the run's start "
+    "(the lease, taken only on a conversation that exists, which gives the 404 and the item "
+    "count; under it the usage record that calibrates the token budget, the pending-run "
+    "record, the compaction summary and the window, in one snapshot: "
+    "`lease_acquire_and_read`, bookkeeping, no fsync), the input commit (committed before the "
     "upstream is called, its fsync made by the writer thread right after, while the upstream "
     'works, and before the writer takes another write: `durable="soon"`), and the reply\'s '
     "durable commit, which also carries the response record and releases the lease "
-    "(`append_and_release`; until 2026-12-03 the release was a fifth job).",
+    "(`append_and_release`). Until 2026-12-03 these were five jobs (lease, read, input, "
+    "reply, release). A request whose input answers tool calls, or that offers client-side "
+    "tools, still holds the lease around the run itself (it writes before or after the run): "
+    "lease, read, input, reply, release.",
     "",
     "What would reach 1.3×: at 1 client the bar leaves memory about 1 ms a turn beside a "
-    "3.4 ms pass-through, less than the four thread round trips of the SQLite store with its "
-    "fsync before the answer (about 1.4 ms at their medians, above). The measured upper "
-    "bounds of the remaining folds (1.51× and 1.44×, above) say that folding alone does not "
-    "get there; it would take a store whose jobs cost no thread round trip (reads of a WAL "
-    "file on the event-loop thread, and a writer that is not a Python thread), or a bar "
-    "stated against a nonzero upstream latency or as time added per turn. At 16 and 64 "
-    "clients the server's one core is saturated and the p50 follows CPU per turn, where the "
-    "same round trips (CPU on both threads) are the difference.",
+    "3.4 ms pass-through, less than the three thread round trips of the SQLite store with "
+    "its fsync before the answer cost (about 1.2 ms at their medians, above, before the "
+    "Python around them). What is left to fold is the input commit into the lease's job "
+    "(the pending-run refusal and the usage records, now computed from the read on the event "
+    "loop, would have to run in the writer thread; a guarded input or a "
+    "`session_input_callback` cannot) — one round trip, about 0.2 ms; the hack above puts "
+    "even that beside no fsync at 1.44×. So at 1 client it would take a store whose jobs "
+    "cost no thread round trip (reads of a WAL file on the event-loop thread, a writer that "
+    "is not a Python thread), or a bar stated against a nonzero upstream latency or as time "
+    "added per turn. At 16 and 64 clients the server's one core is saturated and the p50 "
+    "follows CPU per turn, where the same round trips (CPU on both threads) are the "
+    "difference.",
 ]
 """The profile behind the numbers (measured by hand; not rerun by this script)."""
 
@@ -530,8 +540,8 @@ def _floor(record: dict[str, Any]) -> list[str]:
         "`bench/_store_turn.py`, once per run) takes "
         f"{added:.2f} ms longer with a SQLite file session than without (median over runs), "
         f"the store's jobs being {shown} at their medians. A served turn makes the same jobs "
-        "but one (its lease job also finds the conversation and counts it, and its lease's "
-        "release rides in the reply's commit) on top of the pass-through, so at 1 client the "
+        "but the release, which rides in the reply's commit (and its lease job also finds the "
+        "conversation and counts it), on top of the pass-through, so at 1 client the "
         f"ratio is about ({stateless:.2f} + {added:.2f}) / {stateless:.2f} "
         f"= **{floor:.2f}×** here; {TARGET}× needs the store's share of a turn within "
         f"{(TARGET - 1) * stateless:.2f} ms.",
