@@ -625,8 +625,9 @@ def render(record: dict[str, Any]) -> str:
         "threads, no file, no commits).",
         "",
         "The servers run side by side for the whole run; at each level the sides take turns, "
-        "the order reversing from run to run. Each cell is the median over runs; a ratio is "
-        "the median of each run's p50 ÷ the stateless p50 of the same run.",
+        "the order reversing from run to run, each point after a few untimed turns of its own. "
+        "Each cell is the median over runs; a ratio is the median of each run's p50 ÷ the "
+        "stateless p50 of the same run.",
         "",
         "## Results",
         "",
@@ -797,6 +798,10 @@ def main() -> int:
                 for index, clients in enumerate(levels):
                     order = MEASURED if (run + index) % 2 == 0 else MEASURED[::-1]
                     for side in order:
+                        # a few turns first, untimed: the first point after a pause (the
+                        # store-turn subprocess, another side's turn) ran up to 25% slower,
+                        # whichever side it was
+                        measure(servers[side], side, clients, 2, 2 * clients)
                         point = measure(servers[side], side, clients, args.turns, args.requests)
                         point["run"] = run
                         points.append(point)
