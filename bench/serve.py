@@ -794,13 +794,11 @@ def main() -> int:
             store_turns = []
             points = []
             for run in range(args.runs):
-                store_turns.append(store_turn(work / f"store-turn-{run}"))
                 for index, clients in enumerate(levels):
                     order = MEASURED if (run + index) % 2 == 0 else MEASURED[::-1]
                     for side in order:
-                        # a few turns first, untimed: the first point after a pause (the
-                        # store-turn subprocess, another side's turn) ran up to 25% slower,
-                        # whichever side it was
+                        # a few turns first, untimed, so that no point is a side's first
+                        # after a pause
                         measure(servers[side], side, clients, 2, 2 * clients)
                         point = measure(servers[side], side, clients, args.turns, args.requests)
                         point["run"] = run
@@ -811,6 +809,11 @@ def main() -> int:
                             f"cpu {point['server_cpu_ms_per_call']:.2f} ms/call",
                             file=sys.stderr,
                         )
+            # after every point, not between them: the first point after this subprocess
+            # (its imports and fsyncs) ran up to 25% slower, whichever side it was (the
+            # 1-client ratio alternated about 1.2 and 1.7 with the order of the sides)
+            for run in range(args.runs):
+                store_turns.append(store_turn(work / f"store-turn-{run}"))
         finally:
             for server in servers.values():
                 server.stop()
