@@ -55,6 +55,8 @@ DATA = HERE / ".data"
 TARGET = 1.3
 MODEL = "assistant"
 SIDES = ("memory", "stateless")
+SETTLE_S = 6.0
+"""Seconds of quiet before each level (longer than httpx's 5 s keep-alive expiry)."""
 MEASURED = ("memory", "ram", "stateless")
 """The sides each run measures: ``ram`` is memory on the in-process store (``memory://``),
 which tells what memory costs apart from the SQLite file's threads and commits."""
@@ -625,7 +627,10 @@ def render(record: dict[str, Any]) -> str:
         "threads, no file, no commits).",
         "",
         "The servers run side by side for the whole run; at each level the sides take turns, "
-        "the order reversing from run to run, each point after a few untimed turns of its own. "
+        "the order reversing from run to run, each level after 6 s of quiet (a server that "
+        "has just served 64 clients answers one client up to 25% slower until its upstream "
+        "client drops its idle keep-alive connections) and each point after a few untimed "
+        "turns of its own. "
         "Each cell is the median over runs; a ratio is the median of each run's p50 ÷ the "
         "stateless p50 of the same run.",
         "",
@@ -795,10 +800,14 @@ def main() -> int:
             points = []
             for run in range(args.runs):
                 for index, clients in enumerate(levels):
+                    # a server that has just served 64 clients answered one client up to 25%
+                    # slower for seconds (its upstream client's pool of idle keep-alive
+                    # connections, which httpx drops after 5 s), so the first side of the
+                    # next level paid for the last side of this one: let them expire
+                    time.sleep(SETTLE_S)
                     order = MEASURED if (run + index) % 2 == 0 else MEASURED[::-1]
                     for side in order:
-                        # a few turns first, untimed, so that no point is a side's first
-                        # after a pause
+                        # a few turns first, untimed: its connections, warm again
                         measure(servers[side], side, clients, 2, 2 * clients)
                         point = measure(servers[side], side, clients, args.turns, args.requests)
                         point["run"] = run
@@ -809,9 +818,7 @@ def main() -> int:
                             f"cpu {point['server_cpu_ms_per_call']:.2f} ms/call",
                             file=sys.stderr,
                         )
-            # after every point, not between them: the first point after this subprocess
-            # (its imports and fsyncs) ran up to 25% slower, whichever side it was (the
-            # 1-client ratio alternated about 1.2 and 1.7 with the order of the sides)
+            # after every point, not between them (a CPU burst of its own)
             for run in range(args.runs):
                 store_turns.append(store_turn(work / f"store-turn-{run}"))
         finally:
