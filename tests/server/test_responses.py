@@ -205,16 +205,21 @@ def test_client_tool_round_trip_with_previous_response_id(
     assert upstream.requests[-1].body["messages"][-1]["content"] == "-5C"
 
 
-def test_server_side_tools_run_on_the_server(
-    serve: Callable[..., Served], upstream: ScriptedServer
-) -> None:
+def _calculator(upstream: ScriptedServer) -> Agent[Any]:
+    """An agent with a server-side tool, ``add``."""
+
     @function_tool
     def add(a: int, b: int) -> int:
         """Add two numbers."""
         return a + b
 
-    agent = Agent(name="calc", instructions="Use add.", model=upstream_model(upstream), tools=[add])
-    client = serve(agents=[agent]).client()
+    return Agent(name="calc", instructions="Use add.", model=upstream_model(upstream), tools=[add])
+
+
+def test_server_side_tools_run_on_the_server(
+    serve: Callable[..., Served], upstream: ScriptedServer
+) -> None:
+    client = serve(agents=[_calculator(upstream)]).client()
     upstream.add(tool_calls(("add", {"a": 2, "b": 3})), reply("5"))
     answer = client.responses.create(model="calc", input="2+3?")
     assert answer.output_text == "5"
@@ -411,13 +416,7 @@ def test_only_the_step_that_ends_a_served_run_ends_its_lease(
 ) -> None:
     from .._engine_jobs import log_engine_jobs
 
-    @function_tool
-    def add(a: int, b: int) -> int:
-        """Add two numbers."""
-        return a + b
-
-    agent = Agent(name="calc", instructions="Use add.", model=upstream_model(upstream), tools=[add])
-    client = serve(agents=[agent]).client()
+    client = serve(agents=[_calculator(upstream)]).client()
     conversation = client.conversations.create()
     log = log_engine_jobs(monkeypatch)
     upstream.add(tool_calls(("add", {"a": 2, "b": 3})), reply("5"), reply("Still 5."))
