@@ -15,8 +15,8 @@ import pytest
 
 from ...errors import CorruptItemError, LeaseLostError, SessionBusyError, SessionError, UserError
 from ...items import assistant_message, function_call, function_call_output, user_message
-from ..base import SessionSettings
 from ..backend import Fence, ReadPlan
+from ..base import SessionSettings
 from ..codec import encode_items
 from ..lease import NoSuchSession, fenced_lease
 from ._harness import ConformanceHarness, asyncio_test, sample_history
