@@ -417,8 +417,8 @@ WHERE_THE_TIME_GOES = [
     "zero-latency pass-through costs 3.3–4 ms of CPU per call on a quiet day (6–9 ms on "
     "2026-12-02 at load average 5–9), so one core serves 250–300 calls/s without memory.",
     "* Memory itself costs little: on the in-process store (the table under the results) a "
-    "served turn is within a few percent of the pass-through, and below it at 16 and 64 "
-    "clients (where the stateless client re-sends a growing transcript). The gap is the SQLite "
+    "served turn is within a few percent of the pass-through at 1 and 16 clients (where the "
+    "stateless client re-sends a growing transcript) and about 1.1–1.2× at 64. The gap is the SQLite "
     "file store's: each of its jobs is a round trip to a SQLite thread, which costs more than "
     "the job's SQL. On this VM awaiting a no-op job on a thread costs 110–125 µs of CPU "
     "(`asyncio.to_thread` the same), a job with a NORMAL commit about 115 µs, with a FULL "
