@@ -88,7 +88,7 @@ class SessionMemory:
         """The new input :meth:`start` was given (``None`` in a resumed run)."""
         self.saved = 0
         """Items this run appended so far: the newest ``saved`` stored items are the run's."""
-        self._deferred: _DeferredLease | None = None
+        self._deferred: _RunLease | None = None
         """The run's lease, when :func:`session_memory` left it to the start read to take
         (with the read, in one store operation); taken by whatever touches the session
         first."""
@@ -98,14 +98,8 @@ class SessionMemory:
         make that read)."""
         deferred, self._deferred = self._deferred, None
         if deferred is not None:
-            await deferred.stack.enter_async_context(
-                writer_lease(
-                    self.session,
-                    wait=deferred.wait,
-                    timeout=math.inf if deferred.timeout is None else deferred.timeout,
-                    ttl=deferred.ttl,
-                )
-            )
+            assert deferred.stack is not None
+            await deferred.stack.enter_async_context(deferred.writer_lease(self.session))
 
     async def token_budget(self) -> int | None:
         """The window's ``max_tokens`` in estimated tokens, calibrated for this session."""
@@ -216,6 +210,7 @@ class SessionMemory:
         if deferred is None:
             history, values, count = await session._window_and_records(keys, budget)
         else:  # the run's lease and this read: one store operation
+            assert deferred.stack is not None
             _, (history, values, count) = await deferred.stack.enter_async_context(
                 session._lease_and_start(
                     deferred.wait, deferred.timeout, deferred.ttl, keys, budget
@@ -399,25 +394,14 @@ async def session_memory(
         from .compaction import check_compactable
 
         check_compactable(session)  # before the run, not after it
-    # The settings are resolved (the run's over the session's), so pass every value
-    # explicitly: "no bound" is math.inf, and the ttl reaches the lease even when only the
-    # run set it.
-    timeout = settings.effective_timeout
     with _hold(session):
         memory = SessionMemory(session, settings, config.session_input_callback, context)
         if starts_with_read and memory._reads_once() and not _leased(session):
             async with contextlib.AsyncExitStack() as stack:
-                memory._deferred = _DeferredLease(
-                    stack, settings.effective_wait, timeout, settings.effective_ttl
-                )
+                memory._deferred = _RunLease(stack, settings)
                 yield memory
             return
-        async with writer_lease(
-            session,
-            wait=settings.effective_wait,
-            timeout=math.inf if timeout is None else timeout,
-            ttl=settings.effective_ttl,
-        ):
+        async with _RunLease(None, settings).writer_lease(session):
             yield memory
 
 
@@ -426,15 +410,25 @@ def _leased(session: StoreSession) -> bool:
     return held_lease(session.store, session.session_id) is not None
 
 
-class _DeferredLease:
-    """A run's lease left to its start read: the block's exit stack, and how to take it."""
+class _RunLease:
+    """How a run takes its lease, from its resolved settings (the run's over the session's);
+    ``stack``, when the lease is left to the start read: the run's exit stack, which holds the
+    lease once taken."""
 
     __slots__ = ("stack", "timeout", "ttl", "wait")
 
-    def __init__(
-        self, stack: contextlib.AsyncExitStack, wait: bool, timeout: float | None, ttl: float
-    ) -> None:
+    def __init__(self, stack: contextlib.AsyncExitStack | None, settings: SessionSettings) -> None:
         self.stack = stack
-        self.wait = wait
-        self.timeout = timeout  # None: no bound
-        self.ttl = ttl
+        self.wait = settings.effective_wait
+        self.timeout = settings.effective_timeout  # None: no bound
+        self.ttl = settings.effective_ttl
+
+    def writer_lease(self, session: Any) -> Any:
+        """The plain lease block (every value explicit: "no bound" is ``math.inf``, and the
+        ttl reaches the lease even when only the run set it)."""
+        return writer_lease(
+            session,
+            wait=self.wait,
+            timeout=math.inf if self.timeout is None else self.timeout,
+            ttl=self.ttl,
+        )

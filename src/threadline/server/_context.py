@@ -84,8 +84,7 @@ class ServerSession(StoreSession):
     def _run_lease(self, wait: bool, timeout: float | None) -> tuple[bool, float | None, bool]:
         if self.run_lease_wait is None:
             return wait, timeout, False
-        request_wait = self.run_lease_wait
-        return request_wait > 0, request_wait if request_wait > 0 else None, True
+        return (*lease_terms(self.run_lease_wait), True)
 
     @asynccontextmanager
     async def _lease_and_start(
@@ -235,10 +234,14 @@ async def writer(session: ServerSession, wait: float, existing: bool = False) ->
     """Hold ``session``'s lease: ``wait`` 0 is a 409 ``conversation_busy`` at once.
     ``existing``: the conversation must exist (else :class:`NoSuchSession`); yields the
     lease, whose ``info`` then carries its item count."""
-    async with session.lease(
-        wait=wait > 0, timeout=wait if wait > 0 else None, existing=existing
-    ) as lease:
+    waits, timeout = lease_terms(wait)
+    async with session.lease(wait=waits, timeout=timeout, existing=existing) as lease:
         yield lease
+
+
+def lease_terms(wait: float) -> tuple[bool, float | None]:
+    """A request's lease wait (seconds; 0: a 409 at once) as ``(wait, timeout)``."""
+    return wait > 0, wait if wait > 0 else None
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

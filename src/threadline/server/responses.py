@@ -493,24 +493,21 @@ async def _in_session(
     session = placed.session
     if session is None or session.readonly:
         return await body(placed)
-    if placed.check_exists and not parsed.tools and not _answers(parsed):
-        # nothing to write before the run nor after it (no client tool can stop it): its
-        # lease is the request's, taken (only on a conversation that exists, counted with
-        # it) by its start read, in one store job
-        session.run_lease_wait = wait
-        try:
-            return await body(placed)
-        except NoSuchSession as missing:
-            if missing.session_id != session.session_id:
-                raise
-            raise _no_conversation(str(placed.visible_id)) from None
     chain_wait = context.limits.max_lease_wait if placed.chain_head is not None else wait
     try:
+        if placed.check_exists and not parsed.tools and not _answers(parsed):
+            # nothing to write before the run nor after it (no client tool can stop it): its
+            # lease is the request's, taken (only on a conversation that exists, counted
+            # with it) by its start read, in one store job
+            session.run_lease_wait = wait
+            return await body(placed)
         async with writer(session, chain_wait, existing=placed.check_exists) as lease:
             if placed.check_exists:
                 await _count(context, placed, lease)
             return await _under_lease(context, tenant, parsed, placed, body)
-    except NoSuchSession:  # (only the lease above raises it)
+    except NoSuchSession as missing:  # (the conversation's lease, taken either way)
+        if missing.session_id != session.session_id:
+            raise
         raise _no_conversation(str(placed.visible_id)) from None
 
 

@@ -315,6 +315,17 @@ class StoreBackend(abc.ABC):
         is acknowledged (SQLite fsyncs its log right after the commit). The default is
         :meth:`append`.
         """
+        await self._append_with(session_id, rows, fence, records)
+
+    async def _append_with(
+        self,
+        session_id: str,
+        rows: Sequence[EncodedItem],
+        fence: Fence | None,
+        records: Mapping[str, Payload | None] | None,
+    ) -> None:
+        """:meth:`append`, passing ``records`` only when there are some (a backend without
+        ``"records"`` is never given them)."""
         if records:
             await self.append(session_id, rows, fence, records)
         else:
@@ -332,10 +343,7 @@ class StoreBackend(abc.ABC):
         (the lease is lost, a bad row) nothing is released and the error is raised. A backend
         may do both in one transaction (SQLite: one job of its writer thread, one commit);
         the default makes the two calls in a row."""
-        if records:
-            await self.append(session_id, rows, fence, records)
-        else:
-            await self.append(session_id, rows, fence)
+        await self._append_with(session_id, rows, fence, records)
         await self.lease_release(session_id, fence)
 
     @abc.abstractmethod
