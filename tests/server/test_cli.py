@@ -48,6 +48,22 @@ def test_refuses_a_public_host_without_keys(capsys: pytest.CaptureFixture[str]) 
     assert "--api-key-env" in err and "--keys-file" in err
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_store_that_cannot_be_opened_is_an_error_not_a_traceback(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # the folder exists (the command checks that first) but no file can be made in it, even
+    # by root: SQLite fails as the store is first opened, which the server used to do in its
+    # start-up, logging a traceback after it said it was serving
+    store = "sqlite:////proc/threadline-test.db"
+    upstream = ["--upstream", "http://127.0.0.1:9/v1", "--model", "m", "--port", "0"]
+    assert main(["serve", "--store", store, *upstream]) == 1
+    err = capfd.readouterr().err
+    assert "error: cannot create the session store" in err
+    assert "Traceback" not in err
+    assert "threadline serve: http://" not in err  # it never said it was serving
+
+
 def test_argument_errors(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

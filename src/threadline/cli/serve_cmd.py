@@ -208,16 +208,26 @@ def serve_command(args: argparse.Namespace) -> int:
     where = store_name(store) if store is not None else "none (--no-memory)"
     if args.ui:
         where += f"; inspector: http://{shown}:{port}/ui/"
-    print(
-        f"threadline serve: http://{shown}:{port}/v1 (models: {served}; store: {where})",
-        file=sys.stderr,
-        flush=True,
-    )
     level = "debug" if getattr(args, "verbose", False) else "warning"
     config = uvicorn.Config(app, log_level=level, lifespan="on", access_log=False)
     server = uvicorn.Server(config)
+
+    async def run() -> None:
+        if store is not None:
+            # on the server's loop, before it starts: a store that cannot be opened (a
+            # directory that cannot be written, a database that is down) is this command's
+            # error, not a traceback in the server's log (the app's own start-up then finds
+            # the schema ready)
+            await store.setup()
+        print(
+            f"threadline serve: http://{shown}:{port}/v1 (models: {served}; store: {where})",
+            file=sys.stderr,
+            flush=True,
+        )
+        await server.serve(sockets=[sock])
+
     try:
-        asyncio.run(server.serve(sockets=[sock]))
+        asyncio.run(run())
     finally:
         sock.close()
     return 0
